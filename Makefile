@@ -1,0 +1,88 @@
+# hookd — build, test and run.  `make help` lists the targets.
+VERSION    := 0.1.0
+CC         ?= cc
+PKGS       := libmicrohttpd hiredis rdkafka jansson libcurl libcrypto
+PYTHON     := /usr/bin/python3
+
+ifeq ($(SANITIZE),1)
+BUILD      := build-asan
+BIN        := bin-asan
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT        := -O1
+else
+BUILD      := build
+BIN        := bin
+SANFLAGS   :=
+OPT        := -O2
+endif
+
+CFLAGS     ?= $(OPT) -g
+CFLAGS     += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+              -Icommon $(shell pkg-config --cflags $(PKGS)) -DHOOKD_VERSION='"$(VERSION)"' $(SANFLAGS) -MMD -MP
+LDFLAGS    += $(SANFLAGS)
+LDLIBS     := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+COMMON_SRC := $(wildcard common/*.c)
+API_SRC    := $(wildcard producer-api/*.c)
+DISP_SRC   := $(wildcard dispatcher/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o)
+DISP_OBJ   := $(DISP_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+COMMON_LIB := $(BUILD)/libhookd_common.a
+
+PROGRAMS   := $(BIN)/producer-api $(if $(DISP_SRC),$(BIN)/dispatcher)
+
+.PHONY: all help deps test test-unit test-api test-asan run clean bench
+all: $(PROGRAMS)
+
+help:
+	@echo "make            build bin/producer-api and bin/dispatcher"
+	@echo "make deps       install the Debian packages the build, tests and make run need (as root)"
+	@echo "make test       unit tests, then API and end-to-end tests against real Redis and Kafka"
+	@echo "make test-asan  the whole test suite built with AddressSanitizer + UBSan"
+	@echo "make run        build, start Redis, Kafka and both services locally"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/producer-api: $(API_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(API_OBJ) $(COMMON_LIB) $(LDLIBS)
+
+$(BIN)/dispatcher: $(DISP_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(DISP_OBJ) $(COMMON_LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMMON_LIB) $(LDLIBS) -lcmocka
+
+deps:
+	sh tests/support/deps.sh
+
+test: test-unit test-api
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-api: all
+	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api $(PYTEST_ARGS)
+
+test-asan:
+	$(MAKE) SANITIZE=1 test
+
+run: all
+	sh tests/support/run-local.sh
+
+clean:
+	rm -rf build build-asan bin bin-asan
+
+-include $(COMMON_OBJ:.o=.d) $(API_OBJ:.o=.d) $(DISP_OBJ:.o=.d)

@@ -1,0 +1,53 @@
+/*
+ * envelope — the event envelope: the Kafka message value that links producer-api and the dispatcher, and a
+ * public contract (schemas/envelope.json) for backends that write to the topics directly:
+ *
+ *     {"id": "<event id>", "type": "<event_type>", "organization_id": 7,
+ *      "occurred_at": "2026-11-29T01:02:03.456Z", "data": {"id": 123, ...}}
+ *
+ * It also renders the body receivers get: {"data": {...}, "type": "<event_type>"}.
+ * Stateless and thread-safe; an envelope value is owned by one thread at a time.
+ */
+#ifndef HOOKD_ENVELOPE_H
+#define HOOKD_ENVELOPE_H
+
+#include "timeutil.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define ENVELOPE_ID_MAX 128
+
+typedef struct envelope {
+    char id[ENVELOPE_ID_MAX + 1];      /* event id: UUIDv7 or the client's id (1-128 printable ASCII) */
+    int type;                          /* event type index (event_types.h) */
+    long long organization_id;         /* > 0 */
+    char occurred_at[TIME_TEXT_MAX];   /* RFC 3339 UTC, normalised */
+    json_t *data;                      /* owned reference to a JSON object with an integer "id" */
+} envelope;
+
+/* Releases what the envelope owns (data) and zeroes it. Safe on a zeroed envelope. */
+void envelope_clear(envelope *env);
+
+/* Validates one event as a client posts it to /api/v1/events and fills out (which the caller clears).
+ *   token_org: the organization of an organization token, or 0 for a service token.
+ *   index: the event's position in a batch, or -1 for a single event (then errors carry no "index").
+ * Every problem is appended to errors as {"field", "message"[, "index"]}. Returns 0 when valid, -1 when not.
+ * When the client gave no id, out->id is left empty: the caller assigns one. */
+int envelope_from_request(json_t *event, long long token_org, int index, envelope *out, json_t *errors);
+
+/* Serialises the envelope (compact JSON, keys in contract order). Returns a malloc'd string the caller frees,
+ * or NULL on allocation failure; *len gets its length. */
+char *envelope_encode(const envelope *env, size_t *len);
+
+/* Parses and validates a Kafka message value. Returns 0 and fills out (caller clears), or -1 with a reason in
+ * errbuf. */
+int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen);
+
+/* Renders the receiver body {"data": ..., "type": ...}. Returns a malloc'd string (caller frees) or NULL. */
+char *envelope_delivery_body(const envelope *env, size_t *len);
+
+/* Returns 1 when id is 1-128 printable ASCII characters (0x21-0x7e), else 0. */
+int envelope_id_valid(const char *id);
+
+#endif

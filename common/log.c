@@ -1,0 +1,78 @@
+/* log — see log.h. */
+#include "log.h"
+
+#include "timeutil.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Written once by log_init() before threads start; read-only afterwards. */
+static char log_service[48] = "hookd";
+static log_level log_min_level = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+int log_init(const char *service, const char *level_name)
+{
+    if (service != NULL)
+        snprintf(log_service, sizeof log_service, "%s", service);
+    log_min_level = LOG_INFO;
+    if (level_name == NULL || level_name[0] == '\0')
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(level_name, level_names[i]) == 0) {
+            log_min_level = (log_level)i;
+            return 0;
+        }
+    }
+    if (strcasecmp(level_name, "warning") == 0) {
+        log_min_level = LOG_WARN;
+        return 0;
+    }
+    return -1;
+}
+
+int log_enabled(log_level level)
+{
+    return level >= log_min_level;
+}
+
+void log_json(log_level level, const char *msg, const char *fields_fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+
+    char ts[TIME_TEXT_MAX];
+    time_format_rfc3339(time_now_ms(), 1, ts);
+
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "service",
+                             log_service, "msg", msg != NULL ? msg : "");
+    if (line == NULL)
+        return;
+    if (fields_fmt != NULL) {
+        json_error_t error;
+        va_list ap;
+        va_start(ap, fields_fmt);
+        json_t *fields = json_vpack_ex(&error, 0, fields_fmt, ap);
+        va_end(ap);
+        if (fields == NULL)
+            json_object_set_new(line, "log_error", json_string(error.text));
+        else if (json_is_object(fields))
+            json_object_update(line, fields);
+        json_decref(fields);
+    }
+
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(line);
+    if (text == NULL)
+        return;
+    size_t len = strlen(text);
+    text[len] = '\n'; /* overwrite the terminator: the whole line goes out in one write */
+    ssize_t ignored = write(STDERR_FILENO, text, len + 1);
+    (void)ignored;
+    free(text);
+}

@@ -1,0 +1,174 @@
+/* redis_conn — see redis_conn.h. */
+#include "redis_conn.h"
+
+#include "log.h"
+#include "timeutil.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct redis_conn {
+    redisContext *ctx;        /* NULL while disconnected */
+    char host[256];           /* server host name or address */
+    int port;                 /* server TCP port */
+    char password[256];       /* AUTH password, empty for none */
+    char username[128];       /* AUTH user name (Redis 6 ACL), empty for the default user */
+    int db;                   /* SELECT index */
+    int64_t next_attempt_ms;  /* monotonic time before which no reconnect is tried (backoff) */
+    int backoff_ms;           /* current backoff: 50 ms doubling to 2 s, reset on success */
+};
+
+static int copy_part(CURLU *u, CURLUPart part, char *out, size_t outlen, int flags)
+{
+    char *value = NULL;
+    out[0] = '\0';
+    if (curl_url_get(u, part, &value, flags) != CURLUE_OK)
+        return 0;
+    int ok = strlen(value) < outlen;
+    if (ok)
+        strcpy(out, value);
+    curl_free(value);
+    return ok ? 0 : -1;
+}
+
+redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
+{
+    redis_conn *conn = calloc(1, sizeof *conn);
+    CURLU *u = curl_url();
+    char scheme[16], port[16], path[64];
+    if (conn == NULL || u == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) != 0 || strcmp(scheme, "redis") != 0) {
+        snprintf(errbuf, errlen, "REDIS_URL must look like redis://[:password@]host[:port][/db]");
+        goto err;
+    }
+    if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||
+        copy_part(u, CURLUPART_PORT, port, sizeof port, 0) != 0 ||
+        copy_part(u, CURLUPART_USER, conn->username, sizeof conn->username, CURLU_URLDECODE) != 0 ||
+        copy_part(u, CURLUPART_PASSWORD, conn->password, sizeof conn->password, CURLU_URLDECODE) != 0 ||
+        copy_part(u, CURLUPART_PATH, path, sizeof path, 0) != 0) {
+        snprintf(errbuf, errlen, "REDIS_URL has an invalid host, port, user or path");
+        goto err;
+    }
+    /* an IPv6 literal comes back bracketed; hiredis wants it bare */
+    size_t hlen = strlen(conn->host);
+    if (conn->host[0] == '[' && conn->host[hlen - 1] == ']') {
+        memmove(conn->host, conn->host + 1, hlen - 2);
+        conn->host[hlen - 2] = '\0';
+    }
+    conn->port = port[0] ? atoi(port) : 6379;
+    conn->db = 0;
+    if (path[0] != '\0' && strcmp(path, "/") != 0) {
+        char *end = NULL;
+        long db = strtol(path + 1, &end, 10);
+        if (end == path + 1 || *end != '\0' || db < 0 || db > 1000) {
+            snprintf(errbuf, errlen, "REDIS_URL database must be a number, as in redis://host:6379/0");
+            goto err;
+        }
+        conn->db = (int)db;
+    }
+    curl_url_cleanup(u);
+    conn->backoff_ms = 50;
+    redis_conn_ensure(conn);
+    return conn;
+err:
+    curl_url_cleanup(u);
+    free(conn);
+    return NULL;
+}
+
+void redis_conn_close(redis_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    if (conn->ctx != NULL)
+        redisFree(conn->ctx);
+    free(conn);
+}
+
+void redis_conn_reset(redis_conn *conn)
+{
+    if (conn->ctx != NULL) {
+        redisFree(conn->ctx);
+        conn->ctx = NULL;
+    }
+}
+
+redisContext *redis_conn_context(redis_conn *conn)
+{
+    return conn->ctx;
+}
+
+/* Sends a command on a fresh context during the handshake; returns 0 when the reply is not an error. */
+static int handshake(redisContext *ctx, int argc, const char **argv)
+{
+    redisReply *reply = redisCommandArgv(ctx, argc, argv, NULL);
+    int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+    if (reply != NULL && !ok)
+        log_json(LOG_ERROR, "redis handshake refused", "{s:s, s:s}", "command", argv[0], "error", reply->str);
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+int redis_conn_ensure(redis_conn *conn)
+{
+    if (conn->ctx != NULL)
+        return 0;
+    int64_t now = time_monotonic_ms();
+    if (now < conn->next_attempt_ms)
+        return -1;
+    struct timeval timeout = {REDIS_CONN_TIMEOUT_MS / 1000, (REDIS_CONN_TIMEOUT_MS % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(conn->host, conn->port, timeout);
+    if (ctx == NULL || ctx->err) {
+        log_json(LOG_WARN, "redis unreachable", "{s:s, s:i, s:s, s:i}", "host", conn->host, "port", conn->port,
+                 "error", ctx != NULL ? ctx->errstr : "out of memory", "retry_in_ms", conn->backoff_ms);
+        if (ctx != NULL)
+            redisFree(ctx);
+        conn->next_attempt_ms = now + conn->backoff_ms;
+        conn->backoff_ms = conn->backoff_ms * 2 > 2000 ? 2000 : conn->backoff_ms * 2;
+        return -1;
+    }
+    redisSetTimeout(ctx, timeout);
+    redisEnableKeepAlive(ctx);
+    char db_text[16];
+    snprintf(db_text, sizeof db_text, "%d", conn->db);
+    const char *auth_user[] = {"AUTH", conn->username, conn->password};
+    const char *auth_default[] = {"AUTH", conn->password};
+    const char *select[] = {"SELECT", db_text};
+    if ((conn->password[0] != '\0' &&
+         (conn->username[0] != '\0' ? handshake(ctx, 3, auth_user) : handshake(ctx, 2, auth_default)) != 0) ||
+        (conn->db != 0 && handshake(ctx, 2, select) != 0)) {
+        redisFree(ctx);
+        conn->next_attempt_ms = now + 2000;
+        return -1;
+    }
+    conn->ctx = ctx;
+    conn->backoff_ms = 50;
+    conn->next_attempt_ms = 0;
+    return 0;
+}
+
+redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (redis_conn_ensure(conn) != 0)
+            return NULL;
+        redisReply *reply = redisCommandArgv(conn->ctx, argc, argv, argvlen);
+        if (reply != NULL)
+            return reply;
+        log_json(LOG_WARN, "redis command failed", "{s:s, s:s}", "command", argv[0], "error", conn->ctx->errstr);
+        redis_conn_reset(conn); /* a stale connection (server restarted): try once more on a new one */
+    }
+    return NULL;
+}
+
+redisReply *redis_conn_commandv(redis_conn *conn, int argc, const char **argv)
+{
+    return redis_conn_command(conn, argc, argv, NULL);
+}

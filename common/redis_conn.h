@@ -1,0 +1,44 @@
+/*
+ * redis_conn — one Redis connection that heals itself.
+ *
+ * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]). A command on a
+ * broken connection reconnects once (AUTH and SELECT replayed) before giving up, and reconnects are spaced by a
+ * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS.
+ *
+ * Thread contract: a redis_conn is used by one thread at a time (callers keep one per thread or a pool).
+ */
+#ifndef HOOKD_REDIS_CONN_H
+#define HOOKD_REDIS_CONN_H
+
+#include <hiredis.h>
+#include <stddef.h>
+
+#define REDIS_CONN_TIMEOUT_MS 2000
+
+typedef struct redis_conn redis_conn;
+
+/* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid; an unreachable
+ * server is not an error here (the first command reports it). The caller frees with redis_conn_close(). */
+redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen);
+
+/* Closes the connection and frees conn. NULL is ignored. */
+void redis_conn_close(redis_conn *conn);
+
+/* Runs one command given as argv (binary-safe). Returns a reply the caller frees with freeReplyObject(), or
+ * NULL when Redis cannot be reached (after one reconnect attempt). An error reply (REDIS_REPLY_ERROR) is
+ * returned as a reply, not NULL. */
+redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen);
+
+/* Like redis_conn_command with argv of NUL-terminated strings. */
+redisReply *redis_conn_commandv(redis_conn *conn, int argc, const char **argv);
+
+/* The underlying context (connected or NULL), for subscribe loops that need the fd. Owned by conn. */
+redisContext *redis_conn_context(redis_conn *conn);
+
+/* Drops the current connection (the next command reconnects). */
+void redis_conn_reset(redis_conn *conn);
+
+/* Connects now if needed. Returns 0 when connected, -1 otherwise. */
+int redis_conn_ensure(redis_conn *conn);
+
+#endif

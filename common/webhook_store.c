@@ -1,0 +1,350 @@
+/* webhook_store — see webhook_store.h. */
+#include "webhook_store.h"
+
+#include "log.h"
+#include "secret.h"
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct webhook_store {
+    redis_conn *conn; /* owned */
+};
+
+/* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
+ * without its leading '{' and id, the change message. Returns -1 when the type is full, else the object. */
+static const char CREATE_SCRIPT[] =
+    "if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end\n"
+    "local id = redis.call('INCR', KEYS[3])\n"
+    "local obj = '{\"id\":' .. id .. ',' .. ARGV[2]\n"
+    "redis.call('SET', 'hookd:webhook:' .. id, obj)\n"
+    "redis.call('ZADD', KEYS[2], id, id)\n"
+    "redis.call('HSET', KEYS[1], id, obj)\n"
+    "redis.call('INCR', KEYS[4])\n"
+    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[3])\n"
+    "return obj\n";
+
+/* Removes a webhook atomically when it belongs to the organization. KEYS: webhook key, org zset, version.
+ * ARGV: org, id. Returns the removed object, or nil. */
+static const char DELETE_SCRIPT[] =
+    "local obj = redis.call('GET', KEYS[1])\n"
+    "if not obj then return false end\n"
+    "local w = cjson.decode(obj)\n"
+    "if w.organization_id ~= tonumber(ARGV[1]) then return false end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "redis.call('HDEL', 'hookd:subs:' .. ARGV[1] .. ':' .. w.event_type, ARGV[2])\n"
+    "redis.call('INCR', KEYS[3])\n"
+    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[1] .. ':' .. w.event_type)\n"
+    "return obj\n";
+
+/* One page of an organization's webhooks. KEYS: org zset. ARGV: start, stop. Returns {total, obj...}. */
+static const char LIST_SCRIPT[] =
+    "local out = {redis.call('ZCARD', KEYS[1])}\n"
+    "for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])) do\n"
+    "  local v = redis.call('GET', 'hookd:webhook:' .. id)\n"
+    "  if v then out[#out + 1] = v end\n"
+    "end\n"
+    "return out\n";
+
+webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t errlen)
+{
+    webhook_store *store = calloc(1, sizeof *store);
+    if (store == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    store->conn = redis_conn_open(redis_url, errbuf, errlen);
+    if (store->conn == NULL) {
+        free(store);
+        return NULL;
+    }
+    return store;
+}
+
+void webhook_store_close(webhook_store *store)
+{
+    if (store == NULL)
+        return;
+    redis_conn_close(store->conn);
+    free(store);
+}
+
+redis_conn *webhook_store_conn(webhook_store *store)
+{
+    return store->conn;
+}
+
+/* Runs a command; returns NULL (and logs) when Redis is unreachable or replies with an error. */
+static redisReply *run(webhook_store *store, int argc, const char **argv)
+{
+    redisReply *reply = redis_conn_commandv(store->conn, argc, argv);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_json(LOG_ERROR, "redis error reply", "{s:s, s:s}", "command", argv[0], "error", reply->str);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Parses a stored webhook; NULL when the text is not a JSON object (logged: it means corrupted data). */
+static json_t *parse_webhook(const char *text, size_t len)
+{
+    json_error_t error;
+    json_t *obj = json_loadb(text, len, 0, &error);
+    if (!json_is_object(obj)) {
+        log_json(LOG_ERROR, "stored webhook is not a JSON object", "{s:s}", "error", error.text);
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+int webhook_store_ping(webhook_store *store)
+{
+    const char *argv[] = {"PING"};
+    redisReply *reply = run(store, 1, argv);
+    if (reply == NULL)
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+store_status webhook_store_create(webhook_store *store, long long org, const char *url, const char *event_type,
+                                  json_t **out)
+{
+    char secret[SECRET_TEXT_MAX], now[TIME_TEXT_MAX];
+    if (secret_generate_webhook_secret(secret, sizeof secret) != 0)
+        return STORE_UNAVAILABLE;
+    time_format_rfc3339(time_now_ms(), 0, now);
+
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "url", url, "status", "active", "event_type",
+                             event_type, "organization_id", (json_int_t)org, "created_at", now, "updated_at", now,
+                             "secret", secret);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (text == NULL)
+        return STORE_UNAVAILABLE;
+
+    char subs_key[128], org_key[96], limit[16], message[96];
+    snprintf(subs_key, sizeof subs_key, "hookd:subs:%lld:%s", org, event_type);
+    snprintf(org_key, sizeof org_key, "hookd:org:%lld:webhooks", org);
+    snprintf(limit, sizeof limit, "%d", WEBHOOK_LIMIT_PER_TYPE);
+    snprintf(message, sizeof message, "%lld:%s", org, event_type);
+    const char *argv[] = {"EVAL", CREATE_SCRIPT, "4", subs_key, org_key, "hookd:webhook:seq",
+                          WEBHOOK_VERSION_KEY, limit, text + 1 /* without '{' */, message};
+    redisReply *reply = run(store, 10, argv);
+    free(text);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = STORE_UNAVAILABLE;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -1) {
+        status = STORE_LIMIT;
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        *out = parse_webhook(reply->str, reply->len);
+        status = *out != NULL ? STORE_OK : STORE_UNAVAILABLE;
+    }
+    freeReplyObject(reply);
+    return status;
+}
+
+/* True when obj's organization_id is org. */
+static int owned_by(json_t *obj, long long org)
+{
+    json_t *value = json_object_get(obj, "organization_id");
+    return json_is_integer(value) && json_integer_value(value) == org;
+}
+
+store_status webhook_store_get(webhook_store *store, long long org, long long id, json_t **out)
+{
+    char key[64];
+    snprintf(key, sizeof key, "hookd:webhook:%lld", id);
+    const char *argv[] = {"GET", key};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = STORE_NOT_FOUND;
+    if (reply->type == REDIS_REPLY_STRING) {
+        json_t *obj = parse_webhook(reply->str, reply->len);
+        if (obj != NULL && owned_by(obj, org)) {
+            *out = obj;
+            status = STORE_OK;
+        } else {
+            json_decref(obj);
+        }
+    }
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status webhook_store_delete(webhook_store *store, long long org, long long id, json_t **out)
+{
+    char key[64], org_key[96], org_text[32], id_text[32];
+    snprintf(key, sizeof key, "hookd:webhook:%lld", id);
+    snprintf(org_key, sizeof org_key, "hookd:org:%lld:webhooks", org);
+    snprintf(org_text, sizeof org_text, "%lld", org);
+    snprintf(id_text, sizeof id_text, "%lld", id);
+    const char *argv[] = {"EVAL", DELETE_SCRIPT, "3", key, org_key, WEBHOOK_VERSION_KEY, org_text, id_text};
+    redisReply *reply = run(store, 8, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = STORE_NOT_FOUND;
+    if (reply->type == REDIS_REPLY_STRING) {
+        status = STORE_OK;
+        if (out != NULL)
+            *out = parse_webhook(reply->str, reply->len);
+    }
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status webhook_store_list(webhook_store *store, long long org, long page, long per_page, json_t **items,
+                                long long *total)
+{
+    char org_key[96], start[32], stop[32];
+    snprintf(org_key, sizeof org_key, "hookd:org:%lld:webhooks", org);
+    snprintf(start, sizeof start, "%ld", (page - 1) * per_page);
+    snprintf(stop, sizeof stop, "%ld", page * per_page - 1);
+    const char *argv[] = {"EVAL", LIST_SCRIPT, "1", org_key, start, stop};
+    redisReply *reply = run(store, 6, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(reply);
+        return STORE_UNAVAILABLE;
+    }
+    *total = reply->element[0]->integer;
+    *items = json_array();
+    for (size_t i = 1; i < reply->elements; i++) {
+        redisReply *element = reply->element[i];
+        if (element->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *obj = parse_webhook(element->str, element->len);
+        if (obj != NULL)
+            json_array_append_new(*items, obj);
+    }
+    freeReplyObject(reply);
+    return STORE_OK;
+}
+
+store_status webhook_store_subscribers(webhook_store *store, long long org, const char *event_type,
+                                       json_t **items)
+{
+    char key[128];
+    snprintf(key, sizeof key, "hookd:subs:%lld:%s", org, event_type);
+    const char *argv[] = {"HVALS", key};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(reply);
+        return STORE_UNAVAILABLE;
+    }
+    *items = json_array();
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *element = reply->element[i];
+        if (element->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *obj = parse_webhook(element->str, element->len);
+        if (obj != NULL)
+            json_array_append_new(*items, obj);
+    }
+    freeReplyObject(reply);
+    return STORE_OK;
+}
+
+store_status webhook_store_version(webhook_store *store, long long *version)
+{
+    const char *argv[] = {"GET", WEBHOOK_VERSION_KEY};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    *version = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : 0;
+    freeReplyObject(reply);
+    return STORE_OK;
+}
+
+/* Writes "hookd:token:<sha256 hex>" for token into key (at least 80 bytes). */
+static void token_key(const char *token, char *key, size_t keylen)
+{
+    char digest[SHA256_HEX_LEN + 1];
+    secret_sha256_hex(token, strlen(token), digest);
+    snprintf(key, keylen, "hookd:token:%s", digest);
+}
+
+store_status token_store_create(webhook_store *store, long long org, char *token_out, size_t outlen)
+{
+    char key[96], org_text[32], now[TIME_TEXT_MAX];
+    if (secret_generate_token(token_out, outlen) != 0)
+        return STORE_UNAVAILABLE;
+    token_key(token_out, key, sizeof key);
+    snprintf(org_text, sizeof org_text, "%lld", org);
+    time_format_rfc3339(time_now_ms(), 0, now);
+    const char *argv[] = {"HSET", key, "kind", org > 0 ? "org" : "service", "org", org_text, "created_at", now};
+    redisReply *reply = run(store, 8, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    freeReplyObject(reply);
+    return STORE_OK;
+}
+
+store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service)
+{
+    char key[96];
+    token_key(token, key, sizeof key);
+    /* The key is the token's SHA-256, so the lookup itself compares digests, never the secret. */
+    const char *argv[] = {"HMGET", key, "kind", "org"};
+    redisReply *reply = run(store, 4, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = STORE_NOT_FOUND;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        *is_service = strcmp(reply->element[0]->str, "service") == 0;
+        *org = *is_service ? 0 : atoll(reply->element[1]->str);
+        status = (*is_service || *org > 0) ? STORE_OK : STORE_NOT_FOUND;
+    }
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status token_store_revoke(webhook_store *store, const char *token)
+{
+    char key[96];
+    token_key(token, key, sizeof key);
+    const char *argv[] = {"DEL", key};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) ? STORE_OK : STORE_NOT_FOUND;
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status event_id_claim(webhook_store *store, long long org, const char *event_id)
+{
+    char key[256];
+    snprintf(key, sizeof key, "hookd:event:idem:%lld:%s", org, event_id);
+    const char *argv[] = {"SET", key, "1", "NX", "EX", "86400"};
+    redisReply *reply = run(store, 6, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = reply->type == REDIS_REPLY_NIL ? STORE_EXISTS : STORE_OK;
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status event_id_release(webhook_store *store, long long org, const char *event_id)
+{
+    char key[256];
+    snprintf(key, sizeof key, "hookd:event:idem:%lld:%s", org, event_id);
+    const char *argv[] = {"DEL", key};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    freeReplyObject(reply);
+    return STORE_OK;
+}

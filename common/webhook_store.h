@@ -1,0 +1,83 @@
+/*
+ * webhook_store — webhook registrations and API tokens in Redis (keys in docs/DESIGN.md and README).
+ *
+ * Every call costs one round trip. Create and delete are Lua scripts, so the per-(organization, event type)
+ * limit holds under concurrency and the subscriber hash the dispatcher reads is never out of step with the
+ * webhook objects. Every change bumps hookd:subs:version and publishes "<org>:<event_type>" on
+ * hookd:subs:changed so dispatchers drop their cached subscriber lists.
+ *
+ * Ownership: json_t results are new references the caller releases with json_decref().
+ * Thread contract: a webhook_store is one Redis connection, used by one thread at a time.
+ */
+#ifndef HOOKD_WEBHOOK_STORE_H
+#define HOOKD_WEBHOOK_STORE_H
+
+#include "redis_conn.h"
+
+#include <jansson.h>
+
+#define WEBHOOK_LIMIT_PER_TYPE 10
+#define WEBHOOK_CHANGES_CHANNEL "hookd:subs:changed"
+#define WEBHOOK_VERSION_KEY "hookd:subs:version"
+
+typedef enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = 1,   /* no such webhook/token, or it belongs to another organization */
+    STORE_LIMIT = 2,       /* the organization already has WEBHOOK_LIMIT_PER_TYPE webhooks of that type */
+    STORE_EXISTS = 3,      /* an idempotency key was already claimed */
+    STORE_UNAVAILABLE = -1 /* Redis unreachable or answered an error: the caller answers 503 */
+} store_status;
+
+typedef struct webhook_store webhook_store;
+
+/* Opens a store on its own Redis connection. Returns NULL with errbuf filled for an invalid URL. */
+webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t errlen);
+
+/* Closes the connection and frees store; NULL is ignored. */
+void webhook_store_close(webhook_store *store);
+
+/* The store's connection (owned by the store), for callers that issue their own commands. */
+redis_conn *webhook_store_conn(webhook_store *store);
+
+/* Returns 0 when Redis answers PING, -1 otherwise. */
+int webhook_store_ping(webhook_store *store);
+
+/* Creates a webhook (the caller validated url and event_type) with a fresh secret. On STORE_OK *out is the new
+ * webhook object. STORE_LIMIT when the type is full. */
+store_status webhook_store_create(webhook_store *store, long long org, const char *url, const char *event_type,
+                                  json_t **out);
+
+/* Fetches webhook id of organization org. STORE_NOT_FOUND also when it belongs to another organization. */
+store_status webhook_store_get(webhook_store *store, long long org, long long id, json_t **out);
+
+/* Deletes webhook id of organization org and returns the deleted object in *out (may be NULL to skip). */
+store_status webhook_store_delete(webhook_store *store, long long org, long long id, json_t **out);
+
+/* One page of org's webhooks, newest first: *items is an array of objects, *total the organization's count. */
+store_status webhook_store_list(webhook_store *store, long long org, long page, long per_page, json_t **items,
+                                long long *total);
+
+/* Every webhook of (org, event_type) in one round trip (HVALS), as an array of webhook objects. */
+store_status webhook_store_subscribers(webhook_store *store, long long org, const char *event_type,
+                                       json_t **items);
+
+/* The current value of hookd:subs:version (0 when never set). */
+store_status webhook_store_version(webhook_store *store, long long *version);
+
+/* Creates an API token: org > 0 for an organization token, org == 0 for a service token. Writes the token
+ * text into token_out (SECRET_TEXT_MAX bytes); only its SHA-256 is stored. */
+store_status token_store_create(webhook_store *store, long long org, char *token_out, size_t outlen);
+
+/* Looks a token up. On STORE_OK *org is its organization (0 for a service token) and *is_service is set. */
+store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service);
+
+/* Revokes a token. STORE_NOT_FOUND when it did not exist. */
+store_status token_store_revoke(webhook_store *store, const char *token);
+
+/* Claims client event id for org for 24 h. STORE_OK when claimed now, STORE_EXISTS when already claimed. */
+store_status event_id_claim(webhook_store *store, long long org, const char *event_id);
+
+/* Releases a claim (the event was not accepted after all). */
+store_status event_id_release(webhook_store *store, long long org, const char *event_id);
+
+#endif
