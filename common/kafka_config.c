@@ -2,6 +2,7 @@
 #include "kafka_config.h"
 
 #include "config.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -11,6 +12,14 @@ extern char **environ;
 
 /* Variables with the KAFKA_ prefix that hookd reads itself and never passes to librdkafka. */
 static const char *const own_variables[] = {"KAFKA_BROKERS", "KAFKA_GROUP"};
+
+/* librdkafka's own log lines, re-emitted as JSON log lines (syslog levels: 0-3 error, 4 warn, 5-6 info). */
+static void log_to_json(const rd_kafka_t *rk, int level, const char *facility, const char *message)
+{
+    log_level mapped = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_json(mapped, "librdkafka", "{s:s, s:s, s:s}", "client", rd_kafka_name(rk), "facility", facility, "detail",
+             message);
+}
 
 int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen)
 {
@@ -24,6 +33,7 @@ int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 
 int kafka_config_from_env(rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
 {
+    rd_kafka_conf_set_log_cb(conf, log_to_json);
     if (kafka_config_set(conf, "bootstrap.servers", config_string("KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS), errbuf,
                          errlen) != 0)
         return -1;

@@ -1,0 +1,226 @@
+/* event_producer — see event_producer.h. */
+#include "event_producer.h"
+
+#include "event_types.h"
+#include "kafka_config.h"
+#include "log.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct event_producer {
+    rd_kafka_t *rk;                              /* producer handle, owned */
+    rd_kafka_topic_t *topics[EVENT_TYPE_COUNT];  /* topic handles, owned */
+    char topic_names[EVENT_TYPE_COUNT][128];     /* prefix + event type */
+    event_producer_options options;              /* copy; topic_prefix points at the environment */
+    pthread_t poller;                            /* serves delivery reports, creates topics */
+    atomic_int stopping;                         /* set by destroy: the poller exits */
+    atomic_int topics_ready;                     /* the eight topics exist */
+};
+
+static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque)
+{
+    event_producer *producer = opaque;
+    (void)rk;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_json(LOG_WARN, "kafka write failed", "{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt),
+                 "error", rd_kafka_err2str(message->err));
+    producer->options.delivered(message->_private, message->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    char fatal[256];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        log_json(LOG_ERROR, "kafka producer fatal error", "{s:s, s:s}", "error", rd_kafka_err2name(code), "reason",
+                 fatal);
+        return;
+    }
+    log_json(LOG_WARN, "kafka", "{s:s, s:s}", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason",
+             reason);
+}
+
+/* One attempt at creating the topics that do not exist. Returns 0 when all eight exist afterwards. */
+static int create_topics(event_producer *producer)
+{
+    char errstr[256];
+    rd_kafka_NewTopic_t *new_topics[EVENT_TYPE_COUNT] = {0};
+    int rc = -1;
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(producer->rk);
+    rd_kafka_AdminOptions_t *admin = rd_kafka_AdminOptions_new(producer->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(admin, 10000, errstr, sizeof errstr);
+    rd_kafka_AdminOptions_set_operation_timeout(admin, 10000, errstr, sizeof errstr);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
+        new_topics[i] = rd_kafka_NewTopic_new(producer->topic_names[i], producer->options.partitions,
+                                              producer->options.replication, errstr, sizeof errstr);
+        if (new_topics[i] == NULL) {
+            log_json(LOG_ERROR, "invalid topic settings", "{s:s}", "error", errstr);
+            goto done;
+        }
+    }
+    rd_kafka_CreateTopics(producer->rk, new_topics, EVENT_TYPE_COUNT, admin, queue);
+    /* wait in short slices so that shutdown is never held up by an unreachable cluster */
+    rd_kafka_event_t *event = NULL;
+    for (int waited = 0; event == NULL && waited < 15000 && !atomic_load(&producer->stopping); waited += 200)
+        event = rd_kafka_queue_poll(queue, 200);
+    if (event == NULL)
+        goto done;
+    if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_json(LOG_WARN, "creating topics failed", "{s:s}", "error", rd_kafka_event_error_string(event));
+    } else {
+        size_t count = 0;
+        const rd_kafka_topic_result_t **results =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+        rc = 0;
+        for (size_t i = 0; i < count; i++) {
+            rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_json(LOG_INFO, "topic created", "{s:s}", "topic", rd_kafka_topic_result_name(results[i]));
+            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                log_json(LOG_WARN, "creating topic failed", "{s:s, s:s}", "topic",
+                         rd_kafka_topic_result_name(results[i]), "error", rd_kafka_err2str(err));
+                rc = -1;
+            }
+        }
+    }
+    rd_kafka_event_destroy(event);
+done:
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        if (new_topics[i] != NULL)
+            rd_kafka_NewTopic_destroy(new_topics[i]);
+    rd_kafka_AdminOptions_destroy(admin);
+    rd_kafka_queue_destroy(queue);
+    return rc;
+}
+
+/* The poller: creates the topics (retrying every 2 s until it works) and serves delivery reports. */
+static void *poller_main(void *arg)
+{
+    event_producer *producer = arg;
+    long long next_topic_attempt = 0;
+    long long tick = 0;
+    while (!atomic_load(&producer->stopping)) {
+        if (!atomic_load(&producer->topics_ready) && tick >= next_topic_attempt) {
+            if (create_topics(producer) == 0) {
+                atomic_store(&producer->topics_ready, 1);
+                log_json(LOG_INFO, "topics ready", "{s:s}", "prefix", producer->options.topic_prefix);
+            }
+            next_topic_attempt = tick + 20; /* 20 polls of 100 ms */
+        }
+        rd_kafka_poll(producer->rk, 100);
+        tick++;
+    }
+    return NULL;
+}
+
+event_producer *event_producer_create(const event_producer_options *options, char *errbuf, size_t errlen)
+{
+    char value[32];
+    event_producer *producer = calloc(1, sizeof *producer);
+    if (producer == NULL)
+        return NULL;
+    producer->options = *options;
+    atomic_init(&producer->stopping, 0);
+    atomic_init(&producer->topics_ready, 0);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
+        if (event_type_topic(options->topic_prefix, i, producer->topic_names[i], sizeof producer->topic_names[i])) {
+            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
+            free(producer);
+            return NULL;
+        }
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(value, sizeof value, "%lld", options->produce_timeout_ms);
+    if (kafka_config_set(conf, "enable.idempotence", "true", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "acks", "all", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "linger.ms", "2", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "compression.type", "lz4", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "partitioner", "murmur2_random", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "message.timeout.ms", value, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "socket.keepalive.enable", "true", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "client.id", "hookd-producer-api", errbuf, errlen) != 0 ||
+        kafka_config_from_env(conf, errbuf, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        free(producer);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, producer);
+    char reason[512];
+    producer->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+    if (producer->rk == NULL) {
+        snprintf(errbuf, errlen, "kafka producer: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        free(producer);
+        return NULL;
+    }
+    conf = NULL; /* owned by rk now */
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        producer->topics[i] = rd_kafka_topic_new(producer->rk, producer->topic_names[i], NULL);
+    if (pthread_create(&producer->poller, NULL, poller_main, producer) != 0) {
+        snprintf(errbuf, errlen, "cannot start the kafka poller thread");
+        for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+            rd_kafka_topic_destroy(producer->topics[i]);
+        rd_kafka_destroy(producer->rk);
+        free(producer);
+        return NULL;
+    }
+    return producer;
+}
+
+int event_producer_send(event_producer *producer, const envelope *env, void *opaque)
+{
+    size_t len = 0;
+    char *value = envelope_encode(env, &len);
+    if (value == NULL)
+        return -1;
+    char key[32];
+    int key_len = snprintf(key, sizeof key, "%lld", env->organization_id);
+    int rc = rd_kafka_produce(producer->topics[env->type], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, value, len,
+                              key, (size_t)key_len, opaque);
+    if (rc != 0) {
+        log_json(LOG_WARN, "kafka queue refused a message", "{s:s}", "error",
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        free(value);
+        return -1;
+    }
+    return 0;
+}
+
+void event_producer_flush(event_producer *producer, int timeout_ms)
+{
+    rd_kafka_flush(producer->rk, timeout_ms);
+}
+
+int event_producer_ready(event_producer *producer, int timeout_ms)
+{
+    const struct rd_kafka_metadata *metadata = NULL;
+    if (rd_kafka_metadata(producer->rk, 0, producer->topics[0], &metadata, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    int ok = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_metadata_destroy(metadata);
+    return ok && atomic_load(&producer->topics_ready);
+}
+
+void event_producer_destroy(event_producer *producer)
+{
+    if (producer == NULL)
+        return;
+    rd_kafka_flush(producer->rk, (int)producer->options.produce_timeout_ms + 1000);
+    atomic_store(&producer->stopping, 1);
+    pthread_join(producer->poller, NULL);
+    rd_kafka_poll(producer->rk, 0);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        rd_kafka_topic_destroy(producer->topics[i]);
+    rd_kafka_destroy(producer->rk);
+    free(producer);
+}

@@ -1,0 +1,48 @@
+/*
+ * event_producer — writes envelopes to Kafka, one topic per event type, and tells each request when its
+ * events are durable.
+ *
+ * Owns an idempotent librdkafka producer (acks=all) and one poller thread that serves delivery reports and,
+ * until it succeeds, creates the eight topics through the Admin API. Every message sent with
+ * event_producer_send() gets exactly one call of the delivered callback, on the poller thread: ok = 1 when the
+ * broker acknowledged it, 0 when it failed or was not acknowledged within PRODUCE_TIMEOUT.
+ *
+ * Thread contract: send/ready may be called from any thread; create/destroy from the main thread.
+ */
+#ifndef HOOKD_EVENT_PRODUCER_H
+#define HOOKD_EVENT_PRODUCER_H
+
+#include "envelope.h"
+
+#include <stddef.h>
+
+typedef void (*event_delivered_fn)(void *opaque, int ok);
+
+typedef struct event_producer_options {
+    const char *topic_prefix;     /* TOPIC_PREFIX */
+    long long produce_timeout_ms; /* PRODUCE_TIMEOUT: message.timeout.ms */
+    int partitions;               /* TOPIC_PARTITIONS, for topics it creates */
+    int replication;              /* TOPIC_REPLICATION, for topics it creates */
+    event_delivered_fn delivered; /* called once per message on the poller thread */
+} event_producer_options;
+
+typedef struct event_producer event_producer;
+
+/* Builds the producer from the environment (KAFKA_BROKERS, KAFKA_<PROPERTY>) and starts the poller thread.
+ * Kafka need not be reachable. Returns NULL with errbuf filled when the configuration is refused. */
+event_producer *event_producer_create(const event_producer_options *options, char *errbuf, size_t errlen);
+
+/* Queues env (encoded here) for its topic with key = organization id. Returns 0 when queued (the callback
+ * will follow), -1 when it could not even be queued (no callback). */
+int event_producer_send(event_producer *producer, const envelope *env, void *opaque);
+
+/* Waits up to timeout_ms for every queued message to be acknowledged or to fail. */
+void event_producer_flush(event_producer *producer, int timeout_ms);
+
+/* Returns 1 when a broker answered a metadata request within timeout_ms and the topics exist, else 0. */
+int event_producer_ready(event_producer *producer, int timeout_ms);
+
+/* Flushes (bounded by the produce timeout), stops the poller and frees everything. NULL is ignored. */
+void event_producer_destroy(event_producer *producer);
+
+#endif

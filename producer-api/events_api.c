@@ -1,0 +1,200 @@
+/*
+ * events_api — POST /api/v1/events: domain events into Kafka.
+ *
+ * Body: one event {"type", "organization_id"?, "data", "id"?, "occurred_at"?} or an array of 1..500. Every
+ * event is validated first (a batch is refused whole, errors naming index and field). Client-given ids are
+ * claimed in Redis for 24 h: a repeat answers with the same id and writes nothing. The rest are produced and
+ * the request suspends — no thread is held — until every delivery report is in: 202 when all were
+ * acknowledged (acks=all), else 503 with Retry-After (the claims are released so the client may retry).
+ */
+#include "event_producer.h"
+#include "events_api.h"
+#include "handlers.h"
+#include "log.h"
+#include "uuid.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENTS_BATCH_MAX 500
+
+/* A request's events while their writes are in flight. Owned by the request (async_state). */
+typedef struct events_batch {
+    api_request *req;    /* the suspended request */
+    int is_array;        /* answer {"data": [...]} rather than {"id"} */
+    int count;           /* events in the request */
+    envelope *events;    /* count envelopes */
+    char *claimed;       /* count flags: client id claimed by this request (release on failure) */
+    atomic_int pending;  /* delivery reports still expected */
+    atomic_int failed;   /* writes that failed */
+} events_batch;
+
+static void batch_free(void *state)
+{
+    events_batch *batch = state;
+    if (batch == NULL)
+        return;
+    for (int i = 0; i < batch->count; i++)
+        envelope_clear(&batch->events[i]);
+    free(batch->events);
+    free(batch->claimed);
+    free(batch);
+}
+
+void events_delivered(void *opaque, int ok)
+{
+    events_batch *batch = opaque;
+    if (!ok)
+        atomic_fetch_add(&batch->failed, 1);
+    if (atomic_fetch_sub(&batch->pending, 1) == 1)
+        api_request_resume(batch->req);
+}
+
+static json_t *accepted_body(const events_batch *batch)
+{
+    if (!batch->is_array)
+        return json_pack("{s:s}", "id", batch->events[0].id);
+    json_t *ids = json_array();
+    for (int i = 0; i < batch->count; i++)
+        json_array_append_new(ids, json_pack("{s:s}", "id", batch->events[i].id));
+    return json_pack("{s:o}", "data", ids);
+}
+
+static void release_claims(events_batch *batch)
+{
+    webhook_store *store = store_pool_acquire(batch->req->api->stores);
+    for (int i = 0; i < batch->count; i++)
+        if (batch->claimed[i])
+            event_id_release(store, batch->events[i].organization_id, batch->events[i].id);
+    store_pool_release(batch->req->api->stores, store);
+}
+
+static void reply_unavailable(api_reply *reply, const char *message)
+{
+    api_reply_message(reply, 503, message);
+    snprintf(reply->retry_after, sizeof reply->retry_after, "1");
+}
+
+/* Runs on the worker thread once every delivery report is in. */
+static int events_finish(api_request *req, api_reply *reply)
+{
+    events_batch *batch = req->async_state;
+    int failed = atomic_load(&batch->failed);
+    if (failed > 0) {
+        release_claims(batch);
+        reply_unavailable(reply, "event stream unavailable, retry later");
+        return API_DONE;
+    }
+    api_reply_json(reply, 202, accepted_body(batch));
+    return API_DONE;
+}
+
+int events_post(api_request *req, const auth_identity *who, api_reply *reply)
+{
+    json_error_t error;
+    json_t *errors = json_array();
+    json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, &error) : NULL;
+    if (body == NULL || (!json_is_object(body) && !json_is_array(body))) {
+        api_error_add(errors, "body", body == NULL ? "must be valid JSON (UTF-8)" : "must be an event or an array");
+        json_decref(body);
+        api_reply_bad_data(reply, errors);
+        return API_DONE;
+    }
+    int is_array = json_is_array(body);
+    size_t count = is_array ? json_array_size(body) : 1;
+    if (count < 1 || count > EVENTS_BATCH_MAX) {
+        api_error_add(errors, "body", "a batch holds 1 to 500 events");
+        json_decref(body);
+        api_reply_bad_data(reply, errors);
+        return API_DONE;
+    }
+
+    events_batch *batch = calloc(1, sizeof *batch);
+    if (batch != NULL) {
+        batch->events = calloc(count, sizeof *batch->events);
+        batch->claimed = calloc(count, 1);
+    }
+    if (batch == NULL || batch->events == NULL || batch->claimed == NULL) {
+        batch_free(batch);
+        json_decref(body);
+        json_decref(errors);
+        api_reply_message(reply, 500, "out of memory");
+        return API_DONE;
+    }
+    batch->req = req;
+    batch->is_array = is_array;
+    batch->count = (int)count;
+    long long token_org = who->is_service ? 0 : who->org;
+    for (size_t i = 0; i < count; i++) {
+        json_t *event = is_array ? json_array_get(body, i) : body;
+        envelope_from_request(event, token_org, is_array ? (int)i : -1, &batch->events[i], errors);
+    }
+    json_decref(body);
+    if (json_array_size(errors) > 0) {
+        batch_free(batch);
+        api_reply_bad_data(reply, errors);
+        return API_DONE;
+    }
+    json_decref(errors);
+
+    /* Assign ids; claim client ids so a repeat within 24 h writes nothing. */
+    char *send = calloc(count, 1);
+    int to_send = 0;
+    webhook_store *store = store_pool_acquire(req->api->stores);
+    for (int i = 0; send != NULL && i < batch->count; i++) {
+        envelope *env = &batch->events[i];
+        if (env->id[0] == '\0') {
+            uuid_v7_generate(env->id);
+            send[i] = 1;
+            to_send++;
+            continue;
+        }
+        store_status status = event_id_claim(store, env->organization_id, env->id);
+        if (status == STORE_UNAVAILABLE) {
+            store_pool_release(req->api->stores, store);
+            release_claims(batch);
+            batch_free(batch);
+            free(send);
+            reply_unavailable(reply, "storage unavailable, retry later");
+            return API_DONE;
+        }
+        if (status == STORE_OK) {
+            batch->claimed[i] = 1;
+            send[i] = 1;
+            to_send++;
+        }
+    }
+    if (send == NULL) {
+        store_pool_release(req->api->stores, store);
+        batch_free(batch);
+        api_reply_message(reply, 500, "out of memory");
+        return API_DONE;
+    }
+    store_pool_release(req->api->stores, store);
+
+    req->async_state = batch;
+    req->async_free = batch_free;
+    req->resume_handler = events_finish;
+    if (to_send == 0) {
+        free(send);
+        api_reply_json(reply, 202, accepted_body(batch));
+        return API_DONE;
+    }
+
+    /* Suspend before the first write so that no delivery report can resume a request not yet suspended. One
+     * extra count is held while queuing so the resume cannot happen before the loop ends. */
+    atomic_init(&batch->pending, to_send + 1);
+    atomic_init(&batch->failed, 0);
+    api_request_suspend(req);
+    for (int i = 0; i < batch->count; i++) {
+        if (!send[i])
+            continue;
+        if (event_producer_send(req->api->producer, &batch->events[i], batch) != 0)
+            events_delivered(batch, 0); /* not queued: no report will come */
+    }
+    free(send);
+    events_delivered(batch, 1); /* drop the extra count */
+    return API_SUSPENDED;
+}

@@ -1,0 +1,131 @@
+/*
+ * producer-api — the HTTP ingress of hookd: the webhooks API on Redis and the events API into Kafka.
+ *
+ * main() reads the configuration, starts the Kafka producer and the HTTP server, and waits for SIGTERM or
+ * SIGINT; then it stops accepting, lets requests in flight finish (flushing Kafka so suspended event requests
+ * get their answer), and exits 0. `producer-api token ...` manages API tokens instead.
+ */
+#include "config.h"
+#include "event_producer.h"
+#include "events_api.h"
+#include "http_server.h"
+#include "log.h"
+#include "store_pool.h"
+#include "token_cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
+
+static const config_var producer_api_vars[] = {
+    {"LISTEN_ADDR", "0.0.0.0:8080", "address the HTTP API listens on"},
+    {"REDIS_URL", DEFAULT_REDIS_URL, "Redis holding webhooks and tokens (redis://[:password@]host:port/db)"},
+    {"KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers"},
+    {"TOPIC_PREFIX", "webhooks.", "prefix of the per-event-type topics"},
+    {"TOPIC_PARTITIONS", "12", "partitions of the topics producer-api creates"},
+    {"TOPIC_REPLICATION", "1", "replication factor of the topics producer-api creates"},
+    {"PRODUCE_TIMEOUT", "5s", "how long an event may wait for the Kafka acknowledgement before 503"},
+    {"ALLOW_PRIVATE_TARGETS", "0", "1 allows webhook URLs on private/loopback addresses (tests, local runs only)"},
+    {"HTTP_THREADS", "4", "HTTP worker threads (each has its own Redis connection)"},
+    {"SHUTDOWN_GRACE", "20s", "how long SIGTERM waits for requests in flight"},
+    {"LOG_LEVEL", "info", "debug, info, warn or error"},
+};
+
+static const char usage[] = "usage: producer-api [--help] [--version]\n"
+                            "       producer-api token create --org ID | token create --service | token revoke TOKEN";
+
+static void flush_producer(void *arg)
+{
+    event_producer_flush(arg, 10000);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        config_print_help(stdout, usage, producer_api_vars, sizeof producer_api_vars / sizeof producer_api_vars[0],
+                          1);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("producer-api %s\n", HOOKD_VERSION);
+        return 0;
+    }
+    if (log_init("producer-api", config_string("LOG_LEVEL", "info")) != 0)
+        fprintf(stderr, "LOG_LEVEL must be debug, info, warn or error; using info\n");
+    const char *redis_url = config_string("REDIS_URL", DEFAULT_REDIS_URL);
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return token_cli_main(argc - 1, argv + 1, redis_url);
+    if (argc > 1) {
+        fprintf(stderr, "%s\n", usage);
+        return 2;
+    }
+
+    char errbuf[512];
+    long partitions = 0, replication = 0, threads = 0;
+    long long produce_timeout_ms = 0, grace_ms = 0;
+    int allow_private = 0;
+    if (config_long("TOPIC_PARTITIONS", 12, 1, 10000, &partitions, errbuf, sizeof errbuf) != 0 ||
+        config_long("TOPIC_REPLICATION", 1, 1, 100, &replication, errbuf, sizeof errbuf) != 0 ||
+        config_long("HTTP_THREADS", 4, 1, 256, &threads, errbuf, sizeof errbuf) != 0 ||
+        config_duration_ms("PRODUCE_TIMEOUT", "5s", 100, 300000, &produce_timeout_ms, errbuf, sizeof errbuf) != 0 ||
+        config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &grace_ms, errbuf, sizeof errbuf) != 0 ||
+        config_bool("ALLOW_PRIVATE_TARGETS", 0, &allow_private, errbuf, sizeof errbuf) != 0) {
+        log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait() below: block them before any thread starts so every thread inherits it. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int code = 1;
+    api_context api = {0};
+    http_server *server = NULL;
+    api.allow_private = allow_private;
+    api.stores = store_pool_create(redis_url, (int)threads + 1, errbuf, sizeof errbuf);
+    if (api.stores == NULL) {
+        log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
+        goto done;
+    }
+    event_producer_options options = {
+        .topic_prefix = config_string("TOPIC_PREFIX", "webhooks."),
+        .produce_timeout_ms = produce_timeout_ms,
+        .partitions = (int)partitions,
+        .replication = (int)replication,
+        .delivered = events_delivered,
+    };
+    api.producer = event_producer_create(&options, errbuf, sizeof errbuf);
+    if (api.producer == NULL) {
+        log_json(LOG_ERROR, "invalid kafka configuration", "{s:s}", "error", errbuf);
+        goto done;
+    }
+    const char *listen_addr = config_string("LISTEN_ADDR", "0.0.0.0:8080");
+    server = http_server_start(listen_addr, (int)threads, &api, errbuf, sizeof errbuf);
+    if (server == NULL) {
+        log_json(LOG_ERROR, "cannot start the HTTP server", "{s:s}", "error", errbuf);
+        goto done;
+    }
+    log_json(LOG_INFO, "listening", "{s:s, s:i, s:s, s:b}", "addr", listen_addr, "threads", (int)threads, "version",
+             HOOKD_VERSION, "allow_private_targets", allow_private);
+
+    int received = 0;
+    sigwait(&signals, &received);
+    log_json(LOG_INFO, "shutting down", "{s:s, s:I}", "signal", received == SIGTERM ? "SIGTERM" : "SIGINT",
+             "grace_ms", (json_int_t)grace_ms);
+    http_server_stop(server, grace_ms, flush_producer, api.producer);
+    server = NULL;
+    code = 0;
+done:
+    http_server_stop(server, 0, NULL, NULL);
+    event_producer_destroy(api.producer);
+    store_pool_destroy(api.stores);
+    log_json(LOG_INFO, "stopped", "{s:i}", "exit_code", code);
+    return code;
+}

@@ -1,0 +1,28 @@
+/*
+ * store_pool — a fixed set of webhook_store connections shared by the HTTP worker threads.
+ *
+ * hiredis contexts are not thread-safe, so each request borrows one connection for its duration and gives it
+ * back. The pool is sized to the number of worker threads, so a borrow never waits in practice.
+ *
+ * Thread contract: store_pool_acquire/release may be called from any thread.
+ */
+#ifndef HOOKD_STORE_POOL_H
+#define HOOKD_STORE_POOL_H
+
+#include "webhook_store.h"
+
+typedef struct store_pool store_pool;
+
+/* Opens size connections to redis_url. Returns NULL with errbuf filled when the URL is invalid. */
+store_pool *store_pool_create(const char *redis_url, int size, char *errbuf, size_t errlen);
+
+/* Closes every connection; all must have been released. NULL is ignored. */
+void store_pool_destroy(store_pool *pool);
+
+/* Borrows a connection, waiting while all are in use. Never NULL. */
+webhook_store *store_pool_acquire(store_pool *pool);
+
+/* Gives a borrowed connection back. */
+void store_pool_release(store_pool *pool, webhook_store *store);
+
+#endif
