@@ -1,0 +1,232 @@
+/* Unit tests for common/envelope.c, event_types.c, uuid.c, timeutil.c and config.c: the codec and parsers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "event_types.h"
+#include "timeutil.h"
+#include "uuid.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static json_t *parse(const char *text)
+{
+    json_t *value = json_loads(text, 0, NULL);
+    assert_non_null(value);
+    return value;
+}
+
+static void valid_event_becomes_envelope_and_round_trips(void **state)
+{
+    (void)state;
+    json_t *event = parse("{\"type\":\"time.entry.created\",\"organization_id\":7,\"id\":\"evt-1\","
+                          "\"occurred_at\":\"2026-11-29T01:02:03+01:00\",\"data\":{\"id\":123,\"hours\":1.5}}");
+    json_t *errors = json_array();
+    envelope env;
+    assert_int_equal(envelope_from_request(event, 0, -1, &env, errors), 0);
+    assert_int_equal(json_array_size(errors), 0);
+    assert_string_equal(env.id, "evt-1");
+    assert_string_equal(event_type_name(env.type), "time.entry.created");
+    assert_string_equal(env.occurred_at, "2026-11-29T00:02:03.000Z");
+
+    size_t len = 0;
+    char *text = envelope_encode(&env, &len);
+    assert_string_equal(text, "{\"id\":\"evt-1\",\"type\":\"time.entry.created\",\"organization_id\":7,"
+                              "\"occurred_at\":\"2026-11-29T00:02:03.000Z\",\"data\":{\"id\":123,\"hours\":1.5}}");
+    envelope decoded;
+    char err[128];
+    assert_int_equal(envelope_decode(text, len, &decoded, err, sizeof err), 0);
+    assert_string_equal(decoded.id, "evt-1");
+    assert_int_equal(decoded.organization_id, 7);
+    char *body = envelope_delivery_body(&decoded, &len);
+    assert_string_equal(body, "{\"data\":{\"id\":123,\"hours\":1.5},\"type\":\"time.entry.created\"}");
+    free(body);
+    free(text);
+    envelope_clear(&decoded);
+    envelope_clear(&env);
+    json_decref(errors);
+    json_decref(event);
+}
+
+/* Validates event_json with token_org and returns the errors array as compact text (caller frees). */
+static char *errors_of(const char *event_json, long long token_org, int index)
+{
+    json_t *event = parse(event_json);
+    json_t *errors = json_array();
+    envelope env;
+    int rc = envelope_from_request(event, token_org, index, &env, errors);
+    assert_int_equal(rc, json_array_size(errors) > 0 ? -1 : 0);
+    char *text = json_dumps(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    envelope_clear(&env);
+    json_decref(errors);
+    json_decref(event);
+    return text;
+}
+
+static void invalid_events_name_each_field(void **state)
+{
+    (void)state;
+    char *text = errors_of("{\"type\":\"project.deleted\",\"organization_id\":-1,\"data\":{\"id\":\"x\"}}", 0, 3);
+    assert_non_null(strstr(text, "\"field\":\"type\""));
+    assert_non_null(strstr(text, "\"field\":\"organization_id\""));
+    assert_non_null(strstr(text, "\"field\":\"data.id\""));
+    assert_non_null(strstr(text, "\"index\":3"));
+    free(text);
+
+    text = errors_of("{\"type\":\"user.created\",\"data\":{\"id\":1}}", 0, -1);
+    assert_non_null(strstr(text, "required with a service token"));
+    assert_null(strstr(text, "index"));
+    free(text);
+
+    text = errors_of("{\"type\":\"user.created\",\"organization_id\":8,\"data\":{\"id\":1}}", 7, -1);
+    assert_non_null(strstr(text, "your own organization"));
+    free(text);
+
+    text = errors_of("{\"type\":\"user.created\",\"data\":[],\"id\":\"has space\",\"occurred_at\":\"yesterday\"}", 7, -1);
+    assert_non_null(strstr(text, "\"field\":\"data\""));
+    assert_non_null(strstr(text, "\"field\":\"id\""));
+    assert_non_null(strstr(text, "\"field\":\"occurred_at\""));
+    free(text);
+
+    text = errors_of("{\"type\":\"user.created\",\"data\":{\"id\":5}}", 7, -1);
+    assert_string_equal(text, "[]"); /* an organization token supplies the organization */
+    free(text);
+}
+
+static void decode_refuses_broken_messages(void **state)
+{
+    (void)state;
+    static const char *const broken[] = {
+        "",
+        "not json",
+        "[]",
+        "{\"id\":\"a\",\"type\":\"project.created\",\"organization_id\":1,\"occurred_at\":\"2026-01-01T00:00:00Z\"}",
+        "{\"id\":\"a\",\"type\":\"nope\",\"organization_id\":1,\"occurred_at\":\"2026-01-01T00:00:00Z\",\"data\":{\"id\":1}}",
+        "{\"id\":\"a\",\"type\":\"project.created\",\"organization_id\":0,\"occurred_at\":\"2026-01-01T00:00:00Z\",\"data\":{\"id\":1}}",
+        "{\"id\":\"\",\"type\":\"project.created\",\"organization_id\":1,\"occurred_at\":\"2026-01-01T00:00:00Z\",\"data\":{\"id\":1}}",
+        "{\"id\":\"a\",\"type\":\"project.created\",\"organization_id\":1,\"occurred_at\":\"soon\",\"data\":{\"id\":1}}",
+        "{\"id\":\"a\",\"type\":\"project.created\",\"organization_id\":1,\"occurred_at\":\"2026-01-01T00:00:00Z\",\"data\":{\"id\":1.5}}",
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        envelope env;
+        char err[160] = "";
+        assert_int_equal(envelope_decode(broken[i], strlen(broken[i]), &env, err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        assert_null(env.data);
+    }
+}
+
+static void event_types_and_topics(void **state)
+{
+    (void)state;
+    char topic[64];
+    assert_int_equal(event_type_index("assignment.updated"), 7);
+    assert_int_equal(event_type_index("Project.created"), -1);
+    assert_int_equal(event_type_index(NULL), -1);
+    assert_int_equal(event_type_topic("webhooks.", 2, topic, sizeof topic), 0);
+    assert_string_equal(topic, "webhooks.time.entry.created");
+    assert_int_equal(event_type_topic("webhooks.", 2, topic, 8), -1);
+}
+
+static void uuid_v7_has_version_variant_and_sorts(void **state)
+{
+    (void)state;
+    char a[UUID_TEXT_LEN + 1], b[UUID_TEXT_LEN + 1];
+    assert_int_equal(uuid_v7_generate(a), 0);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '7');
+    assert_non_null(strchr("89ab", a[19]));
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(uuid_v7_generate(b), 0);
+    assert_true(strcmp(a, b) < 0);
+}
+
+static void rfc3339_parse_and_format(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    char text[TIME_TEXT_MAX];
+    assert_int_equal(time_parse_rfc3339("1970-01-01T00:00:01.5Z", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(time_parse_rfc3339("2026-11-29T01:02:03-02:30", &ms), 0);
+    time_format_rfc3339(ms, 0, text);
+    assert_string_equal(text, "2026-11-29T03:32:03Z");
+    static const char *const bad[] = {"2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01", "2026-01-01T00:00:00",
+                                      "2026-01-01T00:00:00Zjunk", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00.Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(time_parse_rfc3339(bad[i], &ms), -1);
+}
+
+static void durations_parse_with_units(void **state)
+{
+    (void)state;
+    long long ms = 0;
+    assert_int_equal(duration_parse_ms("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(duration_parse_ms("5s", &ms), 0);
+    assert_int_equal(ms, 5000);
+    assert_int_equal(duration_parse_ms("1.5", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(duration_parse_ms("2m", &ms), 0);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(duration_parse_ms("12h", &ms), 0);
+    assert_int_equal(ms, 43200000);
+    static const char *const bad[] = {"", "s", "-1s", "5 s", "5x", "1e400", "nan", "1d2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(duration_parse_ms(bad[i], &ms), -1);
+}
+
+static void config_readers_fall_back_and_validate(void **state)
+{
+    (void)state;
+    char err[200];
+    long value = 0;
+    int flag = 0;
+    long long ms = 0;
+    unsetenv("HOOKD_TEST_X");
+    assert_int_equal(config_long("HOOKD_TEST_X", 12, 1, 100, &value, err, sizeof err), 0);
+    assert_int_equal(value, 12);
+    setenv("HOOKD_TEST_X", "101", 1);
+    assert_int_equal(config_long("HOOKD_TEST_X", 12, 1, 100, &value, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HOOKD_TEST_X"));
+    setenv("HOOKD_TEST_X", "yes", 1);
+    assert_int_equal(config_bool("HOOKD_TEST_X", 0, &flag, err, sizeof err), 0);
+    assert_int_equal(flag, 1);
+    setenv("HOOKD_TEST_X", "maybe", 1);
+    assert_int_equal(config_bool("HOOKD_TEST_X", 0, &flag, err, sizeof err), -1);
+    setenv("HOOKD_TEST_X", "3s", 1);
+    assert_int_equal(config_duration_ms("HOOKD_TEST_X", "1s", 0, 10000, &ms, err, sizeof err), 0);
+    assert_int_equal(ms, 3000);
+    unsetenv("HOOKD_TEST_X");
+
+    char host[64];
+    int port = 0;
+    assert_int_equal(config_split_host_port("0.0.0.0:8080", host, sizeof host, &port), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 8080);
+    assert_int_equal(config_split_host_port("[::1]:9090", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(config_split_host_port("127.0.0.1:http", host, sizeof host, &port), -1);
+    assert_int_equal(config_split_host_port("127.0.0.1:70000", host, sizeof host, &port), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_event_becomes_envelope_and_round_trips),
+        cmocka_unit_test(invalid_events_name_each_field),
+        cmocka_unit_test(decode_refuses_broken_messages),
+        cmocka_unit_test(event_types_and_topics),
+        cmocka_unit_test(uuid_v7_has_version_variant_and_sorts),
+        cmocka_unit_test(rfc3339_parse_and_format),
+        cmocka_unit_test(durations_parse_with_units),
+        cmocka_unit_test(config_readers_fall_back_and_validate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
