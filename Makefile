@@ -80,7 +80,7 @@ test-asan:
 	$(MAKE) SANITIZE=1 test
 
 run: all
-	sh tests/support/run-local.sh
+	bash deploy/local/run.sh
 
 clean:
 	rm -rf build build-asan bin bin-asan
