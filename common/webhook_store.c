@@ -11,6 +11,7 @@
 
 struct webhook_store {
     redis_conn *conn; /* owned */
+    int queued;       /* commands appended by webhook_store_log_attempt and not yet flushed */
 };
 
 /* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
@@ -49,6 +50,16 @@ static const char LIST_SCRIPT[] =
     "end\n"
     "return out\n";
 
+/* Replaces a webhook object only if it is still exactly what the caller read (compare-and-set), in both
+ * places it is stored. KEYS: webhook key, version. ARGV: expected JSON, new JSON, org, event type, id. */
+static const char REPLACE_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[2])\n"
+    "redis.call('HSET', 'hookd:subs:' .. ARGV[3] .. ':' .. ARGV[4], ARGV[5], ARGV[2])\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[3] .. ':' .. ARGV[4])\n"
+    "return 1\n";
+
 webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t errlen)
 {
     webhook_store *store = calloc(1, sizeof *store);
@@ -77,9 +88,12 @@ redis_conn *webhook_store_conn(webhook_store *store)
     return store->conn;
 }
 
+
 /* Runs a command; returns NULL (and logs) when Redis is unreachable or replies with an error. */
 static redisReply *run(webhook_store *store, int argc, const char **argv)
 {
+    if (store->queued > 0) /* queued delivery-log commands must be answered first, or replies would mix */
+        webhook_store_flush(store);
     redisReply *reply = redis_conn_commandv(store->conn, argc, argv);
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         log_json(LOG_ERROR, "redis error reply", "{s:s, s:s}", "command", argv[0], "error", reply->str);
@@ -347,4 +361,132 @@ store_status event_id_release(webhook_store *store, long long org, const char *e
         return STORE_UNAVAILABLE;
     freeReplyObject(reply);
     return STORE_OK;
+}
+
+void webhook_public_view(json_t *obj)
+{
+    json_object_del(obj, "previous_secret");
+    json_object_del(obj, "previous_secret_expires_at");
+}
+
+store_status webhook_store_rotate_secret(webhook_store *store, long long org, long long id, long long grace_ms,
+                                         json_t **out)
+{
+    char key[64];
+    snprintf(key, sizeof key, "hookd:webhook:%lld", id);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        const char *get[] = {"GET", key};
+        redisReply *reply = run(store, 2, get);
+        if (reply == NULL)
+            return STORE_UNAVAILABLE;
+        if (reply->type != REDIS_REPLY_STRING) {
+            freeReplyObject(reply);
+            return STORE_NOT_FOUND;
+        }
+        json_t *obj = parse_webhook(reply->str, reply->len);
+        if (obj == NULL || !owned_by(obj, org) || !json_is_string(json_object_get(obj, "event_type"))) {
+            json_decref(obj);
+            freeReplyObject(reply);
+            return STORE_NOT_FOUND;
+        }
+        char secret[SECRET_TEXT_MAX], now[TIME_TEXT_MAX], expires[TIME_TEXT_MAX];
+        if (secret_generate_webhook_secret(secret, sizeof secret) != 0) {
+            json_decref(obj);
+            freeReplyObject(reply);
+            return STORE_UNAVAILABLE;
+        }
+        int64_t now_ms = time_now_ms();
+        time_format_rfc3339(now_ms, 0, now);
+        time_format_rfc3339(now_ms + grace_ms, 0, expires);
+        json_object_set(obj, "previous_secret", json_object_get(obj, "secret"));
+        json_object_set_new(obj, "previous_secret_expires_at", json_string(expires));
+        json_object_set_new(obj, "secret", json_string(secret));
+        json_object_set_new(obj, "updated_at", json_string(now));
+        char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char org_text[32], id_text[32];
+        snprintf(org_text, sizeof org_text, "%lld", org);
+        snprintf(id_text, sizeof id_text, "%lld", id);
+        const char *argv[] = {"EVAL", REPLACE_SCRIPT, "2", key, WEBHOOK_VERSION_KEY, reply->str, text != NULL ? text : "",
+                              org_text, json_string_value(json_object_get(obj, "event_type")), id_text};
+        redisReply *replaced = text != NULL ? run(store, 10, argv) : NULL;
+        free(text);
+        freeReplyObject(reply);
+        if (replaced == NULL) {
+            json_decref(obj);
+            return STORE_UNAVAILABLE;
+        }
+        int done = replaced->type == REDIS_REPLY_INTEGER && replaced->integer == 1;
+        freeReplyObject(replaced);
+        if (done) {
+            *out = obj;
+            return STORE_OK;
+        }
+        json_decref(obj); /* changed underneath (another rotation or a delete): read again */
+    }
+    return STORE_UNAVAILABLE;
+}
+
+store_status webhook_store_deliveries(webhook_store *store, long long org, long long id, json_t **items)
+{
+    json_t *webhook = NULL;
+    store_status status = webhook_store_get(store, org, id, &webhook);
+    json_decref(webhook);
+    if (status != STORE_OK)
+        return status;
+    char key[64], last[16];
+    snprintf(key, sizeof key, "hookd:deliveries:%lld", id);
+    snprintf(last, sizeof last, "%d", WEBHOOK_DELIVERY_LOG_MAX - 1);
+    const char *argv[] = {"LRANGE", key, "0", last};
+    redisReply *reply = run(store, 4, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    *items = json_array();
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        redisReply *element = reply->element[i];
+        json_t *record = element->type == REDIS_REPLY_STRING ? json_loadb(element->str, element->len, 0, NULL) : NULL;
+        if (json_is_object(record))
+            json_array_append_new(*items, record);
+        else
+            json_decref(record);
+    }
+    freeReplyObject(reply);
+    return STORE_OK;
+}
+
+void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json)
+{
+    if (redis_conn_ensure(store->conn) != 0)
+        return;
+    redisContext *ctx = redis_conn_context(store->conn);
+    char key[64], last[16], ttl[24];
+    snprintf(key, sizeof key, "hookd:deliveries:%lld", id);
+    snprintf(last, sizeof last, "%d", WEBHOOK_DELIVERY_LOG_MAX - 1);
+    snprintf(ttl, sizeof ttl, "%d", WEBHOOK_DELIVERY_LOG_TTL_S);
+    const char *push[] = {"LPUSH", key, record_json};
+    const char *trim[] = {"LTRIM", key, "0", last};
+    const char *expire[] = {"EXPIRE", key, ttl};
+    redisAppendCommandArgv(ctx, 3, push, NULL);
+    redisAppendCommandArgv(ctx, 4, trim, NULL);
+    redisAppendCommandArgv(ctx, 3, expire, NULL);
+    store->queued += 3;
+}
+
+int webhook_store_flush(webhook_store *store)
+{
+    int flushed = store->queued;
+    redisContext *ctx = redis_conn_context(store->conn);
+    store->queued = 0;
+    if (flushed == 0)
+        return 0;
+    if (ctx == NULL)
+        return -1;
+    for (int i = 0; i < flushed; i++) {
+        void *reply = NULL;
+        if (redisGetReply(ctx, &reply) != REDIS_OK) {
+            redis_conn_reset(store->conn);
+            return -1;
+        }
+        freeReplyObject(reply);
+    }
+    return flushed;
 }

@@ -64,6 +64,32 @@ store_status webhook_store_subscribers(webhook_store *store, long long org, cons
 /* The current value of hookd:subs:version (0 when never set). */
 store_status webhook_store_version(webhook_store *store, long long *version);
 
+/* Replaces the webhook's secret with a fresh one. The old secret stays valid for signing for grace_ms
+ * (stored as "previous_secret" and "previous_secret_expires_at", RFC 3339): the dispatcher signs with both
+ * until then. *out is the updated object. Atomic (compare-and-set on the stored object). */
+store_status webhook_store_rotate_secret(webhook_store *store, long long org, long long id, long long grace_ms,
+                                         json_t **out);
+
+/* Removes the fields that are hookd's own bookkeeping (previous_secret, previous_secret_expires_at) so obj
+ * is the public webhook object. */
+void webhook_public_view(json_t *obj);
+
+/* The last WEBHOOK_DELIVERY_LOG_MAX delivery attempts of webhook id (newest first) as an array of objects,
+ * after checking it belongs to org (STORE_NOT_FOUND otherwise). */
+store_status webhook_store_deliveries(webhook_store *store, long long org, long long id, json_t **items);
+
+/* Appends one attempt record (compact JSON) to webhook id's delivery log, trimmed to
+ * WEBHOOK_DELIVERY_LOG_MAX entries and expiring WEBHOOK_DELIVERY_LOG_TTL_S after the last attempt. The
+ * commands are only queued on the connection; webhook_store_flush() sends them in one round trip. */
+void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json);
+
+/* Sends queued commands and reads their replies. Returns the number of commands flushed, or -1 when Redis is
+ * unreachable (the queued records are dropped: the log is best effort, deliveries are not affected). */
+int webhook_store_flush(webhook_store *store);
+
+#define WEBHOOK_DELIVERY_LOG_MAX 100
+#define WEBHOOK_DELIVERY_LOG_TTL_S (7 * 86400)
+
 /* Creates an API token: org > 0 for an organization token, org == 0 for a service token. Writes the token
  * text into token_out (SECRET_TEXT_MAX bytes); only its SHA-256 is stored. */
 store_status token_store_create(webhook_store *store, long long org, char *token_out, size_t outlen);

@@ -12,6 +12,12 @@ int webhooks_create(api_request *req, const auth_identity *who, api_reply *reply
 int webhooks_list(api_request *req, const auth_identity *who, api_reply *reply);
 int webhooks_get(api_request *req, const auth_identity *who, long long id, api_reply *reply);
 int webhooks_delete(api_request *req, const auth_identity *who, long long id, api_reply *reply);
+/* POST /api/v1/webhooks/{id}/rotate_secret: a new secret; the old one keeps signing for 24 h. */
+int webhooks_rotate_secret(api_request *req, const auth_identity *who, long long id, api_reply *reply);
+/* GET /api/v1/webhooks/{id}/deliveries: the last 100 attempts, newest first. */
+int webhooks_deliveries(api_request *req, const auth_identity *who, long long id, api_reply *reply);
+#define SECRET_ROTATION_GRACE_MS (24LL * 3600 * 1000)
+
 int events_post(api_request *req, const auth_identity *who, api_reply *reply);
 
 /* GET /healthz, /readyz — no token. */

@@ -5,6 +5,7 @@
  *   GET  /healthz, /readyz                      no token
  *   POST /api/v1/webhooks, GET /api/v1/webhooks
  *   GET  /api/v1/webhooks/{id}, DELETE /api/v1/webhooks/{id}
+ *   GET  /api/v1/webhooks/{id}/deliveries, POST /api/v1/webhooks/{id}/rotate_secret
  *   POST /api/v1/events
  * Anything else is a JSON 404 (unknown path) or 405 (known path, other method).
  */
@@ -46,13 +47,16 @@ size_t router_body_limit(const char *method, const char *path)
     return API_BODY_LIMIT;
 }
 
-/* Parses the {id} segment: a positive decimal integer without sign or leading zeros. Returns -1 otherwise. */
-static long long parse_id(const char *text)
+/* Parses the {id} segment (up to '/' or the end): a positive decimal integer without sign or leading zeros.
+ * Returns -1 otherwise; *rest points after the segment. */
+static long long parse_id(const char *text, const char **rest)
 {
-    if (text[0] < '1' || text[0] > '9' || strlen(text) > 18)
+    size_t len = strcspn(text, "/");
+    *rest = text + len;
+    if (len == 0 || len > 18 || text[0] < '1' || text[0] > '9')
         return -1;
-    for (const char *p = text; *p; p++)
-        if (*p < '0' || *p > '9')
+    for (size_t i = 0; i < len; i++)
+        if (text[i] < '0' || text[i] > '9')
             return -1;
     return strtoll(text, NULL, 10);
 }
@@ -83,16 +87,25 @@ int router_dispatch(api_request *req, api_reply *reply)
     }
 
     long long id = 0;
+    const char *action = "";
     if (is_webhook) {
-        id = parse_id(path + strlen(WEBHOOKS_PATH) + 1);
-        if (id <= 0) {
+        id = parse_id(path + strlen(WEBHOOKS_PATH) + 1, &action);
+        if (id <= 0 || (action[0] != '\0' && strcmp(action, "/deliveries") != 0 &&
+                        strcmp(action, "/rotate_secret") != 0)) {
             api_reply_message(reply, 404, "not found");
             return API_DONE;
         }
     }
-    const char *allow = is_webhooks ? "GET, POST" : is_webhook ? "GET, DELETE" : "POST";
+    int is_deliveries = strcmp(action, "/deliveries") == 0;
+    int is_action = action[0] != '\0' && !is_deliveries; /* rotate_secret */
+    const char *allow = is_webhooks      ? "GET, POST"
+                        : is_deliveries  ? "GET"
+                        : is_action      ? "POST"
+                        : is_webhook     ? "GET, DELETE"
+                                         : "POST";
     int known = (is_webhooks && (!strcmp(method, "GET") || !strcmp(method, "POST"))) ||
-                (is_webhook && (!strcmp(method, "GET") || !strcmp(method, "DELETE"))) ||
+                (is_deliveries && !strcmp(method, "GET")) || (is_action && !strcmp(method, "POST")) ||
+                (is_webhook && action[0] == '\0' && (!strcmp(method, "GET") || !strcmp(method, "DELETE"))) ||
                 (is_events && !strcmp(method, "POST"));
     if (!known)
         return method_not_allowed(reply, allow);
@@ -103,6 +116,10 @@ int router_dispatch(api_request *req, api_reply *reply)
 
     if (is_events)
         return events_post(req, &who, reply);
+    if (is_deliveries)
+        return webhooks_deliveries(req, &who, id, reply);
+    if (strcmp(action, "/rotate_secret") == 0)
+        return webhooks_rotate_secret(req, &who, id, reply);
     if (is_webhooks)
         return strcmp(method, "POST") == 0 ? webhooks_create(req, &who, reply) : webhooks_list(req, &who, reply);
     return strcmp(method, "GET") == 0 ? webhooks_get(req, &who, id, reply) : webhooks_delete(req, &who, id, reply);

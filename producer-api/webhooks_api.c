@@ -81,6 +81,7 @@ int webhooks_create(api_request *req, const auth_identity *who, api_reply *reply
     store_pool_release(req->api->stores, store);
 
     if (status == STORE_OK) {
+        webhook_public_view(created);
         api_reply_json(reply, 200, created);
         json_decref(errors);
     } else if (status == STORE_LIMIT) {
@@ -141,6 +142,10 @@ int webhooks_list(api_request *req, const auth_identity *who, api_reply *reply)
         reply_unavailable(reply);
         return API_DONE;
     }
+    size_t index;
+    json_t *item;
+    json_array_foreach(items, index, item)
+        webhook_public_view(item);
     long long last_page = total == 0 ? 1 : (total + per_page - 1) / per_page;
     json_t *paging = json_pack("{s:i, s:i, s:I, s:o, s:o, s:o}", "page", (int)page, "per_page", (int)per_page,
                                "total", (json_int_t)total, "self", page_link(page, per_page), "previous",
@@ -158,12 +163,14 @@ int webhooks_get(api_request *req, const auth_identity *who, long long id, api_r
     json_t *webhook = NULL;
     store_status status = webhook_store_get(store, who->org, id, &webhook);
     store_pool_release(req->api->stores, store);
-    if (status == STORE_OK)
+    if (status == STORE_OK) {
+        webhook_public_view(webhook);
         api_reply_json(reply, 200, webhook);
-    else if (status == STORE_NOT_FOUND)
+    } else if (status == STORE_NOT_FOUND) {
         api_reply_message(reply, 404, "not found");
-    else
+    } else {
         reply_unavailable(reply);
+    }
     return API_DONE;
 }
 
@@ -175,9 +182,47 @@ int webhooks_delete(api_request *req, const auth_identity *who, long long id, ap
     json_t *webhook = NULL;
     store_status status = webhook_store_delete(store, who->org, id, &webhook);
     store_pool_release(req->api->stores, store);
-    if (status == STORE_OK && webhook != NULL)
+    if (status == STORE_OK && webhook != NULL) {
+        webhook_public_view(webhook);
         api_reply_json(reply, 200, webhook);
+    }
     else if (status == STORE_OK || status == STORE_NOT_FOUND)
+        api_reply_message(reply, 404, "not found");
+    else
+        reply_unavailable(reply);
+    return API_DONE;
+}
+
+int webhooks_rotate_secret(api_request *req, const auth_identity *who, long long id, api_reply *reply)
+{
+    if (require_organization(who, reply) != 0)
+        return API_DONE;
+    webhook_store *store = store_pool_acquire(req->api->stores);
+    json_t *webhook = NULL;
+    store_status status = webhook_store_rotate_secret(store, who->org, id, SECRET_ROTATION_GRACE_MS, &webhook);
+    store_pool_release(req->api->stores, store);
+    if (status == STORE_OK) {
+        webhook_public_view(webhook);
+        api_reply_json(reply, 200, webhook);
+    } else if (status == STORE_NOT_FOUND) {
+        api_reply_message(reply, 404, "not found");
+    } else {
+        reply_unavailable(reply);
+    }
+    return API_DONE;
+}
+
+int webhooks_deliveries(api_request *req, const auth_identity *who, long long id, api_reply *reply)
+{
+    if (require_organization(who, reply) != 0)
+        return API_DONE;
+    webhook_store *store = store_pool_acquire(req->api->stores);
+    json_t *items = NULL;
+    store_status status = webhook_store_deliveries(store, who->org, id, &items);
+    store_pool_release(req->api->stores, store);
+    if (status == STORE_OK)
+        api_reply_json(reply, 200, json_pack("{s:o}", "data", items));
+    else if (status == STORE_NOT_FOUND)
         api_reply_message(reply, 404, "not found");
     else
         reply_unavailable(reply);
