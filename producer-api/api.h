@@ -9,6 +9,7 @@
 #ifndef HOOKD_API_H
 #define HOOKD_API_H
 
+#include "metrics.h"
 #include "store_pool.h"
 
 #include <jansson.h>
@@ -22,6 +23,8 @@ typedef struct api_context {
     store_pool *stores;               /* Redis connections */
     struct event_producer *producer;  /* Kafka producer (events API) */
     int allow_private;                /* ALLOW_PRIVATE_TARGETS */
+    metrics_registry *metrics;        /* Prometheus registry served on /metrics */
+    struct api_metrics *series;       /* pre-registered series (api_metrics.h) */
 } api_context;
 
 typedef struct api_reply {

@@ -7,6 +7,7 @@
  * the request suspends — no thread is held — until every delivery report is in: 202 when all were
  * acknowledged (acks=all), else 503 with Retry-After (the claims are released so the client may retry).
  */
+#include "api_metrics.h"
 #include "event_producer.h"
 #include "events_api.h"
 #include "handlers.h"
@@ -83,10 +84,12 @@ static int events_finish(api_request *req, api_reply *reply)
     events_batch *batch = req->async_state;
     int failed = atomic_load(&batch->failed);
     if (failed > 0) {
+        metric_counter_add(req->api->series->events_unavailable, (uint64_t)batch->count);
         release_claims(batch);
         reply_unavailable(reply, "event stream unavailable, retry later");
         return API_DONE;
     }
+    metric_counter_add(req->api->series->events_accepted, (uint64_t)batch->count);
     api_reply_json(reply, 202, accepted_body(batch));
     return API_DONE;
 }
@@ -179,6 +182,7 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
     req->resume_handler = events_finish;
     if (to_send == 0) {
         free(send);
+        metric_counter_add(req->api->series->events_accepted, (uint64_t)batch->count);
         api_reply_json(reply, 202, accepted_body(batch));
         return API_DONE;
     }

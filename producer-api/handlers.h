@@ -23,5 +23,7 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply);
 /* GET /healthz, /readyz — no token. */
 int health_live(api_request *req, api_reply *reply);
 int health_ready(api_request *req, api_reply *reply);
+/* GET /metrics — Prometheus text, no token. */
+int metrics_page(api_request *req, api_reply *reply);
 
 #endif

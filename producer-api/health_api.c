@@ -1,6 +1,6 @@
 /*
  * health_api — GET /healthz (the process answers) and GET /readyz (Redis answers PING and a Kafka broker
- * answers a metadata request with the topics present). No token needed.
+ * answers a metadata request with the topics present), GET /metrics (Prometheus text). No token needed.
  */
 #include "event_producer.h"
 #include "handlers.h"
@@ -22,5 +22,14 @@ int health_ready(api_request *req, api_reply *reply)
     api_reply_json(reply, ready ? 200 : 503,
                    json_pack("{s:s, s:{s:s, s:s}}", "status", ready ? "ok" : "unavailable", "checks", "redis",
                              redis_ok ? "ok" : "unreachable", "kafka", kafka_ok ? "ok" : "unreachable"));
+    return API_DONE;
+}
+
+int metrics_page(api_request *req, api_reply *reply)
+{
+    reply->status = 200;
+    reply->text_owned = metrics_render(req->api->metrics, NULL);
+    if (reply->text_owned == NULL)
+        api_reply_message(reply, 500, "out of memory");
     return API_DONE;
 }

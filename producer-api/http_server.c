@@ -1,6 +1,7 @@
 /* http_server — see http_server.h. */
 #include "http_server.h"
 
+#include "api_metrics.h"
 #include "config.h"
 #include "log.h"
 #include "timeutil.h"
@@ -27,6 +28,7 @@ typedef struct request_state {
     size_t body_limit;   /* the route's limit */
     int too_large;       /* the body went past body_limit: answer 413 */
     int suspended;       /* waiting for api_request_resume() */
+    int64_t started_us;  /* monotonic time of the first callback, for the latency histogram */
     http_server *server; /* owner */
 } request_state;
 
@@ -140,6 +142,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         state->req.method = method;
         state->req.path = url;
         state->body_limit = router_body_limit(method, url);
+        state->started_us = time_monotonic_us();
         atomic_fetch_add(&server->in_flight, 1);
         *con_cls = state;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
@@ -157,8 +160,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         return MHD_YES;
     }
 
-    if (state->too_large)
+    if (state->too_large) {
+        api_metrics_record(server->api->series, api_metrics_route(url), 413, time_monotonic_us() - state->started_us);
         return send_message(connection, 413, "request body too large");
+    }
 
     api_reply reply = {0};
     int outcome;
@@ -170,6 +175,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
     }
     if (outcome == API_SUSPENDED)
         return MHD_YES;
+    api_metrics_record(server->api->series, api_metrics_route(url), reply.status,
+                       time_monotonic_us() - state->started_us);
     return send_reply(connection, &reply);
 }
 

@@ -5,6 +5,7 @@
  * SIGINT; then it stops accepting, lets requests in flight finish (flushing Kafka so suspended event requests
  * get their answer), and exits 0. `producer-api token ...` manages API tokens instead.
  */
+#include "api_metrics.h"
 #include "config.h"
 #include "event_producer.h"
 #include "events_api.h"
@@ -87,7 +88,14 @@ int main(int argc, char **argv)
 
     int code = 1;
     api_context api = {0};
+    api_metrics series;
     http_server *server = NULL;
+    api.metrics = metrics_registry_new();
+    if (api.metrics == NULL || api_metrics_init(&series, api.metrics) != 0) {
+        log_json(LOG_ERROR, "out of memory", NULL);
+        goto done;
+    }
+    api.series = &series;
     api.allow_private = allow_private;
     api.stores = store_pool_create(redis_url, (int)threads + 1, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
@@ -126,6 +134,7 @@ done:
     http_server_stop(server, 0, NULL, NULL);
     event_producer_destroy(api.producer);
     store_pool_destroy(api.stores);
+    metrics_registry_free(api.metrics);
     log_json(LOG_INFO, "stopped", "{s:i}", "exit_code", code);
     return code;
 }

@@ -2,7 +2,7 @@
  * router — maps method and path to a handler, authenticates, and owns the reply helpers of api.h.
  *
  * Routes:
- *   GET  /healthz, /readyz                      no token
+ *   GET  /healthz, /readyz, /metrics            no token
  *   POST /api/v1/webhooks, GET /api/v1/webhooks
  *   GET  /api/v1/webhooks/{id}, DELETE /api/v1/webhooks/{id}
  *   GET  /api/v1/webhooks/{id}/deliveries, POST /api/v1/webhooks/{id}/rotate_secret
@@ -77,6 +77,8 @@ int router_dispatch(api_request *req, api_reply *reply)
         return strcmp(method, "GET") == 0 ? health_live(req, reply) : method_not_allowed(reply, "GET");
     if (strcmp(path, "/readyz") == 0)
         return strcmp(method, "GET") == 0 ? health_ready(req, reply) : method_not_allowed(reply, "GET");
+    if (strcmp(path, "/metrics") == 0)
+        return strcmp(method, "GET") == 0 ? metrics_page(req, reply) : method_not_allowed(reply, "GET");
 
     int is_webhooks = strcmp(path, WEBHOOKS_PATH) == 0 || strcmp(path, WEBHOOKS_PATH "/") == 0;
     int is_webhook = strncmp(path, WEBHOOKS_PATH "/", strlen(WEBHOOKS_PATH) + 1) == 0 && !is_webhooks;

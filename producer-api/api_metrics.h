@@ -1,0 +1,35 @@
+/*
+ * api_metrics — the producer-api's Prometheus series, registered once at start so the request path only
+ * touches atomics:
+ *   hookd_http_requests_total{route, code}     requests answered, by route and status class
+ *   hookd_http_request_seconds{route}          time from the first byte read to the answer queued
+ *   hookd_events_accepted_total                events answered 202 (client-id repeats included)
+ *   hookd_events_unavailable_total             events answered 503 because Kafka did not acknowledge in time
+ * Thread contract: api_metrics_record() from any worker thread.
+ */
+#ifndef HOOKD_API_METRICS_H
+#define HOOKD_API_METRICS_H
+
+#include "metrics.h"
+
+#include <stdint.h>
+
+enum api_route { ROUTE_WEBHOOKS, ROUTE_EVENTS, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_OTHER, ROUTE_COUNT };
+
+typedef struct api_metrics {
+    metric_series *requests[ROUTE_COUNT][5]; /* [route][status / 100 - 1] */
+    metric_series *latency[ROUTE_COUNT];
+    metric_series *events_accepted;
+    metric_series *events_unavailable;
+} api_metrics;
+
+/* Registers every series in reg. Returns 0, or -1 on allocation failure. */
+int api_metrics_init(api_metrics *m, metrics_registry *reg);
+
+/* The route label of a path. */
+enum api_route api_metrics_route(const char *path);
+
+/* Counts one answered request. */
+void api_metrics_record(api_metrics *m, enum api_route route, int status, int64_t elapsed_us);
+
+#endif
