@@ -74,7 +74,7 @@ test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 test-api: all
-	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api $(PYTEST_ARGS)
+	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api tests/e2e $(PYTEST_ARGS)
 
 test-asan:
 	$(MAKE) SANITIZE=1 test

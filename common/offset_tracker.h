@@ -1,0 +1,42 @@
+/*
+ * offset_tracker — the commit point of one Kafka partition when messages finish out of order.
+ *
+ * Messages of a partition are consumed in offset order but their deliveries finish in any order. The tracker
+ * records every consumed offset (offset_tracker_add, strictly increasing) and every finished one
+ * (offset_tracker_complete), and answers the offset to store: the lowest offset that is not finished yet, or
+ * one past the last consumed when everything is finished (Kafka's "next offset to read" convention). Offsets
+ * skipped between two adds (compaction, transaction markers) count as finished.
+ *
+ * Memory: a ring of the unfinished window only (finished entries at the front are dropped), so it stays as
+ * large as the number of in-flight messages of the partition.
+ * Ownership: created with offset_tracker_new(), freed with offset_tracker_free().
+ * Thread contract: none; one thread at a time (the dispatcher's event loop).
+ */
+#ifndef HOOKD_OFFSET_TRACKER_H
+#define HOOKD_OFFSET_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct offset_tracker offset_tracker;
+
+/* A new, empty tracker. Returns NULL on allocation failure. */
+offset_tracker *offset_tracker_new(void);
+
+/* Frees the tracker. NULL is ignored. */
+void offset_tracker_free(offset_tracker *t);
+
+/* Records a consumed offset (>= 0). Returns 0, or -1 when it is not greater than the last one added or on
+ * allocation failure (nothing recorded). */
+int offset_tracker_add(offset_tracker *t, int64_t offset);
+
+/* Marks a recorded offset finished. Returns 0, or -1 when it is not pending (unknown or already finished). */
+int offset_tracker_complete(offset_tracker *t, int64_t offset);
+
+/* The offset to store: the lowest unfinished offset, else last added + 1; -1 when nothing was ever added. */
+int64_t offset_tracker_committable(const offset_tracker *t);
+
+/* Number of recorded offsets not finished yet. */
+size_t offset_tracker_pending(const offset_tracker *t);
+
+#endif

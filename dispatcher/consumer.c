@@ -1,0 +1,525 @@
+/* consumer — see consumer.h. */
+#include "consumer.h"
+
+#include "event_types.h"
+#include "kafka_config.h"
+#include "log.h"
+#include "offset_tracker.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define TOPIC_MAX 256
+
+/* See consumer.h. Owned by the consumer's table (one ref) and by each message in progress (one ref each). */
+struct partition_state {
+    int refs;
+    struct consumer *c;        /* borrowed; valid while assigned */
+    char topic[TOPIC_MAX];
+    int type;                  /* event type index of the topic */
+    int partition;
+    offset_tracker *tracker;   /* owned */
+    int64_t stored;            /* last offset handed to rd_kafka_offsets_store, -1 none */
+    int assigned;              /* 0 once revoked (detached from the table) */
+    metric_series *lag;        /* consumer lag gauge (removed on revoke) */
+};
+
+/* Per event type: partition states indexed by partition number. */
+typedef struct partition_row {
+    partition_state **parts;   /* owned array of table references */
+    int cap;
+} partition_row;
+
+struct consumer {
+    rd_kafka_t *rk;            /* owned */
+    rd_kafka_queue_t *queue;   /* owned: the consumer queue (main queue forwarded to it) */
+    int event_fd;              /* owned: signalled by librdkafka when the queue becomes non-empty */
+    event_loop *loop;          /* borrowed */
+    dispatcher_metrics *dm;    /* borrowed */
+    consumer_message_fn on_message;
+    void *ctx;
+    char topics[EVENT_TYPE_COUNT][TOPIC_MAX];
+    partition_row rows[EVENT_TYPE_COUNT];
+    int assigned_count;
+    int dirty;                 /* some completion may have advanced a commit point */
+    unsigned pause_reasons;
+    int unknown_topic_logged[EVENT_TYPE_COUNT];
+};
+
+/* ---- partition table ------------------------------------------------------------------------------------ */
+
+partition_state *consumer_partition_ref(partition_state *ps)
+{
+    ps->refs++;
+    return ps;
+}
+
+void consumer_partition_unref(partition_state *ps)
+{
+    if (ps == NULL || --ps->refs > 0)
+        return;
+    offset_tracker_free(ps->tracker);
+    free(ps);
+}
+
+const char *consumer_partition_topic(const partition_state *ps)
+{
+    return ps->topic;
+}
+
+int consumer_partition_number(const partition_state *ps)
+{
+    return ps->partition;
+}
+
+static int topic_type(const consumer *c, const char *topic)
+{
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        if (strcmp(c->topics[i], topic) == 0)
+            return i;
+    return -1;
+}
+
+static partition_state *table_find(consumer *c, int type, int partition)
+{
+    if (type < 0 || partition < 0 || partition >= c->rows[type].cap)
+        return NULL;
+    return c->rows[type].parts[partition];
+}
+
+/* Adds an assigned partition to the table. Returns 0 or -1. */
+static int table_attach(consumer *c, const char *topic, int partition)
+{
+    int type = topic_type(c, topic);
+    if (type < 0 || partition < 0) {
+        log_json(LOG_WARN, "assigned a partition of an unexpected topic", "{s:s, s:i}", "topic", topic,
+                 "partition", partition);
+        return -1;
+    }
+    if (table_find(c, type, partition) != NULL)
+        return 0;
+    partition_row *row = &c->rows[type];
+    if (partition >= row->cap) {
+        int cap = partition + 16;
+        partition_state **parts = realloc(row->parts, (size_t)cap * sizeof *parts);
+        if (parts == NULL)
+            return -1;
+        memset(parts + row->cap, 0, (size_t)(cap - row->cap) * sizeof *parts);
+        row->parts = parts;
+        row->cap = cap;
+    }
+    partition_state *ps = calloc(1, sizeof *ps);
+    if (ps == NULL || (ps->tracker = offset_tracker_new()) == NULL) {
+        free(ps);
+        return -1;
+    }
+    ps->refs = 1;
+    ps->c = c;
+    snprintf(ps->topic, sizeof ps->topic, "%s", topic);
+    ps->type = type;
+    ps->partition = partition;
+    ps->stored = -1;
+    ps->assigned = 1;
+    ps->lag = dm_lag_series(c->dm, topic, partition);
+    row->parts[partition] = ps;
+    c->assigned_count++;
+    return 0;
+}
+
+/* Removes a partition from the table; its state lives on while messages hold it. */
+static void table_detach(consumer *c, const char *topic, int partition)
+{
+    int type = topic_type(c, topic);
+    partition_state *ps = table_find(c, type, partition);
+    if (ps == NULL)
+        return;
+    c->rows[type].parts[partition] = NULL;
+    c->assigned_count--;
+    ps->assigned = 0;
+    ps->c = NULL;
+    metrics_remove(c->dm->reg, ps->lag);
+    ps->lag = NULL;
+    consumer_partition_unref(ps);
+}
+
+/* ---- offsets -------------------------------------------------------------------------------------------- */
+
+int consumer_track(partition_state *ps, int64_t offset)
+{
+    return offset_tracker_add(ps->tracker, offset);
+}
+
+void consumer_complete(partition_state *ps, int64_t offset)
+{
+    if (offset_tracker_complete(ps->tracker, offset) != 0)
+        log_json(LOG_ERROR, "completed an offset that was not pending", "{s:s, s:i, s:I}", "topic", ps->topic,
+                 "partition", ps->partition, "offset", (json_int_t)offset);
+    if (ps->assigned)
+        ps->c->dirty = 1;
+}
+
+/* Appends ps's commit point to list when it advanced past what was stored. */
+static void collect(partition_state *ps, rd_kafka_topic_partition_list_t *list)
+{
+    int64_t next = offset_tracker_committable(ps->tracker);
+    if (next < 0 || next <= ps->stored)
+        return;
+    rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = next;
+}
+
+/* Stores list (offsets already filled) and records what was stored. */
+static void store_list(consumer *c, rd_kafka_topic_partition_list_t *list)
+{
+    if (list->cnt == 0)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &list->elems[i];
+        partition_state *ps = table_find(c, topic_type(c, p->topic), p->partition);
+        if (p->err == RD_KAFKA_RESP_ERR_NO_ERROR && ps != NULL)
+            ps->stored = p->offset;
+        else if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_json(LOG_DEBUG, "offset not stored", "{s:s, s:i, s:I, s:s}", "topic", p->topic, "partition",
+                     p->partition, "offset", (json_int_t)p->offset, "error", rd_kafka_err2str(p->err));
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__INVALID_ARG)
+        log_json(LOG_DEBUG, "rd_kafka_offsets_store", "{s:s}", "error", rd_kafka_err2str(err));
+}
+
+void consumer_store_offsets(consumer *c)
+{
+    if (!c->dirty)
+        return;
+    c->dirty = 0;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+        for (int p = 0; p < c->rows[t].cap; p++)
+            if (c->rows[t].parts[p] != NULL)
+                collect(c->rows[t].parts[p], list);
+    store_list(c, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ---- pause / resume ------------------------------------------------------------------------------------- */
+
+static void apply_pause(consumer *c, rd_kafka_topic_partition_list_t *parts, int pause)
+{
+    if (parts == NULL || parts->cnt == 0)
+        return;
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, parts) : rd_kafka_resume_partitions(c->rk, parts);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_json(LOG_WARN, pause ? "pause failed" : "resume failed", "{s:s}", "error", rd_kafka_err2str(err));
+}
+
+void consumer_set_paused(consumer *c, unsigned reason, int on)
+{
+    unsigned before = c->pause_reasons;
+    c->pause_reasons = on ? (before | reason) : (before & ~reason);
+    if ((before != 0) == (c->pause_reasons != 0))
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        apply_pause(c, parts, c->pause_reasons != 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    metric_gauge_set(c->dm->paused, c->pause_reasons != 0);
+    log_json(LOG_INFO, c->pause_reasons ? "consumption paused" : "consumption resumed", "{s:i}", "reasons",
+             (int)c->pause_reasons);
+}
+
+unsigned consumer_paused(const consumer *c)
+{
+    return c->pause_reasons;
+}
+
+/* ---- librdkafka callbacks ------------------------------------------------------------------------------- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    consumer *c = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            table_attach(c, parts->elems[i].topic, parts->elems[i].partition);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, parts);
+        if (c->pause_reasons != 0)
+            apply_pause(c, parts, 1);
+        log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s}", "count", parts->cnt, "total",
+                 c->assigned_count, "protocol", rd_kafka_rebalance_protocol(rk));
+    } else {
+        int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
+        if (!lost) {
+            /* store what is finished and commit it before the partitions go to another member */
+            rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new(parts->cnt);
+            for (int i = 0; i < parts->cnt; i++) {
+                partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
+                if (ps != NULL)
+                    collect(ps, done);
+            }
+            store_list(c, done);
+            if (done->cnt > 0) {
+                rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, done, 0);
+                if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                    log_json(LOG_WARN, "commit on revoke failed", "{s:s}", "error", rd_kafka_err2str(cerr));
+            }
+            rd_kafka_topic_partition_list_destroy(done);
+        }
+        for (int i = 0; i < parts->cnt; i++)
+            table_detach(c, parts->elems[i].topic, parts->elems[i].partition);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, NULL);
+        log_json(lost ? LOG_WARN : LOG_INFO, lost ? "partitions lost" : "partitions revoked", "{s:i, s:i, s:s}",
+                 "count", parts->cnt, "total", c->assigned_count, "reason", rd_kafka_err2str(err));
+    }
+    if (error != NULL) {
+        log_json(LOG_ERROR, "incremental rebalance failed", "{s:s}", "error", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_json(LOG_ERROR, "assign failed", "{s:s}", "error", rd_kafka_err2str(rerr));
+    }
+    metric_gauge_set(c->dm->partitions, c->assigned_count);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    consumer *c = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        atomic_store(&c->dm->kafka_ok, 0);
+        metric_gauge_set(c->dm->kafka_up, 0);
+    }
+    /* connection failures are already logged by librdkafka's own log lines: keep them at debug here */
+    log_level level = err == RD_KAFKA_RESP_ERR__FATAL                                              ? LOG_ERROR
+                      : err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? LOG_DEBUG
+                                                                                                      : LOG_WARN;
+    log_json(level, "kafka error", "{s:s, s:s}", "error",
+             rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason", reason);
+}
+
+/* librdkafka threads: only log. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    log_level lvl = level <= 3 ? LOG_WARN : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_json(lvl, "librdkafka", "{s:s, s:s}", "facility", fac, "message", buf);
+}
+
+/* Statistics (every statistics.interval.ms): broker and group health for /readyz, per-partition lag. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    consumer *c = opaque;
+    (void)rk;
+    json_t *root = json_loadb(json, json_len, 0, NULL);
+    if (root == NULL)
+        return 0;
+    int brokers_up = 0;
+    const char *name;
+    json_t *b;
+    json_object_foreach(json_object_get(root, "brokers"), name, b) {
+        json_t *nodeid = json_object_get(b, "nodeid");
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (state != NULL && strcmp(state, "UP") == 0 && json_integer_value(nodeid) >= 0)
+            brokers_up++;
+    }
+    json_t *cgrp = json_object_get(root, "cgrp");
+    const char *cstate = json_string_value(json_object_get(cgrp, "state"));
+    const char *jstate = json_string_value(json_object_get(cgrp, "join_state"));
+    int ok = brokers_up > 0 && cstate != NULL && strcmp(cstate, "up") == 0 && jstate != NULL &&
+             strcmp(jstate, "steady") == 0;
+    atomic_store(&c->dm->kafka_ok, ok);
+    metric_gauge_set(c->dm->kafka_up, ok);
+    json_t *t;
+    json_object_foreach(json_object_get(root, "topics"), name, t) {
+        int type = topic_type(c, name);
+        if (type < 0)
+            continue;
+        const char *pname;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+            partition_state *ps = table_find(c, type, atoi(pname));
+            if (ps == NULL || ps->lag == NULL)
+                continue;
+            json_t *lag = json_object_get(p, "consumer_lag_stored");
+            if (lag == NULL)
+                lag = json_object_get(p, "consumer_lag");
+            json_int_t v = json_integer_value(lag);
+            metric_gauge_set(ps->lag, v >= 0 ? v : 0);
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------------------ */
+
+consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
+                       consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen)
+{
+    consumer *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->event_fd = -1;
+    c->loop = loop;
+    c->dm = dm;
+    c->on_message = on_message;
+    c->ctx = ctx;
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
+        if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
+            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
+            free(c);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char hostname[128] = "host", client_id[192];
+    gethostname(hostname, sizeof hostname - 1);
+    snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d", hostname, (int)getpid());
+    /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */
+    if (kafka_config_set(conf, "group.id", opts->group, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "partition.assignment.strategy", "cooperative-sticky", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "enable.auto.commit", "true", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
+        kafka_config_from_env(conf, errbuf, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    char kerr[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
+    if (c->rk == NULL) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", kerr);
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(c->rk); /* main queue (errors, stats) forwarded to the consumer queue */
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->queue == NULL || c->event_fd < 0 || event_loop_add(loop, c->event_fd, EPOLLIN, LOOP_TAG_KAFKA) != 0) {
+        snprintf(errbuf, errlen, "kafka queue: %s", strerror(errno));
+        goto err;
+    }
+    static const uint64_t one = 1;
+    rd_kafka_queue_io_event_enable(c->queue, c->event_fd, &one, sizeof one);
+
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(EVENT_TYPE_COUNT);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        rd_kafka_topic_partition_list_add(subs, c->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errbuf, errlen, "kafka subscribe: %s", rd_kafka_err2str(err));
+        goto err;
+    }
+    return c;
+err:
+    if (c->queue != NULL)
+        rd_kafka_queue_destroy(c->queue);
+    if (c->event_fd >= 0)
+        close(c->event_fd);
+    rd_kafka_destroy(c->rk);
+    free(c);
+    return NULL;
+}
+
+/* A consumer error delivered as a message. */
+static void message_error(consumer *c, const rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "";
+    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        int type = topic_type(c, topic);
+        /* topics appear when producer-api creates them: say so once per topic, at debug level */
+        if (type < 0 || !c->unknown_topic_logged[type])
+            log_json(LOG_DEBUG, "subscribed topic not available yet", "{s:s, s:s}", "topic", topic, "error",
+                     rd_kafka_message_errstr(m));
+        if (type >= 0)
+            c->unknown_topic_logged[type] = 1;
+        return;
+    }
+    log_json(LOG_WARN, "kafka consumer error", "{s:s, s:s, s:s}", "topic", topic, "error",
+             rd_kafka_err2name(m->err), "reason", rd_kafka_message_errstr(m));
+}
+
+int consumer_drain(consumer *c, int max)
+{
+    loop_fd_drain(c->event_fd);
+    for (int n = 0; n < max; n++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
+        if (m == NULL)
+            return 0;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            message_error(c, m);
+        } else {
+            partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(m->rkt)), (int)m->partition);
+            if (ps != NULL)
+                c->on_message(c->ctx, ps, m);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return 1;
+}
+
+int consumer_close(consumer *c)
+{
+    if (c == NULL)
+        return 0;
+    int rc = 0;
+    c->dirty = 1;
+    consumer_store_offsets(c);
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        log_json(LOG_ERROR, "final commit failed", "{s:s}", "error", rd_kafka_err2str(err));
+        rc = -1;
+    } else {
+        log_json(LOG_INFO, "offsets committed", NULL);
+    }
+    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+    err = rd_kafka_consumer_close(c->rk); /* serves the final revoke through rebalance_cb */
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_json(LOG_WARN, "consumer close", "{s:s}", "error", rd_kafka_err2str(err));
+    rd_kafka_queue_destroy(c->queue);
+    rd_kafka_destroy(c->rk);
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
+        for (int p = 0; p < c->rows[t].cap; p++) {
+            partition_state *ps = c->rows[t].parts[p];
+            if (ps != NULL) {
+                ps->assigned = 0;
+                ps->c = NULL;
+                consumer_partition_unref(ps);
+            }
+        }
+        free(c->rows[t].parts);
+    }
+    event_loop_del(c->loop, c->event_fd);
+    close(c->event_fd);
+    free(c);
+    return rc;
+}

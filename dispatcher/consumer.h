@@ -1,0 +1,82 @@
+/*
+ * consumer — the Kafka side: one librdkafka consumer in group KAFKA_GROUP subscribed to the eight event
+ * topics, with cooperative-sticky assignment, auto commit of offsets that this module stores itself, and the
+ * consumer queue wired to the event loop through an eventfd (rd_kafka_queue_io_event_enable).
+ *
+ * Offsets: every assigned partition has a partition_state with an offset_tracker. The dispatcher tracks each
+ * message it takes on (consumer_track) and completes it when all its deliveries finished (consumer_complete);
+ * consumer_store_offsets() stores, per partition, the offset below which everything is finished, and the
+ * auto-commit timer commits it. On revoke, what is finished is stored and committed before the partitions go.
+ *
+ * Pausing: consumer_set_paused(reason) pauses every assigned partition while any reason is set (backpressure,
+ * Redis outage, shutdown); partitions assigned while paused are paused at once. The queue keeps being polled.
+ *
+ * Ownership: the consumer owns the rd_kafka_t, its queue and eventfd, and the partition table. A
+ * partition_state is reference counted: the table holds one reference while the partition is assigned, every
+ * message in progress holds one (consumer_partition_ref / _unref); a revoked partition's state lives on,
+ * detached, until its last message finishes (its completions are then ignored for storing).
+ * Thread contract: the event-loop thread only; librdkafka's callbacks run on it (served by consumer_drain),
+ * except the log callback, which runs on librdkafka threads and only logs.
+ */
+#ifndef HOOKD_CONSUMER_H
+#define HOOKD_CONSUMER_H
+
+#include "dispatcher_metrics.h"
+#include "event_loop.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+/* Pause reasons (bit mask). */
+#define CONSUMER_PAUSE_BACKPRESSURE 1u
+#define CONSUMER_PAUSE_REDIS 2u
+#define CONSUMER_PAUSE_SHUTDOWN 4u
+
+typedef struct consumer consumer;
+
+/* One assigned (or recently revoked) partition. */
+typedef struct partition_state partition_state;
+
+/* Called for each message (err == 0) of an assigned partition. The message is destroyed after the call. */
+typedef void (*consumer_message_fn)(void *ctx, partition_state *ps, const rd_kafka_message_t *msg);
+
+typedef struct consumer_options {
+    const char *group;         /* KAFKA_GROUP */
+    const char *topic_prefix;  /* TOPIC_PREFIX */
+} consumer_options;
+
+/* Builds the consumer (kafka_config_from_env for brokers and passthrough), subscribes, and registers the
+ * queue's eventfd on loop with tag LOOP_TAG_KAFKA. Returns NULL with errbuf on failure. */
+consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
+                       consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen);
+
+/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages and
+ * returns 1 when the queue may hold more (call again without waiting), 0 when it is empty. */
+int consumer_drain(consumer *c, int max);
+
+/* Records that the dispatcher took on msg's offset. Returns 0, or -1 when the offset was already seen (a
+ * re-delivery after resume: skip the message). */
+int consumer_track(partition_state *ps, int64_t offset);
+
+/* Marks a tracked offset finished (all its deliveries done or handed on). */
+void consumer_complete(partition_state *ps, int64_t offset);
+
+partition_state *consumer_partition_ref(partition_state *ps);
+void consumer_partition_unref(partition_state *ps);
+
+/* The partition's topic name and number (for logs). */
+const char *consumer_partition_topic(const partition_state *ps);
+int consumer_partition_number(const partition_state *ps);
+
+/* Stores the finished offsets of every assigned partition that advanced (rd_kafka_offsets_store). */
+void consumer_store_offsets(consumer *c);
+
+/* Sets or clears one pause reason. */
+void consumer_set_paused(consumer *c, unsigned reason, int on);
+unsigned consumer_paused(const consumer *c);
+
+/* Shutdown: stores finished offsets, commits synchronously, closes the consumer (leaving the group) and
+ * frees everything. Returns 0, or -1 when the final commit failed (logged). NULL is ignored. */
+int consumer_close(consumer *c);
+
+#endif

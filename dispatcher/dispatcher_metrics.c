@@ -1,0 +1,92 @@
+/* dispatcher_metrics — see dispatcher_metrics.h. */
+#include "dispatcher_metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const outcome_names[DM_OUTCOME_COUNT] = {"success", "http_error", "timeout", "forbidden",
+                                                            "network_error"};
+static const char *const class_names[DM_STATUS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+const char *dm_outcome_name(dm_outcome outcome)
+{
+    return outcome >= 0 && outcome < DM_OUTCOME_COUNT ? outcome_names[outcome] : "unknown";
+}
+
+dispatcher_metrics *dm_new(void)
+{
+    dispatcher_metrics *dm = calloc(1, sizeof *dm);
+    if (dm == NULL || (dm->reg = metrics_registry_new()) == NULL) {
+        free(dm);
+        return NULL;
+    }
+    metrics_registry *r = dm->reg;
+    dm->events_consumed = metrics_counter(r, "hookd_dispatcher_events_consumed_total",
+                                          "Events (Kafka messages) consumed.", NULL);
+    dm->events_malformed = metrics_counter(r, "hookd_dispatcher_events_malformed_total",
+                                           "Messages whose envelope failed to decode; skipped.", NULL);
+    dm->events_no_subscribers = metrics_counter(r, "hookd_dispatcher_events_without_subscribers_total",
+                                                "Events no active webhook subscribed to.", NULL);
+    for (int o = 0; o < DM_OUTCOME_COUNT; o++) {
+        for (int c = 0; c < DM_STATUS_CLASSES; c++) {
+            /* only combinations that can happen */
+            int has_status = c != 0;
+            if ((o == DM_SUCCESS && c != 2) || (o == DM_HTTP_ERROR && (!has_status || c == 2)) ||
+                (o > DM_HTTP_ERROR && has_status))
+                continue;
+            char labels[96];
+            snprintf(labels, sizeof labels, "outcome=\"%s\",status_class=\"%s\"", outcome_names[o], class_names[c]);
+            dm->deliveries[o][c] = metrics_counter(r, "hookd_dispatcher_deliveries_total",
+                                                   "Delivery attempts by outcome and HTTP status class.", labels);
+        }
+    }
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    dm->latency = metrics_histogram(r, "hookd_dispatcher_attempt_duration_seconds",
+                                    "Delivery attempt latency, request start to response or failure.", NULL, bounds,
+                                    sizeof bounds / sizeof bounds[0]);
+    dm->in_flight = metrics_gauge(r, "hookd_dispatcher_deliveries_in_flight", "Deliveries started, not finished.",
+                                  NULL);
+    dm->pending_events = metrics_gauge(r, "hookd_dispatcher_events_waiting_for_redis",
+                                       "Consumed events whose subscribers could not be read yet.", NULL);
+    dm->paused = metrics_gauge(r, "hookd_dispatcher_consumption_paused",
+                               "1 while partitions are paused (backpressure, Redis outage or shutdown).", NULL);
+    dm->partitions = metrics_gauge(r, "hookd_dispatcher_assigned_partitions", "Partitions assigned to this member.",
+                                   NULL);
+    dm->cache_hits = metrics_counter(r, "hookd_dispatcher_subscriber_cache_hits_total", "Subscriber cache hits.",
+                                     NULL);
+    dm->cache_misses = metrics_counter(r, "hookd_dispatcher_subscriber_cache_misses_total",
+                                       "Subscriber cache misses (one HVALS each).", NULL);
+    dm->cache_flushes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_flushes_total",
+                                        "Times the subscriber cache was dropped after a change.", NULL);
+    dm->redis_up = metrics_gauge(r, "hookd_dispatcher_redis_up", "1 when the last Redis call succeeded.", NULL);
+    dm->kafka_up = metrics_gauge(r, "hookd_dispatcher_kafka_up", "1 when a broker is up and the group is joined.",
+                                 NULL);
+    metrics_gauge(r, "hookd_dispatcher_consumer_lag", "Messages behind the high watermark, per partition.", NULL);
+    metrics_remove(r, metrics_gauge(r, "hookd_dispatcher_consumer_lag", NULL, NULL)); /* family first, no series */
+    return dm;
+}
+
+void dm_free(dispatcher_metrics *dm)
+{
+    if (dm == NULL)
+        return;
+    metrics_registry_free(dm->reg);
+    free(dm);
+}
+
+metric_series *dm_lag_series(dispatcher_metrics *dm, const char *topic, int partition)
+{
+    char escaped[256], labels[320];
+    if (metrics_escape_label(topic, escaped, sizeof escaped) != 0)
+        return NULL;
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", escaped, partition);
+    return metrics_gauge(dm->reg, "hookd_dispatcher_consumer_lag", NULL, labels);
+}
+
+void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds)
+{
+    int c = status >= 100 && status < 600 ? (int)(status / 100) : 0;
+    if (outcome >= 0 && outcome < DM_OUTCOME_COUNT)
+        metric_counter_add(dm->deliveries[outcome][c], 1);
+    metric_histogram_observe(dm->latency, latency_seconds);
+}

@@ -1,0 +1,61 @@
+/*
+ * dispatcher_metrics — the dispatcher's Prometheus series and health flags, registered once at start.
+ *
+ * Owns the metrics_registry (common/metrics.h) and the series pointers below; the event loop updates them,
+ * the metrics server thread renders the registry and reads the health atomics.
+ * Thread contract: dm_new/dm_free on the main thread while no other thread runs; everything else any thread.
+ */
+#ifndef HOOKD_DISPATCHER_METRICS_H
+#define HOOKD_DISPATCHER_METRICS_H
+
+#include "metrics.h"
+
+#include <stdatomic.h>
+
+/* Why a delivery attempt ended the way it did (the "outcome" label). */
+typedef enum dm_outcome {
+    DM_SUCCESS = 0,     /* 2xx */
+    DM_HTTP_ERROR,      /* any other status, 3xx included (no redirects are followed) */
+    DM_TIMEOUT,         /* DELIVERY_TIMEOUT hit */
+    DM_FORBIDDEN,       /* the SSRF guard refused the resolved address */
+    DM_NETWORK_ERROR,   /* DNS, connect, TLS or protocol failure */
+    DM_OUTCOME_COUNT
+} dm_outcome;
+
+/* Status class label: 0 = "none" (no response), 1..5 = "1xx".."5xx". */
+#define DM_STATUS_CLASSES 6
+
+typedef struct dispatcher_metrics {
+    metrics_registry *reg;                                  /* owned */
+    metric_series *events_consumed;                         /* messages taken from Kafka */
+    metric_series *events_malformed;                        /* envelopes that failed to decode (skipped) */
+    metric_series *events_no_subscribers;                   /* events with no active webhook */
+    metric_series *deliveries[DM_OUTCOME_COUNT][DM_STATUS_CLASSES]; /* attempts by outcome x status class */
+    metric_series *latency;                                 /* attempt latency histogram, seconds */
+    metric_series *in_flight;                               /* deliveries started and not finished */
+    metric_series *pending_events;                          /* events waiting for Redis */
+    metric_series *paused;                                  /* 1 while consumption is paused */
+    metric_series *partitions;                              /* assigned partitions */
+    metric_series *cache_hits, *cache_misses, *cache_flushes;
+    metric_series *redis_up, *kafka_up;
+    atomic_int redis_ok;                                    /* last Redis call succeeded */
+    atomic_int kafka_ok;                                    /* a broker is up and the group is joined */
+    atomic_int stopping;                                    /* shutdown began */
+} dispatcher_metrics;
+
+/* Creates the registry and every fixed series. Returns NULL on allocation failure. */
+dispatcher_metrics *dm_new(void);
+
+/* Frees the registry. NULL is ignored. */
+void dm_free(dispatcher_metrics *dm);
+
+/* The lag gauge for one partition (created on assignment, removed on revoke). */
+metric_series *dm_lag_series(dispatcher_metrics *dm, const char *topic, int partition);
+
+/* Counts one attempt. status is the HTTP status or 0 when there was no response. */
+void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds);
+
+/* The outcome label text. */
+const char *dm_outcome_name(dm_outcome outcome);
+
+#endif

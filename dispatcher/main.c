@@ -1,0 +1,258 @@
+/*
+ * bin/dispatcher — consumes the event topics and delivers every event to the webhooks subscribed to it.
+ *
+ * main() owns every module and the one event loop; see docs/DESIGN.md ("Delivery") and the module headers:
+ * event_loop (epoll), consumer (Kafka), subscriber_cache (Redis), delivery (libcurl multi), dispatch (the
+ * glue and the offset bookkeeping), metrics_server (HTTP on its own thread).
+ */
+#include "config.h"
+#include "consumer.h"
+#include "delivery.h"
+#include "dispatch.h"
+#include "dispatcher_metrics.h"
+#include "event_loop.h"
+#include "kafka_config.h"
+#include "log.h"
+#include "metrics_server.h"
+#include "subscriber_cache.h"
+#include "timeutil.h"
+#include "webhook_store.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define TICK_MS 200          /* housekeeping: subscriber version poll, Redis retries */
+#define DRAIN_BATCH 5000     /* messages served per loop iteration before curl gets a turn */
+
+static const config_var vars[] = {
+    {"KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS, "Kafka bootstrap servers"},
+    {"KAFKA_GROUP", "hookd-dispatcher", "consumer group id"},
+    {"TOPIC_PREFIX", "webhooks.", "topic name prefix; topics are <prefix><event_type>"},
+    {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations"},
+    {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
+    {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
+    {"MAX_IN_FLIGHT", "10000", "deliveries in flight before consumption pauses (resumes at half)"},
+    {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
+    {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
+    {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
+    {"LOG_LEVEL", "info", "debug, info, warn or error"},
+};
+
+/* Settings read from the environment. */
+typedef struct settings {
+    const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
+    long long timeout_ms, grace_ms;
+    long max_in_flight;
+    int allow_private;
+} settings;
+
+static int read_settings(settings *s, char *err, size_t errlen)
+{
+    s->group = config_string("KAFKA_GROUP", "hookd-dispatcher");
+    s->topic_prefix = config_string("TOPIC_PREFIX", "webhooks.");
+    s->redis_url = config_string("REDIS_URL", "redis://127.0.0.1:6379/0");
+    s->ca_file = config_string("RECEIVER_CA_FILE", NULL);
+    s->metrics_addr = config_string("METRICS_ADDR", "0.0.0.0:9090");
+    if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
+        config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
+        config_long("MAX_IN_FLIGHT", 10000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
+        config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Everything main() owns, torn down in reverse order. */
+typedef struct app {
+    settings cfg;
+    dispatcher_metrics *dm;
+    event_loop *loop;
+    webhook_store *store;
+    subscriber_cache *cache;
+    dispatch *dispatch;
+    delivery_engine *engine;
+    consumer *consumer;
+    metrics_server *http;
+    int signal_fd, tick_fd;
+} app;
+
+static void app_free(app *a)
+{
+    metrics_server_stop(a->http);
+    delivery_engine_free(a->engine);
+    dispatch_free(a->dispatch);
+    subscriber_cache_free(a->cache);
+    webhook_store_close(a->store);
+    if (a->tick_fd >= 0)
+        close(a->tick_fd);
+    if (a->signal_fd >= 0)
+        close(a->signal_fd);
+    event_loop_free(a->loop);
+    dm_free(a->dm);
+}
+
+/* Runs the loop until shutdown completes. Returns the exit code. */
+static int run(app *a)
+{
+    loop_event evs[256];
+    int kafka_more = 0, stopping = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        int n = event_loop_wait(a->loop, evs, 256, kafka_more ? 0 : 1000);
+        if (n < 0) {
+            log_json(LOG_ERROR, "epoll_wait failed", NULL);
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            switch (evs[i].tag) {
+            case LOOP_TAG_CURL_SOCKET:
+                delivery_on_socket(a->engine, evs[i].fd, evs[i].events);
+                break;
+            case LOOP_TAG_CURL_TIMER:
+                delivery_on_timer(a->engine);
+                break;
+            case LOOP_TAG_KAFKA:
+                kafka_more = 1;
+                break;
+            case LOOP_TAG_TICK:
+                loop_fd_drain(a->tick_fd);
+                subscriber_cache_poll(a->cache);
+                dispatch_tick(a->dispatch);
+                break;
+            case LOOP_TAG_SIGNAL: {
+                int sig;
+                while ((sig = loop_signalfd_read(a->signal_fd)) != 0) {
+                    if (stopping) {
+                        log_json(LOG_WARN, "second signal: stopping now", "{s:i}", "signal", sig);
+                        deadline = 0;
+                        continue;
+                    }
+                    stopping = 1;
+                    deadline = time_monotonic_ms() + a->cfg.grace_ms;
+                    atomic_store(&a->dm->stopping, 1);
+                    dispatch_stop_intake(a->dispatch);
+                    consumer_set_paused(a->consumer, CONSUMER_PAUSE_SHUTDOWN, 1);
+                    log_json(LOG_INFO, "shutting down", "{s:i, s:I, s:I}", "signal", sig, "in_flight",
+                             (json_int_t)dispatch_in_flight(a->dispatch), "grace_ms", (json_int_t)a->cfg.grace_ms);
+                }
+                break;
+            }
+            }
+        }
+        if (kafka_more)
+            kafka_more = consumer_drain(a->consumer, DRAIN_BATCH);
+        dispatch_after_batch(a->dispatch);
+        if (stopping) {
+            size_t left = dispatch_in_flight(a->dispatch);
+            if (left == 0)
+                break;
+            if (time_monotonic_ms() >= deadline) {
+                log_json(LOG_WARN, "shutdown grace expired; abandoning deliveries (they will be redelivered)",
+                         "{s:I}", "in_flight", (json_int_t)left);
+                break;
+            }
+        }
+    }
+    if (dispatch_waiting(a->dispatch) > 0)
+        log_json(LOG_WARN, "events still waiting for Redis at shutdown (they will be redelivered)", "{s:I}",
+                 "events", (json_int_t)dispatch_waiting(a->dispatch));
+    dispatch_after_batch(a->dispatch);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            config_print_help(stdout,
+                              "usage: dispatcher [--help] [--version]\n\n"
+                              "Consumes the hookd event topics and delivers each event to its webhooks.",
+                              vars, sizeof vars / sizeof vars[0], 1);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("dispatcher (hookd) %s\n", HOOKD_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "dispatcher: unknown argument %s (try --help)\n", argv[i]);
+        return 2;
+    }
+    if (log_init("dispatcher", config_string("LOG_LEVEL", "info")) != 0)
+        log_json(LOG_WARN, "LOG_LEVEL not recognised; using info", NULL);
+
+    app a;
+    memset(&a, 0, sizeof a);
+    a.signal_fd = a.tick_fd = -1;
+    char err[512];
+    if (read_settings(&a.cfg, err, sizeof err) != 0) {
+        log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", err);
+        return 2;
+    }
+    a.signal_fd = loop_signalfd_new(); /* before any thread: every thread inherits the blocked mask */
+    if (a.signal_fd < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_json(LOG_ERROR, "start-up failed (signalfd / curl_global_init)", NULL);
+        return 1;
+    }
+    int rc = 1;
+    a.dm = dm_new();
+    a.loop = event_loop_new();
+    a.tick_fd = loop_timerfd_new();
+    if (a.dm == NULL || a.loop == NULL || a.tick_fd < 0 ||
+        event_loop_add(a.loop, a.signal_fd, EPOLLIN, LOOP_TAG_SIGNAL) != 0 ||
+        event_loop_add(a.loop, a.tick_fd, EPOLLIN, LOOP_TAG_TICK) != 0 ||
+        loop_timerfd_arm(a.tick_fd, TICK_MS, TICK_MS) != 0) {
+        log_json(LOG_ERROR, "start-up failed (event loop)", NULL);
+        goto out;
+    }
+    if ((a.store = webhook_store_open(a.cfg.redis_url, err, sizeof err)) == NULL) {
+        log_json(LOG_ERROR, "invalid REDIS_URL", "{s:s}", "error", err);
+        rc = 2;
+        goto out;
+    }
+    a.cache = subscriber_cache_new(a.store, a.dm);
+    dispatch_options dopts = {a.cfg.max_in_flight, NULL, NULL};
+    a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
+    if (a.cache == NULL || a.dispatch == NULL)
+        goto out;
+    delivery_options eopts = {a.cfg.timeout_ms, a.cfg.allow_private, a.cfg.ca_file};
+    if ((a.engine = delivery_engine_new(a.loop, &eopts, dispatch_on_attempt_done, a.dispatch, err, sizeof err)) ==
+        NULL) {
+        log_json(LOG_ERROR, "delivery engine", "{s:s}", "error", err);
+        rc = 2;
+        goto out;
+    }
+    if ((a.http = metrics_server_start(a.cfg.metrics_addr, a.dm, err, sizeof err)) == NULL) {
+        log_json(LOG_ERROR, "metrics server", "{s:s}", "error", err);
+        goto out;
+    }
+    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix};
+    if ((a.consumer = consumer_new(&copts, a.loop, a.dm, dispatch_on_message, a.dispatch, err, sizeof err)) ==
+        NULL) {
+        log_json(LOG_ERROR, "kafka consumer", "{s:s}", "error", err);
+        rc = 2;
+        goto out;
+    }
+    dispatch_attach(a.dispatch, a.consumer, a.engine);
+    subscriber_cache_poll(a.cache);
+    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "version", HOOKD_VERSION,
+             "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr", a.cfg.metrics_addr,
+             "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_timeout_ms", (json_int_t)a.cfg.timeout_ms,
+             "allow_private_targets", a.cfg.allow_private);
+    if (a.cfg.allow_private)
+        log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);
+
+    rc = run(&a);
+    if (consumer_close(a.consumer) != 0 && rc == 0)
+        log_json(LOG_WARN, "exiting after a failed final commit (uncommitted events will be redelivered)", NULL);
+    a.consumer = NULL;
+    log_json(LOG_INFO, "dispatcher stopped", NULL);
+out:
+    if (a.consumer != NULL)
+        consumer_close(a.consumer);
+    app_free(&a);
+    curl_global_cleanup();
+    return rc;
+}

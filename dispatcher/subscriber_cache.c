@@ -1,0 +1,258 @@
+/* subscriber_cache — see subscriber_cache.h. */
+#include "subscriber_cache.h"
+
+#include "event_types.h"
+#include "log.h"
+#include "timeutil.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One cached (org, type) answer; owned by the cache's hash chain. */
+typedef struct cache_entry {
+    long long org;
+    int type;
+    int64_t loaded_ms;            /* monotonic time of the HVALS */
+    subscriber_list *list;        /* the cache's reference */
+    struct cache_entry *next;
+} cache_entry;
+
+/* Chained hash table of entries plus the last seen version. */
+struct subscriber_cache {
+    webhook_store *store;         /* borrowed */
+    dispatcher_metrics *dm;       /* borrowed */
+    cache_entry **buckets;        /* owned */
+    size_t nbuckets;              /* power of two */
+    size_t count;
+    long long version;            /* last hookd:subs:version seen */
+    int have_version;             /* version is valid */
+    int redis_failed;             /* the previous Redis call failed: drop the cache when it answers again */
+    int64_t retry_at_ms;          /* while failed: no Redis call before this monotonic time (a stalled Redis
+                                   * blocks the loop up to 2 x REDIS_CONN_TIMEOUT_MS per call) */
+    int backoff_ms;               /* 250 ms doubling to 4 s */
+};
+
+subscriber_list *subscriber_list_ref(subscriber_list *list)
+{
+    if (list != NULL)
+        list->refs++;
+    return list;
+}
+
+void subscriber_list_release(subscriber_list *list)
+{
+    if (list == NULL || --list->refs > 0)
+        return;
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i].url);
+        free(list->items[i].secret);
+    }
+    free(list);
+}
+
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm)
+{
+    subscriber_cache *cache = calloc(1, sizeof *cache);
+    if (cache == NULL)
+        return NULL;
+    cache->nbuckets = 1024;
+    cache->buckets = calloc(cache->nbuckets, sizeof *cache->buckets);
+    if (cache->buckets == NULL) {
+        free(cache);
+        return NULL;
+    }
+    cache->store = store;
+    cache->dm = dm;
+    return cache;
+}
+
+/* Empties the table. */
+static void cache_clear(subscriber_cache *cache)
+{
+    for (size_t i = 0; i < cache->nbuckets; i++) {
+        cache_entry *e = cache->buckets[i];
+        while (e != NULL) {
+            cache_entry *next = e->next;
+            subscriber_list_release(e->list);
+            free(e);
+            e = next;
+        }
+        cache->buckets[i] = NULL;
+    }
+    cache->count = 0;
+}
+
+void subscriber_cache_free(subscriber_cache *cache)
+{
+    if (cache == NULL)
+        return;
+    cache_clear(cache);
+    free(cache->buckets);
+    free(cache);
+}
+
+size_t subscriber_cache_size(const subscriber_cache *cache)
+{
+    return cache->count;
+}
+
+static size_t hash(long long org, int type, size_t nbuckets)
+{
+    uint64_t h = (uint64_t)org * 0x9E3779B97F4A7C15ull ^ (uint64_t)type * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 29;
+    return (size_t)h & (nbuckets - 1);
+}
+
+/* Doubles the table when it gets crowded (best effort). */
+static void maybe_grow(subscriber_cache *cache)
+{
+    if (cache->count < cache->nbuckets)
+        return;
+    size_t n = cache->nbuckets * 2;
+    cache_entry **b = calloc(n, sizeof *b);
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < cache->nbuckets; i++) {
+        cache_entry *e = cache->buckets[i];
+        while (e != NULL) {
+            cache_entry *next = e->next;
+            size_t h = hash(e->org, e->type, n);
+            e->next = b[h];
+            b[h] = e;
+            e = next;
+        }
+    }
+    free(cache->buckets);
+    cache->buckets = b;
+    cache->nbuckets = n;
+}
+
+/* Copies the active webhooks out of a JSON array. Returns a list with refs = 1, or NULL. */
+static subscriber_list *list_from_json(json_t *items)
+{
+    size_t n = json_array_size(items);
+    subscriber_list *list = calloc(1, sizeof *list + n * sizeof(subscriber));
+    if (list == NULL)
+        return NULL;
+    list->refs = 1;
+    size_t i;
+    json_t *obj;
+    json_array_foreach(items, i, obj) {
+        json_int_t id = 0;
+        const char *url = NULL, *secret = NULL, *status = "active";
+        if (json_unpack(obj, "{s:I, s:s, s:s, s?:s}", "id", &id, "url", &url, "secret", &secret, "status",
+                        &status) != 0) {
+            log_json(LOG_WARN, "skipping a malformed webhook in the subscriber hash", NULL);
+            continue;
+        }
+        if (strcmp(status, "active") != 0)
+            continue;
+        subscriber *s = &list->items[list->count];
+        s->id = (long long)id;
+        s->url = strdup(url);
+        s->secret = strdup(secret);
+        if (s->url == NULL || s->secret == NULL) {
+            free(s->url);
+            free(s->secret);
+            subscriber_list_release(list);
+            return NULL;
+        }
+        list->count++;
+    }
+    return list;
+}
+
+/* Notes the result of a Redis call: flags and drops the cache after an outage. */
+static void redis_result(subscriber_cache *cache, int ok)
+{
+    if (!ok) {
+        if (!cache->redis_failed) {
+            log_json(LOG_WARN, "redis unavailable; subscriber lookups paused", NULL);
+            cache->backoff_ms = 250;
+        } else if (cache->backoff_ms < 4000) {
+            cache->backoff_ms *= 2;
+        }
+        cache->redis_failed = 1;
+        cache->retry_at_ms = time_monotonic_ms() + cache->backoff_ms;
+    } else if (cache->redis_failed) {
+        log_json(LOG_INFO, "redis available again; subscriber cache dropped", NULL);
+        cache->redis_failed = 0;
+        cache->have_version = 0; /* the next poll re-reads it */
+        cache_clear(cache);
+        metric_counter_add(cache->dm->cache_flushes, 1);
+    }
+    atomic_store(&cache->dm->redis_ok, ok);
+    metric_gauge_set(cache->dm->redis_up, ok);
+}
+
+int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out)
+{
+    int64_t now = time_monotonic_ms();
+    size_t h = hash(org, type, cache->nbuckets);
+    for (cache_entry **pp = &cache->buckets[h]; *pp != NULL; pp = &(*pp)->next) {
+        cache_entry *e = *pp;
+        if (e->org != org || e->type != type)
+            continue;
+        if (now - e->loaded_ms <= SUBSCRIBER_CACHE_MAX_AGE_MS) {
+            metric_counter_add(cache->dm->cache_hits, 1);
+            *out = subscriber_list_ref(e->list);
+            return 0;
+        }
+        *pp = e->next; /* expired */
+        subscriber_list_release(e->list);
+        free(e);
+        cache->count--;
+        break;
+    }
+    if (cache->redis_failed && now < cache->retry_at_ms)
+        return -1;
+    metric_counter_add(cache->dm->cache_misses, 1);
+    json_t *items = NULL;
+    store_status st = webhook_store_subscribers(cache->store, org, event_type_name(type), &items);
+    redis_result(cache, st == STORE_OK);
+    if (st != STORE_OK)
+        return -1;
+    subscriber_list *list = list_from_json(items);
+    json_decref(items);
+    if (list == NULL)
+        return -1;
+    if (cache->count >= SUBSCRIBER_CACHE_MAX_ENTRIES)
+        cache_clear(cache);
+    cache_entry *e = calloc(1, sizeof *e);
+    if (e != NULL) {
+        maybe_grow(cache);
+        h = hash(org, type, cache->nbuckets);
+        e->org = org;
+        e->type = type;
+        e->loaded_ms = now;
+        e->list = subscriber_list_ref(list);
+        e->next = cache->buckets[h];
+        cache->buckets[h] = e;
+        cache->count++;
+    }
+    *out = list;
+    return 0;
+}
+
+int subscriber_cache_poll(subscriber_cache *cache)
+{
+    long long version = 0;
+    if (cache->redis_failed && time_monotonic_ms() < cache->retry_at_ms)
+        return -1;
+    store_status st = webhook_store_version(cache->store, &version);
+    redis_result(cache, st == STORE_OK);
+    if (st != STORE_OK)
+        return -1;
+    if (cache->have_version && version != cache->version) {
+        log_json(LOG_DEBUG, "subscriptions changed; cache dropped", "{s:I, s:I}", "from",
+                 (json_int_t)cache->version, "to", (json_int_t)version);
+        cache_clear(cache);
+        metric_counter_add(cache->dm->cache_flushes, 1);
+    } else if (!cache->have_version) {
+        cache_clear(cache); /* entries loaded before the first version read may predate it */
+    }
+    cache->version = version;
+    cache->have_version = 1;
+    return 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * subscriber_cache — who gets an event: the webhooks of one (organization, event type), cached in process.
+ *
+ * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until the
+ * cache is dropped. subscriber_cache_poll(), called every ~200 ms from the event loop, reads
+ * hookd:subs:version (one GET) and drops the whole cache when it changed, and also after Redis was unreachable
+ * (changes may have been missed). Entries also expire after SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
+ *
+ * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
+ * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
+ * (subscriber_list_ref) and drops it with subscriber_list_release().
+ * Thread contract: the event-loop thread only. Redis calls block (bounded by REDIS_CONN_TIMEOUT_MS).
+ */
+#ifndef HOOKD_SUBSCRIBER_CACHE_H
+#define HOOKD_SUBSCRIBER_CACHE_H
+
+#include "dispatcher_metrics.h"
+#include "webhook_store.h"
+
+#include <stddef.h>
+
+#define SUBSCRIBER_CACHE_MAX_AGE_MS 60000
+#define SUBSCRIBER_CACHE_MAX_ENTRIES 200000
+
+/* One active webhook, copied out of its JSON. */
+typedef struct subscriber {
+    long long id;
+    char *url;      /* owned by the list */
+    char *secret;   /* owned by the list */
+} subscriber;
+
+/* The active webhooks of one (org, type). Immutable once built. */
+typedef struct subscriber_list {
+    int refs;
+    size_t count;
+    subscriber items[];
+} subscriber_list;
+
+typedef struct subscriber_cache subscriber_cache;
+
+/* Creates an empty cache reading from store (borrowed). Returns NULL on allocation failure. */
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm);
+
+/* Drops every entry (lists still referenced elsewhere live on) and frees the cache. NULL is ignored. */
+void subscriber_cache_free(subscriber_cache *cache);
+
+/* Looks (org, type index) up. Returns 0 with *out set to a new reference (caller releases), or -1 when Redis
+ * could not answer a miss (nothing cached; try again later). */
+int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out);
+
+/* The version check. Returns 0 when Redis answered, -1 when it did not. */
+int subscriber_cache_poll(subscriber_cache *cache);
+
+subscriber_list *subscriber_list_ref(subscriber_list *list);
+void subscriber_list_release(subscriber_list *list);
+
+/* Number of cached (org, type) entries. */
+size_t subscriber_cache_size(const subscriber_cache *cache);
+
+#endif

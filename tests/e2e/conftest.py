@@ -1,0 +1,285 @@
+"""Fixtures for the dispatcher end-to-end tests (owned by the dispatcher).
+
+Real everything: redis_server and kafka_broker (tests/conftest.py), bin/producer-api (one per test, with a
+unique TOPIC_PREFIX so no test sees another's events), bin/dispatcher processes, and HTTPS receivers
+(tests/support/receiver.py) trusted through RECEIVER_CA_FILE.
+
+  stack          -> Stack: .api (producer-api helper), .ca, .receiver(), .dispatcher(**env) -> Dispatcher
+  HOOKD_BIN      -> where the binaries are (default <repo>/bin)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from support.receiver import Receiver, TestCA
+from support.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("HOOKD_BIN", REPO / "bin"))
+if not BIN.is_absolute():
+    BIN = REPO / BIN
+PARTITIONS = 2  # per topic, in these tests
+
+
+def http(method: str, url: str, body=None, token: Optional[str] = None, timeout: float = 10.0):
+    """(status, parsed JSON or text) of one HTTP request."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A child process with its stderr in a log file."""
+
+    def __init__(self, name: str, argv: List[str], env: Dict[str, str], workdir: str):
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.running:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 30.0) -> Optional[int]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_lines(self) -> List[dict]:
+        out = []
+        with open(self.log_path, "rb") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def tail(self, n: int = 40) -> str:
+        with open(self.log_path, "rb") as f:
+            return b"".join(f.readlines()[-n:]).decode(errors="replace")
+
+
+class Api:
+    """bin/producer-api on a free port with its own topic prefix, and its tokens."""
+
+    def __init__(self, redis_server, kafka_broker, workdir: str):
+        self.redis = redis_server
+        self.kafka = kafka_broker
+        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, REDIS_URL=redis_server.url, KAFKA_BROKERS=kafka_broker.bootstrap,
+                        TOPIC_PREFIX=self.prefix, TOPIC_PARTITIONS=str(PARTITIONS),
+                        LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn")
+        self.proc = Process("producer-api", [str(BIN / "producer-api")], self.env, workdir)
+        wait_until(lambda: self._ready(), 60, what=f"producer-api ready\n{self.proc.tail()}")
+        self.service_token = self._token("--service")
+        self._org_tokens: Dict[int, str] = {}
+
+    def _ready(self) -> bool:
+        if not self.proc.running:
+            raise AssertionError(f"producer-api exited:\n{self.proc.tail()}")
+        try:
+            return http("GET", self.url + "/readyz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def _token(self, *args: str) -> str:
+        r = subprocess.run([str(BIN / "producer-api"), "token", "create", *args], env=self.env,
+                           capture_output=True, text=True, timeout=30, check=True)
+        return r.stdout.strip().split()[-1]
+
+    def org_token(self, org: int) -> str:
+        if org not in self._org_tokens:
+            self._org_tokens[org] = self._token("--org", str(org))
+        return self._org_tokens[org]
+
+    def topics(self) -> List[str]:
+        from_types = ["project.created", "project.updated", "time.entry.created", "time.entry.updated",
+                      "user.created", "user.updated", "assignment.created", "assignment.updated"]
+        return [self.prefix + t for t in from_types]
+
+    def create_webhook(self, org: int, url: str, event_type: str) -> dict:
+        status, body = http("POST", self.url + "/api/v1/webhooks", {"url": url, "event_type": event_type},
+                            token=self.org_token(org))
+        assert status in (200, 201), (status, body)
+        return body
+
+    def delete_webhook(self, org: int, webhook_id: int) -> None:
+        status, body = http("DELETE", f"{self.url}/api/v1/webhooks/{webhook_id}", token=self.org_token(org))
+        assert status in (200, 204), (status, body)
+
+    def post_events(self, events: List[dict]) -> List[str]:
+        """Publishes events (service token); returns their ids in order."""
+        ids = []
+        for i in range(0, len(events), 500):
+            chunk = events[i:i + 500]
+            status, body = http("POST", self.url + "/api/v1/events", chunk, token=self.service_token, timeout=30)
+            assert status in (200, 201, 202), (status, body)
+            items = body.get("data", body) if isinstance(body, dict) else body
+            for item in items if isinstance(items, list) else [items]:
+                ids.append(item["id"])
+        assert len(ids) == len(events), body
+        return ids
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+class Dispatcher:
+    """One bin/dispatcher process."""
+
+    def __init__(self, stack: "Stack", name: str, env: Dict[str, str]):
+        self.metrics_port = free_port()
+        self.env = dict(os.environ, KAFKA_BROKERS=stack.api.kafka.bootstrap, REDIS_URL=stack.api.redis.url,
+                        KAFKA_GROUP=stack.group, TOPIC_PREFIX=stack.api.prefix,
+                        METRICS_ADDR=f"127.0.0.1:{self.metrics_port}", RECEIVER_CA_FILE=stack.ca.ca_cert,
+                        ALLOW_PRIVATE_TARGETS="1", DELIVERY_TIMEOUT="5s", SHUTDOWN_GRACE="20s",
+                        KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="500", LOG_LEVEL="info")
+        self.env.update(env)
+        self.proc = Process(name, [str(BIN / "dispatcher")], self.env, stack.workdir)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}{path}"
+
+    def metrics(self) -> Dict[str, float]:
+        """Prometheus samples: {'name{labels}': value}."""
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
+            text = resp.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def assigned(self) -> int:
+        try:
+            return int(self.metrics().get("hookd_dispatcher_assigned_partitions", 0))
+        except OSError:
+            return 0
+
+    def ready(self) -> bool:
+        if not self.proc.running:
+            raise AssertionError(f"{self.proc.name} exited:\n{self.proc.tail()}")
+        try:
+            return http("GET", self.url("/readyz"), timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60) -> "Dispatcher":
+        wait_until(self.ready, timeout, what=f"{self.proc.name} ready\n{self.proc.tail()}")
+        return self
+
+    def attempts(self) -> List[dict]:
+        return [line for line in self.proc.log_lines() if line.get("msg") == "delivery attempt"]
+
+
+class Stack:
+    """Per-test world: a producer-api with a fresh topic prefix, a consumer group name, the test CA."""
+
+    def __init__(self, redis_server, kafka_broker, ca: TestCA, workdir: str):
+        self.workdir = workdir
+        self.ca = ca
+        self.group = f"hookd-test-{uuid.uuid4().hex[:8]}"
+        self.api = Api(redis_server, kafka_broker, workdir)
+        self.partitions_total = PARTITIONS * 8
+        self._receivers: List[Receiver] = []
+        self._dispatchers: List[Dispatcher] = []
+        self._org = int(time.time() * 1000) % 10**9 * 10
+
+    def new_org(self) -> int:
+        self._org += 1
+        return self._org
+
+    def receiver(self) -> Receiver:
+        r = Receiver(self.ca).start()
+        self._receivers.append(r)
+        return r
+
+    def dispatcher(self, name: Optional[str] = None, **env: str) -> Dispatcher:
+        d = Dispatcher(self, name or f"dispatcher{len(self._dispatchers) + 1}", env)
+        self._dispatchers.append(d)
+        return d
+
+    def close(self) -> None:
+        bad = []
+        for d in self._dispatchers:
+            code = d.proc.stop(timeout=30)
+            if code not in (0, -9):  # -9: killed on purpose; anything else (sanitizer reports too) fails
+                bad.append(f"{d.proc.name} exited {code}:\n{d.proc.tail()}")
+        self.api.stop()
+        for r in self._receivers:
+            r.stop()
+        assert not bad, "\n".join(bad)
+
+
+@pytest.fixture(scope="session")
+def test_ca():
+    d = tempfile.mkdtemp(prefix="hookd-ca-", dir="/tmp")
+    return TestCA.create(d)
+
+
+@pytest.fixture
+def stack(redis_server, kafka_broker, test_ca, tmp_path):
+    s = Stack(redis_server, kafka_broker, test_ca, str(tmp_path))
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,200 @@
+"""End-to-end: fan-out, exact body and headers, signatures, isolation of slow receivers, SSRF guard."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+from conftest import wait_until
+
+VERSION = "0.1.0"
+
+
+def verify_signature(secret: str, msg_id: str, timestamp: str, body: bytes, header: str) -> bool:
+    """Standard Webhooks v1, independently of hookd's C code."""
+    key = base64.b64decode(secret[len("whsec_"):])
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(mac).decode()
+    return any(hmac.compare_digest(expected, part) for part in header.split(" "))
+
+
+def project_event(org: int, n: int, type_: str = "project.created") -> dict:
+    if type_.startswith("project"):
+        data = {"id": n, "name": f"Project {n}", "archived": False}
+    else:
+        data = {"id": n}
+    return {"type": type_, "organization_id": org, "data": data}
+
+
+def test_fan_out_headers_body_signature(stack):
+    rcv = stack.receiver()
+    api = stack.api
+    org, other_org = stack.new_org(), stack.new_org()
+    hooks = [api.create_webhook(org, rcv.url(f"/org/{i}"), "project.created") for i in range(3)]
+    api.create_webhook(other_org, rcv.url("/other-org"), "project.created")
+    api.create_webhook(org, rcv.url("/other-type"), "project.updated")
+    deleted = api.create_webhook(org, rcv.url("/deleted"), "project.created")
+    api.delete_webhook(org, deleted["id"])
+
+    d = stack.dispatcher().wait_ready()
+    events = [project_event(org, i) for i in range(5)]
+    ids = api.post_events(events)
+
+    expected = {(f"/org/{i}", eid) for i in range(3) for eid in ids}
+    assert rcv.wait_for(lambda reqs: {(r.path, r.headers.get("webhook-id")) for r in reqs} >= expected, 30), \
+        d.proc.tail()
+    time.sleep(1.0)  # anything extra would show up by now
+    reqs = rcv.requests()
+    assert sorted((r.path, r.headers["webhook-id"]) for r in reqs) == sorted(expected)  # exactly once each
+
+    secrets = {f"/org/{i}": h["secret"] for i, h in enumerate(hooks)}
+    by_id = dict(zip(ids, events))
+    for r in reqs:
+        ev = by_id[r.headers["webhook-id"]]
+        assert r.method == "POST"
+        assert r.body == json.dumps({"data": ev["data"], "type": ev["type"]}, separators=(",", ":")).encode()
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["user-agent"] == f"hookd/{VERSION}"
+        ts = r.headers["webhook-timestamp"]
+        assert ts.isdigit() and abs(int(ts) - time.time()) < 60
+        assert r.headers["webhook-signature"].startswith("v1,")
+        assert verify_signature(secrets[r.path], r.headers["webhook-id"], ts, r.body, r.headers["webhook-signature"])
+        assert not verify_signature(secrets[r.path], r.headers["webhook-id"], str(int(ts) + 1), r.body,
+                                    r.headers["webhook-signature"])
+
+    attempts = d.attempts()
+    assert len([a for a in attempts if a["outcome"] == "success"]) == 15
+    for a in attempts:
+        assert {"event_id", "webhook_id", "status", "latency_ms"} <= a.keys()
+    m = d.metrics()
+    assert m['hookd_dispatcher_deliveries_total{outcome="success",status_class="2xx"}'] == 15
+    assert m["hookd_dispatcher_events_consumed_total"] == 5
+
+
+def envelope(event_id: str, org: int, n: int, type_: str = "project.created") -> str:
+    return json.dumps({"id": event_id, "type": type_, "organization_id": org,
+                       "occurred_at": "2026-11-29T01:02:03.456Z", "data": {"id": n, "name": f"P{n}"}})
+
+
+def test_hanging_receiver_does_not_delay_others(stack):
+    fast, slow = stack.receiver(), stack.receiver()
+    slow.configure("/hang", delay=30)
+    org = stack.new_org()
+    api = stack.api
+    api.create_webhook(org, slow.url("/hang"), "project.created")
+    api.create_webhook(org, fast.url("/fast"), "project.created")
+    d = stack.dispatcher(DELIVERY_TIMEOUT="4s", SHUTDOWN_GRACE="1s").wait_ready()
+    start = time.monotonic()
+    ids = api.post_events([project_event(org, i) for i in range(20)])
+    assert fast.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 10)
+    assert time.monotonic() - start < 3.5, "fast receiver waited for the hanging one"
+    # the hanging attempts end as timeouts, logged as failed attempts
+    wait_until(lambda: len([a for a in d.attempts() if a["outcome"] == "timeout"]) == 20, 15,
+               what="20 timeouts")
+    t = [a for a in d.attempts() if a["outcome"] == "timeout"][0]
+    assert t["error"] == "timeout" and t["status"] == 0 and t["latency_ms"] >= 3900
+
+
+def test_ssrf_guard_refuses_private_address_at_connect(stack):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/private"), "user.created")
+    d = stack.dispatcher(ALLOW_PRIVATE_TARGETS="0").wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 1, "user.created")])
+    wait_until(lambda: d.attempts(), 20, what="an attempt")
+    (a,) = d.attempts()
+    assert a["event_id"] == eid
+    assert a["outcome"] == "forbidden" and a["error"] == "destination address is forbidden"
+    assert rcv.requests() == []
+    m = d.metrics()
+    assert m['hookd_dispatcher_deliveries_total{outcome="forbidden",status_class="none"}'] == 1
+
+
+def test_non_2xx_and_redirects_are_failed_attempts(stack):
+    rcv = stack.receiver()
+    rcv.configure("/500", status=500)
+    rcv.configure("/302", status=302)
+    rcv.configure("/404", status=404)
+    rcv.configure("/204", status=204)
+    org = stack.new_org()
+    for p in ("/500", "/302", "/404", "/204"):
+        stack.api.create_webhook(org, rcv.url(p), "time.entry.updated")
+    d = stack.dispatcher().wait_ready()
+    stack.api.post_events([project_event(org, 7, "time.entry.updated")])
+    wait_until(lambda: len(d.attempts()) == 4, 20, what="4 attempts")
+    by_status = {a["status"]: a for a in d.attempts()}
+    assert by_status[204]["outcome"] == "success"
+    for s in (500, 302, 404):
+        assert by_status[s]["outcome"] == "http_error" and by_status[s]["error"] == f"HTTP status {s}"
+    assert len(rcv.requests()) == 4  # the 302 was not followed
+    m = d.metrics()
+    assert m['hookd_dispatcher_deliveries_total{outcome="http_error",status_class="3xx"}'] == 1
+    assert m['hookd_dispatcher_deliveries_total{outcome="http_error",status_class="5xx"}'] == 1
+    assert m["hookd_dispatcher_attempt_duration_seconds_count"] == 4
+
+
+def test_malformed_message_is_skipped(stack, kafka_broker):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/a"), "project.created")
+    d = stack.dispatcher().wait_ready()
+    topic = stack.api.prefix + "project.created"
+    kafka_broker.produce(topic, "not json", key=str(org), partition=0)
+    kafka_broker.produce(topic, json.dumps({"id": "x", "type": "project.created"}), key=str(org), partition=0)
+    kafka_broker.produce(topic, envelope("evt-after-garbage", org, 1), key=str(org), partition=0)
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    assert rcv.requests()[0].headers["webhook-id"] == "evt-after-garbage"
+    wait_until(lambda: d.metrics()["hookd_dispatcher_events_malformed_total"] == 2, 10, what="2 malformed")
+    # the malformed offsets completed too: everything on partition 0 is committed after a stop
+    assert d.proc.stop() == 0
+    offsets = kafka_broker.group_offsets(stack.group)
+    assert offsets[(topic, 0)] == 3
+
+
+def test_subscription_changes_apply_within_a_second(stack):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    api = stack.api
+    d = stack.dispatcher().wait_ready()
+    api.post_events([project_event(org, 0, "assignment.created")])  # caches "no subscribers"
+    wait_until(lambda: d.metrics()["hookd_dispatcher_events_consumed_total"] == 1, 10, what="consumed")
+    hook = api.create_webhook(org, rcv.url("/new"), "assignment.created")
+    time.sleep(1.0)
+    (e1,) = api.post_events([project_event(org, 1, "assignment.created")])
+    assert rcv.wait_for(lambda reqs: [r.headers["webhook-id"] for r in reqs] == [e1], 10)
+    api.delete_webhook(org, hook["id"])
+    time.sleep(1.0)
+    api.post_events([project_event(org, 2, "assignment.created")])
+    wait_until(lambda: d.metrics()["hookd_dispatcher_events_consumed_total"] == 3, 10, what="consumed")
+    time.sleep(0.5)
+    assert len(rcv.requests()) == 1
+    # steady state: no Redis round trip per event
+    hook = api.create_webhook(org, rcv.url("/steady"), "assignment.created")
+    time.sleep(1.0)
+    misses_before = d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"]
+    ids = api.post_events([project_event(org, 100 + i, "assignment.created") for i in range(50)])
+    assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs if r.path == "/steady"} >= set(ids), 20)
+    assert d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"] - misses_before <= 2
+
+
+def test_backpressure_pauses_and_resumes(stack):
+    rcv = stack.receiver()
+    rcv.configure("/slow", delay=0.3)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/slow"), "user.updated")
+    d = stack.dispatcher(MAX_IN_FLIGHT="4").wait_ready()
+    ids = stack.api.post_events([project_event(org, i, "user.updated") for i in range(40)])
+    seen_paused = False
+    max_in_flight = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = d.metrics()
+        seen_paused |= m["hookd_dispatcher_consumption_paused"] == 1
+        max_in_flight = max(max_in_flight, m["hookd_dispatcher_deliveries_in_flight"])
+        if {r.headers["webhook-id"] for r in rcv.requests()} >= set(ids):
+            break
+        time.sleep(0.05)
+    assert {r.headers["webhook-id"] for r in rcv.requests()} >= set(ids)
+    assert seen_paused
+    wait_until(lambda: d.metrics()["hookd_dispatcher_consumption_paused"] == 0, 10, what="resumed")

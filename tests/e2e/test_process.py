@@ -1,0 +1,92 @@
+"""End-to-end: command line, health endpoints, metrics, and behaviour without Kafka."""
+
+import os
+import re
+import subprocess
+import time
+
+from conftest import BIN, http, wait_until
+from support.services import free_port
+
+
+def test_version_and_help():
+    out = subprocess.run([str(BIN / "dispatcher"), "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.strip() == "dispatcher (hookd) 0.1.0"
+    out = subprocess.run([str(BIN / "dispatcher"), "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0
+    for var in ("KAFKA_BROKERS", "KAFKA_GROUP", "TOPIC_PREFIX", "REDIS_URL", "RECEIVER_CA_FILE", "DELIVERY_TIMEOUT",
+                "MAX_IN_FLIGHT", "SHUTDOWN_GRACE", "ALLOW_PRIVATE_TARGETS", "METRICS_ADDR", "LOG_LEVEL",
+                "KAFKA_<PROPERTY>"):
+        assert var in out.stdout
+
+
+def test_invalid_configuration_exits_2(tmp_path):
+    for bad in ({"MAX_IN_FLIGHT": "0"}, {"DELIVERY_TIMEOUT": "soon"}, {"REDIS_URL": "http://x"},
+                {"RECEIVER_CA_FILE": str(tmp_path / "missing.pem")}):
+        env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", **bad)
+        out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
+        assert out.returncode == 2, (bad, out.stderr)
+        assert '"level":"error"' in out.stderr
+
+
+def test_health_ready_and_metrics(stack):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/m"), "user.created")
+    d = stack.dispatcher().wait_ready()
+    assert http("GET", d.url("/healthz"))[0] == 200
+    status, body = http("GET", d.url("/readyz"))
+    assert status == 200 and body == {"status": "ok", "checks": {"kafka": "ok", "redis": "ok"}}
+    assert http("GET", d.url("/nope"))[0] == 404
+    stack.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 1}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    wait_until(lambda: d.metrics().get("hookd_dispatcher_deliveries_in_flight") == 0, 10, what="idle")
+    with __import__("urllib.request").request.urlopen(d.url("/metrics"), timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    assert "# TYPE hookd_dispatcher_attempt_duration_seconds histogram" in text
+    assert re.search(r'hookd_dispatcher_attempt_duration_seconds_bucket\{le="\+Inf"\} 1\n', text)
+    m = d.metrics()
+    assert m["hookd_dispatcher_assigned_partitions"] == stack.partitions_total
+    # consumer lag per assigned partition (from librdkafka statistics, every second)
+    wait_until(lambda: len([k for k in d.metrics() if k.startswith("hookd_dispatcher_consumer_lag{")])
+               == stack.partitions_total, 10, what="lag series")
+    lag = {k: v for k, v in d.metrics().items() if k.startswith("hookd_dispatcher_consumer_lag{")}
+    assert all(v == 0 for v in lag.values()), lag
+    assert f'hookd_dispatcher_consumer_lag{{topic="{stack.api.prefix}user.created",partition="0"}}' in lag
+
+
+def test_without_kafka_not_ready_no_spin_and_clean_exit(redis_server, tmp_path):
+    port = free_port()
+    env = dict(os.environ, KAFKA_BROKERS=f"127.0.0.1:{free_port()}", REDIS_URL=redis_server.url,
+               METRICS_ADDR=f"127.0.0.1:{port}", KAFKA_GROUP="hookd-nokafka")
+    log = open(tmp_path / "d.log", "wb")
+    p = subprocess.Popen([str(BIN / "dispatcher")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _status(url + "/healthz") == 200, 10, what="healthz")
+        time.sleep(1.5)
+        status, body = http("GET", url + "/readyz")
+        assert status == 503 and body == {"status": "unavailable", "checks": {"kafka": "unreachable", "redis": "ok"}}
+        cpu_before = _cpu_seconds(p.pid)
+        time.sleep(3)
+        assert _cpu_seconds(p.pid) - cpu_before < 0.5, "busy loop while Kafka is down"
+        p.terminate()
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        log.close()
+
+
+def _status(url):
+    try:
+        return http("GET", url, timeout=2)[0]
+    except OSError:
+        return None
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,157 @@
+"""End-to-end: crashes, restarts, group sharing, graceful shutdown and a Redis stall."""
+
+import collections
+import json
+import signal
+import time
+
+from conftest import wait_until
+from test_delivery import envelope, project_event
+
+TYPES = ["project.created", "time.entry.created", "user.created", "assignment.updated"]
+
+
+def pairs(receivers):
+    """Counter of (path, event id) over every request the receivers got."""
+    c = collections.Counter()
+    for r in receivers:
+        for req in r.requests():
+            c[(req.path, req.headers["webhook-id"])] += 1
+    return c
+
+
+def setup_hooks(stack, rcv, org, n_hooks=2, types=TYPES):
+    for t in types:
+        for i in range(n_hooks):
+            stack.api.create_webhook(org, rcv.url(f"/{t}/{i}"), t)
+
+
+def events_for(org, count, types=TYPES):
+    return [project_event(org, i, types[i % len(types)]) for i in range(count)]
+
+
+def expected_pairs(ids, events, n_hooks=2):
+    return {(f"/{ev['type']}/{i}", eid) for eid, ev in zip(ids, events) for i in range(n_hooks)}
+
+
+def test_kill9_mid_stream_then_restart_delivers_everything(stack):
+    rcv = stack.receiver()
+    for t in TYPES:
+        for i in range(2):
+            rcv.configure(f"/{t}/{i}", delay=0.05)
+    org = stack.new_org()
+    setup_hooks(stack, rcv, org)
+    d1 = stack.dispatcher("d1", MAX_IN_FLIGHT="20").wait_ready()
+    events = events_for(org, 200)
+    ids = stack.api.post_events(events)
+    want = expected_pairs(ids, events)
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 60, 30), d1.proc.tail()
+    d1.proc.kill9()
+    got_before = len(rcv.requests())
+    assert got_before < len(want), "too late: everything was delivered before the kill"
+    d2 = stack.dispatcher("d2").wait_ready(90)
+    assert rcv.wait_for(lambda reqs: set(pairs([rcv])) >= want, 90), d2.proc.tail()
+    assert set(pairs([rcv])) == want  # nothing foreign
+
+
+def test_two_dispatchers_share_the_group_exactly_once(stack):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    setup_hooks(stack, rcv, org)
+    d1 = stack.dispatcher("d1").wait_ready()
+    d2 = stack.dispatcher("d2").wait_ready()
+    total = stack.partitions_total
+    wait_until(lambda: d1.assigned() + d2.assigned() == total and d1.assigned() > 0 and d2.assigned() > 0, 60,
+               what="the partitions split between both members")
+    time.sleep(2)  # calm: no rebalance in progress
+    assert d1.assigned() + d2.assigned() == total
+    events = events_for(org, 300)
+    ids = stack.api.post_events(events)
+    want = expected_pairs(ids, events)
+    assert rcv.wait_for(lambda reqs: len(reqs) >= len(want), 60)
+    time.sleep(1.5)
+    got = pairs([rcv])
+    assert set(got) == want
+    assert max(got.values()) == 1, [k for k, v in got.items() if v > 1][:5]
+    a1, a2 = len(d1.attempts()), len(d2.attempts())
+    assert a1 + a2 == len(want) and a1 > 0 and a2 > 0
+
+
+def test_sigterm_finishes_in_flight_and_loses_nothing(stack):
+    rcv = stack.receiver()
+    for t in TYPES:
+        for i in range(2):
+            rcv.configure(f"/{t}/{i}", delay=1.0)
+    org = stack.new_org()
+    setup_hooks(stack, rcv, org)
+    d1 = stack.dispatcher("d1", MAX_IN_FLIGHT="40").wait_ready()
+    events = events_for(org, 100)
+    ids = stack.api.post_events(events)
+    want = expected_pairs(ids, events)
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 10, 30)
+    started = time.monotonic()
+    d1.proc.signal(signal.SIGTERM)
+    assert d1.proc.wait(timeout=25) == 0
+    assert time.monotonic() - started < 20
+    lines = d1.proc.log_lines()
+    assert any(line["msg"] == "offsets committed" for line in lines)
+    assert not any("abandoning" in line["msg"] for line in lines)
+    # every attempt that started finished (the receiver answered it) before the exit
+    attempts_d1 = d1.attempts()
+    got_d1 = pairs([rcv])
+    missing = {(a["url"].split(str(rcv.port), 1)[1], a["event_id"]) for a in attempts_d1} - set(got_d1)
+    assert not missing, (len(missing), sorted(missing)[:3], len(rcv.requests()), time.monotonic() - started)
+    assert len(attempts_d1) == len(rcv.requests())
+    assert all(a["outcome"] == "success" for a in attempts_d1)
+    # a successor delivers the rest, and nothing that d1 finished is delivered again
+    d2 = stack.dispatcher("d2").wait_ready(60)
+    assert rcv.wait_for(lambda reqs: set(pairs([rcv])) >= want, 120), d2.proc.tail()
+    time.sleep(1.0)
+    got = pairs([rcv])
+    assert set(got) == want
+    assert max(got.values()) == 1, [k for k, v in got.items() if v > 1][:5]
+
+
+def test_redis_stall_pauses_then_delivers(stack, redis_server, kafka_broker):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/r"), "project.updated")
+    d = stack.dispatcher().wait_ready()
+    topic = stack.api.prefix + "project.updated"
+    redis_server.cli("CLIENT", "PAUSE", "7000", "ALL")
+    for i in range(3):
+        kafka_broker.produce(topic, envelope(f"stall-{i}", org, i, "project.updated"), key=str(org))
+    wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 0, 10, what="redis seen down")
+    assert rcv.requests() == []
+    assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} == {"stall-0", "stall-1", "stall-2"},
+                        20), d.proc.tail()
+    wait_until(lambda: d.ready(), 10, what="ready again")
+    m = d.metrics()
+    assert m["hookd_dispatcher_redis_up"] == 1 and m["hookd_dispatcher_consumption_paused"] == 0
+    assert d.proc.running
+
+
+def test_kafka_restart_consumption_resumes_by_itself(stack, kafka_broker):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/k"), "user.updated")
+    d = stack.dispatcher().wait_ready()
+    (e1,) = stack.api.post_events([project_event(org, 1, "user.updated")])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    kafka_broker.stop()
+    try:
+        wait_until(lambda: not d.ready(), 30, what="not ready while Kafka is down")
+        time.sleep(2)
+        assert d.proc.running
+    finally:
+        kafka_broker.start()
+    wait_until(d.ready, 90, what=f"ready again\n{d.proc.tail()}")
+    ids = wait_until(lambda: _post_when_possible(stack, org), 60, what="producer-api accepting events")
+    assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} == {e1, *ids}, 60), d.proc.tail()
+
+
+def _post_when_possible(stack, org):
+    try:
+        return stack.api.post_events([project_event(org, i, "user.updated") for i in range(2, 5)])
+    except AssertionError:
+        return None

@@ -1,0 +1,127 @@
+/* Unit tests for common/offset_tracker.c (cmocka). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "offset_tracker.h"
+
+static void test_empty(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    assert_non_null(t);
+    assert_int_equal(offset_tracker_committable(t), -1);
+    assert_int_equal(offset_tracker_pending(t), 0);
+    assert_int_equal(offset_tracker_complete(t, 0), -1);
+    offset_tracker_free(t);
+    offset_tracker_free(NULL);
+}
+
+static void test_in_order(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    for (int64_t o = 10; o < 15; o++)
+        assert_int_equal(offset_tracker_add(t, o), 0);
+    assert_int_equal(offset_tracker_committable(t), 10);
+    assert_int_equal(offset_tracker_pending(t), 5);
+    for (int64_t o = 10; o < 15; o++) {
+        assert_int_equal(offset_tracker_complete(t, o), 0);
+        assert_int_equal(offset_tracker_committable(t), o + 1);
+    }
+    assert_int_equal(offset_tracker_pending(t), 0);
+    offset_tracker_free(t);
+}
+
+static void test_out_of_order(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    for (int64_t o = 0; o < 5; o++)
+        offset_tracker_add(t, o);
+    assert_int_equal(offset_tracker_complete(t, 3), 0);
+    assert_int_equal(offset_tracker_complete(t, 1), 0);
+    assert_int_equal(offset_tracker_committable(t), 0); /* 0 still running */
+    assert_int_equal(offset_tracker_complete(t, 0), 0);
+    assert_int_equal(offset_tracker_committable(t), 2); /* 0, 1 done; 2 running */
+    assert_int_equal(offset_tracker_complete(t, 4), 0);
+    assert_int_equal(offset_tracker_committable(t), 2);
+    assert_int_equal(offset_tracker_complete(t, 2), 0);
+    assert_int_equal(offset_tracker_committable(t), 5);
+    offset_tracker_free(t);
+}
+
+static void test_rejects(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    assert_int_equal(offset_tracker_add(t, -1), -1);
+    assert_int_equal(offset_tracker_add(t, 5), 0);
+    assert_int_equal(offset_tracker_add(t, 5), -1); /* not increasing */
+    assert_int_equal(offset_tracker_add(t, 4), -1);
+    assert_int_equal(offset_tracker_complete(t, 6), -1); /* never added */
+    assert_int_equal(offset_tracker_complete(t, 5), 0);
+    assert_int_equal(offset_tracker_complete(t, 5), -1); /* twice */
+    offset_tracker_free(t);
+}
+
+static void test_gaps(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    offset_tracker_add(t, 0);
+    offset_tracker_add(t, 7);  /* 1-6 compacted away */
+    offset_tracker_add(t, 9);
+    assert_int_equal(offset_tracker_complete(t, 8), -1); /* in the gap */
+    offset_tracker_complete(t, 0);
+    assert_int_equal(offset_tracker_committable(t), 7);
+    offset_tracker_complete(t, 9);
+    assert_int_equal(offset_tracker_committable(t), 7);
+    offset_tracker_complete(t, 7);
+    assert_int_equal(offset_tracker_committable(t), 10);
+    offset_tracker_free(t);
+}
+
+/* Random completion order over many wraps of the ring: the commit point always equals the lowest unfinished. */
+static void test_random_against_model(void **state)
+{
+    (void)state;
+    enum { N = 20000, WINDOW = 300 };
+    offset_tracker *t = offset_tracker_new();
+    static unsigned char done[N];
+    srand(42);
+    int64_t next_add = 0, lowest = 0;
+    size_t live = 0;
+    int64_t live_offsets[WINDOW];
+    while (lowest < N) {
+        if (next_add < N && live < WINDOW && (live == 0 || rand() % 2)) {
+            assert_int_equal(offset_tracker_add(t, next_add), 0);
+            live_offsets[live++] = next_add++;
+        } else if (live > 0) {
+            size_t k = (size_t)rand() % live;
+            int64_t o = live_offsets[k];
+            live_offsets[k] = live_offsets[--live];
+            assert_int_equal(offset_tracker_complete(t, o), 0);
+            done[o] = 1;
+            while (lowest < next_add && done[lowest])
+                lowest++;
+        }
+        assert_int_equal(offset_tracker_pending(t), live);
+        assert_int_equal(offset_tracker_committable(t), lowest < next_add ? lowest : next_add);
+    }
+    offset_tracker_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty),       cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_out_of_order), cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_gaps),        cmocka_unit_test(test_random_against_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
