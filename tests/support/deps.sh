@@ -15,7 +15,7 @@ PKGS="build-essential pkg-config
 libmicrohttpd-dev libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev
 redis-server
-python3 python3-pytest python3-requests python3-jsonschema python3-cryptography
+python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-cryptography
 openssl valgrind clang libclang-rt-14-dev nginx wrk maven"
 
 # libclang-rt-14-dev: the compiler-rt archives clang needs for -fsanitize=fuzzer,address (not a
