@@ -146,6 +146,9 @@ event_producer *event_producer_create(const event_producer_options *options, cha
         kafka_config_set(conf, "partitioner", "murmur2_random", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "message.timeout.ms", value, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "socket.keepalive.enable", "true", errbuf, errlen) != 0 ||
+        /* message timeouts are only scanned when a broker thread wakes up: with the default 10 s reconnect
+         * backoff an unreachable cluster answered 503 up to PRODUCE_TIMEOUT + 10 s late */
+        kafka_config_set(conf, "reconnect.backoff.max.ms", "1000", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "client.id", "hookd-producer-api", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);

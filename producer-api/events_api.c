@@ -98,7 +98,7 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
 {
     json_error_t error;
     json_t *errors = json_array();
-    json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, &error) : NULL;
+    json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &error) : NULL;
     if (body == NULL || (!json_is_object(body) && !json_is_array(body))) {
         api_error_add(errors, "body", body == NULL ? "must be valid JSON (UTF-8)" : "must be an event or an array");
         json_decref(body);

@@ -244,10 +244,11 @@ http_server *http_server_start(const char *listen_addr, int threads, const api_c
     server->api = api;
     atomic_init(&server->in_flight, 0);
     server->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, &access_handler, server, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_NOTIFY_COMPLETED, &request_completed,
-        server, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
+        /* the logger first: MHD prints to stderr itself (not JSON) for options parsed before it */
+        flags, (uint16_t)port, NULL, NULL, &access_handler, server, MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, server, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
     if (server->daemon == NULL) {
         snprintf(errbuf, errlen, "cannot listen on %s", listen_addr);

@@ -55,8 +55,6 @@ int webhooks_create(api_request *req, const auth_identity *who, api_reply *reply
         api_error_add(errors, "url", "is required");
     else if (!json_is_string(url))
         api_error_add(errors, "url", "must be a string");
-    else if (strlen(json_string_value(url)) != json_string_length(url))
-        api_error_add(errors, "url", "must not contain NUL characters");
     else if (url_guard_check_url(json_string_value(url), req->api->allow_private, reason, sizeof reason) != 0)
         api_error_add(errors, "url", reason);
 

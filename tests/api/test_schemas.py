@@ -251,9 +251,10 @@ INVALID = [
     ("envelope.json", with_(ENVELOPE, type="time.entry.deleted"), "wrong event type"),
     ("envelope.json", with_(ENVELOPE, data={"hours": 7.5}), "missing data.id"),
     ("envelope.json", with_(ENVELOPE, data={"id": "9001"}), "string data.id"),
-    ("envelope.json", with_(ENVELOPE, data={"id": 1, "hours": "eight"}), "time entry hours not a number"),
-    ("envelope.json", with_(ENVELOPE, type="user.created", data={"id": 1, "billable": "yes"}), "user billable"),
-    ("envelope.json", with_(ENVELOPE, type="project.updated", data={"id": 1, "starts_at": "soon"}), "project date"),
+    # the documented per-type shapes (typed-data.json); hookd itself only requires data.id
+    ("typed-data.json", with_(ENVELOPE, data={"id": 1, "hours": "eight"}), "time entry hours not a number"),
+    ("typed-data.json", with_(ENVELOPE, type="user.created", data={"id": 1, "billable": "yes"}), "user billable"),
+    ("typed-data.json", with_(ENVELOPE, type="project.updated", data={"id": 1, "starts_at": "soon"}), "project date"),
     ("envelope.json", with_(ENVELOPE, id=""), "empty id"),
     ("envelope.json", with_(ENVELOPE, id="a" * 129), "id too long"),
     ("envelope.json", with_(ENVELOPE, id="tab\there"), "non-printable id"),
