@@ -2,6 +2,7 @@
 #include "envelope.h"
 
 #include "event_types.h"
+#include "json_text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -98,18 +99,16 @@ int envelope_from_request(json_t *event, long long token_org, int index, envelop
     return 0;
 }
 
+json_t *envelope_to_json(const envelope *env)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:O}", "id", env->id, "type", event_type_name(env->type),
+                     "organization_id", (json_int_t)env->organization_id, "occurred_at", env->occurred_at, "data",
+                     env->data);
+}
+
 char *envelope_encode(const envelope *env, size_t *len)
 {
-    json_t *obj = json_pack("{s:s, s:s, s:I, s:s, s:O}", "id", env->id, "type", event_type_name(env->type),
-                            "organization_id", (json_int_t)env->organization_id, "occurred_at", env->occurred_at,
-                            "data", env->data);
-    if (obj == NULL)
-        return NULL;
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (text != NULL && len != NULL)
-        *len = strlen(text);
-    return text;
+    return json_text_take(envelope_to_json(env), len);
 }
 
 int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen)
@@ -153,12 +152,5 @@ int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, si
 
 char *envelope_delivery_body(const envelope *env, size_t *len)
 {
-    json_t *obj = json_pack("{s:O, s:s}", "data", env->data, "type", event_type_name(env->type));
-    if (obj == NULL)
-        return NULL;
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (text != NULL && len != NULL)
-        *len = strlen(text);
-    return text;
+    return json_text_take(json_pack("{s:O, s:s}", "data", env->data, "type", event_type_name(env->type)), len);
 }

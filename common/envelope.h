@@ -36,6 +36,9 @@ void envelope_clear(envelope *env);
  * When the client gave no id, out->id is left empty: the caller assigns one. */
 int envelope_from_request(json_t *event, long long token_org, int index, envelope *out, json_t *errors);
 
+/* The envelope as a new JSON object (keys in contract order), or NULL on allocation failure. */
+json_t *envelope_to_json(const envelope *env);
+
 /* Serialises the envelope (compact JSON, keys in contract order). Returns a malloc'd string the caller frees,
  * or NULL on allocation failure; *len gets its length. */
 char *envelope_encode(const envelope *env, size_t *len);

@@ -1,6 +1,7 @@
 /* retry_record — see retry_record.h. */
 #include "retry_record.h"
 
+#include "json_text.h"
 #include "timeutil.h"
 
 #include <stdio.h>
@@ -33,10 +34,7 @@ static json_t *time_value(int64_t ms)
 
 char *retry_record_encode(const retry_record *rec, size_t *len)
 {
-    size_t env_len = 0;
-    char *env_text = envelope_encode(&rec->env, &env_len);
-    json_t *env = env_text != NULL ? json_loadb(env_text, env_len, 0, NULL) : NULL;
-    free(env_text);
+    json_t *env = envelope_to_json(&rec->env);
     if (env == NULL)
         return NULL;
     json_t *attempts = json_array();
@@ -58,11 +56,7 @@ char *retry_record_encode(const retry_record *rec, size_t *len)
         json_object_set_new(obj, "reason", json_string(rec->reason));
     if (rec->dead_ms > 0)
         json_object_set_new(obj, "dead_lettered_at", time_value(rec->dead_ms));
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (text != NULL && len != NULL)
-        *len = strlen(text);
-    return text;
+    return json_text_take(obj, len);
 }
 
 /* Copies a string member into out when present. */

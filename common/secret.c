@@ -55,27 +55,29 @@ int secret_base64_decode(const char *in, unsigned char *out, size_t outlen)
     return (int)(decoded - padding); /* EVP_DecodeBlock counts padding as zero bytes */
 }
 
-int secret_generate_webhook_secret(char *out, size_t outlen)
+/* Writes base64 of SECRET_RANDOM_BYTES fresh random bytes into encoded (64 bytes). Returns its length or -1. */
+static int random_base64(char encoded[64])
 {
     unsigned char raw[SECRET_RANDOM_BYTES];
-    char encoded[64];
     if (secret_random_bytes(raw, sizeof raw) != 0)
         return -1;
-    int n = secret_base64_encode(raw, sizeof raw, encoded, sizeof encoded);
+    int n = secret_base64_encode(raw, sizeof raw, encoded, 64);
     OPENSSL_cleanse(raw, sizeof raw);
-    if (n < 0 || (size_t)snprintf(out, outlen, "whsec_%s", encoded) >= outlen)
+    return n;
+}
+
+int secret_generate_webhook_secret(char *out, size_t outlen)
+{
+    char encoded[64];
+    if (random_base64(encoded) < 0 || (size_t)snprintf(out, outlen, "whsec_%s", encoded) >= outlen)
         return -1;
     return 0;
 }
 
 int secret_generate_token(char *out, size_t outlen)
 {
-    unsigned char raw[SECRET_RANDOM_BYTES];
     char encoded[64];
-    if (secret_random_bytes(raw, sizeof raw) != 0)
-        return -1;
-    int n = secret_base64_encode(raw, sizeof raw, encoded, sizeof encoded);
-    OPENSSL_cleanse(raw, sizeof raw);
+    int n = random_base64(encoded);
     if (n < 0)
         return -1;
     /* base64url without padding: safe in headers, query strings and shells */

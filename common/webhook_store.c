@@ -116,6 +116,19 @@ static json_t *parse_webhook(const char *text, size_t len)
     return obj;
 }
 
+/* The webhook objects among an array reply's elements from index first on (others are skipped). */
+static json_t *parse_webhook_array(const redisReply *reply, size_t first)
+{
+    json_t *items = json_array();
+    for (size_t i = first; i < reply->elements; i++) {
+        const redisReply *element = reply->element[i];
+        json_t *obj = element->type == REDIS_REPLY_STRING ? parse_webhook(element->str, element->len) : NULL;
+        if (obj != NULL)
+            json_array_append_new(items, obj);
+    }
+    return items;
+}
+
 int webhook_store_ping(webhook_store *store)
 {
     const char *argv[] = {"PING"};
@@ -231,15 +244,7 @@ store_status webhook_store_list(webhook_store *store, long long org, long page, 
         return STORE_UNAVAILABLE;
     }
     *total = reply->element[0]->integer;
-    *items = json_array();
-    for (size_t i = 1; i < reply->elements; i++) {
-        redisReply *element = reply->element[i];
-        if (element->type != REDIS_REPLY_STRING)
-            continue;
-        json_t *obj = parse_webhook(element->str, element->len);
-        if (obj != NULL)
-            json_array_append_new(*items, obj);
-    }
+    *items = parse_webhook_array(reply, 1);
     freeReplyObject(reply);
     return STORE_OK;
 }
@@ -257,15 +262,7 @@ store_status webhook_store_subscribers(webhook_store *store, long long org, cons
         freeReplyObject(reply);
         return STORE_UNAVAILABLE;
     }
-    *items = json_array();
-    for (size_t i = 0; i < reply->elements; i++) {
-        redisReply *element = reply->element[i];
-        if (element->type != REDIS_REPLY_STRING)
-            continue;
-        json_t *obj = parse_webhook(element->str, element->len);
-        if (obj != NULL)
-            json_array_append_new(*items, obj);
-    }
+    *items = parse_webhook_array(reply, 0);
     freeReplyObject(reply);
     return STORE_OK;
 }

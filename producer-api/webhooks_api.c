@@ -153,76 +153,64 @@ int webhooks_list(api_request *req, const auth_identity *who, api_reply *reply)
     return API_DONE;
 }
 
-int webhooks_get(api_request *req, const auth_identity *who, long long id, api_reply *reply)
+/* The operations on one webhook of the caller's organization. */
+typedef enum webhook_op { WEBHOOK_GET, WEBHOOK_DELETE, WEBHOOK_ROTATE_SECRET, WEBHOOK_DELIVERIES } webhook_op;
+
+/* Runs op on webhook id and turns the outcome into the reply: 200 with the public webhook object (or the
+ * delivery log page), 404 when the organization has no such webhook, 503 when Redis does not answer. */
+static int webhook_operation(api_request *req, const auth_identity *who, long long id, webhook_op op,
+                             api_reply *reply)
 {
     if (require_organization(who, reply) != 0)
         return API_DONE;
     webhook_store *store = store_pool_acquire(req->api->stores);
-    json_t *webhook = NULL;
-    store_status status = webhook_store_get(store, who->org, id, &webhook);
+    json_t *result = NULL;
+    store_status status = STORE_UNAVAILABLE;
+    switch (op) {
+    case WEBHOOK_GET:
+        status = webhook_store_get(store, who->org, id, &result);
+        break;
+    case WEBHOOK_DELETE:
+        status = webhook_store_delete(store, who->org, id, &result);
+        break;
+    case WEBHOOK_ROTATE_SECRET:
+        status = webhook_store_rotate_secret(store, who->org, id, SECRET_ROTATION_GRACE_MS, &result);
+        break;
+    case WEBHOOK_DELIVERIES:
+        status = webhook_store_deliveries(store, who->org, id, &result);
+        break;
+    }
     store_pool_release(req->api->stores, store);
-    if (status == STORE_OK) {
-        webhook_public_view(webhook);
-        api_reply_json(reply, 200, webhook);
-    } else if (status == STORE_NOT_FOUND) {
+    if (status == STORE_OK && result != NULL) {
+        if (op == WEBHOOK_DELIVERIES)
+            result = json_pack("{s:o}", "data", result);
+        else
+            webhook_public_view(result);
+        api_reply_json(reply, 200, result);
+    } else if (status == STORE_OK || status == STORE_NOT_FOUND) {
         api_reply_message(reply, 404, "not found");
     } else {
         reply_unavailable(reply);
     }
     return API_DONE;
+}
+
+int webhooks_get(api_request *req, const auth_identity *who, long long id, api_reply *reply)
+{
+    return webhook_operation(req, who, id, WEBHOOK_GET, reply);
 }
 
 int webhooks_delete(api_request *req, const auth_identity *who, long long id, api_reply *reply)
 {
-    if (require_organization(who, reply) != 0)
-        return API_DONE;
-    webhook_store *store = store_pool_acquire(req->api->stores);
-    json_t *webhook = NULL;
-    store_status status = webhook_store_delete(store, who->org, id, &webhook);
-    store_pool_release(req->api->stores, store);
-    if (status == STORE_OK && webhook != NULL) {
-        webhook_public_view(webhook);
-        api_reply_json(reply, 200, webhook);
-    }
-    else if (status == STORE_OK || status == STORE_NOT_FOUND)
-        api_reply_message(reply, 404, "not found");
-    else
-        reply_unavailable(reply);
-    return API_DONE;
+    return webhook_operation(req, who, id, WEBHOOK_DELETE, reply);
 }
 
 int webhooks_rotate_secret(api_request *req, const auth_identity *who, long long id, api_reply *reply)
 {
-    if (require_organization(who, reply) != 0)
-        return API_DONE;
-    webhook_store *store = store_pool_acquire(req->api->stores);
-    json_t *webhook = NULL;
-    store_status status = webhook_store_rotate_secret(store, who->org, id, SECRET_ROTATION_GRACE_MS, &webhook);
-    store_pool_release(req->api->stores, store);
-    if (status == STORE_OK) {
-        webhook_public_view(webhook);
-        api_reply_json(reply, 200, webhook);
-    } else if (status == STORE_NOT_FOUND) {
-        api_reply_message(reply, 404, "not found");
-    } else {
-        reply_unavailable(reply);
-    }
-    return API_DONE;
+    return webhook_operation(req, who, id, WEBHOOK_ROTATE_SECRET, reply);
 }
 
 int webhooks_deliveries(api_request *req, const auth_identity *who, long long id, api_reply *reply)
 {
-    if (require_organization(who, reply) != 0)
-        return API_DONE;
-    webhook_store *store = store_pool_acquire(req->api->stores);
-    json_t *items = NULL;
-    store_status status = webhook_store_deliveries(store, who->org, id, &items);
-    store_pool_release(req->api->stores, store);
-    if (status == STORE_OK)
-        api_reply_json(reply, 200, json_pack("{s:o}", "data", items));
-    else if (status == STORE_NOT_FOUND)
-        api_reply_message(reply, 404, "not found");
-    else
-        reply_unavailable(reply);
-    return API_DONE;
+    return webhook_operation(req, who, id, WEBHOOK_DELIVERIES, reply);
 }
