@@ -86,3 +86,23 @@ clean:
 	rm -rf build build-asan bin bin-asan
 
 -include $(COMMON_OBJ:.o=.d) $(API_OBJ:.o=.d) $(DISP_OBJ:.o=.d)
+
+# --- fuzzing and memory checks (tests/fuzz/README.md) ------------------------------------------------------------
+# make fuzz                 build every libFuzzer harness (clang) into build-fuzz/ and run each FUZZ_SECONDS
+# make test-fuzz-replay     replay every kept corpus/regression input under ASan+UBSan (no fuzzing; for make test)
+# make test-valgrind-unit   every plain unit test binary under valgrind; fails on errors and definite leaks
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz test-fuzz-replay test-valgrind-unit clean-fuzz
+fuzz:
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+test-fuzz-replay:
+	bash tests/fuzz/replay.sh
+
+test-valgrind-unit:
+	$(MAKE) SANITIZE= $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+	bash tests/support/valgrind-unit.sh $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+
+clean-fuzz:
+	rm -rf build-fuzz
+# --- end fuzzing and memory checks ----------------------------------------------------------------------------------

@@ -90,8 +90,12 @@ int retry_record_decode(const char *buf, size_t len, retry_record *out, char *er
         snprintf(errbuf, errlen, "retry record: invalid webhook_id, attempt, due_at or attempts");
         goto err;
     }
-    char *env_text = json_dumps(env, JSON_COMPACT);
-    int rc = env_text != NULL ? envelope_decode(env_text, strlen(env_text), &out->env, errbuf, errlen) : -1;
+    char *env_text = json_dumps(env, JSON_COMPACT); /* NULL when envelope is not an object or array */
+    if (env_text == NULL) {
+        snprintf(errbuf, errlen, "retry record: envelope must be an object");
+        goto err;
+    }
+    int rc = envelope_decode(env_text, strlen(env_text), &out->env, errbuf, errlen);
     free(env_text);
     if (rc != 0)
         goto err;

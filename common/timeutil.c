@@ -29,12 +29,16 @@ int64_t time_monotonic_us(void)
 
 void time_format_rfc3339(int64_t epoch_ms, int with_millis, char *out)
 {
-    time_t seconds = (time_t)(epoch_ms / 1000);
+    /* floor division: before 1970 the millisecond part must still be 0-999 (not "-544") */
+    int64_t millis = epoch_ms % 1000;
+    if (millis < 0)
+        millis += 1000;
+    time_t seconds = (time_t)((epoch_ms - millis) / 1000);
     struct tm tm;
     gmtime_r(&seconds, &tm);
     if (with_millis)
         snprintf(out, TIME_TEXT_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)millis);
     else
         snprintf(out, TIME_TEXT_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -107,7 +111,8 @@ int time_parse_rfc3339(const char *text, int64_t *epoch_ms)
     if (*p != '\0')
         return -1;
     static const int days_in_month[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (day > days_in_month[month - 1])
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > days_in_month[month - 1] || (month == 2 && day == 29 && !leap))
         return -1;
     struct tm tm = {0};
     tm.tm_year = year - 1900;
@@ -117,6 +122,10 @@ int time_parse_rfc3339(const char *text, int64_t *epoch_ms)
     tm.tm_min = minute;
     tm.tm_sec = second;
     time_t seconds = timegm(&tm);
-    *epoch_ms = ((int64_t)seconds - (int64_t)offset_minutes * 60) * 1000 + millis;
+    int64_t ms = ((int64_t)seconds - (int64_t)offset_minutes * 60) * 1000 + millis;
+    /* an offset can move 0000-01-01 or 9999-12-31 out of the four-digit years time_format_rfc3339 writes */
+    if (ms < TIME_MIN_MS || ms > TIME_MAX_MS)
+        return -1;
+    *epoch_ms = ms;
     return 0;
 }

@@ -1,0 +1,24 @@
+/*
+ * api_stubs — stand-ins for what the producer-api request path needs besides router.c, webhooks_api.c and
+ * auth.c (which the API harnesses link for real): libmicrohttpd header/query access (http_server.c), the
+ * Redis store pool and store calls (store_pool.c, webhook_store.c), and the handlers of other files (events,
+ * health, metrics). The store stubs check that only validated input reaches storage.
+ */
+#ifndef HOOKD_FUZZ_API_STUBS_H
+#define HOOKD_FUZZ_API_STUBS_H
+
+#include "api.h"
+
+/* What api_header() / api_query() answer: NULL = absent. */
+extern const char *stub_header_auth;          /* "auth" header */
+extern const char *stub_header_authorization; /* "Authorization" header */
+extern const char *stub_query_auth, *stub_query_page, *stub_query_per_page;
+/* The status every store stub returns (STORE_OK, STORE_NOT_FOUND, STORE_LIMIT or STORE_UNAVAILABLE). */
+extern int stub_store_status;
+/* allow_private of the context the harness passes; the create stub re-checks the URL with it. */
+extern int stub_allow_private;
+
+/* Checks a finished reply: a known status, a JSON body, Allow on 405, Retry-After on 503. */
+void stub_check_reply(const api_reply *reply);
+
+#endif
