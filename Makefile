@@ -68,13 +68,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_LIB)
 deps:
 	sh tests/support/deps.sh
 
-test: test-unit test-api
+test: test-unit test-fuzz-replay test-api
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Two pytest runs: tests/api and tests/e2e each have their own conftest.py (fixtures of the same names).
 test-api: all
-	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api tests/e2e $(PYTEST_ARGS)
+	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api $(PYTEST_ARGS)
+	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 test-asan:
 	$(MAKE) SANITIZE=1 test
@@ -86,6 +88,14 @@ clean:
 	rm -rf build build-asan bin bin-asan
 
 -include $(COMMON_OBJ:.o=.d) $(API_OBJ:.o=.d) $(DISP_OBJ:.o=.d)
+
+# Benchmarks (tests/bench, docs/BENCHMARKS.md): the whole stack on loopback, every row against a same-run baseline.
+.PHONY: bench bench-smoke
+bench: all
+	HOOKD_BIN=$(BIN) $(PYTHON) tests/bench/bench.py
+
+bench-smoke: all
+	HOOKD_BIN=$(BIN) $(PYTHON) tests/bench/bench.py --smoke
 
 # --- fuzzing and memory checks (tests/fuzz/README.md) ------------------------------------------------------------
 # make fuzz                 build every libFuzzer harness (clang) into build-fuzz/ and run each FUZZ_SECONDS
@@ -106,3 +116,36 @@ test-valgrind-unit:
 clean-fuzz:
 	rm -rf build-fuzz
 # --- end fuzzing and memory checks ----------------------------------------------------------------------------------
+
+# Fault injection (tests/faults, docs/RELIABILITY.md): kills, outages and bad receivers against the real processes,
+# every (event, webhook) pair counted; fails when one is lost. FAULT_EVENTS=... scales it.
+.PHONY: test-faults
+test-faults: all
+	HOOKD_BIN=$(BIN) $(PYTHON) tests/faults/run_faults.py
+
+# --- sanitizers and valgrind ---------------------------------------------------------------------------------------
+# make test-asan       (target above) unit + tests/api + tests/e2e against build-asan/ and bin-asan/; a sanitizer
+#                      report aborts the process (ASAN_OPTIONS/UBSAN_OPTIONS below, LeakSanitizer at exit) and the
+#                      launchers fail the test on a SIGABRT or a sanitizer line in the stderr file.
+# make test-valgrind   the plain unit tests under valgrind (test-valgrind-unit), then VALGRIND_TESTS with both
+#                      binaries under valgrind memcheck (HOOKD_VALGRIND=1; logs build/valgrind/e2e/vg.<name>.<pid>.log);
+#                      fails on any valgrind error or definite leak.
+test-asan: export ASAN_OPTIONS := abort_on_error=1:detect_leaks=1
+test-asan: export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
+VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signature \
+                  tests/e2e/test_delivery.py::test_malformed_message_is_skipped \
+                  tests/e2e/test_process.py::test_health_ready_and_metrics \
+                  tests/api/test_webhooks_api.py::test_create_returns_the_webhook_object \
+                  tests/api/test_webhooks_api.py::test_list_pages_newest_first \
+                  tests/api/test_webhooks_api.py::test_get_own_webhook \
+                  tests/api/test_webhooks_api.py::test_delete_returns_the_object_then_404 \
+                  tests/api/test_webhooks_api.py::test_sigterm_exits_zero \
+                  tests/api/test_events_api.py::test_each_type_routed_to_its_topic_with_envelope \
+                  tests/api/test_events_api.py::test_batch_answered_and_written_in_order
+.PHONY: test-valgrind test-valgrind-e2e
+test-valgrind: test-valgrind-unit test-valgrind-e2e
+
+test-valgrind-e2e:
+	$(MAKE) SANITIZE= all
+	HOOKD_BIN=bin bash tests/support/valgrind-e2e.sh $(VALGRIND_TESTS)
+# --- end sanitizers and valgrind -----------------------------------------------------------------------------------

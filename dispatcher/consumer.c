@@ -5,6 +5,7 @@
 #include "kafka_config.h"
 #include "log.h"
 #include "offset_tracker.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -28,6 +29,8 @@ struct partition_state {
     int64_t stored;            /* last offset handed to rd_kafka_offsets_store, -1 none */
     int assigned;              /* 0 once revoked (detached from the table) */
     metric_series *lag;        /* consumer lag gauge (removed on revoke) */
+    int held;                  /* waiting for its head message to be due (paused, seeked back) */
+    int64_t hold_until_ms;     /* monotonic */
 };
 
 /* Per event type: partition states indexed by partition number. */
@@ -44,12 +47,16 @@ struct consumer {
     dispatcher_metrics *dm;    /* borrowed */
     consumer_message_fn on_message;
     void *ctx;
-    char topics[EVENT_TYPE_COUNT][TOPIC_MAX];
-    partition_row rows[EVENT_TYPE_COUNT];
-    int assigned_count;
+    char topics[CONSUMER_SLOTS][TOPIC_MAX];
+    int topic_count;           /* EVENT_TYPE_COUNT + extra topics */
+    partition_row rows[CONSUMER_SLOTS];
+    int hold_fd;               /* owned timerfd (LOOP_TAG_HOLD) */
+    int retry_only;            /* the retry-tier consumer */
+    int assigned_count;        /* event-topic partitions */
+    int retry_assigned_count;  /* retry-tier partitions */
     int dirty;                 /* some completion may have advanced a commit point */
     unsigned pause_reasons;
-    int unknown_topic_logged[EVENT_TYPE_COUNT];
+    int unknown_topic_logged[CONSUMER_SLOTS];
 };
 
 /* ---- partition table ------------------------------------------------------------------------------------ */
@@ -80,7 +87,7 @@ int consumer_partition_number(const partition_state *ps)
 
 static int topic_type(const consumer *c, const char *topic)
 {
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+    for (int i = 0; i < c->topic_count; i++)
         if (strcmp(c->topics[i], topic) == 0)
             return i;
     return -1;
@@ -126,9 +133,12 @@ static int table_attach(consumer *c, const char *topic, int partition)
     ps->partition = partition;
     ps->stored = -1;
     ps->assigned = 1;
-    ps->lag = dm_lag_series(c->dm, topic, partition);
+    ps->lag = c->retry_only ? NULL : dm_lag_series(c->dm, topic, partition); /* event topics only */
     row->parts[partition] = ps;
-    c->assigned_count++;
+    if (type < EVENT_TYPE_COUNT)
+        c->assigned_count++;
+    else
+        c->retry_assigned_count++;
     return 0;
 }
 
@@ -140,7 +150,10 @@ static void table_detach(consumer *c, const char *topic, int partition)
     if (ps == NULL)
         return;
     c->rows[type].parts[partition] = NULL;
-    c->assigned_count--;
+    if (type < EVENT_TYPE_COUNT)
+        c->assigned_count--;
+    else
+        c->retry_assigned_count--;
     ps->assigned = 0;
     ps->c = NULL;
     metrics_remove(c->dm->reg, ps->lag);
@@ -198,7 +211,7 @@ void consumer_store_offsets(consumer *c)
         return;
     c->dirty = 0;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+    for (int t = 0; t < c->topic_count; t++)
         for (int p = 0; p < c->rows[t].cap; p++)
             if (c->rows[t].parts[p] != NULL)
                 collect(c->rows[t].parts[p], list);
@@ -225,7 +238,18 @@ void consumer_set_paused(consumer *c, unsigned reason, int on)
         return;
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(c->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        apply_pause(c, parts, c->pause_reasons != 0);
+        if (c->pause_reasons == 0) { /* held partitions stay paused until they are due */
+            rd_kafka_topic_partition_list_t *keep = rd_kafka_topic_partition_list_new(parts->cnt);
+            for (int i = 0; i < parts->cnt; i++) {
+                partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
+                if (ps == NULL || !ps->held)
+                    rd_kafka_topic_partition_list_add(keep, parts->elems[i].topic, parts->elems[i].partition);
+            }
+            apply_pause(c, keep, 0);
+            rd_kafka_topic_partition_list_destroy(keep);
+        } else {
+            apply_pause(c, parts, 1);
+        }
         rd_kafka_topic_partition_list_destroy(parts);
     }
     metric_gauge_set(c->dm->paused, c->pause_reasons != 0);
@@ -236,6 +260,71 @@ void consumer_set_paused(consumer *c, unsigned reason, int on)
 unsigned consumer_paused(const consumer *c)
 {
     return c->pause_reasons;
+}
+
+int consumer_partition_slot(const partition_state *ps)
+{
+    return ps->type;
+}
+
+/* Arms the hold timer for the earliest held partition (disarms when none). */
+static void hold_rearm(consumer *c)
+{
+    int64_t earliest = -1;
+    for (int t = 0; t < c->topic_count; t++)
+        for (int p = 0; p < c->rows[t].cap; p++) {
+            partition_state *ps = c->rows[t].parts[p];
+            if (ps != NULL && ps->held && (earliest < 0 || ps->hold_until_ms < earliest))
+                earliest = ps->hold_until_ms;
+        }
+    if (earliest < 0) {
+        loop_timerfd_arm(c->hold_fd, -1, 0);
+        return;
+    }
+    int64_t wait = earliest - time_monotonic_ms();
+    loop_timerfd_arm(c->hold_fd, wait > 0 ? wait : 0, 0);
+}
+
+void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
+{
+    consumer *c = ps->c;
+    if (!ps->assigned || c == NULL)
+        return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = offset;
+    if (!ps->held)
+        apply_pause(c, list, 1);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* async */);
+    if (error != NULL) {
+        log_json(LOG_WARN, "seek failed", "{s:s, s:i, s:s}", "topic", ps->topic, "partition", ps->partition,
+                 "error", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    ps->held = 1;
+    ps->hold_until_ms = time_monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
+    log_json(LOG_DEBUG, "retry partition waits for its head", "{s:s, s:i, s:I, s:I}", "topic", ps->topic,
+             "partition", ps->partition, "offset", (json_int_t)offset, "wait_ms", (json_int_t)delay_ms);
+    hold_rearm(c);
+}
+
+void consumer_on_hold_timer(consumer *c)
+{
+    loop_fd_drain(c->hold_fd);
+    int64_t now = time_monotonic_ms();
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    for (int t = 0; t < c->topic_count; t++)
+        for (int p = 0; p < c->rows[t].cap; p++) {
+            partition_state *ps = c->rows[t].parts[p];
+            if (ps != NULL && ps->held && ps->hold_until_ms <= now) {
+                ps->held = 0;
+                rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition);
+            }
+        }
+    if (c->pause_reasons == 0)
+        apply_pause(c, list, 0);
+    rd_kafka_topic_partition_list_destroy(list);
+    hold_rearm(c);
 }
 
 /* ---- librdkafka callbacks ------------------------------------------------------------------------------- */
@@ -291,7 +380,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     } else if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_json(LOG_ERROR, "assign failed", "{s:s}", "error", rd_kafka_err2str(rerr));
     }
-    metric_gauge_set(c->dm->partitions, c->assigned_count);
+    if (c->retry_only)
+        metric_gauge_set(c->dm->retry_partitions, c->retry_assigned_count);
+    else
+        metric_gauge_set(c->dm->partitions, c->assigned_count);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -340,8 +432,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     const char *jstate = json_string_value(json_object_get(cgrp, "join_state"));
     int ok = brokers_up > 0 && cstate != NULL && strcmp(cstate, "up") == 0 && jstate != NULL &&
              strcmp(jstate, "steady") == 0;
-    atomic_store(&c->dm->kafka_ok, ok);
-    metric_gauge_set(c->dm->kafka_up, ok);
+    if (!c->retry_only) {
+        atomic_store(&c->dm->kafka_ok, ok);
+        metric_gauge_set(c->dm->kafka_up, ok);
+    }
     json_t *t;
     json_object_foreach(json_object_get(root, "topics"), name, t) {
         int type = topic_type(c, name);
@@ -379,12 +473,31 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     c->dm = dm;
     c->on_message = on_message;
     c->ctx = ctx;
+    c->hold_fd = -1;
+    c->retry_only = opts->retry_only;
     for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
         if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
             snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
             free(c);
             return NULL;
         }
+    }
+    c->topic_count = EVENT_TYPE_COUNT;
+    for (int i = 0; i < opts->extra_count && i < CONSUMER_MAX_EXTRA; i++) {
+        if (snprintf(c->topics[c->topic_count], TOPIC_MAX, "%s", opts->extra_topics[i]) >= TOPIC_MAX) {
+            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
+            free(c);
+            return NULL;
+        }
+        c->topic_count++;
+    }
+    c->hold_fd = loop_timerfd_new();
+    if (c->hold_fd < 0 || event_loop_add(loop, c->hold_fd, EPOLLIN, LOOP_TAG_HOLD) != 0) {
+        snprintf(errbuf, errlen, "hold timer: %s", strerror(errno));
+        if (c->hold_fd >= 0)
+            close(c->hold_fd);
+        free(c);
+        return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char hostname[128] = "host", client_id[192];
@@ -393,7 +506,10 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */
     if (kafka_config_set(conf, "group.id", opts->group, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
-        kafka_config_set(conf, "partition.assignment.strategy", "cooperative-sticky", errbuf, errlen) != 0 ||
+        /* the retry-tier consumer uses eager round-robin: librdkafka 2.0's sticky assignor asserts when a member
+         * that joined with nothing to assign (tier topics not created yet) is destroyed */
+        kafka_config_set(conf, "partition.assignment.strategy", c->retry_only ? "roundrobin" : "cooperative-sticky",
+                         errbuf, errlen) != 0 ||
         kafka_config_set(conf, "enable.auto.commit", "true", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
@@ -401,6 +517,8 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
+        event_loop_del(loop, c->hold_fd);
+        close(c->hold_fd);
         free(c);
         return NULL;
     }
@@ -414,21 +532,24 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     if (c->rk == NULL) {
         snprintf(errbuf, errlen, "kafka consumer: %s", kerr);
         rd_kafka_conf_destroy(conf);
+        event_loop_del(loop, c->hold_fd);
+        close(c->hold_fd);
         free(c);
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk); /* main queue (errors, stats) forwarded to the consumer queue */
     c->queue = rd_kafka_queue_get_consumer(c->rk);
     c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->queue == NULL || c->event_fd < 0 || event_loop_add(loop, c->event_fd, EPOLLIN, LOOP_TAG_KAFKA) != 0) {
+    if (c->queue == NULL || c->event_fd < 0 ||
+        event_loop_add(loop, c->event_fd, EPOLLIN, c->retry_only ? LOOP_TAG_KAFKA_RETRY : LOOP_TAG_KAFKA) != 0) {
         snprintf(errbuf, errlen, "kafka queue: %s", strerror(errno));
         goto err;
     }
     static const uint64_t one = 1;
     rd_kafka_queue_io_event_enable(c->queue, c->event_fd, &one, sizeof one);
 
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(EVENT_TYPE_COUNT);
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(c->topic_count);
+    for (int i = c->retry_only ? EVENT_TYPE_COUNT : 0; i < c->topic_count; i++)
         rd_kafka_topic_partition_list_add(subs, c->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
@@ -443,6 +564,8 @@ err:
     if (c->event_fd >= 0)
         close(c->event_fd);
     rd_kafka_destroy(c->rk);
+    event_loop_del(loop, c->hold_fd);
+    close(c->hold_fd);
     free(c);
     return NULL;
 }
@@ -479,7 +602,7 @@ int consumer_drain(consumer *c, int max)
             message_error(c, m);
         } else {
             partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(m->rkt)), (int)m->partition);
-            if (ps != NULL)
+            if (ps != NULL && !ps->held) /* a held partition was seeked back: this one comes again */
                 c->on_message(c->ctx, ps, m);
         }
         rd_kafka_message_destroy(m);
@@ -507,7 +630,7 @@ int consumer_close(consumer *c)
         log_json(LOG_WARN, "consumer close", "{s:s}", "error", rd_kafka_err2str(err));
     rd_kafka_queue_destroy(c->queue);
     rd_kafka_destroy(c->rk);
-    for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
+    for (int t = 0; t < c->topic_count; t++) {
         for (int p = 0; p < c->rows[t].cap; p++) {
             partition_state *ps = c->rows[t].parts[p];
             if (ps != NULL) {
@@ -520,6 +643,8 @@ int consumer_close(consumer *c)
     }
     event_loop_del(c->loop, c->event_fd);
     close(c->event_fd);
+    event_loop_del(c->loop, c->hold_fd);
+    close(c->hold_fd);
     free(c);
     return rc;
 }

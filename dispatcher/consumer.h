@@ -23,6 +23,7 @@
 
 #include "dispatcher_metrics.h"
 #include "event_loop.h"
+#include "event_types.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -43,7 +44,14 @@ typedef void (*consumer_message_fn)(void *ctx, partition_state *ps, const rd_kaf
 typedef struct consumer_options {
     const char *group;         /* KAFKA_GROUP */
     const char *topic_prefix;  /* TOPIC_PREFIX */
+    const char *const *extra_topics; /* the retry tier topics (may be NULL) */
+    int extra_count;           /* at most CONSUMER_MAX_EXTRA */
+    int retry_only;            /* subscribe to extra_topics only (the retry-tier consumer, tag LOOP_TAG_KAFKA_RETRY);
+                                * it leaves the readiness flag and the event-partition gauge alone */
 } consumer_options;
+
+#define CONSUMER_MAX_EXTRA 32
+#define CONSUMER_SLOTS (EVENT_TYPE_COUNT + CONSUMER_MAX_EXTRA)
 
 /* Builds the consumer (kafka_config_from_env for brokers and passthrough), subscribes, and registers the
  * queue's eventfd on loop with tag LOOP_TAG_KAFKA. Returns NULL with errbuf on failure. */
@@ -63,6 +71,19 @@ void consumer_complete(partition_state *ps, int64_t offset);
 
 partition_state *consumer_partition_ref(partition_state *ps);
 void consumer_partition_unref(partition_state *ps);
+
+/* The topic's slot: the event type index (0 .. EVENT_TYPE_COUNT-1) for an event topic, EVENT_TYPE_COUNT + i for
+ * extra_topics[i]. */
+int consumer_partition_slot(const partition_state *ps);
+
+/* Holds a partition whose next message (offset) is not due yet: pauses the partition, seeks it back to offset
+ * (librdkafka drops what it had prefetched) and resumes it after delay_ms (unless a global pause reason is
+ * set then). Messages of a held partition that still arrive are dropped (they are fetched again). Only that
+ * partition waits. Ignored for a revoked partition. */
+void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms);
+
+/* The LOOP_TAG_HOLD timer fired: resumes held partitions that are due. */
+void consumer_on_hold_timer(consumer *c);
 
 /* The partition's topic name and number (for logs). */
 const char *consumer_partition_topic(const partition_state *ps);

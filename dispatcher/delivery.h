@@ -3,7 +3,8 @@
  * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION), reused easy handles, keep-alive and HTTP/2 multiplexing.
  *
  * One call to delivery_start() is one attempt: POST url with the Standard Webhooks headers, signed at start
- * with the webhook's secret and the attempt's own timestamp. When the attempt ends (2xx, other status, timeout,
+ * with the webhook's secret (and its previous one during a rotation) and the attempt's own timestamp. The
+ * per-attempt libcurl setup, signing and result classification live in common/delivery_http.h. When the attempt ends (2xx, other status, timeout,
  * SSRF refusal, network error) the engine calls the done callback exactly once with the result, from inside
  * delivery_on_socket() / delivery_on_timer() (never from delivery_start()).
  *
@@ -18,6 +19,7 @@
 #include "event_loop.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct delivery_options {
     long long timeout_ms;      /* DELIVERY_TIMEOUT, per attempt */
@@ -29,6 +31,7 @@ typedef struct delivery_options {
 typedef struct delivery_request {
     const char *url;           /* https target */
     const char *secret;        /* "whsec_..." */
+    const char *previous_secret; /* a rotated webhook's old secret while it is still valid, else NULL */
     long long webhook_id;
     const char *event_id;      /* webhook-id header */
     const char *body;          /* JSON body (shared by every webhook of the event) */
@@ -44,6 +47,8 @@ typedef struct delivery_result {
     double latency_ms;
     const char *error;         /* NULL on success; a short reason otherwise (valid during the callback) */
     long long timestamp;       /* the webhook-timestamp that was sent */
+    long long retry_after_ms;  /* Retry-After of a non-2xx response, -1 when none */
+    int64_t started_at_ms;     /* epoch ms when the attempt started */
 } delivery_result;
 
 typedef void (*delivery_done_fn)(void *ctx, const delivery_request *req, const delivery_result *res);

@@ -1,26 +1,34 @@
 /* dispatch — see dispatch.h. */
 #include "dispatch.h"
 
+#include "breaker.h"
 #include "envelope.h"
 #include "event_types.h"
 #include "log.h"
+#include "timeutil.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct event_ctx;
 
-/* One delivery of an event to one webhook; user pointer of its delivery_request. */
-typedef struct delivery_slot {
+/* One delivery of an event to one webhook; user pointer of its delivery_request and the hand-off token. */
+struct dispatch_handoff {
     struct event_ctx *ev;        /* back pointer */
     size_t index;                /* into ev->subs->items */
-} delivery_slot;
+    int attempt;                 /* 1 = first delivery */
+    int admitted;                /* counted in flight by the breaker table */
+    int probe;                   /* admitted as the breaker's half-open probe */
+};
+typedef struct dispatch_handoff delivery_slot;
 
-/* One consumed event in progress. Owned by the dispatch (listed in d->events). */
+/* One consumed event (or due retry) in progress. Owned by the dispatch (listed in d->events). */
 typedef struct event_ctx {
+    struct dispatch *d;
     partition_state *ps;         /* reference */
     int64_t offset;
     envelope env;                /* owned (data) */
+    retry_record *rec;           /* owned: the retry record of a retry-tier message (its env moved to env), or NULL */
     char *body;                  /* owned; shared by every delivery */
     size_t body_len;
     subscriber_list *subs;       /* reference, NULL while waiting for Redis */
@@ -30,16 +38,22 @@ typedef struct event_ctx {
     struct event_ctx *wait_next;          /* FIFO of events waiting for Redis */
 } event_ctx;
 
+struct dispatch;
+static void set_paused(struct dispatch *d, unsigned reason, int on);
+
 struct dispatch {
     dispatch_options opts;
     subscriber_cache *cache;     /* borrowed */
     dispatcher_metrics *dm;      /* borrowed */
     consumer *consumer;          /* borrowed */
+    consumer *retry_consumer;    /* borrowed, may be NULL */
     delivery_engine *engine;     /* borrowed */
+    breaker_table *breaker;      /* owned */
     event_ctx *events;           /* every event in progress */
     event_ctx *wait_head, *wait_tail;     /* waiting for Redis, in consumption order */
     size_t waiting;
     size_t in_flight;            /* deliveries started and not finished */
+    size_t handoffs;             /* hand-offs to the failure hook not yet durable */
     int intake_stopped;
 };
 
@@ -51,18 +65,37 @@ dispatch *dispatch_new(const dispatch_options *opts, subscriber_cache *cache, di
     d->opts = *opts;
     d->cache = cache;
     d->dm = dm;
+    d->breaker = breaker_new(opts->per_webhook_in_flight, opts->breaker_failures, dm);
+    if (d->breaker == NULL) {
+        free(d);
+        return NULL;
+    }
     return d;
 }
 
-void dispatch_attach(dispatch *d, consumer *c, delivery_engine *eng)
+void dispatch_attach(dispatch *d, consumer *c, consumer *retry_consumer, delivery_engine *eng)
 {
     d->consumer = c;
+    d->retry_consumer = retry_consumer;
     d->engine = eng;
+}
+
+/* Pause reasons apply to both consumers. */
+static void set_paused(dispatch *d, unsigned reason, int on)
+{
+    consumer_set_paused(d->consumer, reason, on);
+    if (d->retry_consumer != NULL)
+        consumer_set_paused(d->retry_consumer, reason, on);
 }
 
 size_t dispatch_in_flight(const dispatch *d)
 {
     return d->in_flight;
+}
+
+size_t dispatch_handoffs(const dispatch *d)
+{
+    return d->handoffs;
 }
 
 size_t dispatch_waiting(const dispatch *d)
@@ -84,6 +117,10 @@ static void event_free(dispatch *d, event_ctx *ev)
     if (ev->next != NULL)
         ev->next->prev = ev->prev;
     envelope_clear(&ev->env);
+    if (ev->rec != NULL) {
+        retry_record_clear(ev->rec);
+        free(ev->rec);
+    }
     free(ev->body);
     free(ev->slots);
     subscriber_list_release(ev->subs);
@@ -98,20 +135,56 @@ static void event_complete(dispatch *d, event_ctx *ev)
     event_free(d, ev);
 }
 
-/* Logs and counts one attempt; hands a failure to the hook. */
-static void record_attempt(dispatch *d, event_ctx *ev, const subscriber *sub, const delivery_result *res)
+/* Queues one delivery-log record (flushed by the housekeeping tick). */
+static void log_delivery(dispatch *d, long long webhook_id, const char *event_id, int attempt,
+                         const delivery_result *res)
+{
+    if (d->opts.log_store == NULL)
+        return;
+    char at[TIME_TEXT_MAX];
+    time_format_rfc3339(res->started_at_ms > 0 ? res->started_at_ms : time_now_ms(), 1, at);
+    json_t *obj = json_pack("{s:s, s:s, s:i, s:o, s:f, s:o}", "attempted_at", at, "event_id", event_id, "attempt",
+                            attempt, "status", res->status > 0 ? json_integer(res->status) : json_null(),
+                            "latency_ms", (double)(long long)(res->latency_ms * 10 + 0.5) / 10.0, "error",
+                            res->error != NULL ? json_string(res->error) : json_null());
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        webhook_store_log_attempt(d->opts.log_store, webhook_id, text);
+    free(text);
+    json_decref(obj);
+}
+
+/* Hands a failure or deferral to the hook. Returns 1 when the hook owns the slot's completion now, 0 when
+ * there is no hook (the slot is finished by the caller). */
+static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub, failure_kind kind,
+                    const delivery_result *res)
+{
+    if (d->opts.on_failure == NULL)
+        return 0;
+    failed_delivery f = {kind, &ev->env, sub->id, sub->url, slot->attempt, ev->rec, res};
+    d->handoffs++;
+    d->opts.on_failure(d->opts.failure_ctx, &f, slot);
+    return 1;
+}
+
+/* Logs and counts one attempt; hands a failure to the hook. Returns 1 when the hook took it (completes later). */
+static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub,
+                          const delivery_result *res)
 {
     dm_count_attempt(d->dm, res->outcome, res->status, res->latency_ms / 1000.0);
-    log_json(res->ok ? LOG_INFO : LOG_WARN, "delivery attempt", "{s:s, s:s, s:I, s:I, s:s, s:s, s:i, s:I, s:s?}",
-             "event_id", ev->env.id, "event_type", event_type_name(ev->env.type), "organization_id",
-             (json_int_t)ev->env.organization_id, "webhook_id", (json_int_t)sub->id, "url", sub->url, "outcome",
-             dm_outcome_name(res->outcome), "status", (int)res->status, "latency_ms", (json_int_t)(res->latency_ms + 0.5), "error",
-             res->error);
-    if (!res->ok && d->opts.on_failure != NULL) {
-        failed_delivery f = {ev->env.id, ev->env.type, ev->env.organization_id, sub->id, sub->url, sub->secret,
-                             ev->body, ev->body_len, res};
-        d->opts.on_failure(d->opts.failure_ctx, &f);
+    log_json(res->ok ? LOG_INFO : LOG_WARN, "delivery attempt",
+             "{s:s, s:s, s:I, s:I, s:s, s:i, s:s, s:i, s:I, s:s?}", "event_id", ev->env.id, "event_type",
+             event_type_name(ev->env.type), "organization_id", (json_int_t)ev->env.organization_id, "webhook_id",
+             (json_int_t)sub->id, "url", sub->url, "attempt", slot->attempt, "outcome", dm_outcome_name(res->outcome),
+             "status", (int)res->status, "latency_ms", (json_int_t)(res->latency_ms + 0.5), "error", res->error);
+    log_delivery(d, sub->id, ev->env.id, slot->attempt, res);
+    if (slot->admitted) {
+        slot->admitted = 0;
+        breaker_finish(d->breaker, sub->id, res->ok, slot->probe);
     }
+    if (res->ok)
+        return 0;
+    return hand_off(d, ev, slot, sub, FAILURE_ATTEMPT, res);
 }
 
 /* A delivery finished (or could not start): account it against its event. */
@@ -121,6 +194,14 @@ static void slot_done(dispatch *d, event_ctx *ev)
         event_complete(d, ev);
 }
 
+void dispatch_handoff_done(dispatch_handoff *h)
+{
+    event_ctx *ev = h->ev;
+    dispatch *d = ev->d;
+    d->handoffs--;
+    slot_done(d, ev);
+}
+
 void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const delivery_result *res)
 {
     dispatch *d = ctx;
@@ -128,15 +209,59 @@ void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const deli
     event_ctx *ev = slot->ev;
     d->in_flight--;
     metric_gauge_add(d->dm->in_flight, -1);
-    record_attempt(d, ev, &ev->subs->items[slot->index], res);
-    slot_done(d, ev);
+    if (record_attempt(d, ev, slot, &ev->subs->items[slot->index], res) == 0)
+        slot_done(d, ev);
+}
+
+/* Starts (or defers) one delivery. Returns 1 when the slot completes later (in flight or handed off), 0 when
+ * it is already finished. */
+static int start_one(dispatch *d, event_ctx *ev, size_t index, int attempt)
+{
+    const subscriber *sub = &ev->subs->items[index];
+    delivery_slot *slot = &ev->slots[index];
+    slot->ev = ev;
+    slot->index = index;
+    slot->attempt = attempt;
+    breaker_verdict v = breaker_admit(d->breaker, sub->id, ev->rec != NULL);
+    if ((v == BREAKER_DEFER_OPEN || v == BREAKER_DEFER_BUSY) && d->opts.can_defer) {
+        metric_counter_add(v == BREAKER_DEFER_OPEN ? d->dm->deferred_breaker : d->dm->deferred_busy, 1);
+        log_json(LOG_DEBUG, "delivery deferred", "{s:s, s:I, s:i, s:s}", "event_id", ev->env.id, "webhook_id",
+                 (json_int_t)sub->id, "attempt", attempt, "reason",
+                 v == BREAKER_DEFER_OPEN ? "breaker_open" : "in_flight_cap");
+        return hand_off(d, ev, slot, sub, v == BREAKER_DEFER_OPEN ? FAILURE_DEFERRED_BREAKER : FAILURE_DEFERRED_BUSY,
+                        NULL);
+    }
+    /* deferred with nowhere to defer to (no retry tiers): attempt it anyway, outside the breaker's count */
+    slot->admitted = v == BREAKER_GO || v == BREAKER_PROBE;
+    slot->probe = v == BREAKER_PROBE;
+    int64_t now = time_now_ms();
+    delivery_request req = {sub->url, sub->secret, subscriber_previous_secret(sub, now), sub->id, ev->env.id,
+                            ev->body, ev->body_len, slot};
+    if (delivery_start(d->engine, &req) == 0) {
+        d->in_flight++;
+        metric_gauge_add(d->dm->in_flight, 1);
+        return 1;
+    }
+    delivery_result res = {0, DM_NETWORK_ERROR, 0, 0.0, "delivery could not be started", now / 1000, -1, now};
+    return record_attempt(d, ev, slot, sub, &res);
 }
 
 /* Fans an event with known subscribers out. The event may be freed on return. */
 static void fan_out(dispatch *d, event_ctx *ev)
 {
     size_t n = ev->subs->count;
-    if (n == 0) {
+    size_t only = n; /* a retry goes to its one webhook */
+    if (ev->rec != NULL) {
+        const subscriber *sub = subscriber_list_find(ev->subs, ev->rec->webhook_id);
+        if (sub == NULL) {
+            metric_counter_add(d->dm->retries_dropped, 1);
+            log_json(LOG_WARN, "retry dropped: the webhook no longer exists", "{s:s, s:I, s:i}", "event_id",
+                     ev->env.id, "webhook_id", (json_int_t)ev->rec->webhook_id, "attempt", ev->rec->attempt);
+            event_complete(d, ev);
+            return;
+        }
+        only = (size_t)(sub - ev->subs->items);
+    } else if (n == 0) {
         metric_counter_add(d->dm->events_no_subscribers, 1);
         event_complete(d, ev);
         return;
@@ -148,20 +273,13 @@ static void fan_out(dispatch *d, event_ctx *ev)
         log_json(LOG_ERROR, "out of memory building deliveries", "{s:s}", "event_id", ev->env.id);
         return;
     }
-    ev->remaining = n + 1; /* +1 holds the event while starting */
+    ev->remaining = 1; /* holds the event while starting */
     for (size_t i = 0; i < n; i++) {
-        const subscriber *sub = &ev->subs->items[i];
-        ev->slots[i].ev = ev;
-        ev->slots[i].index = i;
-        delivery_request req = {sub->url, sub->secret, sub->id, ev->env.id, ev->body, ev->body_len, &ev->slots[i]};
-        if (delivery_start(d->engine, &req) == 0) {
-            d->in_flight++;
-            metric_gauge_add(d->dm->in_flight, 1);
-        } else {
-            delivery_result res = {0, DM_NETWORK_ERROR, 0, 0.0, "delivery could not be started", 0};
-            record_attempt(d, ev, sub, &res);
+        if (only != n && i != only)
+            continue;
+        ev->remaining++;
+        if (start_one(d, ev, i, ev->rec != NULL ? ev->rec->attempt : 1) == 0)
             ev->remaining--;
-        }
     }
     slot_done(d, ev);
 }
@@ -185,7 +303,71 @@ static void wait_push(dispatch *d, event_ctx *ev)
     d->wait_tail = ev;
     d->waiting++;
     metric_gauge_set(d->dm->pending_events, (int64_t)d->waiting);
-    consumer_set_paused(d->consumer, CONSUMER_PAUSE_REDIS, 1);
+    set_paused(d, CONSUMER_PAUSE_REDIS, 1);
+}
+
+/* Links a new event into d->events. */
+static event_ctx *event_new(dispatch *d, partition_state *ps, int64_t offset)
+{
+    event_ctx *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        log_json(LOG_ERROR, "out of memory taking on an event", NULL);
+        return NULL; /* tracked but never completed: the offset is not committed past it */
+    }
+    ev->d = d;
+    ev->ps = consumer_partition_ref(ps);
+    ev->offset = offset;
+    ev->next = d->events;
+    if (d->events != NULL)
+        d->events->prev = ev;
+    d->events = ev;
+    return ev;
+}
+
+/* A message of a retry tier: hold the partition when it is not due, else deliver it to its webhook. */
+static void on_retry_message(dispatch *d, partition_state *ps, const rd_kafka_message_t *msg)
+{
+    char err[256];
+    retry_record *rec = calloc(1, sizeof *rec);
+    if (rec == NULL) {
+        log_json(LOG_ERROR, "out of memory taking on a retry", NULL);
+        consumer_hold(ps, msg->offset, 1000);
+        return;
+    }
+    if (retry_record_decode(msg->payload, msg->len, rec, err, sizeof err) != 0) {
+        free(rec);
+        if (consumer_track(ps, msg->offset) != 0)
+            return;
+        metric_counter_add(d->dm->retry_messages_malformed, 1);
+        log_json(LOG_WARN, "malformed retry record skipped", "{s:s, s:i, s:I, s:s}", "topic",
+                 consumer_partition_topic(ps), "partition", consumer_partition_number(ps), "offset",
+                 (json_int_t)msg->offset, "error", err);
+        consumer_complete(ps, msg->offset);
+        return;
+    }
+    int64_t wait = rec->due_ms - time_now_ms();
+    if (wait > 0) { /* not due: only this partition waits for its head */
+        retry_record_clear(rec);
+        free(rec);
+        consumer_hold(ps, msg->offset, wait);
+        return;
+    }
+    if (consumer_track(ps, msg->offset) != 0) {
+        retry_record_clear(rec);
+        free(rec);
+        return;
+    }
+    event_ctx *ev = event_new(d, ps, msg->offset);
+    if (ev == NULL) {
+        retry_record_clear(rec);
+        free(rec);
+        return;
+    }
+    ev->env = rec->env; /* moved */
+    memset(&rec->env, 0, sizeof rec->env);
+    ev->rec = rec;
+    if (d->wait_head != NULL || try_route(d, ev) != 0)
+        wait_push(d, ev);
 }
 
 void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_t *msg)
@@ -193,20 +375,16 @@ void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_
     dispatch *d = ctx;
     if (d->intake_stopped)
         return; /* not tracked: the committed offset stays at or below it */
+    if (consumer_partition_slot(ps) >= EVENT_TYPE_COUNT) {
+        on_retry_message(d, ps, msg);
+        return;
+    }
     if (consumer_track(ps, msg->offset) != 0)
         return; /* seen before (re-fetch after a resume) */
     metric_counter_add(d->dm->events_consumed, 1);
-    event_ctx *ev = calloc(1, sizeof *ev);
-    if (ev == NULL) {
-        log_json(LOG_ERROR, "out of memory taking on an event", NULL);
-        return; /* tracked but never completed: the offset is not committed past it */
-    }
-    ev->ps = consumer_partition_ref(ps);
-    ev->offset = msg->offset;
-    ev->next = d->events;
-    if (d->events != NULL)
-        d->events->prev = ev;
-    d->events = ev;
+    event_ctx *ev = event_new(d, ps, msg->offset);
+    if (ev == NULL)
+        return;
     char err[256];
     if (envelope_decode(msg->payload, msg->len, &ev->env, err, sizeof err) != 0) {
         metric_counter_add(d->dm->events_malformed, 1);
@@ -234,18 +412,20 @@ void dispatch_tick(dispatch *d)
     }
     metric_gauge_set(d->dm->pending_events, (int64_t)d->waiting);
     if (d->wait_head == NULL)
-        consumer_set_paused(d->consumer, CONSUMER_PAUSE_REDIS, 0);
+        set_paused(d, CONSUMER_PAUSE_REDIS, 0);
 }
 
 void dispatch_after_batch(dispatch *d)
 {
     consumer_store_offsets(d->consumer);
+    if (d->retry_consumer != NULL)
+        consumer_store_offsets(d->retry_consumer);
     unsigned paused = consumer_paused(d->consumer);
     if (!(paused & CONSUMER_PAUSE_BACKPRESSURE) && d->in_flight >= (size_t)d->opts.max_in_flight) {
         log_json(LOG_INFO, "in-flight limit reached", "{s:I}", "in_flight", (json_int_t)d->in_flight);
-        consumer_set_paused(d->consumer, CONSUMER_PAUSE_BACKPRESSURE, 1);
+        set_paused(d, CONSUMER_PAUSE_BACKPRESSURE, 1);
     } else if ((paused & CONSUMER_PAUSE_BACKPRESSURE) && d->in_flight <= (size_t)d->opts.max_in_flight / 2) {
-        consumer_set_paused(d->consumer, CONSUMER_PAUSE_BACKPRESSURE, 0);
+        set_paused(d, CONSUMER_PAUSE_BACKPRESSURE, 0);
     }
 }
 
@@ -255,5 +435,6 @@ void dispatch_free(dispatch *d)
         return;
     while (d->events != NULL)
         event_free(d, d->events);
+    breaker_free(d->breaker);
     free(d);
 }

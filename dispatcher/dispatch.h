@@ -1,11 +1,13 @@
 /*
- * dispatch — turns consumed events into deliveries and finished deliveries into stored offsets.
+ * dispatch — turns consumed events (and due retries) into deliveries and finished deliveries into stored offsets.
  *
  *   message -> consumer_track -> envelope_decode (malformed: log, count, complete) -> subscriber_cache_get
  *     (Redis down: the event waits in a FIFO, consumption pauses) -> body built once -> one delivery per
- *     active webhook -> each attempt ends in on_attempt_done: one JSON log line, metrics, and for a failure
- *     the failure hook (the retry stage plugs in here) -> when the event's last delivery is done,
- *     consumer_complete(offset).
+ *     active webhook (a retry: to its one webhook; gone: dropped and counted) -> per-webhook isolation
+ *     (breaker.h: over the in-flight cap or breaker open -> handed to the retry stage without an attempt) ->
+ *     each attempt ends in on_attempt_done: one JSON log line, metrics, a delivery-log record, and for a
+ *     failure the failure hook (the retry stage, asynchronous) -> when the event's last delivery is done or
+ *     durably handed on, consumer_complete(offset).
  *
  * Backpressure: when deliveries in flight reach max_in_flight the consumer is paused; it resumes at half.
  *
@@ -19,27 +21,42 @@
 #include "consumer.h"
 #include "delivery.h"
 #include "dispatcher_metrics.h"
+#include "envelope.h"
+#include "retry_record.h"
 #include "subscriber_cache.h"
+#include "webhook_store.h"
 
 #include <stddef.h>
 
-/* A failed attempt, as the retry stage will receive it. Every pointer is valid only during the hook call; the
- * hook copies what it keeps. The event's offset completes after the hook returns, so a retry stage must have
- * made the delivery durable (e.g. produced it to a retry topic) before returning. */
+/* What the failure hook receives. */
+typedef enum failure_kind {
+    FAILURE_ATTEMPT = 0,        /* an attempt was made and failed (result says how) */
+    FAILURE_DEFERRED_BREAKER,   /* not attempted: the webhook's circuit breaker is open */
+    FAILURE_DEFERRED_BUSY       /* not attempted: the webhook has PER_WEBHOOK_IN_FLIGHT attempts running */
+} failure_kind;
+
+/* A failed (or deferred) delivery, as the retry stage receives it. Every pointer is valid only during the hook
+ * call; the hook copies what it keeps. */
 typedef struct failed_delivery {
-    const char *event_id;
-    int event_type;            /* event_types.h index */
-    long long organization_id;
+    failure_kind kind;
+    const envelope *env;           /* the event */
     long long webhook_id;
     const char *url;
-    const char *secret;
-    const char *body;          /* the exact body that was sent */
-    size_t body_len;
-    const delivery_result *result;
+    int attempt;                   /* the attempt that failed; for a deferral the attempt still to be made */
+    const retry_record *history;   /* the retry record the delivery came from (earlier attempts), or NULL */
+    const delivery_result *result; /* NULL for a deferral */
 } failed_delivery;
 
-/* The failure hook: NULL means a failed attempt is only logged and counted. */
-typedef void (*dispatch_failure_fn)(void *ctx, const failed_delivery *failure);
+/* The token of one hand-off; the hook completes it with dispatch_handoff_done() once the delivery is durable
+ * (its retry or dead-letter record acknowledged by Kafka). Until then the event's offset does not complete. */
+typedef struct dispatch_handoff dispatch_handoff;
+
+/* The failure hook: NULL means a failed attempt is only logged and counted. It may complete the hand-off
+ * inside the call or later, exactly once. */
+typedef void (*dispatch_failure_fn)(void *ctx, const failed_delivery *failure, dispatch_handoff *handoff);
+
+/* Completes a hand-off (the event's offset may then complete). */
+void dispatch_handoff_done(dispatch_handoff *handoff);
 
 typedef struct dispatch dispatch;
 
@@ -47,15 +64,21 @@ typedef struct dispatch_options {
     long max_in_flight;               /* MAX_IN_FLIGHT */
     dispatch_failure_fn on_failure;   /* may be NULL */
     void *failure_ctx;
+    int can_defer;                    /* the hook takes deferrals (there is a first retry tier) */
+    long per_webhook_in_flight;       /* PER_WEBHOOK_IN_FLIGHT (0: no cap) */
+    long breaker_failures;            /* BREAKER_FAILURES (0: no breaker) */
+    webhook_store *log_store;         /* delivery log (webhook_store_log_attempt), borrowed; NULL: none */
 } dispatch_options;
 
 /* Creates the dispatch. The engine and consumer are attached afterwards (they call back into it). */
 dispatch *dispatch_new(const dispatch_options *opts, subscriber_cache *cache, dispatcher_metrics *dm);
 
-/* Borrowed collaborators, set once before the loop runs. */
-void dispatch_attach(dispatch *d, consumer *c, delivery_engine *eng);
+/* Borrowed collaborators, set once before the loop runs. retry_consumer (the retry-tier consumer, may be NULL)
+ * shares the pause reasons and offset storing of c. */
+void dispatch_attach(dispatch *d, consumer *c, consumer *retry_consumer, delivery_engine *eng);
 
-/* consumer_message_fn: one Kafka message. */
+/* consumer_message_fn: one Kafka message. Partitions of slot >= EVENT_TYPE_COUNT are retry tiers: their
+ * messages are retry records, delivered when due (a message not due yet holds its partition). */
 void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_t *msg);
 
 /* delivery_done_fn: one finished attempt. */
@@ -70,8 +93,9 @@ void dispatch_after_batch(dispatch *d);
 /* Shutdown began: messages still arriving are not taken on (their offsets stay uncommitted). */
 void dispatch_stop_intake(dispatch *d);
 
-/* Deliveries in flight and events waiting for Redis. */
+/* Deliveries in flight, hand-offs not yet durable, and events waiting for Redis. */
 size_t dispatch_in_flight(const dispatch *d);
+size_t dispatch_handoffs(const dispatch *d);
 size_t dispatch_waiting(const dispatch *d);
 
 /* Frees every event still in progress (without completing them) and the dispatch. NULL is ignored. */

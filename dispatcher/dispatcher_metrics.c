@@ -50,8 +50,10 @@ dispatcher_metrics *dm_new(void)
                                        "Consumed events whose subscribers could not be read yet.", NULL);
     dm->paused = metrics_gauge(r, "hookd_dispatcher_consumption_paused",
                                "1 while partitions are paused (backpressure, Redis outage or shutdown).", NULL);
-    dm->partitions = metrics_gauge(r, "hookd_dispatcher_assigned_partitions", "Partitions assigned to this member.",
+    dm->partitions = metrics_gauge(r, "hookd_dispatcher_assigned_partitions", "Event-topic partitions assigned to this member.",
                                    NULL);
+    dm->retry_partitions = metrics_gauge(r, "hookd_dispatcher_assigned_retry_partitions",
+                                         "Retry-tier partitions assigned to this member.", NULL);
     dm->cache_hits = metrics_counter(r, "hookd_dispatcher_subscriber_cache_hits_total", "Subscriber cache hits.",
                                      NULL);
     dm->cache_misses = metrics_counter(r, "hookd_dispatcher_subscriber_cache_misses_total",
@@ -61,6 +63,20 @@ dispatcher_metrics *dm_new(void)
     dm->redis_up = metrics_gauge(r, "hookd_dispatcher_redis_up", "1 when the last Redis call succeeded.", NULL);
     dm->kafka_up = metrics_gauge(r, "hookd_dispatcher_kafka_up", "1 when a broker is up and the group is joined.",
                                  NULL);
+    dm->breakers_open = metrics_gauge(r, "hookd_dispatcher_breakers_open",
+                                      "Webhooks whose circuit breaker is open.", NULL);
+    dm->dead_gone = metrics_counter(r, "hookd_dispatcher_dead_lettered_total",
+                                    "Deliveries written to the dead-letter topic, by reason.", "reason=\"gone\"");
+    dm->dead_exhausted = metrics_counter(r, "hookd_dispatcher_dead_lettered_total", NULL, "reason=\"exhausted\"");
+    dm->retries_dropped = metrics_counter(r, "hookd_dispatcher_retries_dropped_total",
+                                          "Due retries dropped because their webhook no longer exists.", NULL);
+    dm->deferred_breaker = metrics_counter(r, "hookd_dispatcher_deliveries_deferred_total",
+                                           "Deliveries sent to the first retry tier without an attempt, by reason.",
+                                           "reason=\"breaker_open\"");
+    dm->deferred_busy = metrics_counter(r, "hookd_dispatcher_deliveries_deferred_total", NULL,
+                                        "reason=\"in_flight_cap\"");
+    dm->retry_messages_malformed = metrics_counter(r, "hookd_dispatcher_retry_messages_malformed_total",
+                                                   "Retry-tier messages that failed to decode; skipped.", NULL);
     metrics_gauge(r, "hookd_dispatcher_consumer_lag", "Messages behind the high watermark, per partition.", NULL);
     metrics_remove(r, metrics_gauge(r, "hookd_dispatcher_consumer_lag", NULL, NULL)); /* family first, no series */
     return dm;
@@ -81,6 +97,16 @@ metric_series *dm_lag_series(dispatcher_metrics *dm, const char *topic, int part
         return NULL;
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", escaped, partition);
     return metrics_gauge(dm->reg, "hookd_dispatcher_consumer_lag", NULL, labels);
+}
+
+metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name)
+{
+    char escaped[64], labels[96];
+    if (metrics_escape_label(tier_name, escaped, sizeof escaped) != 0)
+        return NULL;
+    snprintf(labels, sizeof labels, "tier=\"%s\"", escaped);
+    return metrics_counter(dm->reg, "hookd_dispatcher_retries_scheduled_total",
+                           "Retries written to a retry tier (deferrals included), by tier.", labels);
 }
 
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds)

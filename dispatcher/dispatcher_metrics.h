@@ -35,9 +35,15 @@ typedef struct dispatcher_metrics {
     metric_series *in_flight;                               /* deliveries started and not finished */
     metric_series *pending_events;                          /* events waiting for Redis */
     metric_series *paused;                                  /* 1 while consumption is paused */
-    metric_series *partitions;                              /* assigned partitions */
+    metric_series *partitions;                              /* assigned event-topic partitions */
+    metric_series *retry_partitions;                        /* assigned retry-tier partitions */
     metric_series *cache_hits, *cache_misses, *cache_flushes;
     metric_series *redis_up, *kafka_up;
+    metric_series *breakers_open;                           /* webhooks whose circuit breaker is open */
+    metric_series *dead_gone, *dead_exhausted;              /* dead-lettered{reason="gone"|"exhausted"} */
+    metric_series *retries_dropped;                         /* due retries whose webhook no longer exists */
+    metric_series *deferred_breaker, *deferred_busy;        /* deliveries deferred{reason} without an attempt */
+    metric_series *retry_messages_malformed;                /* retry-tier messages that failed to decode */
     atomic_int redis_ok;                                    /* last Redis call succeeded */
     atomic_int kafka_ok;                                    /* a broker is up and the group is joined */
     atomic_int stopping;                                    /* shutdown began */
@@ -51,6 +57,9 @@ void dm_free(dispatcher_metrics *dm);
 
 /* The lag gauge for one partition (created on assignment, removed on revoke). */
 metric_series *dm_lag_series(dispatcher_metrics *dm, const char *topic, int partition);
+
+/* The hookd_dispatcher_retries_scheduled_total{tier} counter of one tier. */
+metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name);
 
 /* Counts one attempt. status is the HTTP status or 0 when there was no response. */
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds);

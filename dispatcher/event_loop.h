@@ -20,7 +20,10 @@ typedef enum loop_tag {
     LOOP_TAG_CURL_TIMER,      /* the timerfd behind CURLMOPT_TIMERFUNCTION */
     LOOP_TAG_KAFKA,           /* eventfd signalled by librdkafka when the consumer queue becomes non-empty */
     LOOP_TAG_TICK,            /* the periodic housekeeping timerfd */
-    LOOP_TAG_SIGNAL           /* signalfd for SIGTERM / SIGINT */
+    LOOP_TAG_SIGNAL,          /* signalfd for SIGTERM / SIGINT */
+    LOOP_TAG_HOLD,            /* timerfd: a retry-tier partition waiting for its head message is due */
+    LOOP_TAG_PRODUCER,        /* eventfd signalled by librdkafka when the retry producer's queue has events */
+    LOOP_TAG_KAFKA_RETRY      /* eventfd of the retry-tier consumer's queue */
 } loop_tag;
 
 /* One readiness report. */

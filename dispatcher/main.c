@@ -14,6 +14,8 @@
 #include "kafka_config.h"
 #include "log.h"
 #include "metrics_server.h"
+#include "retry.h"
+#include "retry_policy.h"
 #include "subscriber_cache.h"
 #include "timeutil.h"
 #include "webhook_store.h"
@@ -38,6 +40,12 @@ static const config_var vars[] = {
     {"MAX_IN_FLIGHT", "10000", "deliveries in flight before consumption pauses (resumes at half)"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
+    {"RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE,
+     "delays before each retry (comma-separated durations; \"none\": no retries); each distinct delay is a tier topic"},
+    {"TOPIC_PARTITIONS", "12", "partitions of the retry tier and dead-letter topics the dispatcher creates"},
+    {"TOPIC_REPLICATION", "1", "replication factor of the retry tier and dead-letter topics"},
+    {"PER_WEBHOOK_IN_FLIGHT", "50", "attempts one webhook may have running; more are deferred to the first retry tier"},
+    {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
 };
@@ -46,8 +54,9 @@ static const config_var vars[] = {
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
     long long timeout_ms, grace_ms;
-    long max_in_flight;
+    long max_in_flight, partitions, replication, per_webhook_in_flight, breaker_failures;
     int allow_private;
+    retry_policy policy;
 } settings;
 
 static int read_settings(settings *s, char *err, size_t errlen)
@@ -60,8 +69,17 @@ static int read_settings(settings *s, char *err, size_t errlen)
     if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
         config_long("MAX_IN_FLIGHT", 10000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
-        config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0)
+        config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
+        config_long("TOPIC_PARTITIONS", 12, 1, 10000, &s->partitions, err, errlen) != 0 ||
+        config_long("TOPIC_REPLICATION", 1, 1, 100, &s->replication, err, errlen) != 0 ||
+        config_long("PER_WEBHOOK_IN_FLIGHT", 50, 1, 1000000, &s->per_webhook_in_flight, err, errlen) != 0 ||
+        config_long("BREAKER_FAILURES", 10, 0, 1000000, &s->breaker_failures, err, errlen) != 0 ||
+        retry_policy_parse(config_string("RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE), &s->policy, err, errlen) != 0)
         return -1;
+    if (s->policy.tiers > CONSUMER_MAX_EXTRA) {
+        snprintf(err, errlen, "RETRY_SCHEDULE: at most %d distinct delays", CONSUMER_MAX_EXTRA);
+        return -1;
+    }
     return 0;
 }
 
@@ -74,7 +92,10 @@ typedef struct app {
     subscriber_cache *cache;
     dispatch *dispatch;
     delivery_engine *engine;
+    retry_stage *retry;
     consumer *consumer;
+    consumer *retry_consumer;  /* group KAFKA_GROUP.retry, the tier topics; NULL without tiers */
+    char retry_group[256];
     metrics_server *http;
     int signal_fd, tick_fd;
 } app;
@@ -82,6 +103,7 @@ typedef struct app {
 static void app_free(app *a)
 {
     metrics_server_stop(a->http);
+    retry_stage_free(a->retry); /* before the dispatch: pending hand-offs are dropped, not completed */
     delivery_engine_free(a->engine);
     dispatch_free(a->dispatch);
     subscriber_cache_free(a->cache);
@@ -98,10 +120,10 @@ static void app_free(app *a)
 static int run(app *a)
 {
     loop_event evs[256];
-    int kafka_more = 0, stopping = 0;
+    int kafka_more = 0, retry_more = 0, stopping = 0;
     int64_t deadline = 0;
     for (;;) {
-        int n = event_loop_wait(a->loop, evs, 256, kafka_more ? 0 : 1000);
+        int n = event_loop_wait(a->loop, evs, 256, kafka_more || retry_more ? 0 : 1000);
         if (n < 0) {
             log_json(LOG_ERROR, "epoll_wait failed", NULL);
             return 1;
@@ -117,10 +139,23 @@ static int run(app *a)
             case LOOP_TAG_KAFKA:
                 kafka_more = 1;
                 break;
+            case LOOP_TAG_KAFKA_RETRY:
+                retry_more = 1;
+                break;
             case LOOP_TAG_TICK:
                 loop_fd_drain(a->tick_fd);
                 subscriber_cache_poll(a->cache);
                 dispatch_tick(a->dispatch);
+                retry_stage_tick(a->retry);
+                webhook_store_flush(a->store); /* the delivery log: one pipelined round trip */
+                break;
+            case LOOP_TAG_HOLD:
+                consumer_on_hold_timer(a->consumer);
+                if (a->retry_consumer != NULL)
+                    consumer_on_hold_timer(a->retry_consumer);
+                break;
+            case LOOP_TAG_PRODUCER:
+                retry_stage_serve(a->retry);
                 break;
             case LOOP_TAG_SIGNAL: {
                 int sig;
@@ -135,6 +170,8 @@ static int run(app *a)
                     atomic_store(&a->dm->stopping, 1);
                     dispatch_stop_intake(a->dispatch);
                     consumer_set_paused(a->consumer, CONSUMER_PAUSE_SHUTDOWN, 1);
+                    if (a->retry_consumer != NULL)
+                        consumer_set_paused(a->retry_consumer, CONSUMER_PAUSE_SHUTDOWN, 1);
                     log_json(LOG_INFO, "shutting down", "{s:i, s:I, s:I}", "signal", sig, "in_flight",
                              (json_int_t)dispatch_in_flight(a->dispatch), "grace_ms", (json_int_t)a->cfg.grace_ms);
                 }
@@ -144,9 +181,11 @@ static int run(app *a)
         }
         if (kafka_more)
             kafka_more = consumer_drain(a->consumer, DRAIN_BATCH);
+        if (retry_more)
+            retry_more = a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH);
         dispatch_after_batch(a->dispatch);
         if (stopping) {
-            size_t left = dispatch_in_flight(a->dispatch);
+            size_t left = dispatch_in_flight(a->dispatch) + dispatch_handoffs(a->dispatch);
             if (left == 0)
                 break;
             if (time_monotonic_ms() >= deadline) {
@@ -160,16 +199,25 @@ static int run(app *a)
         log_json(LOG_WARN, "events still waiting for Redis at shutdown (they will be redelivered)", "{s:I}",
                  "events", (json_int_t)dispatch_waiting(a->dispatch));
     dispatch_after_batch(a->dispatch);
+    webhook_store_flush(a->store);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "replay") == 0) {
+        if (log_init("dispatcher", config_string("LOG_LEVEL", "info")) != 0)
+            log_json(LOG_WARN, "LOG_LEVEL not recognised; using info", NULL);
+        return retry_replay_main(argc - 2, argv + 2);
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             config_print_help(stdout,
-                              "usage: dispatcher [--help] [--version]\n\n"
-                              "Consumes the hookd event topics and delivers each event to its webhooks.",
+                              "usage: dispatcher [--help] [--version]\n"
+                              "       dispatcher replay --webhook ID [--since RFC3339] [--until RFC3339]\n\n"
+                              "Consumes the hookd event topics and delivers each event to its webhooks; failed\n"
+                              "deliveries are retried through the retry tier topics, then dead-lettered.\n"
+                              "replay re-sends a webhook's dead letters (optionally dead-lettered in a window).",
                               vars, sizeof vars / sizeof vars[0], 1);
             return 0;
         }
@@ -213,7 +261,14 @@ int main(int argc, char **argv)
         goto out;
     }
     a.cache = subscriber_cache_new(a.store, a.dm);
-    dispatch_options dopts = {a.cfg.max_in_flight, NULL, NULL};
+    retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};
+    if ((a.retry = retry_stage_new(&ropts, a.loop, a.dm, err, sizeof err)) == NULL) {
+        log_json(LOG_ERROR, "retry producer", "{s:s}", "error", err);
+        rc = 2;
+        goto out;
+    }
+    dispatch_options dopts = {a.cfg.max_in_flight, retry_stage_on_failure, a.retry, a.cfg.policy.tiers > 0,
+                              a.cfg.per_webhook_in_flight, a.cfg.breaker_failures, a.store};
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;
@@ -228,19 +283,34 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "metrics server", "{s:s}", "error", err);
         goto out;
     }
-    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix};
+    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix, NULL, 0, 0};
     if ((a.consumer = consumer_new(&copts, a.loop, a.dm, dispatch_on_message, a.dispatch, err, sizeof err)) ==
         NULL) {
         log_json(LOG_ERROR, "kafka consumer", "{s:s}", "error", err);
         rc = 2;
         goto out;
     }
-    dispatch_attach(a.dispatch, a.consumer, a.engine);
+    /* The tiers get their own group: in one group with the event topics, the sticky assignor balances only the
+     * total partition count, and a second replica could end up with retry partitions only. */
+    if (retry_stage_tier_count(a.retry) > 0) {
+        snprintf(a.retry_group, sizeof a.retry_group, "%s.retry", a.cfg.group);
+        consumer_options ropts2 = {a.retry_group, a.cfg.topic_prefix, retry_stage_tier_topics(a.retry),
+                                   retry_stage_tier_count(a.retry), 1};
+        if ((a.retry_consumer = consumer_new(&ropts2, a.loop, a.dm, dispatch_on_message, a.dispatch, err,
+                                             sizeof err)) == NULL) {
+            log_json(LOG_ERROR, "kafka retry consumer", "{s:s}", "error", err);
+            rc = 2;
+            goto out;
+        }
+    }
+    dispatch_attach(a.dispatch, a.consumer, a.retry_consumer, a.engine);
     subscriber_cache_poll(a.cache);
-    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "version", HOOKD_VERSION,
-             "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr", a.cfg.metrics_addr,
-             "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_timeout_ms", (json_int_t)a.cfg.timeout_ms,
-             "allow_private_targets", a.cfg.allow_private);
+    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:I, s:I}", "version",
+             HOOKD_VERSION, "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr",
+             a.cfg.metrics_addr, "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_timeout_ms",
+             (json_int_t)a.cfg.timeout_ms, "allow_private_targets", a.cfg.allow_private, "retry_tiers",
+             a.cfg.policy.tiers, "per_webhook_in_flight", (json_int_t)a.cfg.per_webhook_in_flight,
+             "breaker_failures", (json_int_t)a.cfg.breaker_failures);
     if (a.cfg.allow_private)
         log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);
 
@@ -248,10 +318,15 @@ int main(int argc, char **argv)
     if (consumer_close(a.consumer) != 0 && rc == 0)
         log_json(LOG_WARN, "exiting after a failed final commit (uncommitted events will be redelivered)", NULL);
     a.consumer = NULL;
+    if (consumer_close(a.retry_consumer) != 0 && rc == 0)
+        log_json(LOG_WARN, "exiting after a failed final commit of the retry tiers (they will be retried again)", NULL);
+    a.retry_consumer = NULL;
     log_json(LOG_INFO, "dispatcher stopped", NULL);
 out:
     if (a.consumer != NULL)
         consumer_close(a.consumer);
+    if (a.retry_consumer != NULL)
+        consumer_close(a.retry_consumer);
     app_free(&a);
     curl_global_cleanup();
     return rc;

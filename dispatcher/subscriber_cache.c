@@ -47,6 +47,7 @@ void subscriber_list_release(subscriber_list *list)
     for (size_t i = 0; i < list->count; i++) {
         free(list->items[i].url);
         free(list->items[i].secret);
+        free(list->items[i].previous_secret);
     }
     free(list);
 }
@@ -152,15 +153,36 @@ static subscriber_list *list_from_json(json_t *items)
         s->id = (long long)id;
         s->url = strdup(url);
         s->secret = strdup(secret);
-        if (s->url == NULL || s->secret == NULL) {
+        const char *prev = json_string_value(json_object_get(obj, "previous_secret"));
+        const char *prev_until = json_string_value(json_object_get(obj, "previous_secret_expires_at"));
+        int64_t until_ms = 0;
+        if (prev != NULL && prev_until != NULL && time_parse_rfc3339(prev_until, &until_ms) == 0) {
+            s->previous_secret = strdup(prev);
+            s->previous_expires_ms = until_ms;
+        }
+        if (s->url == NULL || s->secret == NULL || (prev != NULL && until_ms > 0 && s->previous_secret == NULL)) {
             free(s->url);
             free(s->secret);
+            free(s->previous_secret);
             subscriber_list_release(list);
             return NULL;
         }
         list->count++;
     }
     return list;
+}
+
+const subscriber *subscriber_list_find(const subscriber_list *list, long long id)
+{
+    for (size_t i = 0; list != NULL && i < list->count; i++)
+        if (list->items[i].id == id)
+            return &list->items[i];
+    return NULL;
+}
+
+const char *subscriber_previous_secret(const subscriber *sub, int64_t now_ms)
+{
+    return sub->previous_secret != NULL && now_ms < sub->previous_expires_ms ? sub->previous_secret : NULL;
 }
 
 /* Notes the result of a Redis call: flags and drops the cache after an outage. */

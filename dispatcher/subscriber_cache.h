@@ -18,6 +18,7 @@
 #include "webhook_store.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SUBSCRIBER_CACHE_MAX_AGE_MS 60000
 #define SUBSCRIBER_CACHE_MAX_ENTRIES 200000
@@ -27,6 +28,8 @@ typedef struct subscriber {
     long long id;
     char *url;      /* owned by the list */
     char *secret;   /* owned by the list */
+    char *previous_secret;          /* owned; a rotated webhook's old secret, NULL when none */
+    int64_t previous_expires_ms;    /* epoch ms until which previous_secret also signs */
 } subscriber;
 
 /* The active webhooks of one (org, type). Immutable once built. */
@@ -53,6 +56,12 @@ int subscriber_cache_poll(subscriber_cache *cache);
 
 subscriber_list *subscriber_list_ref(subscriber_list *list);
 void subscriber_list_release(subscriber_list *list);
+
+/* The subscriber with webhook id in list, or NULL. */
+const subscriber *subscriber_list_find(const subscriber_list *list, long long id);
+
+/* The previous secret to sign with too at epoch ms now (NULL when none or expired). */
+const char *subscriber_previous_secret(const subscriber *sub, int64_t now_ms);
 
 /* Number of cached (org, type) entries. */
 size_t subscriber_cache_size(const subscriber_cache *cache);

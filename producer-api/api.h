@@ -23,6 +23,8 @@ typedef struct api_context {
     store_pool *stores;               /* Redis connections */
     struct event_producer *producer;  /* Kafka producer (events API) */
     int allow_private;                /* ALLOW_PRIVATE_TARGETS */
+    long long delivery_timeout_ms;    /* DELIVERY_TIMEOUT, for test deliveries */
+    char ca_bundle[256];              /* system CAs + RECEIVER_CA_FILE (temp file), empty for the default */
     metrics_registry *metrics;        /* Prometheus registry served on /metrics */
     struct api_metrics *series;       /* pre-registered series (api_metrics.h) */
 } api_context;

@@ -16,6 +16,8 @@ int webhooks_delete(api_request *req, const auth_identity *who, long long id, ap
 int webhooks_rotate_secret(api_request *req, const auth_identity *who, long long id, api_reply *reply);
 /* GET /api/v1/webhooks/{id}/deliveries: the last 100 attempts, newest first. */
 int webhooks_deliveries(api_request *req, const auth_identity *who, long long id, api_reply *reply);
+/* POST /api/v1/webhooks/{id}/test: one signed synthetic delivery, answered with its outcome. */
+int webhooks_test(api_request *req, const auth_identity *who, long long id, api_reply *reply);
 #define SECRET_ROTATION_GRACE_MS (24LL * 3600 * 1000)
 
 int events_post(api_request *req, const auth_identity *who, api_reply *reply);

@@ -7,6 +7,7 @@
  */
 #include "api_metrics.h"
 #include "config.h"
+#include "delivery_http.h"
 #include "event_producer.h"
 #include "events_api.h"
 #include "http_server.h"
@@ -17,7 +18,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <curl/curl.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_REDIS_URL "redis://127.0.0.1:6379/0"
 
@@ -30,6 +33,8 @@ static const config_var producer_api_vars[] = {
     {"TOPIC_REPLICATION", "1", "replication factor of the topics producer-api creates"},
     {"PRODUCE_TIMEOUT", "5s", "how long an event may wait for the Kafka acknowledgement before 503"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows webhook URLs on private/loopback addresses (tests, local runs only)"},
+    {"DELIVERY_TIMEOUT", "10s", "time limit of a test delivery (POST /api/v1/webhooks/{id}/test)"},
+    {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers of test deliveries"},
     {"HTTP_THREADS", "4", "HTTP worker threads (each has its own Redis connection)"},
     {"SHUTDOWN_GRACE", "20s", "how long SIGTERM waits for requests in flight"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -66,13 +71,14 @@ int main(int argc, char **argv)
 
     char errbuf[512];
     long partitions = 0, replication = 0, threads = 0;
-    long long produce_timeout_ms = 0, grace_ms = 0;
+    long long produce_timeout_ms = 0, grace_ms = 0, delivery_timeout_ms = 0;
     int allow_private = 0;
     if (config_long("TOPIC_PARTITIONS", 12, 1, 10000, &partitions, errbuf, sizeof errbuf) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &replication, errbuf, sizeof errbuf) != 0 ||
         config_long("HTTP_THREADS", 4, 1, 256, &threads, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("PRODUCE_TIMEOUT", "5s", 100, 300000, &produce_timeout_ms, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &grace_ms, errbuf, sizeof errbuf) != 0 ||
+        config_duration_ms("DELIVERY_TIMEOUT", "10s", 100, 300000, &delivery_timeout_ms, errbuf, sizeof errbuf) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &allow_private, errbuf, sizeof errbuf) != 0) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
         return 2;
@@ -86,6 +92,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: test deliveries use libcurl */
     int code = 1;
     api_context api = {0};
     api_metrics series;
@@ -97,6 +104,13 @@ int main(int argc, char **argv)
     }
     api.series = &series;
     api.allow_private = allow_private;
+    api.delivery_timeout_ms = delivery_timeout_ms;
+    const char *ca_file = config_string("RECEIVER_CA_FILE", NULL);
+    if (ca_file != NULL &&
+        delivery_http_ca_bundle_create(ca_file, api.ca_bundle, sizeof api.ca_bundle, errbuf, sizeof errbuf) != 0) {
+        log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
+        goto done;
+    }
     api.stores = store_pool_create(redis_url, (int)threads + 1, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
@@ -135,6 +149,8 @@ done:
     event_producer_destroy(api.producer);
     store_pool_destroy(api.stores);
     metrics_registry_free(api.metrics);
+    if (api.ca_bundle[0] != '\0')
+        unlink(api.ca_bundle);
     log_json(LOG_INFO, "stopped", "{s:i}", "exit_code", code);
     return code;
 }

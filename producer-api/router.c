@@ -5,7 +5,7 @@
  *   GET  /healthz, /readyz, /metrics            no token
  *   POST /api/v1/webhooks, GET /api/v1/webhooks
  *   GET  /api/v1/webhooks/{id}, DELETE /api/v1/webhooks/{id}
- *   GET  /api/v1/webhooks/{id}/deliveries, POST /api/v1/webhooks/{id}/rotate_secret
+ *   GET  /api/v1/webhooks/{id}/deliveries, POST .../{id}/test, POST .../{id}/rotate_secret
  *   POST /api/v1/events
  * Anything else is a JSON 404 (unknown path) or 405 (known path, other method).
  */
@@ -92,14 +92,14 @@ int router_dispatch(api_request *req, api_reply *reply)
     const char *action = "";
     if (is_webhook) {
         id = parse_id(path + strlen(WEBHOOKS_PATH) + 1, &action);
-        if (id <= 0 || (action[0] != '\0' && strcmp(action, "/deliveries") != 0 &&
+        if (id <= 0 || (action[0] != '\0' && strcmp(action, "/deliveries") != 0 && strcmp(action, "/test") != 0 &&
                         strcmp(action, "/rotate_secret") != 0)) {
             api_reply_message(reply, 404, "not found");
             return API_DONE;
         }
     }
     int is_deliveries = strcmp(action, "/deliveries") == 0;
-    int is_action = action[0] != '\0' && !is_deliveries; /* rotate_secret */
+    int is_action = action[0] != '\0' && !is_deliveries; /* test, rotate_secret */
     const char *allow = is_webhooks      ? "GET, POST"
                         : is_deliveries  ? "GET"
                         : is_action      ? "POST"
@@ -122,6 +122,8 @@ int router_dispatch(api_request *req, api_reply *reply)
         return webhooks_deliveries(req, &who, id, reply);
     if (strcmp(action, "/rotate_secret") == 0)
         return webhooks_rotate_secret(req, &who, id, reply);
+    if (strcmp(action, "/test") == 0)
+        return webhooks_test(req, &who, id, reply);
     if (is_webhooks)
         return strcmp(method, "POST") == 0 ? webhooks_create(req, &who, reply) : webhooks_list(req, &who, reply);
     return strcmp(method, "GET") == 0 ? webhooks_get(req, &who, id, reply) : webhooks_delete(req, &who, id, reply);

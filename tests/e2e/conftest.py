@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from support import memcheck
 from support.receiver import Receiver, TestCA
 from support.services import free_port
 
@@ -68,9 +69,10 @@ class Process:
 
     def __init__(self, name: str, argv: List[str], env: Dict[str, str], workdir: str):
         self.name = name
+        self.workdir = workdir
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+        self.proc = subprocess.Popen(memcheck.wrap(argv, name, workdir), env=env, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 
     @property
@@ -85,6 +87,7 @@ class Process:
         return self.proc.wait(timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> Optional[int]:
+        timeout = memcheck.scaled(timeout)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -99,6 +102,12 @@ class Process:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def memcheck_problems(self) -> List[str]:
+        """After stop(): sanitizer abort/report in the log, valgrind errors/definite leaks (support/memcheck.py)."""
+        if self.proc.returncode == -9:  # SIGKILLed on purpose: only reports already written count
+            return memcheck.problems(self.name, None, self.tail(10**6), None, None)
+        return memcheck.problems(self.name, self.proc.returncode, self.tail(10**6), self.proc.pid, self.workdir)
 
     def log_lines(self) -> List[dict]:
         out = []
@@ -128,7 +137,7 @@ class Api:
                         TOPIC_PREFIX=self.prefix, TOPIC_PARTITIONS=str(PARTITIONS),
                         LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn")
         self.proc = Process("producer-api", [str(BIN / "producer-api")], self.env, workdir)
-        wait_until(lambda: self._ready(), 60, what=f"producer-api ready\n{self.proc.tail()}")
+        wait_until(lambda: self._ready(), memcheck.scaled(60), what=f"producer-api ready\n{self.proc.tail()}")
         self.service_token = self._token("--service")
         self._org_tokens: Dict[int, str] = {}
 
@@ -141,8 +150,9 @@ class Api:
             return False
 
     def _token(self, *args: str) -> str:
-        r = subprocess.run([str(BIN / "producer-api"), "token", "create", *args], env=self.env,
-                           capture_output=True, text=True, timeout=30, check=True)
+        r = subprocess.run(memcheck.wrap([str(BIN / "producer-api"), "token", "create", *args], "producer-api-cli",
+                                         self.proc.workdir), env=self.env,
+                           capture_output=True, text=True, timeout=memcheck.scaled(30), check=True)
         return r.stdout.strip().split()[-1]
 
     def org_token(self, org: int) -> str:
@@ -224,6 +234,7 @@ class Dispatcher:
             return False
 
     def wait_ready(self, timeout: float = 60) -> "Dispatcher":
+        timeout = memcheck.scaled(timeout)
         wait_until(self.ready, timeout, what=f"{self.proc.name} ready\n{self.proc.tail()}")
         return self
 
@@ -264,7 +275,9 @@ class Stack:
             code = d.proc.stop(timeout=30)
             if code not in (0, -9):  # -9: killed on purpose; anything else (sanitizer reports too) fails
                 bad.append(f"{d.proc.name} exited {code}:\n{d.proc.tail()}")
+            bad += d.proc.memcheck_problems()
         self.api.stop()
+        bad += self.api.proc.memcheck_problems()
         for r in self._receivers:
             r.stop()
         assert not bad, "\n".join(bad)

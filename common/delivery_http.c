@@ -1,0 +1,277 @@
+/* delivery_http — see delivery_http.h. */
+#include "delivery_http.h"
+
+#include "retry_policy.h"
+#include "signature.h"
+#include "timeutil.h"
+#include "url_guard.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SYSTEM_CA_FALLBACK "/etc/ssl/certs/ca-certificates.crt"
+#define DEFAULT_USER_AGENT "hookd/" HOOKD_VERSION
+
+const char *delivery_http_system_ca(void)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info->cainfo != NULL ? info->cainfo : SYSTEM_CA_FALLBACK;
+}
+
+int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen, char *errbuf, size_t errlen)
+{
+    const char *system_bundle = delivery_http_system_ca();
+    FILE *in_extra = fopen(extra, "rb");
+    if (in_extra == NULL) {
+        snprintf(errbuf, errlen, "RECEIVER_CA_FILE %s: %s", extra, strerror(errno));
+        return -1;
+    }
+    snprintf(path, pathlen, "/tmp/hookd-ca-XXXXXX");
+    int fd = mkstemp(path);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (out == NULL) {
+        snprintf(errbuf, errlen, "cannot create the CA bundle temp file: %s", strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        fclose(in_extra);
+        path[0] = '\0';
+        return -1;
+    }
+    char buf[8192];
+    size_t n;
+    FILE *in_system = fopen(system_bundle, "rb");
+    if (in_system != NULL) {
+        while ((n = fread(buf, 1, sizeof buf, in_system)) > 0)
+            fwrite(buf, 1, n, out);
+        fclose(in_system);
+        fputc('\n', out);
+    }
+    while ((n = fread(buf, 1, sizeof buf, in_extra)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in_extra);
+    if (fclose(out) != 0) {
+        snprintf(errbuf, errlen, "cannot write the CA bundle temp file");
+        unlink(path);
+        path[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int delivery_http_signatures(const char *secret, const char *previous_secret, const char *event_id,
+                             long long timestamp, const char *body, size_t body_len, char *out, size_t outlen)
+{
+    char now_sig[SIGNATURE_TEXT_MAX], old_sig[SIGNATURE_TEXT_MAX];
+    if (signature_compute(secret, event_id, timestamp, body, body_len, now_sig, sizeof now_sig) != 0)
+        return -1;
+    if (previous_secret == NULL || previous_secret[0] == '\0') {
+        if (snprintf(out, outlen, "%s", now_sig) >= (int)outlen)
+            return -1;
+        return 0;
+    }
+    if (signature_compute(previous_secret, event_id, timestamp, body, body_len, old_sig, sizeof old_sig) != 0)
+        return -1;
+    if (snprintf(out, outlen, "%s %s", now_sig, old_sig) >= (int)outlen)
+        return -1;
+    return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the SSRF guard at connect time, after DNS, for every address curl tries. */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    delivery_http_attempt *a = clientp;
+    (void)purpose;
+    if (!a->cfg->allow_private && url_guard_address_forbidden(&address->addr)) {
+        a->forbidden = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+/* CURLOPT_WRITEFUNCTION: count the response body and drop it. */
+static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    (void)ptr;
+    delivery_http_attempt *a = userdata;
+    a->response_bytes += size * nmemb;
+    return size * nmemb;
+}
+
+/* CURLOPT_HEADERFUNCTION: keep the Retry-After value (of the last response, interim ones included). */
+static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+    delivery_http_attempt *a = userdata;
+    size_t len = size * nitems;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && strncasecmp(buffer, name, sizeof name - 1) == 0) {
+        const char *v = buffer + sizeof name - 1;
+        size_t vlen = len - (sizeof name - 1);
+        while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
+            vlen--;
+        if (vlen >= sizeof a->retry_after)
+            vlen = sizeof a->retry_after - 1;
+        memcpy(a->retry_after, v, vlen);
+        a->retry_after[vlen] = '\0';
+    } else if (len > 5 && strncmp(buffer, "HTTP/", 5) == 0) {
+        a->retry_after[0] = '\0'; /* a new response (after a 100) starts */
+    }
+    return len;
+}
+
+void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery_http_attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cfg = cfg;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on an HTTP/2 connection being set up */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* One CA file and no CA directory: only then does libcurl (7.87+) cache the parsed X509 store across
+     * connections (CURLOPT_CA_CACHE_TIMEOUT); a CA path costs a directory lookup per handshake. */
+    curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_bundle != NULL && cfg->ca_bundle[0] != '\0' ? cfg->ca_bundle
+                                                                                          : delivery_http_system_ca());
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never through an environment proxy: the guard checks the target */
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, cfg->user_agent != NULL ? cfg->user_agent : DEFAULT_USER_AGENT);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, a);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+}
+
+/* Appends "name: value" to *list. Returns 0 or -1. */
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[512];
+    if (snprintf(line, sizeof line, "%s: %s", name, value) >= (int)sizeof line)
+        return -1;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l == NULL)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_request *req, char *errbuf,
+                        size_t errlen)
+{
+    curl_slist_free_all(a->headers);
+    a->headers = NULL;
+    a->forbidden = 0;
+    a->response_bytes = 0;
+    a->retry_after[0] = '\0';
+    a->errbuf[0] = '\0';
+    a->started_at_ms = time_now_ms();
+    a->timestamp = (long long)(a->started_at_ms / 1000);
+    char signatures[DELIVERY_HTTP_SIGNATURES_MAX], ts[24];
+    snprintf(ts, sizeof ts, "%lld", a->timestamp);
+    if (delivery_http_signatures(req->secret, req->previous_secret, req->event_id, a->timestamp, req->body,
+                                 req->body_len, signatures, sizeof signatures) != 0) {
+        snprintf(errbuf, errlen, "webhook secret is not a valid whsec_ secret");
+        return -1;
+    }
+    if (add_header(&a->headers, "Content-Type", "application/json") != 0 ||
+        add_header(&a->headers, "webhook-id", req->event_id) != 0 ||
+        add_header(&a->headers, "webhook-timestamp", ts) != 0 ||
+        add_header(&a->headers, "webhook-signature", signatures) != 0 ||
+        add_header(&a->headers, "Expect", "") != 0 || add_header(&a->headers, "Accept", "") != 0) {
+        curl_slist_free_all(a->headers);
+        a->headers = NULL;
+        snprintf(errbuf, errlen, "out of memory building headers");
+        return -1;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+    a->start_us = time_monotonic_us();
+    return 0;
+}
+
+void delivery_http_finish(CURL *e, delivery_http_attempt *a, CURLcode code, delivery_http_result *res)
+{
+    memset(res, 0, sizeof *res);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    res->status = status;
+    res->latency_ms = (double)(time_monotonic_us() - a->start_us) / 1000.0;
+    res->timestamp = a->timestamp;
+    res->started_at_ms = a->started_at_ms;
+    res->retry_after_ms = -1;
+    if (code == CURLE_OK) {
+        if (status >= 200 && status < 300) {
+            res->ok = 1;
+            res->outcome = DELIVERY_HTTP_SUCCESS;
+        } else {
+            res->outcome = DELIVERY_HTTP_HTTP_ERROR;
+            snprintf(res->error, sizeof res->error, "HTTP status %ld", status);
+            if (a->retry_after[0] != '\0')
+                res->retry_after_ms = retry_after_parse_ms(a->retry_after, time_now_ms());
+        }
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+        res->outcome = DELIVERY_HTTP_TIMEOUT;
+        snprintf(res->error, sizeof res->error, "timeout");
+    } else if (a->forbidden && code == CURLE_COULDNT_CONNECT) {
+        res->outcome = DELIVERY_HTTP_FORBIDDEN;
+        res->status = 0;
+        snprintf(res->error, sizeof res->error, "destination address is forbidden");
+    } else {
+        res->outcome = DELIVERY_HTTP_NETWORK_ERROR;
+        res->status = 0;
+        snprintf(res->error, sizeof res->error, "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(code));
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(a->headers);
+    a->headers = NULL;
+}
+
+int delivery_http_perform_once(const delivery_http_config *cfg, const char *url, const char *secret,
+                               const char *previous_secret, const char *event_id, const char *body, size_t len,
+                               delivery_http_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->outcome = DELIVERY_HTTP_NETWORK_ERROR;
+    out->retry_after_ms = -1;
+    out->started_at_ms = time_now_ms();
+    out->timestamp = (long long)(out->started_at_ms / 1000);
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        snprintf(out->error, sizeof out->error, "delivery could not be started: out of memory");
+        return -1;
+    }
+    delivery_http_attempt a;
+    delivery_http_easy_setup(e, cfg, &a);
+    delivery_http_request req = {url, secret, previous_secret, event_id, body, len};
+    char err[128];
+    if (delivery_http_begin(e, &a, &req, err, sizeof err) != 0) {
+        snprintf(out->error, sizeof out->error, "delivery could not be started: %s", err);
+        curl_easy_cleanup(e);
+        return -1;
+    }
+    CURLcode code = curl_easy_perform(e);
+    delivery_http_finish(e, &a, code, out);
+    curl_easy_cleanup(e);
+    return out->ok ? 0 : -1;
+}

@@ -1,0 +1,116 @@
+/*
+ * delivery_http — one webhook delivery attempt over libcurl, shared by the dispatcher (libcurl multi, many
+ * attempts on the event loop) and producer-api (POST /api/v1/webhooks/{id}/test: one synchronous attempt).
+ *
+ * What an attempt is (docs/DESIGN.md "Delivery"): POST to an https URL, no redirects, TLS verification on,
+ * environment proxies ignored, DELIVERY_TIMEOUT for the whole attempt, User-Agent hookd/<version>, the Standard
+ * Webhooks headers signed at the attempt's start (webhook-signature carries "v1,<new> v1,<old>" while a rotated
+ * secret's previous one is still valid), the SSRF guard on every address tried at connect time, the response
+ * body counted and dropped, a Retry-After response header captured, and the result classified (success,
+ * http_error, timeout, forbidden, network_error).
+ *
+ * Two ways to use it:
+ *   - synchronous: delivery_http_perform_once() (its own easy handle, curl_easy_perform; blocks up to the
+ *     timeout). Call curl_global_init() once first.
+ *   - with your own (multi) easy handles: delivery_http_easy_setup() once per handle with a delivery_http_attempt
+ *     that stays at a fixed address, then per attempt delivery_http_begin() ... run the transfer ...
+ *     delivery_http_finish().
+ *
+ * Ownership: a delivery_http_attempt owns its header list between begin and finish (finish frees it). Strings of
+ * a delivery_http_request are borrowed until the transfer ended (libcurl does not copy POSTFIELDS).
+ * Thread contract: stateless apart from the structures the caller owns; one attempt per thread at a time.
+ */
+#ifndef HOOKD_DELIVERY_HTTP_H
+#define HOOKD_DELIVERY_HTTP_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How an attempt ended (the dispatcher's "outcome" label; same order as its dm_outcome). */
+typedef enum delivery_http_outcome {
+    DELIVERY_HTTP_SUCCESS = 0,   /* 2xx */
+    DELIVERY_HTTP_HTTP_ERROR,    /* any other status, 3xx included (no redirects are followed) */
+    DELIVERY_HTTP_TIMEOUT,       /* the timeout hit */
+    DELIVERY_HTTP_FORBIDDEN,     /* the SSRF guard refused every resolved address */
+    DELIVERY_HTTP_NETWORK_ERROR  /* DNS, connect, TLS or protocol failure; also "could not be started" */
+} delivery_http_outcome;
+
+#define DELIVERY_HTTP_ERROR_MAX (CURL_ERROR_SIZE + 32)
+#define DELIVERY_HTTP_SIGNATURES_MAX 160 /* two "v1,<b64>" entries and a space */
+
+/* Settings shared by every attempt. Strings are borrowed for as long as handles set up with it live. */
+typedef struct delivery_http_config {
+    long long timeout_ms;        /* per attempt (DELIVERY_TIMEOUT) */
+    int allow_private;           /* 1: skip the connect-time address check (ALLOW_PRIVATE_TARGETS) */
+    const char *ca_bundle;       /* CURLOPT_CAINFO (see delivery_http_ca_bundle_create); NULL: libcurl default */
+    const char *user_agent;      /* NULL: "hookd/<HOOKD_VERSION>" */
+} delivery_http_config;
+
+/* What to send. Borrowed until the attempt ends. */
+typedef struct delivery_http_request {
+    const char *url;             /* https target */
+    const char *secret;          /* "whsec_..." */
+    const char *previous_secret; /* a rotated webhook's old secret while still valid, else NULL */
+    const char *event_id;        /* webhook-id header */
+    const char *body;            /* exact JSON body */
+    size_t body_len;
+} delivery_http_request;
+
+/* How one attempt ended. */
+typedef struct delivery_http_result {
+    int ok;                            /* 1 for a 2xx */
+    delivery_http_outcome outcome;
+    long status;                       /* HTTP status, 0 when there was no response */
+    double latency_ms;                 /* begin to end */
+    long long timestamp;               /* the webhook-timestamp that was sent (unix seconds) */
+    int64_t started_at_ms;             /* epoch ms when the attempt began */
+    long long retry_after_ms;          /* the response's Retry-After (any status), -1 when none/invalid */
+    char error[DELIVERY_HTTP_ERROR_MAX]; /* "" on success, else a short reason ("HTTP status 500", "timeout") */
+} delivery_http_result;
+
+/* Per-attempt state of one easy handle. Keep it at a fixed address while the handle is set up with it. */
+typedef struct delivery_http_attempt {
+    const delivery_http_config *cfg; /* borrowed */
+    struct curl_slist *headers;      /* owned between begin and finish */
+    long long timestamp;
+    int64_t started_at_ms;
+    int64_t start_us;                /* monotonic */
+    int forbidden;                   /* the open-socket callback refused an address */
+    size_t response_bytes;           /* response body bytes (dropped) */
+    char retry_after[64];            /* raw Retry-After value of the last response, "" none */
+    char errbuf[CURL_ERROR_SIZE];    /* libcurl's detailed error */
+} delivery_http_attempt;
+
+/* The system CA bundle libcurl uses by default (static string). */
+const char *delivery_http_system_ca(void);
+
+/* Writes the system bundle followed by the PEM file extra into a new temp file (/tmp/hookd-ca-XXXXXX) and puts
+ * its path in path (caller unlinks it when done). Returns 0 or -1 with errbuf. */
+int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen, char *errbuf, size_t errlen);
+
+/* The webhook-signature value: "v1,<sig>" or, with previous_secret, "v1,<sig> v1,<sig with previous>".
+ * Returns 0, or -1 when secret (or previous_secret) is not a valid whsec_ secret. */
+int delivery_http_signatures(const char *secret, const char *previous_secret, const char *event_id,
+                             long long timestamp, const char *body, size_t body_len, char *out, size_t outlen);
+
+/* Sets every per-handle option (protocols, no redirects, HTTP/2 over TLS, TLS verification, CA file, no proxy,
+ * timeout, keep-alive, user agent, SSRF open-socket guard, body discard, Retry-After header capture, POST) with
+ * a as the callbacks' state. Call once per handle; the handle may be reused for many attempts. */
+void delivery_http_easy_setup(CURL *easy, const delivery_http_config *cfg, delivery_http_attempt *a);
+
+/* Starts an attempt on a set-up handle: resets a, signs with the current time, sets URL, headers and body.
+ * Returns 0, or -1 with errbuf (invalid secret, out of memory; nothing to finish). */
+int delivery_http_begin(CURL *easy, delivery_http_attempt *a, const delivery_http_request *req, char *errbuf,
+                        size_t errlen);
+
+/* Ends an attempt with the transfer's CURLcode: classifies it into out and frees the attempt's headers. */
+void delivery_http_finish(CURL *easy, delivery_http_attempt *a, CURLcode code, delivery_http_result *out);
+
+/* One synchronous attempt (curl_easy_perform on a fresh handle). Always fills out; returns 0 for a 2xx, -1
+ * otherwise (out->error says why; "delivery could not be started: ..." when it never went out). */
+int delivery_http_perform_once(const delivery_http_config *cfg, const char *url, const char *secret,
+                               const char *previous_secret, const char *event_id, const char *body, size_t len,
+                               delivery_http_result *out);
+
+#endif

@@ -1,0 +1,139 @@
+/* breaker — see breaker.h. */
+#include "breaker.h"
+
+#include "log.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define BUCKETS 4096
+
+typedef struct hook_state {
+    long long id;
+    long in_flight;           /* admitted attempts not finished */
+    long failures;            /* consecutive failed attempts */
+    int open;                 /* breaker open */
+    int probing;              /* a probe is in flight */
+    struct hook_state *next;
+} hook_state;
+
+struct breaker_table {
+    long max_in_flight, threshold;
+    dispatcher_metrics *dm;   /* borrowed */
+    long open_count;
+    hook_state *buckets[BUCKETS];
+};
+
+breaker_table *breaker_new(long max_in_flight, long failures, dispatcher_metrics *dm)
+{
+    breaker_table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->max_in_flight = max_in_flight;
+    t->threshold = failures;
+    t->dm = dm;
+    return t;
+}
+
+void breaker_free(breaker_table *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < BUCKETS; i++)
+        while (t->buckets[i] != NULL) {
+            hook_state *s = t->buckets[i];
+            t->buckets[i] = s->next;
+            free(s);
+        }
+    free(t);
+}
+
+static hook_state **slot_of(breaker_table *t, long long id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    hook_state **pp = &t->buckets[(h >> 40) % BUCKETS];
+    while (*pp != NULL && (*pp)->id != id)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* The entry of id, created when create is set; NULL when absent (or out of memory). */
+static hook_state *get(breaker_table *t, long long id, int create)
+{
+    hook_state **pp = slot_of(t, id);
+    if (*pp != NULL || !create)
+        return *pp;
+    hook_state *s = calloc(1, sizeof *s);
+    if (s != NULL) {
+        s->id = id;
+        *pp = s;
+    }
+    return s;
+}
+
+/* Drops an entry with nothing left to remember. */
+static void maybe_drop(breaker_table *t, hook_state *s)
+{
+    if (s->in_flight > 0 || s->failures > 0 || s->open || s->probing)
+        return;
+    hook_state **pp = slot_of(t, s->id);
+    *pp = s->next;
+    free(s);
+}
+
+breaker_verdict breaker_admit(breaker_table *t, long long id, int is_retry)
+{
+    hook_state *s = get(t, id, 1);
+    if (s == NULL)
+        return BREAKER_GO; /* out of memory: no isolation rather than no delivery */
+    breaker_verdict v = BREAKER_GO;
+    if (s->open) {
+        if (!is_retry || s->probing)
+            return BREAKER_DEFER_OPEN;
+        v = BREAKER_PROBE;
+    } else if (t->max_in_flight > 0 && s->in_flight >= t->max_in_flight) {
+        return BREAKER_DEFER_BUSY;
+    }
+    if (v == BREAKER_PROBE) {
+        s->probing = 1;
+        log_json(LOG_INFO, "circuit breaker half-open: probing", "{s:I}", "webhook_id", (json_int_t)id);
+    }
+    s->in_flight++;
+    return v;
+}
+
+void breaker_finish(breaker_table *t, long long id, int ok, int probe)
+{
+    hook_state *s = get(t, id, 0);
+    if (s == NULL)
+        return;
+    if (s->in_flight > 0)
+        s->in_flight--;
+    if (probe)
+        s->probing = 0;
+    if (ok) {
+        s->failures = 0;
+        if (s->open) {
+            s->open = 0;
+            t->open_count--;
+            metric_gauge_set(t->dm->breakers_open, t->open_count);
+            log_json(LOG_INFO, "circuit breaker closed", "{s:I}", "webhook_id", (json_int_t)id);
+        }
+    } else {
+        s->failures++;
+        if (!s->open && t->threshold > 0 && s->failures >= t->threshold) {
+            s->open = 1;
+            t->open_count++;
+            metric_gauge_set(t->dm->breakers_open, t->open_count);
+            log_json(LOG_WARN, "circuit breaker opened", "{s:I, s:I}", "webhook_id", (json_int_t)id,
+                     "consecutive_failures", (json_int_t)s->failures);
+        }
+    }
+    maybe_drop(t, s);
+}
+
+long breaker_open_count(const breaker_table *t)
+{
+    return t->open_count;
+}

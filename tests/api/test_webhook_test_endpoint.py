@@ -1,0 +1,113 @@
+"""POST /api/v1/webhooks/{id}/test: one signed synthetic delivery to a real HTTPS receiver (test CA).
+
+    make && /usr/bin/python3 -m pytest -q tests/api/test_webhook_test_endpoint.py
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from support.producer_api import ApiClient, ProducerApi, closed_port
+from support import receiver as receivers
+from support.receiver import Receiver
+
+WEBHOOKS = "/api/v1/webhooks"
+
+
+def verify(secret: str, headers: dict, body: bytes) -> bool:
+    """Standard Webhooks verification, written independently of the C code."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(expected, sig) for sig in headers["webhook-signature"].split(" "))
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return receivers.TestCA.create(str(tmp_path_factory.mktemp("test-endpoint-ca")))
+
+
+@pytest.fixture(scope="module")
+def api(redis_server, ca):
+    with ProducerApi(redis_server.url, f"127.0.0.1:{closed_port()}", allow_private="1",
+                     RECEIVER_CA_FILE=ca.ca_cert, DELIVERY_TIMEOUT="2s") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def receiver(ca):
+    with Receiver(ca) as r:
+        yield r
+
+
+@pytest.fixture
+def client(api, new_org):
+    return ApiClient(api, api.token(org=new_org()))
+
+
+def create(client, url, event_type="user.updated"):
+    return client.post(WEBHOOKS, json={"url": url, "event_type": event_type}, expect=200).body
+
+
+def test_delivers_a_signed_synthetic_event(client, receiver):
+    hook = create(client, receiver.url("/ok"))
+    r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+    assert r["delivered"] is True and r["status"] == 200 and r["error"] is None and r["latency_ms"] >= 0
+    (got,) = receiver.requests("/ok")
+    assert got.headers["webhook-id"] == r["event_id"] and r["event_id"].startswith("test_")
+    assert json.loads(got.body) == {"data": {"id": 0, "test": True}, "type": "user.updated"}
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["user-agent"].startswith("hookd/")
+    assert verify(hook["secret"], got.headers, got.body)
+
+
+def test_reports_a_failing_receiver(client, receiver):
+    receiver.configure("/fails", status=500)
+    hook = create(client, receiver.url("/fails"))
+    r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+    assert r == {**r, "delivered": False, "status": 500}
+    assert "500" in r["error"]
+
+
+def test_reports_a_timeout_without_blocking_the_api(client, receiver):
+    receiver.configure("/slow", status=200, delay=4.0)
+    hook = create(client, receiver.url("/slow"))
+    r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+    assert r["delivered"] is False and r["status"] is None and "timeout" in r["error"]
+    assert 1500 <= r["latency_ms"] < 4000
+
+
+def test_both_signatures_during_rotation(client, receiver):
+    hook = create(client, receiver.url("/rotated"))
+    rotated = client.post(f"{WEBHOOKS}/{hook['id']}/rotate_secret", expect=200).body
+    assert rotated["secret"] != hook["secret"]
+    client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200)
+    (got,) = receiver.requests("/rotated")
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    assert verify(rotated["secret"], got.headers, got.body)
+    assert verify(hook["secret"], got.headers, got.body)
+
+
+def test_unknown_and_foreign_webhooks_are_not_found(api, client, receiver, new_org):
+    hook = create(client, receiver.url("/mine"))
+    other = ApiClient(api, api.token(org=new_org()))
+    other.post(f"{WEBHOOKS}/{hook['id']}/test", expect=404)
+    client.post(f"{WEBHOOKS}/999999999/test", expect=404)
+    client.post(f"{WEBHOOKS}/{hook['id']}/test", token=None, expect=401)
+    assert receiver.requests("/mine") == []
+
+
+def test_refuses_private_addresses_at_connect_time_without_the_override(redis_server, ca, receiver, new_org):
+    """Registered while allowed, tested by an instance that forbids private targets: the connect-time guard
+    refuses 127.0.0.1 and nothing reaches the receiver."""
+    with ProducerApi(redis_server.url, f"127.0.0.1:{closed_port()}", allow_private="1") as lenient, \
+            ProducerApi(redis_server.url, f"127.0.0.1:{closed_port()}", allow_private="0",
+                        RECEIVER_CA_FILE=ca.ca_cert) as strict:
+        org = new_org()
+        hook = create(ApiClient(lenient, lenient.token(org=org)), receiver.url("/guarded"))
+        r = ApiClient(strict, strict.token(org=org)).post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+        assert r["delivered"] is False and "forbidden" in r["error"]
+        assert receiver.requests("/guarded") == []

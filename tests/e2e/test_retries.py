@@ -1,0 +1,312 @@
+"""End-to-end: durable Kafka retries, dead letters, replay, Retry-After, 410, crash safety, isolation (per-webhook
+in-flight cap, circuit breaker), the delivery log and secret rotation.
+
+RETRY_SCHEDULE=1s,1s,1s everywhere (4 attempts) unless a test needs retries to stay pending longer.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import time
+
+from conftest import BIN, http, wait_until
+from support.receiver import Receiver, _Handler
+from test_delivery import project_event, verify_signature
+
+FAST = {"RETRY_SCHEDULE": "1s,1s,1s"}
+
+
+class _ScriptedHandler(_Handler):
+    """Answers from the receiver's per-path script: the n-th request to a path gets script[n] (the last entry
+    repeats), with extra response headers."""
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        body = self.rfile.read(length) if length else b""
+        recv = self.server.receiver
+        from support.receiver import Request
+        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                      time.monotonic(), list(self.headers.items()))
+        status, delay, headers = recv._scripted(req)
+        if delay:
+            time.sleep(delay)
+        payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            pass
+
+    do_POST = _handle
+
+
+class ScriptedReceiver(Receiver):
+    def __init__(self, ca):
+        super().__init__(ca)
+        self._httpd.RequestHandlerClass = _ScriptedHandler
+        self._scripts = {}
+        self._counts = {}
+
+    def script(self, path, answers):
+        """answers: [(status, headers_dict), ...]; the last one repeats."""
+        with self._lock:
+            self._scripts[path] = list(answers)
+
+    def _scripted(self, req):
+        with self._lock:
+            self._requests.append(req)
+            self._lock.notify_all()
+            n = self._counts.get(req.path, 0)
+            self._counts[req.path] = n + 1
+            if req.path in self._scripts:
+                answers = self._scripts[req.path]
+                status, headers = answers[min(n, len(answers) - 1)]
+                return status, 0.0, headers
+            status, delay = self._config.get(req.path, (200, 0.0))
+            return status, delay, {}
+
+
+def scripted(stack) -> ScriptedReceiver:
+    r = ScriptedReceiver(stack.ca).start()
+    stack._receivers.append(r)
+    return r
+
+
+def dead_letters(kafka_broker, stack, count, timeout=20.0):
+    msgs = kafka_broker.consume(stack.api.prefix + "dead", count, timeout=timeout)
+    return [(key, json.loads(value)) for key, value, _, _ in msgs]
+
+
+def metric(d, name):
+    return d.metrics().get(name, 0)
+
+
+def test_fails_three_times_then_delivered_on_the_fourth_and_logged(stack):
+    rcv = scripted(stack)
+    rcv.script("/flaky", [(500, {}), (500, {}), (500, {}), (200, {})])
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/flaky"), "project.created")
+    d = stack.dispatcher(**FAST).wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 1)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 4, 30), d.proc.tail()
+    time.sleep(3.0)  # a fifth delivery would show up by now
+    reqs = rcv.requests()
+    assert len(reqs) == 4 and {r.headers["webhook-id"] for r in reqs} == {eid}
+    gaps = [b.at - a.at for a, b in zip(reqs, reqs[1:])]
+    assert all(g >= 0.75 for g in gaps), gaps  # 1 s -20 % jitter
+    attempts = [a for a in d.attempts() if a["event_id"] == eid]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
+    assert [a["outcome"] for a in attempts] == ["http_error"] * 3 + ["success"]
+    m = d.metrics()
+    assert m['hookd_dispatcher_retries_scheduled_total{tier="1s"}'] == 3
+    assert m.get('hookd_dispatcher_dead_lettered_total{reason="exhausted"}', 0) == 0
+    # the delivery log (GET /api/v1/webhooks/{id}/deliveries), newest first
+    def log_entries():
+        status, body = http("GET", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/deliveries",
+                            token=stack.api.org_token(org))
+        assert status == 200, body
+        items = body["data"] if isinstance(body, dict) else body
+        return items if len(items) == 4 else None
+    items = wait_until(log_entries, 10, what="4 delivery-log entries")
+    assert [i["attempt"] for i in items] == [4, 3, 2, 1]
+    assert [i["status"] for i in items] == [200, 500, 500, 500]
+    assert all(i["event_id"] == eid for i in items)
+    assert items[0]["error"] is None and items[1]["error"] == "HTTP status 500"
+    assert all(i["latency_ms"] >= 0 and i["attempted_at"].endswith("Z") for i in items)
+
+
+def test_down_for_the_whole_schedule_dead_letters_then_replay_delivers(stack, kafka_broker):
+    rcv = stack.receiver()
+    rcv.configure("/down", status=500)
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/down"), "project.updated")
+    d = stack.dispatcher(**FAST).wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 2, "project.updated")])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 4, 30), d.proc.tail()
+    wait_until(lambda: metric(d, 'hookd_dispatcher_dead_lettered_total{reason="exhausted"}') == 1, 15,
+               what="dead-lettered")
+    ((key, rec),) = dead_letters(kafka_broker, stack, 1)
+    assert key == str(hook["id"])
+    assert rec["webhook_id"] == hook["id"] and rec["envelope"]["id"] == eid
+    assert rec["webhook_url"] == rcv.url("/down")
+    assert rec["reason"] == "gave up after 4 attempts"
+    assert rec["dead_lettered_at"].endswith("Z")
+    assert [a["attempt"] for a in rec["attempts"]] == [1, 2, 3, 4]
+    assert all(a["status"] == 500 and a["error"] == "HTTP status 500" for a in rec["attempts"])
+    time.sleep(1.5)
+    assert len(rcv.requests()) == 4  # nothing after the last attempt
+
+    # replay: the receiver is fixed; the running dispatcher delivers it with the original id
+    rcv.configure("/down", status=200)
+    env = dict(d.env)
+    r = subprocess.run([str(BIN / "dispatcher"), "replay", "--webhook", str(hook["id"]), "--since",
+                        "2020-01-01T00:00:00Z"], env=env, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "replayed 1"
+    assert any('"hookd_dispatcher_replayed_total":1' in line for line in r.stderr.splitlines()), r.stderr[-2000:]
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 5, 20), d.proc.tail()
+    fifth = rcv.requests()[4]
+    assert fifth.headers["webhook-id"] == eid
+    assert verify_signature(hook["secret"], eid, fifth.headers["webhook-timestamp"], fifth.body,
+                            fifth.headers["webhook-signature"])
+    # a window that excludes it replays nothing
+    r = subprocess.run([str(BIN / "dispatcher"), "replay", "--webhook", str(hook["id"]), "--until",
+                        "2020-01-01T00:00:00Z"], env=env, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0 and r.stdout.strip() == "replayed 0", r.stderr[-2000:]
+
+
+def test_retry_after_is_honoured(stack):
+    rcv = scripted(stack)
+    rcv.script("/busy", [(503, {"Retry-After": "3"}), (200, {})])
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/busy"), "user.created")
+    d = stack.dispatcher(**FAST).wait_ready()
+    stack.api.post_events([project_event(org, 3, "user.created")])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 2, 30), d.proc.tail()
+    a, b = rcv.requests()[:2]
+    assert b.at - a.at >= 2.9, b.at - a.at
+    assert b.at - a.at < 6.0, b.at - a.at
+
+
+def test_410_gone_is_dead_lettered_at_once(stack, kafka_broker):
+    rcv = stack.receiver()
+    rcv.configure("/gone", status=410)
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/gone"), "user.updated")
+    d = stack.dispatcher(**FAST).wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 4, "user.updated")])
+    wait_until(lambda: metric(d, 'hookd_dispatcher_dead_lettered_total{reason="gone"}') == 1, 20,
+               what="dead-lettered as gone")
+    ((key, rec),) = dead_letters(kafka_broker, stack, 1)
+    assert rec["reason"] == "410 Gone" and rec["envelope"]["id"] == eid and rec["webhook_id"] == hook["id"]
+    assert len(rec["attempts"]) == 1 and rec["attempts"][0]["status"] == 410
+    time.sleep(2.0)
+    assert len(rcv.requests()) == 1
+
+
+def test_kill9_while_retries_are_pending_loses_none(stack):
+    rcv = stack.receiver()
+    rcv.configure("/k", status=500)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/k"), "time.entry.created")
+    env = {"RETRY_SCHEDULE": "4s,4s,4s"}
+    d1 = stack.dispatcher("d1", **env).wait_ready()
+    ids = stack.api.post_events([project_event(org, i, "time.entry.created") for i in range(20)])
+    wait_until(lambda: metric(d1, 'hookd_dispatcher_retries_scheduled_total{tier="4s"}') >= 20, 20,
+               what="20 retries durable")
+    d1.proc.kill9()
+    assert len(rcv.requests()) == 20  # only first attempts so far: every retry is pending
+    rcv.configure("/k", status=200)
+    d2 = stack.dispatcher("d2", **env).wait_ready(90)
+    assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs[20:]} >= set(ids), 60), d2.proc.tail()
+
+
+def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
+    fast, slow = stack.receiver(), stack.receiver()
+    slow.configure("/hang", delay=20)
+    org = stack.new_org()
+    stack.api.create_webhook(org, slow.url("/hang"), "assignment.created")
+    stack.api.create_webhook(org, fast.url("/fast"), "assignment.created")
+    # without the per-webhook cap the hanging receiver would fill MAX_IN_FLIGHT and pause consumption
+    d = stack.dispatcher(MAX_IN_FLIGHT="20", PER_WEBHOOK_IN_FLIGHT="10", DELIVERY_TIMEOUT="15s",
+                         SHUTDOWN_GRACE="1s", **FAST).wait_ready()
+    start = time.monotonic()
+    ids = []
+    for b in range(10):  # bursts below the cap: the healthy receiver is never over it
+        ids += stack.api.post_events([project_event(org, 8 * b + i, "assignment.created") for i in range(8)])
+        time.sleep(0.2)
+    assert fast.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 15), d.proc.tail()
+    took = time.monotonic() - start
+    assert took < 6, f"healthy receiver waited for the hanging one ({took:.1f}s)"
+    m = d.metrics()
+    assert m['hookd_dispatcher_deliveries_deferred_total{reason="in_flight_cap"}'] >= 70
+    assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
+
+
+def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):
+    rcv = stack.receiver()
+    rcv.configure("/b", status=500)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/b"), "assignment.updated")
+    d = stack.dispatcher(BREAKER_FAILURES="3", RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s").wait_ready()
+    first = stack.api.post_events([project_event(org, i, "assignment.updated") for i in range(3)])
+    wait_until(lambda: metric(d, "hookd_dispatcher_breakers_open") == 1, 15, what="breaker open")
+    later = stack.api.post_events([project_event(org, 10 + i, "assignment.updated") for i in range(5)])
+    wait_until(lambda: metric(d, 'hookd_dispatcher_deliveries_deferred_total{reason="breaker_open"}') >= 5, 15,
+               what="new deliveries deferred")
+    # while open: no first attempts of the later events reach the receiver
+    assert not {r.headers["webhook-id"] for r in rcv.requests()} & set(later)
+    # half-open: at most one probe at a time
+    wait_until(lambda: any(line.get("msg") == "circuit breaker half-open: probing" for line in d.proc.log_lines()),
+               10, what="a probe")
+    rcv.configure("/b", status=200)
+    wait_until(lambda: metric(d, "hookd_dispatcher_breakers_open") == 0, 20, what="breaker closed")
+    assert any(line.get("msg") == "circuit breaker closed" for line in d.proc.log_lines())
+    # everything still pending gets delivered
+    wait_until(lambda: {a["event_id"] for a in d.attempts() if a["outcome"] == "success"} >= set(later), 20,
+               what="the deferred events delivered")
+    # deferrals use no attempt: an event's successful attempt number is 1 + the attempts it really made
+    attempts = d.attempts()
+    ok = [a for a in attempts if a["event_id"] in later and a["outcome"] == "success"]
+    for a in ok:
+        failed = [x for x in attempts if x["event_id"] == a["event_id"] and x["outcome"] != "success"]
+        assert a["attempt"] == 1 + len(failed), (a, failed)
+
+
+def test_both_signatures_verify_during_a_rotation(stack):
+    rcv = stack.receiver()
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/rot"), "project.created")
+    d = stack.dispatcher(**FAST).wait_ready()
+    status, rotated = http("POST", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/rotate_secret",
+                           token=stack.api.org_token(org))
+    assert status == 200, rotated
+    new_secret, old_secret = rotated["secret"], hook["secret"]
+    assert new_secret != old_secret
+    time.sleep(1.0)  # the cache drops within one version poll
+    (eid,) = stack.api.post_events([project_event(org, 5)])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()
+    r = rcv.requests()[0]
+    sig = r.headers["webhook-signature"]
+    parts = sig.split(" ")
+    assert len(parts) == 2 and all(p.startswith("v1,") for p in parts), sig
+    ts = r.headers["webhook-timestamp"]
+
+    def one(secret, part):
+        key = base64.b64decode(secret[len("whsec_"):])
+        mac = hmac.new(key, f"{eid}.{ts}.".encode() + r.body, hashlib.sha256).digest()
+        return hmac.compare_digest("v1," + base64.b64encode(mac).decode(), part)
+
+    assert one(new_secret, parts[0]) and one(old_secret, parts[1])
+    assert not one(old_secret, parts[0])
+
+
+def test_retry_of_a_deleted_webhook_is_dropped_and_counted(stack):
+    rcv = stack.receiver()
+    rcv.configure("/del", status=500)
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/del"), "project.created")
+    d = stack.dispatcher(RETRY_SCHEDULE="2s,2s,2s").wait_ready()
+    stack.api.post_events([project_event(org, 6)])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    stack.api.delete_webhook(org, hook["id"])
+    wait_until(lambda: metric(d, "hookd_dispatcher_retries_dropped_total") == 1, 20, what="retry dropped")
+    assert any(line.get("msg") == "retry dropped: the webhook no longer exists" for line in d.proc.log_lines())
+    assert len(rcv.requests()) == 1
+
+
+def test_invalid_retry_schedule_exits_2():
+    from support.services import free_port
+    for bad in ("soon", "1s,,2s", "0s", ""):
+        env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", RETRY_SCHEDULE=bad or ",")
+        out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
+        assert out.returncode == 2, (bad, out.stderr)
+        assert "RETRY_SCHEDULE" in out.stderr
