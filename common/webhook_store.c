@@ -335,17 +335,41 @@ store_status token_store_revoke(webhook_store *store, const char *token)
     return status;
 }
 
-store_status event_id_claim(webhook_store *store, long long org, const char *event_id)
+/* Claims an idempotency key. KEYS: the key. ARGV: pending TTL (s). Returns "new", "pending" or "done". */
+static const char CLAIM_SCRIPT[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v then return v end\n"
+    "redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[1])\n"
+    "return 'new'\n";
+
+store_status event_id_claim(webhook_store *store, long long org, const char *event_id, long long pending_ttl_s)
+{
+    char key[256], ttl[24];
+    snprintf(key, sizeof key, "hookd:event:idem:%lld:%s", org, event_id);
+    snprintf(ttl, sizeof ttl, "%lld", pending_ttl_s > 0 ? pending_ttl_s : 1);
+    const char *argv[] = {"EVAL", CLAIM_SCRIPT, "1", key, ttl};
+    redisReply *reply = run(store, 5, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    store_status status = STORE_UNAVAILABLE;
+    if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
+        status = strcmp(reply->str, "new") == 0       ? STORE_OK
+                 : strcmp(reply->str, "pending") == 0 ? STORE_PENDING
+                                                      : STORE_EXISTS;
+    freeReplyObject(reply);
+    return status;
+}
+
+store_status event_id_confirm(webhook_store *store, long long org, const char *event_id)
 {
     char key[256];
     snprintf(key, sizeof key, "hookd:event:idem:%lld:%s", org, event_id);
-    const char *argv[] = {"SET", key, "1", "NX", "EX", "86400"};
-    redisReply *reply = run(store, 6, argv);
+    const char *argv[] = {"SET", key, "done", "EX", "86400"};
+    redisReply *reply = run(store, 5, argv);
     if (reply == NULL)
         return STORE_UNAVAILABLE;
-    store_status status = reply->type == REDIS_REPLY_NIL ? STORE_EXISTS : STORE_OK;
     freeReplyObject(reply);
-    return status;
+    return STORE_OK;
 }
 
 store_status event_id_release(webhook_store *store, long long org, const char *event_id)

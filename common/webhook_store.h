@@ -24,7 +24,8 @@ typedef enum store_status {
     STORE_OK = 0,
     STORE_NOT_FOUND = 1,   /* no such webhook/token, or it belongs to another organization */
     STORE_LIMIT = 2,       /* the organization already has WEBHOOK_LIMIT_PER_TYPE webhooks of that type */
-    STORE_EXISTS = 3,      /* an idempotency key was already claimed */
+    STORE_EXISTS = 3,      /* an idempotency key was already claimed and its event is durable */
+    STORE_PENDING = 4,     /* an idempotency key is claimed by a request still waiting for Kafka */
     STORE_UNAVAILABLE = -1 /* Redis unreachable or answered an error: the caller answers 503 */
 } store_status;
 
@@ -100,8 +101,14 @@ store_status token_store_lookup(webhook_store *store, const char *token, long lo
 /* Revokes a token. STORE_NOT_FOUND when it did not exist. */
 store_status token_store_revoke(webhook_store *store, const char *token);
 
-/* Claims client event id for org for 24 h. STORE_OK when claimed now, STORE_EXISTS when already claimed. */
-store_status event_id_claim(webhook_store *store, long long org, const char *event_id);
+/* Claims client event id for org while its write is in flight: the key holds "pending" for pending_ttl_s
+ * (long enough for the write to be acknowledged or to fail; a crashed writer's claim then lapses). Returns
+ * STORE_OK when claimed now, STORE_PENDING when another request's write is still in flight, STORE_EXISTS when
+ * the event was already accepted (confirmed) within 24 h. */
+store_status event_id_claim(webhook_store *store, long long org, const char *event_id, long long pending_ttl_s);
+
+/* Marks a claimed id as accepted: it answers STORE_EXISTS for 24 h from now. */
+store_status event_id_confirm(webhook_store *store, long long org, const char *event_id);
 
 /* Releases a claim (the event was not accepted after all). */
 store_status event_id_release(webhook_store *store, long long org, const char *event_id);

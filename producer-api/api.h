@@ -24,6 +24,7 @@ typedef struct api_context {
     struct event_producer *producer;  /* Kafka producer (events API) */
     int allow_private;                /* ALLOW_PRIVATE_TARGETS */
     long long delivery_timeout_ms;    /* DELIVERY_TIMEOUT, for test deliveries */
+    long long claim_ttl_s;            /* how long a client event id stays "pending" (2 x PRODUCE_TIMEOUT + 5 s) */
     char ca_bundle[256];              /* system CAs + RECEIVER_CA_FILE (temp file), empty for the default */
     metrics_registry *metrics;        /* Prometheus registry served on /metrics */
     struct api_metrics *series;       /* pre-registered series (api_metrics.h) */

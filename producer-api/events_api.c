@@ -3,9 +3,11 @@
  *
  * Body: one event {"type", "organization_id"?, "data", "id"?, "occurred_at"?} or an array of 1..500. Every
  * event is validated first (a batch is refused whole, errors naming index and field). Client-given ids are
- * claimed in Redis for 24 h: a repeat answers with the same id and writes nothing. The rest are produced and
- * the request suspends — no thread is held — until every delivery report is in: 202 when all were
- * acknowledged (acks=all), else 503 with Retry-After (the claims are released so the client may retry).
+ * claimed in Redis ("pending" while the write is in flight, "done" for 24 h once acknowledged): a repeat of
+ * an accepted id answers with the same id and writes nothing; a repeat while the first is still in flight gets
+ * 409 with Retry-After (never a 202 for a write that may yet fail). The rest are produced and the request
+ * suspends — no thread is held — until every delivery report is in: 202 when all were acknowledged
+ * (acks=all), else 503 with Retry-After (the claims are released so the client may retry).
  */
 #include "api_metrics.h"
 #include "event_producer.h"
@@ -63,12 +65,19 @@ static json_t *accepted_body(const events_batch *batch)
     return json_pack("{s:o}", "data", ids);
 }
 
-static void release_claims(events_batch *batch)
+/* Settles this request's claims: confirmed (accepted: repeats answer the same id for 24 h) or released (not
+ * accepted: the client may retry). A confirm that fails leaves the pending claim to lapse on its own. */
+static void settle_claims(events_batch *batch, int accepted)
 {
     webhook_store *store = store_pool_acquire(batch->req->api->stores);
-    for (int i = 0; i < batch->count; i++)
-        if (batch->claimed[i])
+    for (int i = 0; i < batch->count; i++) {
+        if (!batch->claimed[i])
+            continue;
+        if (accepted)
+            event_id_confirm(store, batch->events[i].organization_id, batch->events[i].id);
+        else
             event_id_release(store, batch->events[i].organization_id, batch->events[i].id);
+    }
     store_pool_release(batch->req->api->stores, store);
 }
 
@@ -78,6 +87,16 @@ static void reply_unavailable(api_reply *reply, const char *message)
     snprintf(reply->retry_after, sizeof reply->retry_after, "1");
 }
 
+/* True when event i carries the client id of an earlier event of the same organization in the batch. */
+static int repeats_earlier_event(const events_batch *batch, int i)
+{
+    for (int j = 0; j < i; j++)
+        if (batch->events[j].organization_id == batch->events[i].organization_id &&
+            strcmp(batch->events[j].id, batch->events[i].id) == 0)
+            return 1;
+    return 0;
+}
+
 /* Runs on the worker thread once every delivery report is in. */
 static int events_finish(api_request *req, api_reply *reply)
 {
@@ -85,10 +104,11 @@ static int events_finish(api_request *req, api_reply *reply)
     int failed = atomic_load(&batch->failed);
     if (failed > 0) {
         metric_counter_add(req->api->series->events_unavailable, (uint64_t)batch->count);
-        release_claims(batch);
+        settle_claims(batch, 0);
         reply_unavailable(reply, "event stream unavailable, retry later");
         return API_DONE;
     }
+    settle_claims(batch, 1);
     metric_counter_add(req->api->series->events_accepted, (uint64_t)batch->count);
     api_reply_json(reply, 202, accepted_body(batch));
     return API_DONE;
@@ -154,13 +174,21 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
             to_send++;
             continue;
         }
-        store_status status = event_id_claim(store, env->organization_id, env->id);
-        if (status == STORE_UNAVAILABLE) {
+        if (repeats_earlier_event(batch, i))
+            continue; /* the same client id earlier in this batch: written once, answered twice */
+        store_status status = event_id_claim(store, env->organization_id, env->id, req->api->claim_ttl_s);
+        if (status == STORE_UNAVAILABLE || status == STORE_PENDING) {
             store_pool_release(req->api->stores, store);
-            release_claims(batch);
+            settle_claims(batch, 0);
             batch_free(batch);
             free(send);
-            reply_unavailable(reply, "storage unavailable, retry later");
+            if (status == STORE_PENDING) {
+                /* another request with this id is still waiting for Kafka: its outcome decides */
+                api_reply_message(reply, 409, "an event with this id is still being written, retry shortly");
+                snprintf(reply->retry_after, sizeof reply->retry_after, "1");
+            } else {
+                reply_unavailable(reply, "storage unavailable, retry later");
+            }
             return API_DONE;
         }
         if (status == STORE_OK) {

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
     api.series = &series;
     api.allow_private = allow_private;
     api.delivery_timeout_ms = delivery_timeout_ms;
+    api.claim_ttl_s = 2 * produce_timeout_ms / 1000 + 5;
     const char *ca_file = config_string("RECEIVER_CA_FILE", NULL);
     if (ca_file != NULL &&
         delivery_http_ca_bundle_create(ca_file, api.ca_bundle, sizeof api.ca_bundle, errbuf, sizeof errbuf) != 0) {

@@ -285,6 +285,30 @@ def test_missing_token_is_401(producer_api):
 
 
 # --------------------------------------------------------------------------- idempotency
+def test_repeat_while_first_write_pending_is_409_not_202(client, org, redis_server, kafka_broker):
+    """A repeat that arrives while the first request with that id still waits for Kafka must not be told 202:
+    the first write may yet fail. It gets 409 with Retry-After, and nothing of its batch is written."""
+    cid = f"pending-{uuid.uuid4().hex}"
+    key = f"hookd:event:idem:{org}:{cid}"
+    redis_server.cli("SET", key, "pending", "EX", "60")  # what an in-flight first request leaves
+    r = post(client, [event("user.created", 7), event("user.created", 8, id=cid)], expect=409)
+    assert r.headers["Retry-After"] == "1"
+    assert messages_of(kafka_broker, "user.created", org) == []
+    assert redis_server.cli("GET", key) == "pending"  # the first request's claim is untouched
+    # once the first write is acknowledged the id is "done": a repeat answers the same id, writes nothing
+    redis_server.cli("SET", key, "done", "EX", "60")
+    assert post(client, event("user.created", 9, id=cid)).body == {"id": cid}
+    assert messages_of(kafka_broker, "user.created", org) == []
+
+
+def test_accepted_id_is_confirmed_for_24_hours(client, org, redis_server):
+    cid = f"confirm-{uuid.uuid4().hex}"
+    post(client, event("user.created", 1, id=cid))
+    key = f"hookd:event:idem:{org}:{cid}"
+    assert redis_server.cli("GET", key) == "done"
+    assert 86000 < int(redis_server.cli("TTL", key)) <= 86400
+
+
 def test_client_id_written_once(producer_api, client, org, new_org, kafka_broker):
     cid = f"crm-{uuid.uuid4().hex}"
     first = post(client, event("user.updated", 42, id=cid)).body
