@@ -16,12 +16,12 @@ libmicrohttpd-dev libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-
 libcmocka-dev
 redis-server
 python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-cryptography
-openssl valgrind clang libclang-rt-14-dev nginx wrk maven"
+openssl curl valgrind clang libclang-rt-14-dev nginx wrk maven kcat"
 
 # libclang-rt-14-dev: the compiler-rt archives clang needs for -fsanitize=fuzzer,address (not a
 # dependency of clang-14 in Debian 12).
 # kcat (formerly kafkacat) is in Debian 12; used by tests/support/services.py when present.
-OPTIONAL_PKGS="kcat"
+OPTIONAL_PKGS=""
 
 # A JRE for the Kafka broker, only if there is no java at all.
 if ! command -v java >/dev/null 2>&1; then
