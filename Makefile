@@ -140,6 +140,7 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_webhooks_api.py::test_get_own_webhook \
                   tests/api/test_webhooks_api.py::test_delete_returns_the_object_then_404 \
                   tests/api/test_webhooks_api.py::test_sigterm_exits_zero \
+                  tests/api/test_webhook_test_endpoint.py \
                   tests/api/test_events_api.py::test_each_type_routed_to_its_topic_with_envelope \
                   tests/api/test_events_api.py::test_batch_answered_and_written_in_order
 .PHONY: test-valgrind test-valgrind-e2e

@@ -72,8 +72,8 @@ class Process:
         self.workdir = workdir
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(memcheck.wrap(argv, name, workdir), env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(memcheck.wrap(argv, name, workdir), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def running(self) -> bool:

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional
 
+from support import memcheck
 from support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,6 +96,7 @@ class ProducerApi:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> "ProducerApi":
+        timeout = memcheck.scaled(timeout)
         path = binary()
         if not os.access(path, os.X_OK):
             raise RuntimeError(f"{path} is missing: run make first")
@@ -102,8 +104,8 @@ class ProducerApi:
             self.port = free_port()
             err = open(self.stderr_path, "ab")
             try:
-                self.proc = subprocess.Popen([str(path)], env=self.env(), stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=err)
+                self.proc = subprocess.Popen(memcheck.wrap([str(path)], "producer-api", str(self.dir)), env=self.env(),
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
             finally:
                 err.close()
             self.exit_code = None
@@ -139,6 +141,7 @@ class ProducerApi:
 
     def wait_ready(self, timeout: float = 60.0) -> "ProducerApi":
         """Until /readyz answers 200 (Redis and Kafka reachable, topics created)."""
+        timeout = memcheck.scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready_status() == 200:
@@ -148,7 +151,9 @@ class ProducerApi:
         raise AssertionError(f"producer-api not ready after {timeout} s:\n{self.stderr_text()[-4000:]}")
 
     def stop(self, timeout: float = 25.0) -> int:
-        """SIGTERM; asserts a clean exit (0) within `timeout` seconds and well-formed logs."""
+        """SIGTERM; asserts a clean exit (0) within `timeout` seconds, well-formed logs, and no sanitizer
+        report / valgrind error or definite leak (tests/support/memcheck.py)."""
+        timeout = memcheck.scaled(timeout)
         if self.proc is None:
             return self.exit_code if self.exit_code is not None else 0
         if self.proc.poll() is None:
@@ -161,8 +166,10 @@ class ProducerApi:
             self.proc = None
             raise AssertionError(f"producer-api did not exit within {timeout} s of SIGTERM:\n"
                                  f"{self.stderr_text()[-4000:]}")
-        self.proc = None
+        pid, self.proc = self.proc.pid, None
         self.exit_code = code
+        bad = memcheck.problems("producer-api", code, self.stderr_text(), pid, str(self.dir))
+        assert not bad, "\n".join(bad)
         assert code == 0, f"producer-api exited {code} after SIGTERM:\n{self.stderr_text()[-4000:]}"
         self.log_lines()
         return code
@@ -207,8 +214,9 @@ class ProducerApi:
         """Run `bin/producer-api ARGS...` with this instance's REDIS_URL."""
         env = self._base_env()
         env["LOG_LEVEL"] = "info"
-        return subprocess.run([str(binary()), *map(str, args)], env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        argv = memcheck.wrap([str(binary()), *map(str, args)], "producer-api-cli", str(self.dir))
+        return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=memcheck.scaled(timeout))
 
     def token(self, org: Optional[int] = None, service: bool = False) -> str:
         """A new API token: for organization `org`, or a service token."""
@@ -230,8 +238,12 @@ class ProducerApi:
     def __enter__(self) -> "ProducerApi":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.cleanup()
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None and self.running:
+                self.stop()  # SIGTERM: exit 0, JSON logs, no sanitizer/valgrind finding (LSan runs at exit)
+        finally:
+            self.cleanup()
 
 
 # ---- HTTP client with contract checks ----------------------------------------------------------
