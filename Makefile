@@ -43,6 +43,10 @@ help:
 	@echo "make deps       install the Debian packages the build, tests and make run need (as root)"
 	@echo "make test       unit tests, then API and end-to-end tests against real Redis and Kafka"
 	@echo "make test-asan  the whole test suite built with AddressSanitizer + UBSan"
+	@echo "make test-valgrind  unit tests and an end-to-end subset under valgrind memcheck"
+	@echo "make test-faults    kills, outages and bad receivers; prints the lost-pairs table"
+	@echo "make fuzz       every libFuzzer harness, FUZZ_SECONDS (60) each"
+	@echo "make bench      throughput, latency, memory against same-run baselines (docs/BENCHMARKS.md)"
 	@echo "make run        build, start Redis, Kafka and both services locally"
 
 $(BUILD)/%.o: %.c
