@@ -147,9 +147,14 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         *con_cls = state;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length != NULL && strtoull(length, NULL, 10) > state->body_limit) {
+        unsigned long long declared = length != NULL ? strtoull(length, NULL, 10) : 0;
+        if (declared > state->body_limit) {
             state->too_large = 1;
-            return send_message(connection, 413, "request body too large");
+            /* A modestly oversized body is read and dropped so the client, still sending, gets to read the 413
+             * (answering early makes the kernel reset the connection under its feet). A huge one is refused at
+             * once: reading it would cost more than a reset client. */
+            if (declared > (unsigned long long)state->body_limit * 16)
+                return send_message(connection, 413, "request body too large");
         }
         return MHD_YES;
     }
