@@ -7,10 +7,22 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define SECRET_PREFIX "whsec_"
+
+/* The HMAC implementation, fetched once: EVP_MAC_fetch takes OpenSSL 3's global method-store lock and was a
+ * measurable share of the dispatcher's CPU when done per attempt (docs/BENCHMARKS.md). Never freed (process
+ * lifetime); NULL when the fetch failed (signature_compute then fails). */
+static EVP_MAC *hmac_impl;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+    hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
 
 int signature_compute(const char *secret, const char *msg_id, long long timestamp, const char *body,
                       size_t body_len, char *out, size_t outlen)
@@ -30,8 +42,8 @@ int signature_compute(const char *secret, const char *msg_id, long long timestam
     if (prefix_len < 0 || (size_t)prefix_len >= sizeof prefix)
         goto done;
 
-    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *mctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+    pthread_once(&hmac_once, hmac_fetch);
+    EVP_MAC_CTX *mctx = hmac_impl != NULL ? EVP_MAC_CTX_new(hmac_impl) : NULL;
     if (mctx == NULL)
         goto free_mac;
     char digest_name[] = "SHA256";
@@ -51,7 +63,6 @@ int signature_compute(const char *secret, const char *msg_id, long long timestam
     rc = 0;
 free_mac:
     EVP_MAC_CTX_free(mctx);
-    EVP_MAC_free(hmac);
 done:
     OPENSSL_cleanse(key, sizeof key);
     return rc;

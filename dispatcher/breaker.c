@@ -12,6 +12,8 @@
 typedef struct hook_state {
     long long id;
     long in_flight;           /* admitted attempts not finished */
+    long queued;              /* waiters in the FIFO */
+    breaker_waiter *head, *tail; /* FIFO of deliveries waiting for a slot */
     long failures;            /* consecutive failed attempts */
     int open;                 /* breaker open */
     int probing;              /* a probe is in flight */
@@ -19,18 +21,19 @@ typedef struct hook_state {
 } hook_state;
 
 struct breaker_table {
-    long max_in_flight, threshold;
+    long max_in_flight, max_queue, threshold;
     dispatcher_metrics *dm;   /* borrowed */
     long open_count;
     hook_state *buckets[BUCKETS];
 };
 
-breaker_table *breaker_new(long max_in_flight, long failures, dispatcher_metrics *dm)
+breaker_table *breaker_new(long max_in_flight, long max_queue, long failures, dispatcher_metrics *dm)
 {
     breaker_table *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     t->max_in_flight = max_in_flight;
+    t->max_queue = max_queue;
     t->threshold = failures;
     t->dm = dm;
     return t;
@@ -75,25 +78,35 @@ static hook_state *get(breaker_table *t, long long id, int create)
 /* Drops an entry with nothing left to remember. */
 static void maybe_drop(breaker_table *t, hook_state *s)
 {
-    if (s->in_flight > 0 || s->failures > 0 || s->open || s->probing)
+    if (s->in_flight > 0 || s->queued > 0 || s->failures > 0 || s->open || s->probing)
         return;
     hook_state **pp = slot_of(t, s->id);
     *pp = s->next;
     free(s);
 }
 
-breaker_verdict breaker_admit(breaker_table *t, long long id, int is_retry)
+breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w)
 {
     hook_state *s = get(t, id, 1);
     if (s == NULL)
         return BREAKER_GO; /* out of memory: no isolation rather than no delivery */
     breaker_verdict v = BREAKER_GO;
     if (s->open) {
-        if (!is_retry || s->probing)
-            return BREAKER_DEFER_OPEN;
+        if (!may_probe || s->probing)
+            return BREAKER_REJECT_OPEN;
         v = BREAKER_PROBE;
-    } else if (t->max_in_flight > 0 && s->in_flight >= t->max_in_flight) {
-        return BREAKER_DEFER_BUSY;
+    } else if (t->max_in_flight > 0 && (s->in_flight >= t->max_in_flight || s->queued > 0)) {
+        /* at the cap (or others already waiting: keep the FIFO order) */
+        if (s->queued >= t->max_queue)
+            return BREAKER_REJECT_FULL;
+        w->next = NULL;
+        if (s->tail != NULL)
+            s->tail->next = w;
+        else
+            s->head = w;
+        s->tail = w;
+        s->queued++;
+        return BREAKER_QUEUED;
     }
     if (v == BREAKER_PROBE) {
         s->probing = 1;
@@ -101,6 +114,30 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int is_retry)
     }
     s->in_flight++;
     return v;
+}
+
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict)
+{
+    hook_state *s = get(t, id, 0);
+    if (s == NULL || s->head == NULL)
+        return NULL;
+    if (s->open)
+        *verdict = BREAKER_REJECT_OPEN;
+    else if (t->max_in_flight <= 0 || s->in_flight < t->max_in_flight)
+        *verdict = BREAKER_GO;
+    else
+        return NULL;
+    breaker_waiter *w = s->head;
+    s->head = w->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->queued--;
+    w->next = NULL;
+    if (*verdict == BREAKER_GO)
+        s->in_flight++;
+    else
+        maybe_drop(t, s);
+    return w;
 }
 
 void breaker_finish(breaker_table *t, long long id, int ok, int probe)

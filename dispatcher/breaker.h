@@ -1,15 +1,20 @@
 /*
- * breaker — per-webhook isolation state: deliveries in flight (PER_WEBHOOK_IN_FLIGHT cap) and a circuit
- * breaker (open after BREAKER_FAILURES consecutive failed attempts, closed by a successful probe).
+ * breaker — per-webhook isolation state: attempts in flight (PER_WEBHOOK_IN_FLIGHT cap), the webhook's FIFO of
+ * deliveries waiting for a slot (bounded by PER_WEBHOOK_QUEUE) and a circuit breaker (open after
+ * BREAKER_FAILURES consecutive failed attempts, closed by a successful probe).
  *
- *   closed     every delivery is attempted while the webhook has fewer than the cap in flight
- *   open       new deliveries are not attempted (the dispatch sends them to the first retry tier without using
- *              an attempt); the next due retry of the webhook is the probe (half-open: one at a time, other
- *              due retries wait another first-tier delay); a probe that succeeds closes the breaker, one that
- *              fails leaves it open (and takes its retry path like any failed attempt)
+ *   closed     a delivery is attempted while the webhook has fewer than the cap in flight; otherwise it waits in
+ *              the webhook's FIFO (breaker_dequeue() hands waiters out as attempts finish); a full FIFO refuses
+ *              it (BREAKER_REJECT_FULL: the dispatch fails it as an attempt, "receiver backlog full")
+ *   open       deliveries are not attempted (BREAKER_REJECT_OPEN: the dispatch fails them as attempts, "circuit
+ *              breaker open", so they follow the retry schedule to the dead-letter topic); waiters still queued
+ *              when it opens are handed out by breaker_dequeue() with BREAKER_REJECT_OPEN; a delivery that may
+ *              probe (a due retry) is attempted as the probe (half-open: one at a time); a probe that succeeds
+ *              closes the breaker, one that fails leaves it open (and takes its retry path like any failed attempt)
  *
- * Entries exist only for webhooks with something to remember (in flight, failures, open) and are removed
- * when they become idle, so memory follows the number of troubled or busy webhooks.
+ * Entries exist only for webhooks with something to remember (in flight, queued, failures, open) and are removed
+ * when they become idle, so memory follows the number of troubled or busy webhooks. Waiters are intrusive nodes
+ * owned by the caller; the table only links them.
  * Ownership: the table owns its entries. Thread contract: the event-loop thread only.
  */
 #ifndef HOOKD_BREAKER_H
@@ -19,24 +24,36 @@
 
 typedef struct breaker_table breaker_table;
 
+/* A delivery waiting in its webhook's FIFO (embedded in the caller's delivery state). */
+typedef struct breaker_waiter {
+    struct breaker_waiter *next;
+} breaker_waiter;
+
 /* What to do with a delivery that is about to start. */
 typedef enum breaker_verdict {
-    BREAKER_GO = 0,        /* attempt it */
-    BREAKER_PROBE,         /* attempt it as the half-open probe */
-    BREAKER_DEFER_OPEN,    /* breaker open: do not attempt; defer without using an attempt */
-    BREAKER_DEFER_BUSY     /* the webhook has PER_WEBHOOK_IN_FLIGHT attempts running: defer likewise */
+    BREAKER_GO = 0,        /* attempt it (counted in flight: breaker_finish() must follow) */
+    BREAKER_PROBE,         /* attempt it as the half-open probe (likewise) */
+    BREAKER_QUEUED,        /* the webhook is at its cap: the waiter was appended to its FIFO */
+    BREAKER_REJECT_OPEN,   /* breaker open: do not attempt; fail it as an attempt */
+    BREAKER_REJECT_FULL    /* at the cap and the FIFO is full: fail it as an attempt */
 } breaker_verdict;
 
-/* max_in_flight: PER_WEBHOOK_IN_FLIGHT; failures: BREAKER_FAILURES. NULL on allocation failure. */
-breaker_table *breaker_new(long max_in_flight, long failures, dispatcher_metrics *dm);
+/* max_in_flight: PER_WEBHOOK_IN_FLIGHT; max_queue: PER_WEBHOOK_QUEUE; failures: BREAKER_FAILURES (0: no
+ * breaker). NULL on allocation failure. */
+breaker_table *breaker_new(long max_in_flight, long max_queue, long failures, dispatcher_metrics *dm);
 void breaker_free(breaker_table *t);
 
-/* Decides for one delivery of webhook id (is_retry: it comes from a retry tier and may be the probe). On GO /
- * PROBE the attempt is counted in flight: breaker_finish() must follow. */
-breaker_verdict breaker_admit(breaker_table *t, long long id, int is_retry);
+/* Decides for one delivery of webhook id (may_probe: it may be the half-open probe, i.e. a due retry). w is
+ * linked into the FIFO on BREAKER_QUEUED and untouched otherwise. */
+breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w);
 
-/* An admitted attempt ended (ok: 2xx; probe: it was admitted as PROBE). */
+/* An admitted attempt ended (ok: 2xx; probe: it was admitted as PROBE). Call breaker_dequeue() afterwards. */
 void breaker_finish(breaker_table *t, long long id, int ok, int probe);
+
+/* The next waiter of webhook id that can be decided now, or NULL: with the breaker open, the FIFO's head with
+ * *verdict = BREAKER_REJECT_OPEN; below the cap, the head with BREAKER_GO (counted in flight). Call it until it
+ * returns NULL after every breaker_finish(). */
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict);
 
 /* Open breakers (the hookd_dispatcher_breakers_open gauge). */
 long breaker_open_count(const breaker_table *t);

@@ -47,6 +47,7 @@ struct consumer {
     dispatcher_metrics *dm;    /* borrowed */
     consumer_message_fn on_message;
     void *ctx;
+    consumer_room_fn room;       /* may be NULL */
     char topics[CONSUMER_SLOTS][TOPIC_MAX];
     int topic_count;           /* EVENT_TYPE_COUNT + extra topics */
     partition_row rows[CONSUMER_SLOTS];
@@ -515,6 +516,8 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
+        /* bounded prefetch: librdkafka's default (65,536 KiB per consumer) holds a backlog in memory */
+        kafka_config_set(conf, "queued.max.messages.kbytes", "4096", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         event_loop_del(loop, c->hold_fd);
@@ -591,10 +594,17 @@ static void message_error(consumer *c, const rd_kafka_message_t *m)
              rd_kafka_err2name(m->err), "reason", rd_kafka_message_errstr(m));
 }
 
+void consumer_set_room(consumer *c, consumer_room_fn room)
+{
+    c->room = room;
+}
+
 int consumer_drain(consumer *c, int max)
 {
     loop_fd_drain(c->event_fd);
     for (int n = 0; n < max; n++) {
+        if (c->room != NULL && !c->room(c->ctx))
+            return 1; /* the rest stays in librdkafka's (bounded) queue until there is room */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
         if (m == NULL)
             return 0;

@@ -58,8 +58,15 @@ typedef struct consumer_options {
 consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
                        consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen);
 
-/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages and
- * returns 1 when the queue may hold more (call again without waiting), 0 when it is empty. */
+/* Whether the dispatcher can take on another message now (called with the on_message ctx before each one). */
+typedef int (*consumer_room_fn)(void *ctx);
+
+/* Sets the room check of consumer_drain (NULL: always room). */
+void consumer_set_room(consumer *c, consumer_room_fn room);
+
+/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages, and none
+ * while the room check says no (they stay in librdkafka's bounded local queue); returns 1 when the queue may
+ * hold more (call again without waiting once there is room), 0 when it is empty. */
 int consumer_drain(consumer *c, int max);
 
 /* Records that the dispatcher took on msg's offset. Returns 0, or -1 when the offset was already seen (a

@@ -4,12 +4,14 @@
  *   message -> consumer_track -> envelope_decode (malformed: log, count, complete) -> subscriber_cache_get
  *     (Redis down: the event waits in a FIFO, consumption pauses) -> body built once -> one delivery per
  *     active webhook (a retry: to its one webhook; gone: dropped and counted) -> per-webhook isolation
- *     (breaker.h: over the in-flight cap or breaker open -> handed to the retry stage without an attempt) ->
- *     each attempt ends in on_attempt_done: one JSON log line, metrics, a delivery-log record, and for a
+ *     (breaker.h: at the in-flight cap -> waits in the webhook's FIFO and starts when one of its attempts
+ *     ends; FIFO full or breaker open -> a failed attempt that is not sent) -> each attempt ends in
+ *     on_attempt_done: one JSON log line, metrics, a delivery-log record, and for a
  *     failure the failure hook (the retry stage, asynchronous) -> when the event's last delivery is done or
  *     durably handed on, consumer_complete(offset).
  *
- * Backpressure: when deliveries in flight reach max_in_flight the consumer is paused; it resumes at half.
+ * Backpressure: while deliveries in flight plus deliveries queued are at max_in_flight the consumers take no
+ * message (dispatch_has_room, checked per message); the paused gauge reads 1 from the limit until back to half.
  *
  * Ownership: the dispatch owns every event in progress (its envelope, body, subscriber list reference and
  * partition reference) and nothing else; consumer, cache and engine are borrowed.
@@ -28,23 +30,15 @@
 
 #include <stddef.h>
 
-/* What the failure hook receives. */
-typedef enum failure_kind {
-    FAILURE_ATTEMPT = 0,        /* an attempt was made and failed (result says how) */
-    FAILURE_DEFERRED_BREAKER,   /* not attempted: the webhook's circuit breaker is open */
-    FAILURE_DEFERRED_BUSY       /* not attempted: the webhook has PER_WEBHOOK_IN_FLIGHT attempts running */
-} failure_kind;
-
-/* A failed (or deferred) delivery, as the retry stage receives it. Every pointer is valid only during the hook
- * call; the hook copies what it keeps. */
+/* A failed attempt (sent, or refused without sending: breaker open, receiver backlog full), as the retry stage
+ * receives it. Every pointer is valid only during the hook call; the hook copies what it keeps. */
 typedef struct failed_delivery {
-    failure_kind kind;
     const envelope *env;           /* the event */
     long long webhook_id;
     const char *url;
-    int attempt;                   /* the attempt that failed; for a deferral the attempt still to be made */
+    int attempt;                   /* the attempt that failed */
     const retry_record *history;   /* the retry record the delivery came from (earlier attempts), or NULL */
-    const delivery_result *result; /* NULL for a deferral */
+    const delivery_result *result; /* how it failed */
 } failed_delivery;
 
 /* The token of one hand-off; the hook completes it with dispatch_handoff_done() once the delivery is durable
@@ -64,8 +58,9 @@ typedef struct dispatch_options {
     long max_in_flight;               /* MAX_IN_FLIGHT */
     dispatch_failure_fn on_failure;   /* may be NULL */
     void *failure_ctx;
-    int can_defer;                    /* the hook takes deferrals (there is a first retry tier) */
-    long per_webhook_in_flight;       /* PER_WEBHOOK_IN_FLIGHT (0: no cap) */
+    int has_retries;                  /* there is a retry tier (else any delivery may be a breaker probe) */
+    long per_webhook_in_flight;       /* PER_WEBHOOK_IN_FLIGHT (>= 1) */
+    long per_webhook_queue;           /* PER_WEBHOOK_QUEUE: deliveries one webhook may have waiting (>= 0) */
     long breaker_failures;            /* BREAKER_FAILURES (0: no breaker) */
     webhook_store *log_store;         /* delivery log (webhook_store_log_attempt), borrowed; NULL: none */
 } dispatch_options;
@@ -81,19 +76,25 @@ void dispatch_attach(dispatch *d, consumer *c, consumer *retry_consumer, deliver
  * messages are retry records, delivered when due (a message not due yet holds its partition). */
 void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_t *msg);
 
+/* consumer_room_fn: 1 while deliveries in flight plus queued are below max_in_flight (the consumers take no
+ * message otherwise, so the bound holds within one message's fan-out, not one fetch). */
+int dispatch_has_room(void *ctx);
+
 /* delivery_done_fn: one finished attempt. */
 void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const delivery_result *res);
 
 /* Periodic work (every tick): retries events waiting for Redis. */
 void dispatch_tick(dispatch *d);
 
-/* After each loop iteration: stores finished offsets and applies backpressure. */
-void dispatch_after_batch(dispatch *d);
+/* After each loop iteration: stores finished offsets and reports backpressure (gauge, log). Returns 1 when the
+ * backpressure state ended (poll the consumers then). */
+int dispatch_after_batch(dispatch *d);
 
 /* Shutdown began: messages still arriving are not taken on (their offsets stay uncommitted). */
 void dispatch_stop_intake(dispatch *d);
 
-/* Deliveries in flight, hand-offs not yet durable, and events waiting for Redis. */
+/* Deliveries in flight or waiting in a per-webhook queue, hand-offs not yet durable, and events waiting for
+ * Redis. */
 size_t dispatch_in_flight(const dispatch *d);
 size_t dispatch_handoffs(const dispatch *d);
 size_t dispatch_waiting(const dispatch *d);

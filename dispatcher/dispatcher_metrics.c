@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 static const char *const outcome_names[DM_OUTCOME_COUNT] = {"success", "http_error", "timeout", "forbidden",
-                                                            "network_error"};
+                                                            "network_error", "breaker_open", "backlog_full"};
 static const char *const class_names[DM_STATUS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 const char *dm_outcome_name(dm_outcome outcome)
@@ -46,6 +46,9 @@ dispatcher_metrics *dm_new(void)
                                     sizeof bounds / sizeof bounds[0]);
     dm->in_flight = metrics_gauge(r, "hookd_dispatcher_deliveries_in_flight", "Deliveries started, not finished.",
                                   NULL);
+    dm->queued = metrics_gauge(r, "hookd_dispatcher_deliveries_queued",
+                               "Deliveries waiting in a webhook's in-memory queue (PER_WEBHOOK_IN_FLIGHT reached).",
+                               NULL);
     dm->pending_events = metrics_gauge(r, "hookd_dispatcher_events_waiting_for_redis",
                                        "Consumed events whose subscribers could not be read yet.", NULL);
     dm->paused = metrics_gauge(r, "hookd_dispatcher_consumption_paused",
@@ -70,11 +73,6 @@ dispatcher_metrics *dm_new(void)
     dm->dead_exhausted = metrics_counter(r, "hookd_dispatcher_dead_lettered_total", NULL, "reason=\"exhausted\"");
     dm->retries_dropped = metrics_counter(r, "hookd_dispatcher_retries_dropped_total",
                                           "Due retries dropped because their webhook no longer exists.", NULL);
-    dm->deferred_breaker = metrics_counter(r, "hookd_dispatcher_deliveries_deferred_total",
-                                           "Deliveries sent to the first retry tier without an attempt, by reason.",
-                                           "reason=\"breaker_open\"");
-    dm->deferred_busy = metrics_counter(r, "hookd_dispatcher_deliveries_deferred_total", NULL,
-                                        "reason=\"in_flight_cap\"");
     dm->retry_messages_malformed = metrics_counter(r, "hookd_dispatcher_retry_messages_malformed_total",
                                                    "Retry-tier messages that failed to decode; skipped.", NULL);
     metrics_gauge(r, "hookd_dispatcher_consumer_lag", "Messages behind the high watermark, per partition.", NULL);
@@ -106,7 +104,7 @@ metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name)
         return NULL;
     snprintf(labels, sizeof labels, "tier=\"%s\"", escaped);
     return metrics_counter(dm->reg, "hookd_dispatcher_retries_scheduled_total",
-                           "Retries written to a retry tier (deferrals included), by tier.", labels);
+                           "Retries written to a retry tier, by tier.", labels);
 }
 
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds)
@@ -114,5 +112,6 @@ void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, d
     int c = status >= 100 && status < 600 ? (int)(status / 100) : 0;
     if (outcome >= 0 && outcome < DM_OUTCOME_COUNT)
         metric_counter_add(dm->deliveries[outcome][c], 1);
-    metric_histogram_observe(dm->latency, latency_seconds);
+    if (outcome != DM_BREAKER_OPEN && outcome != DM_BACKLOG_FULL)
+        metric_histogram_observe(dm->latency, latency_seconds);
 }

@@ -19,6 +19,8 @@ typedef enum dm_outcome {
     DM_TIMEOUT,         /* DELIVERY_TIMEOUT hit */
     DM_FORBIDDEN,       /* the SSRF guard refused the resolved address */
     DM_NETWORK_ERROR,   /* DNS, connect, TLS or protocol failure */
+    DM_BREAKER_OPEN,    /* not sent: the webhook's circuit breaker is open (uses the attempt) */
+    DM_BACKLOG_FULL,    /* not sent: the webhook's in-memory queue (PER_WEBHOOK_QUEUE) is full (uses the attempt) */
     DM_OUTCOME_COUNT
 } dm_outcome;
 
@@ -33,6 +35,7 @@ typedef struct dispatcher_metrics {
     metric_series *deliveries[DM_OUTCOME_COUNT][DM_STATUS_CLASSES]; /* attempts by outcome x status class */
     metric_series *latency;                                 /* attempt latency histogram, seconds */
     metric_series *in_flight;                               /* deliveries started and not finished */
+    metric_series *queued;                                  /* deliveries waiting in a per-webhook queue */
     metric_series *pending_events;                          /* events waiting for Redis */
     metric_series *paused;                                  /* 1 while consumption is paused */
     metric_series *partitions;                              /* assigned event-topic partitions */
@@ -42,7 +45,6 @@ typedef struct dispatcher_metrics {
     metric_series *breakers_open;                           /* webhooks whose circuit breaker is open */
     metric_series *dead_gone, *dead_exhausted;              /* dead-lettered{reason="gone"|"exhausted"} */
     metric_series *retries_dropped;                         /* due retries whose webhook no longer exists */
-    metric_series *deferred_breaker, *deferred_busy;        /* deliveries deferred{reason} without an attempt */
     metric_series *retry_messages_malformed;                /* retry-tier messages that failed to decode */
     atomic_int redis_ok;                                    /* last Redis call succeeded */
     atomic_int kafka_ok;                                    /* a broker is up and the group is joined */
@@ -61,7 +63,8 @@ metric_series *dm_lag_series(dispatcher_metrics *dm, const char *topic, int part
 /* The hookd_dispatcher_retries_scheduled_total{tier} counter of one tier. */
 metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name);
 
-/* Counts one attempt. status is the HTTP status or 0 when there was no response. */
+/* Counts one attempt. status is the HTTP status or 0 when there was no response. Attempts that were not sent
+ * (DM_BREAKER_OPEN, DM_BACKLOG_FULL) are counted but not observed in the latency histogram. */
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds);
 
 /* The outcome label text. */

@@ -37,14 +37,16 @@ static const config_var vars[] = {
     {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations"},
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
-    {"MAX_IN_FLIGHT", "10000", "deliveries in flight before consumption pauses (resumes at half)"},
+    {"MAX_IN_FLIGHT", "1000", "deliveries in flight or queued before consumption pauses (resumes at half)"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
     {"RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE,
      "delays before each retry (comma-separated durations; \"none\": no retries); each distinct delay is a tier topic"},
     {"TOPIC_PARTITIONS", "12", "partitions of the retry tier and dead-letter topics the dispatcher creates"},
     {"TOPIC_REPLICATION", "1", "replication factor of the retry tier and dead-letter topics"},
-    {"PER_WEBHOOK_IN_FLIGHT", "50", "attempts one webhook may have running; more are deferred to the first retry tier"},
+    {"PER_WEBHOOK_IN_FLIGHT", "50", "attempts one webhook may have running; more wait in its in-memory queue"},
+    {"PER_WEBHOOK_QUEUE", "200",
+     "deliveries one webhook may have waiting for PER_WEBHOOK_IN_FLIGHT; beyond it a delivery fails its attempt"},
     {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -54,7 +56,7 @@ static const config_var vars[] = {
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
     long long timeout_ms, grace_ms;
-    long max_in_flight, partitions, replication, per_webhook_in_flight, breaker_failures;
+    long max_in_flight, partitions, replication, per_webhook_in_flight, per_webhook_queue, breaker_failures;
     int allow_private;
     retry_policy policy;
 } settings;
@@ -68,11 +70,12 @@ static int read_settings(settings *s, char *err, size_t errlen)
     s->metrics_addr = config_string("METRICS_ADDR", "0.0.0.0:9090");
     if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
-        config_long("MAX_IN_FLIGHT", 10000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
+        config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
         config_long("TOPIC_PARTITIONS", 12, 1, 10000, &s->partitions, err, errlen) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &s->replication, err, errlen) != 0 ||
         config_long("PER_WEBHOOK_IN_FLIGHT", 50, 1, 1000000, &s->per_webhook_in_flight, err, errlen) != 0 ||
+        config_long("PER_WEBHOOK_QUEUE", 200, 0, 10000000, &s->per_webhook_queue, err, errlen) != 0 ||
         config_long("BREAKER_FAILURES", 10, 0, 1000000, &s->breaker_failures, err, errlen) != 0 ||
         retry_policy_parse(config_string("RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE), &s->policy, err, errlen) != 0)
         return -1;
@@ -123,7 +126,9 @@ static int run(app *a)
     int kafka_more = 0, retry_more = 0, stopping = 0;
     int64_t deadline = 0;
     for (;;) {
-        int n = event_loop_wait(a->loop, evs, 256, kafka_more || retry_more ? 0 : 1000);
+        /* with no room (MAX_IN_FLIGHT reached) fetched messages wait: sleep until a delivery ends */
+        int room = dispatch_has_room(a->dispatch);
+        int n = event_loop_wait(a->loop, evs, 256, (kafka_more || retry_more) && room ? 0 : 1000);
         if (n < 0) {
             log_json(LOG_ERROR, "epoll_wait failed", NULL);
             return 1;
@@ -183,7 +188,8 @@ static int run(app *a)
             kafka_more = consumer_drain(a->consumer, DRAIN_BATCH);
         if (retry_more)
             retry_more = a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH);
-        dispatch_after_batch(a->dispatch);
+        if (dispatch_after_batch(a->dispatch))
+            kafka_more = retry_more = 1;
         if (stopping) {
             size_t left = dispatch_in_flight(a->dispatch) + dispatch_handoffs(a->dispatch);
             if (left == 0)
@@ -268,7 +274,7 @@ int main(int argc, char **argv)
         goto out;
     }
     dispatch_options dopts = {a.cfg.max_in_flight, retry_stage_on_failure, a.retry, a.cfg.policy.tiers > 0,
-                              a.cfg.per_webhook_in_flight, a.cfg.breaker_failures, a.store};
+                              a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures, a.store};
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;
@@ -304,12 +310,16 @@ int main(int argc, char **argv)
         }
     }
     dispatch_attach(a.dispatch, a.consumer, a.retry_consumer, a.engine);
+    consumer_set_room(a.consumer, dispatch_has_room);
+    if (a.retry_consumer != NULL)
+        consumer_set_room(a.retry_consumer, dispatch_has_room);
     subscriber_cache_poll(a.cache);
-    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:I, s:I}", "version",
+    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I}", "version",
              HOOKD_VERSION, "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr",
              a.cfg.metrics_addr, "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_timeout_ms",
              (json_int_t)a.cfg.timeout_ms, "allow_private_targets", a.cfg.allow_private, "retry_tiers",
              a.cfg.policy.tiers, "per_webhook_in_flight", (json_int_t)a.cfg.per_webhook_in_flight,
+             "per_webhook_queue", (json_int_t)a.cfg.per_webhook_queue,
              "breaker_failures", (json_int_t)a.cfg.breaker_failures);
     if (a.cfg.allow_private)
         log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);

@@ -427,12 +427,7 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
     const char *dead_reason = NULL;
     char reason[RETRY_ERROR_MAX];
     int gone = 0;
-    if (f->kind != FAILURE_ATTEMPT) {
-        /* deferral: the first tier, the same attempt (none was made) */
-        rec->attempt = f->attempt;
-        tier = 0;
-        delay = (long long)((double)rs->policy.tier_delay_ms[0] * (0.8 + 0.4 * rand01(rs)));
-    } else {
+    {
         const delivery_result *res = f->result;
         attempt_record a;
         memset(&a, 0, sizeof a);
@@ -476,9 +471,8 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
         payload = retry_record_encode(rec, &len);
         log_json(LOG_INFO, "retry scheduled", "{s:s, s:I, s:i, s:s, s:I, s:s}", "event_id", f->env->id,
                  "webhook_id", (json_int_t)f->webhook_id, "attempt", rec->attempt, "tier",
-                 rs->policy.tier_name[tier], "delay_ms", (json_int_t)delay, "kind",
-                 f->kind == FAILURE_ATTEMPT ? "failed" : f->kind == FAILURE_DEFERRED_BREAKER ? "breaker_open"
-                                                                                             : "in_flight_cap");
+                 rs->policy.tier_name[tier], "delay_ms", (json_int_t)delay, "error",
+                 f->result->error != NULL ? f->result->error : "");
     }
     retry_record_clear(rec);
     free(rec);

@@ -1,5 +1,5 @@
 /*
- * retry — the durable retry stage: failed (or deferred) deliveries become retry records on the tier topics
+ * retry — the durable retry stage: failed attempts (sent, or refused: breaker open, backlog full) become retry records on the tier topics
  * ${TOPIC_PREFIX}retry.<tier> or, when nothing is left to try, dead letters on ${TOPIC_PREFIX}dead
  * (common/retry_record.h is the codec, common/retry_policy.h the schedule).
  *
@@ -14,7 +14,6 @@
  *                     -> k was the last attempt: dead letter ("gave up after k attempts")
  *                     -> else tier retry_tier_for_attempt(k), attempt k + 1, due now + retry_next_delay_ms
  *                        (jitter; Retry-After of a 429/503 honoured, capped at 1 h)
- *   deferral          -> the first (shortest) tier, same attempt number, due now + that delay (jittered)
  *
  * At start it creates the tier topics and the dead topic (Admin API, TOPIC_PARTITIONS x TOPIC_REPLICATION;
  * "already exists" is fine), retried every 5 s until the broker answers.

@@ -215,8 +215,9 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     org = stack.new_org()
     stack.api.create_webhook(org, slow.url("/hang"), "assignment.created")
     stack.api.create_webhook(org, fast.url("/fast"), "assignment.created")
-    # without the per-webhook cap the hanging receiver would fill MAX_IN_FLIGHT and pause consumption
-    d = stack.dispatcher(MAX_IN_FLIGHT="20", PER_WEBHOOK_IN_FLIGHT="10", DELIVERY_TIMEOUT="15s",
+    # without the per-webhook cap and its bounded queue the hanging receiver would take the whole MAX_IN_FLIGHT
+    # budget (queued deliveries count toward it) and pause consumption
+    d = stack.dispatcher(MAX_IN_FLIGHT="40", PER_WEBHOOK_IN_FLIGHT="10", PER_WEBHOOK_QUEUE="5", DELIVERY_TIMEOUT="15s",
                          SHUTDOWN_GRACE="1s", **FAST).wait_ready()
     start = time.monotonic()
     ids = []
@@ -227,21 +228,26 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     took = time.monotonic() - start
     assert took < 6, f"healthy receiver waited for the hanging one ({took:.1f}s)"
     m = d.metrics()
-    assert m['hookd_dispatcher_deliveries_deferred_total{reason="in_flight_cap"}'] >= 70
+    # 10 in flight + 5 queued; the other 65 first attempts fail at once ("receiver backlog full")
+    assert m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}'] >= 60
     assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
+    full = [a for a in d.attempts() if a["outcome"] == "backlog_full"]
+    assert full and all(a["error"] == "receiver backlog full" and a["status"] == 0 for a in full)
 
 
 def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):
     rcv = stack.receiver()
     rcv.configure("/b", status=500)
     org = stack.new_org()
-    stack.api.create_webhook(org, rcv.url("/b"), "assignment.updated")
-    d = stack.dispatcher(BREAKER_FAILURES="3", RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s").wait_ready()
+    hook = stack.api.create_webhook(org, rcv.url("/b"), "assignment.updated")
+    d = stack.dispatcher(BREAKER_FAILURES="3", RETRY_SCHEDULE=",".join(["1s"] * 10)).wait_ready()
     first = stack.api.post_events([project_event(org, i, "assignment.updated") for i in range(3)])
     wait_until(lambda: metric(d, "hookd_dispatcher_breakers_open") == 1, 15, what="breaker open")
     later = stack.api.post_events([project_event(org, 10 + i, "assignment.updated") for i in range(5)])
-    wait_until(lambda: metric(d, 'hookd_dispatcher_deliveries_deferred_total{reason="breaker_open"}') >= 5, 15,
-               what="new deliveries deferred")
+    # while open, a delivery is not sent but uses its attempt ("circuit breaker open", status null) and takes
+    # the retry schedule like any failed attempt (so a receiver that stays down is dead-lettered in time)
+    wait_until(lambda: metric(d, 'hookd_dispatcher_deliveries_total{outcome="breaker_open",status_class="none"}') >= 5,
+               15, what="new deliveries refused")
     # while open: no first attempts of the later events reach the receiver
     assert not {r.headers["webhook-id"] for r in rcv.requests()} & set(later)
     # half-open: at most one probe at a time
@@ -252,13 +258,20 @@ def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):
     assert any(line.get("msg") == "circuit breaker closed" for line in d.proc.log_lines())
     # everything still pending gets delivered
     wait_until(lambda: {a["event_id"] for a in d.attempts() if a["outcome"] == "success"} >= set(later), 20,
-               what="the deferred events delivered")
-    # deferrals use no attempt: an event's successful attempt number is 1 + the attempts it really made
+               what="the refused events delivered")
+    # every attempt number is used once, refusals included: an event's successful attempt number is 1 + the
+    # failed attempts logged before it (sent or refused)
     attempts = d.attempts()
     ok = [a for a in attempts if a["event_id"] in later and a["outcome"] == "success"]
     for a in ok:
         failed = [x for x in attempts if x["event_id"] == a["event_id"] and x["outcome"] != "success"]
         assert a["attempt"] == 1 + len(failed), (a, failed)
+        assert any(x["outcome"] == "breaker_open" and x["error"] == "circuit breaker open" for x in failed), failed
+    # the delivery log shows the refusals with status null
+    status, body = http("GET", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/deliveries", token=stack.api.org_token(org))
+    assert status == 200, body
+    items = body["data"] if isinstance(body, dict) else body
+    assert any(i["status"] is None and i["error"] == "circuit breaker open" for i in items), items
 
 
 def test_both_signatures_verify_during_a_rotation(stack):
