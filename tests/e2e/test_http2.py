@@ -33,6 +33,14 @@ http {{
         http2_max_concurrent_streams 256;
         location / {{
             access_log {dir}/access.log hookd;
+            # like a real receiver (which verifies the signature over the body), read the whole body before
+            # answering: nginx buffers it and only then hands the request to the application below
+            proxy_pass http://unix:{dir}/receiver.sock;
+        }}
+    }}
+    server {{
+        listen unix:{dir}/receiver.sock;
+        location / {{
             return 200 '{{"ok":true}}';
         }}
     }}
