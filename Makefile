@@ -32,6 +32,8 @@ API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o)
 DISP_OBJ   := $(DISP_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 COMMON_LIB := $(BUILD)/libhookd_common.a
+# the dispatcher's modules without main(), for the unit tests (an archive: only what a test uses is linked)
+DISP_LIB   := $(BUILD)/libhookd_dispatcher.a
 
 PROGRAMS   := $(BIN)/producer-api $(if $(DISP_SRC),$(BIN)/dispatcher)
 
@@ -57,6 +59,10 @@ $(COMMON_LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(DISP_LIB): $(filter-out $(BUILD)/dispatcher/main.o,$(DISP_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BIN)/producer-api: $(API_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(API_OBJ) $(COMMON_LIB) $(LDLIBS)
@@ -65,9 +71,9 @@ $(BIN)/dispatcher: $(DISP_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(DISP_OBJ) $(COMMON_LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(COMMON_LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(DISP_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMMON_LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Idispatcher $(LDFLAGS) -o $@ $< $(DISP_LIB) $(COMMON_LIB) $(LDLIBS) -lcmocka
 
 deps:
 	sh tests/support/deps.sh

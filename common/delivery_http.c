@@ -202,6 +202,8 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
         snprintf(errbuf, errlen, "out of memory building headers");
         return -1;
     }
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     req->http1_only ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -220,7 +222,9 @@ void delivery_http_finish(CURL *e, delivery_http_attempt *a, CURLcode code, deli
     res->timestamp = a->timestamp;
     res->started_at_ms = a->started_at_ms;
     res->retry_after_ms = -1;
-    if (code == CURLE_OK) {
+    res->http2_reset = code == CURLE_HTTP2_STREAM || code == CURLE_HTTP2;
+    /* a final status received is the receiver's answer, whatever happened to the rest of the exchange */
+    if (code == CURLE_OK || (status >= 200 && !a->forbidden)) {
         if (status >= 200 && status < 300) {
             res->ok = 1;
             res->outcome = DELIVERY_HTTP_SUCCESS;

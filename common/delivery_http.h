@@ -9,6 +9,11 @@
  * body counted and dropped, a Retry-After response header captured, and the result classified (success,
  * http_error, timeout, forbidden, network_error).
  *
+ * The receiver's final status is its answer: once a status (200 or more) has been received, the attempt is
+ * classified by it even when the exchange then ends in a libcurl error (the receiver answered before reading
+ * the whole body and reset the stream, which RFC 9113 8.1 allows; the response body stalled until the timeout).
+ * The response body is never used, so nothing is lost by not waiting for it.
+ *
  * Two ways to use it:
  *   - synchronous: delivery_http_perform_once() (its own easy handle, curl_easy_perform; blocks up to the
  *     timeout). Call curl_global_init() once first.
@@ -55,6 +60,7 @@ typedef struct delivery_http_request {
     const char *event_id;        /* webhook-id header */
     const char *body;            /* exact JSON body */
     size_t body_len;
+    int http1_only;              /* 1: HTTP/1.1 even where the receiver offers HTTP/2 (see http2_reset) */
 } delivery_http_request;
 
 /* How one attempt ended. */
@@ -66,6 +72,7 @@ typedef struct delivery_http_result {
     long long timestamp;               /* the webhook-timestamp that was sent (unix seconds) */
     int64_t started_at_ms;             /* epoch ms when the attempt began */
     long long retry_after_ms;          /* the response's Retry-After (any status), -1 when none/invalid */
+    int http2_reset;                   /* 1: libcurl failed the HTTP/2 stream (CURLE_HTTP2_STREAM/CURLE_HTTP2) */
     char error[DELIVERY_HTTP_ERROR_MAX]; /* "" on success, else a short reason ("HTTP status 500", "timeout") */
 } delivery_http_result;
 

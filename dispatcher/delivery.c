@@ -2,6 +2,7 @@
 #include "delivery.h"
 
 #include "delivery_http.h"
+#include "http1_fallback.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -41,6 +42,7 @@ struct delivery_engine {
     size_t active_count;
     transfer *free_list;           /* idle transfers with configured easy handles */
     size_t free_count;
+    http1_fallback *http1;         /* owned: webhooks delivered over HTTP/1.1 for now */
 };
 
 /* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into the epoll set. */
@@ -94,9 +96,10 @@ delivery_engine *delivery_engine_new(event_loop *loop, const delivery_options *o
     eng->http.allow_private = opts->allow_private;
     eng->http.ca_bundle = eng->ca_bundle[0] != '\0' ? eng->ca_bundle : NULL;
     eng->http.user_agent = NULL;
+    eng->http1 = http1_fallback_new();
     eng->multi = curl_multi_init();
     eng->timer_fd = loop_timerfd_new();
-    if (eng->multi == NULL || eng->timer_fd < 0 ||
+    if (eng->http1 == NULL || eng->multi == NULL || eng->timer_fd < 0 ||
         event_loop_add(loop, eng->timer_fd, EPOLLIN, LOOP_TAG_CURL_TIMER) != 0) {
         snprintf(errbuf, errlen, "cannot set up the curl multi handle: %s", strerror(errno));
         goto err;
@@ -147,6 +150,7 @@ void delivery_engine_free(delivery_engine *eng)
     }
     if (eng->ca_bundle[0] != '\0')
         unlink(eng->ca_bundle);
+    http1_fallback_free(eng->http1);
     free(eng);
 }
 
@@ -193,7 +197,7 @@ int delivery_start(delivery_engine *eng, const delivery_request *req)
         return -1;
     t->req = *req;
     delivery_http_request hreq = {req->url, req->secret, req->previous_secret, req->event_id, req->body,
-                                  req->body_len};
+                                  req->body_len, http1_fallback_active(eng->http1, req->webhook_id, time_now_ms())};
     char err[128];
     if (delivery_http_begin(t->easy, &t->http, &hreq, err, sizeof err) != 0) {
         log_json(LOG_ERROR, "delivery could not be started", "{s:I, s:s}", "webhook_id", (json_int_t)req->webhook_id,
@@ -230,6 +234,9 @@ static void finish(delivery_engine *eng, transfer *t, CURLcode code)
 
     delivery_http_result hres;
     delivery_http_finish(t->easy, &t->http, code, &hres);
+    if (hres.http2_reset && http1_fallback_mark(eng->http1, t->req.webhook_id, time_now_ms()))
+        log_json(LOG_WARN, "receiver reset an HTTP/2 stream; delivering over HTTP/1.1 for an hour", "{s:I, s:s}",
+                 "webhook_id", (json_int_t)t->req.webhook_id, "url", t->req.url);
     delivery_result res;
     memset(&res, 0, sizeof res);
     res.ok = hres.ok;

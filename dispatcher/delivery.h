@@ -6,9 +6,11 @@
  * with the webhook's secret (and its previous one during a rotation) and the attempt's own timestamp. The
  * per-attempt libcurl setup, signing and result classification live in common/delivery_http.h. When the attempt ends (2xx, other status, timeout,
  * SSRF refusal, network error) the engine calls the done callback exactly once with the result, from inside
- * delivery_on_socket() / delivery_on_timer() (never from delivery_start()).
+ * delivery_on_socket() / delivery_on_timer() (never from delivery_start()). A webhook whose receiver broke an
+ * HTTP/2 stream is delivered over HTTP/1.1 for a while (http1_fallback.h).
  *
- * Ownership: the engine owns the multi handle, the easy-handle pool, its timerfd and the CA bundle temp file.
+ * Ownership: the engine owns the multi handle, the easy-handle pool, its timerfd, the CA bundle temp file and
+ * the HTTP/1.1 fallback table.
  * The strings of a delivery_request are borrowed until its done callback returns.
  * Thread contract: the event-loop thread only.
  */

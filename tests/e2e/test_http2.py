@@ -48,13 +48,17 @@ http {{
 """
 
 
-@pytest.fixture
-def nginx_h2(test_ca, tmp_path):
+# A receiver that answers before reading the request body: nginx "return" discards the body and resets the
+# HTTP/2 stream with RST_STREAM NO_ERROR once the response is out (RFC 9113 8.1 allows it).
+EARLY_NGINX_CONF = NGINX_CONF.replace("proxy_pass http://unix:{dir}/receiver.sock;", "return 200 'early';")
+
+
+def start_nginx(test_ca, tmp_path, template):
     if shutil.which("nginx") is None:
         pytest.skip("nginx is not installed")
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port, cert=test_ca.server_cert, key=test_ca.server_key))
+    conf.write_text(template.format(dir=tmp_path, port=port, cert=test_ca.server_cert, key=test_ca.server_key))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -63,6 +67,16 @@ def nginx_h2(test_ca, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def nginx_h2(test_ca, tmp_path):
+    yield from start_nginx(test_ca, tmp_path, NGINX_CONF)
+
+
+@pytest.fixture
+def nginx_h2_early(test_ca, tmp_path):
+    yield from start_nginx(test_ca, tmp_path, EARLY_NGINX_CONF)
 
 
 def test_http2_multiplexed_on_few_connections(stack, nginx_h2):
@@ -89,3 +103,30 @@ def test_http2_multiplexed_on_few_connections(stack, nginx_h2):
     assert busiest >= 200, f"busiest connection carried {busiest} of 600 requests: not multiplexed"
     failed = [a for a in d.attempts() if a["outcome"] != "success"]
     assert not failed, f"{len(failed)} attempts failed, e.g. {failed[:3]}"
+
+
+def test_receiver_answering_before_reading_the_body(stack, nginx_h2_early):
+    """libcurl 7.88 fails an HTTP/2 transfer whose stream the receiver reset after answering early, usually
+    before the status is visible; such a webhook must still get every event: the dispatcher takes a received
+    status as the answer and moves the webhook to HTTP/1.1 after the first reset."""
+    port, access_log = nginx_h2_early
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, f"https://127.0.0.1:{port}/early", "project.created")
+    d = stack.dispatcher().wait_ready()
+    blob = "x" * 200_000  # far past the first HTTP/2 flow-control window: nginx answers while the body is sent
+    ids = []
+    for batch in range(2):
+        ids += stack.api.post_events([{"type": "project.created", "organization_id": org,
+                                       "data": {"id": batch * 4 + i, "blob": blob}} for i in range(4)])
+
+    def delivered():
+        return {a["event_id"] for a in d.attempts() if a["outcome"] == "success"}
+
+    # the first retry is due 5 s after a failed attempt
+    wait_until(lambda: delivered() == set(ids), 60, what="every event delivered to the early-answering receiver")
+    fallback = [line for line in d.proc.log_lines() if line.get("msg", "").startswith("receiver reset an HTTP/2")]
+    assert [line["webhook_id"] for line in fallback] == [hook["id"]]
+    protocols = collections.Counter(line.split()[0] for line in access_log.read_text().splitlines())
+    assert protocols["HTTP/1.1"] >= 1, protocols
+    failed = [a for a in d.attempts() if a["outcome"] != "success"]
+    assert all(a["outcome"] == "network_error" and "HTTP/2" in a["error"] for a in failed), failed[:3]
