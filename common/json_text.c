@@ -1,6 +1,7 @@
 /* json_text — see json_text.h. */
 #include "json_text.h"
 
+#include <stdio.h>
 #include <string.h>
 
 char *json_text_take(json_t *obj, size_t *len)
@@ -12,4 +13,81 @@ char *json_text_take(json_t *obj, size_t *len)
     if (text != NULL && len != NULL)
         *len = strlen(text);
     return text;
+}
+
+void json_buf_init(json_buf *b, char *data, size_t cap)
+{
+    b->data = data;
+    b->cap = cap;
+    b->len = 0;
+    b->overflow = cap == 0;
+    if (cap > 0)
+        data[0] = '\0';
+}
+
+void json_buf_raw(json_buf *b, const char *text, size_t len)
+{
+    if (b->overflow)
+        return;
+    if (len >= b->cap - b->len) {
+        b->overflow = 1;
+        return;
+    }
+    memcpy(b->data + b->len, text, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void json_buf_key(json_buf *b, const char *key)
+{
+    if (b->len > 0 && b->data[b->len - 1] != '{')
+        json_buf_raw(b, ",", 1);
+    json_buf_string(b, key);
+    json_buf_raw(b, ":", 1);
+}
+
+void json_buf_string(json_buf *b, const char *s)
+{
+    if (s == NULL) {
+        json_buf_raw(b, "null", 4);
+        return;
+    }
+    json_buf_raw(b, "\"", 1);
+    const char *run = s; /* start of the bytes not yet copied */
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        json_buf_raw(b, run, (size_t)(p - run));
+        char esc[8];
+        int n;
+        switch (c) {
+        case '"': n = snprintf(esc, sizeof esc, "\\\""); break;
+        case '\\': n = snprintf(esc, sizeof esc, "\\\\"); break;
+        case '\n': n = snprintf(esc, sizeof esc, "\\n"); break;
+        case '\r': n = snprintf(esc, sizeof esc, "\\r"); break;
+        case '\t': n = snprintf(esc, sizeof esc, "\\t"); break;
+        default: n = snprintf(esc, sizeof esc, "\\u%04x", c); break;
+        }
+        json_buf_raw(b, esc, (size_t)n);
+        run = p + 1;
+    }
+    json_buf_raw(b, run, strlen(run));
+    json_buf_raw(b, "\"", 1);
+}
+
+void json_buf_int(json_buf *b, long long v)
+{
+    char text[24];
+    int n = snprintf(text, sizeof text, "%lld", v);
+    json_buf_raw(b, text, (size_t)n);
+}
+
+void json_buf_fixed1(json_buf *b, double v)
+{
+    char text[40];
+    int n = snprintf(text, sizeof text, "%.1f", v);
+    if (n < 0 || (size_t)n >= sizeof text)
+        n = snprintf(text, sizeof text, "0");
+    json_buf_raw(b, text, (size_t)n);
 }

@@ -76,3 +76,39 @@ void log_json(log_level level, const char *msg, const char *fields_fmt, ...)
     (void)ignored;
     free(text);
 }
+
+int log_line_begin(log_line *l, log_level level, const char *msg)
+{
+    if (!log_enabled(level))
+        return 0;
+    char ts[TIME_TEXT_MAX];
+    time_format_rfc3339(time_now_ms(), 1, ts);
+    json_buf *b = &l->fields;
+    json_buf_init(b, l->text, sizeof l->text - 1); /* one byte kept for the newline */
+    json_buf_raw(b, "{", 1);
+    json_buf_key(b, "ts");
+    json_buf_string(b, ts);
+    json_buf_key(b, "level");
+    json_buf_string(b, level_names[level]);
+    json_buf_key(b, "service");
+    json_buf_string(b, log_service);
+    json_buf_key(b, "msg");
+    json_buf_string(b, msg != NULL ? msg : "");
+    l->header_len = b->len;
+    return 1;
+}
+
+void log_line_end(log_line *l)
+{
+    json_buf *b = &l->fields;
+    json_buf_raw(b, "}", 1);
+    if (b->overflow) {
+        b->overflow = 0;
+        b->len = l->header_len;
+        static const char tail[] = ",\"log_error\":\"line too long\"}";
+        json_buf_raw(b, tail, sizeof tail - 1);
+    }
+    b->data[b->len] = '\n'; /* the byte kept free by log_line_begin() */
+    ssize_t ignored = write(STDERR_FILENO, b->data, b->len + 1);
+    (void)ignored;
+}

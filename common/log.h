@@ -12,6 +12,10 @@
 #ifndef HOOKD_LOG_H
 #define HOOKD_LOG_H
 
+#include "json_text.h"
+
+#include <stddef.h>
+
 typedef enum log_level {
     LOG_DEBUG = 0,
     LOG_INFO = 1,
@@ -29,5 +33,26 @@ int log_enabled(log_level level);
 /* Writes one line. fields_fmt is a json_pack() format for an object ("{s:s, s:I}") or NULL for none; the
  * arguments follow it. A format that fails to pack is logged as a field "log_error" instead of crashing. */
 void log_json(log_level level, const char *msg, const char *fields_fmt, ...);
+
+/* A line built field by field without jansson, for the per-delivery hot path:
+ *
+ *     log_line l;
+ *     if (log_line_begin(&l, LOG_INFO, "delivery attempt")) {
+ *         json_buf_key(&l.fields, "attempt");
+ *         json_buf_int(&l.fields, 3);
+ *         log_line_end(&l);
+ *     }
+ *
+ * log_line_begin() returns 0 (and nothing must follow) when the level is disabled. Fields that do not fit in
+ * LOG_LINE_MAX are all dropped and the line carries "log_error":"line too long" instead. */
+#define LOG_LINE_MAX 16384
+typedef struct log_line {
+    json_buf fields;      /* append ',"key":value' pairs with json_buf_key() and friends */
+    size_t header_len;    /* length of ts/level/service/msg */
+    char text[LOG_LINE_MAX];
+} log_line;
+
+int log_line_begin(log_line *l, log_level level, const char *msg);
+void log_line_end(log_line *l);
 
 #endif

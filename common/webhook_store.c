@@ -9,9 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One delivery-log record waiting for webhook_store_flush(). */
+typedef struct pending_record {
+    long long webhook_id;
+    size_t seq;  /* arrival order */
+    char *json;  /* owned */
+} pending_record;
+
+/* Records past this many are flushed at once rather than held until the next tick. */
+#define PENDING_FLUSH_AT 20000
+
 struct webhook_store {
-    redis_conn *conn; /* owned */
-    int queued;       /* commands appended by webhook_store_log_attempt and not yet flushed */
+    redis_conn *conn;         /* owned */
+    pending_record *pending;  /* owned: delivery-log records not yet sent, in arrival order */
+    size_t pending_len, pending_cap;
 };
 
 /* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
@@ -75,10 +86,19 @@ webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t er
     return store;
 }
 
+static void pending_clear(webhook_store *store)
+{
+    for (size_t i = 0; i < store->pending_len; i++)
+        free(store->pending[i].json);
+    store->pending_len = 0;
+}
+
 void webhook_store_close(webhook_store *store)
 {
     if (store == NULL)
         return;
+    pending_clear(store);
+    free(store->pending);
     redis_conn_close(store->conn);
     free(store);
 }
@@ -92,8 +112,6 @@ redis_conn *webhook_store_conn(webhook_store *store)
 /* Runs a command; returns NULL (and logs) when Redis is unreachable or replies with an error. */
 static redisReply *run(webhook_store *store, int argc, const char **argv)
 {
-    if (store->queued > 0) /* queued delivery-log commands must be answered first, or replies would mix */
-        webhook_store_flush(store);
     redisReply *reply = redis_conn_commandv(store->conn, argc, argv);
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         log_json(LOG_ERROR, "redis error reply", "{s:s, s:s}", "command", argv[0], "error", reply->str);
@@ -476,32 +494,71 @@ store_status webhook_store_deliveries(webhook_store *store, long long org, long 
 
 void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json)
 {
-    if (redis_conn_ensure(store->conn) != 0)
+    if (store->pending_len == store->pending_cap) {
+        size_t cap = store->pending_cap ? store->pending_cap * 2 : 256;
+        pending_record *grown = realloc(store->pending, cap * sizeof *grown);
+        if (grown == NULL)
+            return; /* best effort: the record is dropped */
+        store->pending = grown;
+        store->pending_cap = cap;
+    }
+    char *copy = strdup(record_json);
+    if (copy == NULL)
         return;
-    redisContext *ctx = redis_conn_context(store->conn);
-    char key[64], last[16], ttl[24];
-    snprintf(key, sizeof key, "hookd:deliveries:%lld", id);
-    snprintf(last, sizeof last, "%d", WEBHOOK_DELIVERY_LOG_MAX - 1);
-    snprintf(ttl, sizeof ttl, "%d", WEBHOOK_DELIVERY_LOG_TTL_S);
-    const char *push[] = {"LPUSH", key, record_json};
-    const char *trim[] = {"LTRIM", key, "0", last};
-    const char *expire[] = {"EXPIRE", key, ttl};
-    redisAppendCommandArgv(ctx, 3, push, NULL);
-    redisAppendCommandArgv(ctx, 4, trim, NULL);
-    redisAppendCommandArgv(ctx, 3, expire, NULL);
-    store->queued += 3;
+    store->pending[store->pending_len] = (pending_record){id, store->pending_len, copy};
+    store->pending_len++;
+    if (store->pending_len >= PENDING_FLUSH_AT)
+        webhook_store_flush(store);
+}
+
+/* Orders pending records by webhook, then arrival. */
+static int pending_compare(const void *a, const void *b)
+{
+    const pending_record *x = a, *y = b;
+    if (x->webhook_id != y->webhook_id)
+        return x->webhook_id < y->webhook_id ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 int webhook_store_flush(webhook_store *store)
 {
-    int flushed = store->queued;
-    redisContext *ctx = redis_conn_context(store->conn);
-    store->queued = 0;
-    if (flushed == 0)
+    if (store->pending_len == 0)
         return 0;
-    if (ctx == NULL)
+    if (redis_conn_ensure(store->conn) != 0) {
+        pending_clear(store);
         return -1;
-    for (int i = 0; i < flushed; i++) {
+    }
+    redisContext *ctx = redis_conn_context(store->conn);
+    qsort(store->pending, store->pending_len, sizeof *store->pending, pending_compare);
+    char last[16], ttl[24];
+    snprintf(last, sizeof last, "%d", WEBHOOK_DELIVERY_LOG_MAX - 1);
+    snprintf(ttl, sizeof ttl, "%d", WEBHOOK_DELIVERY_LOG_TTL_S);
+    const char *argv[2 + WEBHOOK_DELIVERY_LOG_MAX];
+    int commands = 0;
+    for (size_t begin = 0; begin < store->pending_len;) {
+        size_t end = begin;
+        while (end < store->pending_len && store->pending[end].webhook_id == store->pending[begin].webhook_id)
+            end++;
+        /* only the newest WEBHOOK_DELIVERY_LOG_MAX survive the trim: push just those, oldest first, so the
+         * newest ends up at the head of the list */
+        size_t first = end - begin > WEBHOOK_DELIVERY_LOG_MAX ? end - WEBHOOK_DELIVERY_LOG_MAX : begin;
+        char key[64];
+        snprintf(key, sizeof key, "hookd:deliveries:%lld", store->pending[begin].webhook_id);
+        int argc = 0;
+        argv[argc++] = "LPUSH";
+        argv[argc++] = key;
+        for (size_t i = first; i < end; i++)
+            argv[argc++] = store->pending[i].json;
+        const char *trim[] = {"LTRIM", key, "0", last};
+        const char *expire[] = {"EXPIRE", key, ttl};
+        redisAppendCommandArgv(ctx, argc, argv, NULL);
+        redisAppendCommandArgv(ctx, 4, trim, NULL);
+        redisAppendCommandArgv(ctx, 3, expire, NULL);
+        commands += 3;
+        begin = end;
+    }
+    pending_clear(store);
+    for (int i = 0; i < commands; i++) {
         void *reply = NULL;
         if (redisGetReply(ctx, &reply) != REDIS_OK) {
             redis_conn_reset(store->conn);
@@ -509,5 +566,5 @@ int webhook_store_flush(webhook_store *store)
         }
         freeReplyObject(reply);
     }
-    return flushed;
+    return commands;
 }

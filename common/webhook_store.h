@@ -79,13 +79,15 @@ void webhook_public_view(json_t *obj);
  * after checking it belongs to org (STORE_NOT_FOUND otherwise). */
 store_status webhook_store_deliveries(webhook_store *store, long long org, long long id, json_t **items);
 
-/* Appends one attempt record (compact JSON) to webhook id's delivery log, trimmed to
- * WEBHOOK_DELIVERY_LOG_MAX entries and expiring WEBHOOK_DELIVERY_LOG_TTL_S after the last attempt. The
- * commands are only queued on the connection; webhook_store_flush() sends them in one round trip. */
+/* Appends one attempt record (compact JSON, copied) to webhook id's delivery log, trimmed to
+ * WEBHOOK_DELIVERY_LOG_MAX entries and expiring WEBHOOK_DELIVERY_LOG_TTL_S after the last attempt. The record
+ * is only held in memory; webhook_store_flush() writes what was held in one round trip, three commands per
+ * webhook (one LPUSH of its newest records, LTRIM, EXPIRE) however many attempts it had. Past 20,000 held
+ * records the flush happens at once. */
 void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json);
 
-/* Sends queued commands and reads their replies. Returns the number of commands flushed, or -1 when Redis is
- * unreachable (the queued records are dropped: the log is best effort, deliveries are not affected). */
+/* Writes the held delivery-log records and reads the replies. Returns the number of commands sent, or -1 when
+ * Redis is unreachable (the held records are dropped: the log is best effort, deliveries are not affected). */
 int webhook_store_flush(webhook_store *store);
 
 #define WEBHOOK_DELIVERY_LOG_MAX 100

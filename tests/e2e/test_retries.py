@@ -123,6 +123,30 @@ def test_fails_three_times_then_delivered_on_the_fourth_and_logged(stack):
     assert all(i["latency_ms"] >= 0 and i["attempted_at"].endswith("Z") for i in items)
 
 
+def test_delivery_log_keeps_the_newest_hundred_of_a_burst(stack):
+    """A burst of 150 deliveries to one webhook is logged in few flushes (the records of a flush are written as
+    one LPUSH per webhook); the log must still hold exactly the 100 newest attempts, newest first."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/burst"), "project.created")
+    d = stack.dispatcher().wait_ready()
+    ids = stack.api.post_events([project_event(org, i) for i in range(150)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 150, 30), d.proc.tail()
+    wait_until(lambda: len(d.attempts()) >= 150, 10, what="150 attempts logged")
+    attempted = [a["event_id"] for a in d.attempts() if a["webhook_id"] == hook["id"]]
+    assert sorted(attempted) == sorted(ids)
+
+    def log_entries():
+        status, body = http("GET", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/deliveries",
+                            token=stack.api.org_token(org))
+        assert status == 200, body
+        items = body["data"] if isinstance(body, dict) else body
+        return items if items and items[0]["event_id"] == attempted[-1] else None
+    items = wait_until(log_entries, 10, what="the newest attempt at the head of the delivery log")
+    assert [i["event_id"] for i in items] == list(reversed(attempted[-100:]))
+    assert all(i["status"] == 200 and i["attempt"] == 1 for i in items)
+
+
 def test_down_for_the_whole_schedule_dead_letters_then_replay_delivers(stack, kafka_broker):
     rcv = stack.receiver()
     rcv.configure("/down", status=500)
