@@ -15,6 +15,7 @@ typedef struct hook_state {
     long queued;              /* waiters in the FIFO */
     breaker_waiter *head, *tail; /* FIFO of deliveries waiting for a slot */
     long failures;            /* consecutive failed attempts */
+    int64_t progress_ms;      /* last time an attempt finished, or one started with none in flight */
     int open;                 /* breaker open */
     int probing;              /* a probe is in flight */
     struct hook_state *next;
@@ -85,7 +86,15 @@ static void maybe_drop(breaker_table *t, hook_state *s)
     free(s);
 }
 
-breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w)
+/* Counts one more attempt in flight. */
+static void start_attempt(hook_state *s, int64_t now_ms)
+{
+    if (s->in_flight == 0)
+        s->progress_ms = now_ms;
+    s->in_flight++;
+}
+
+breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w, int64_t now_ms)
 {
     hook_state *s = get(t, id, 1);
     if (s == NULL)
@@ -96,8 +105,9 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
             return BREAKER_REJECT_OPEN;
         v = BREAKER_PROBE;
     } else if (t->max_in_flight > 0 && (s->in_flight >= t->max_in_flight || s->queued > 0)) {
-        /* at the cap (or others already waiting: keep the FIFO order) */
-        if (s->queued >= t->max_queue)
+        /* at the cap (or others already waiting: keep the FIFO order); past max_queue only while the receiver
+         * keeps finishing attempts (a healthy one absorbing a burst, bounded by MAX_IN_FLIGHT) */
+        if (s->queued >= t->max_queue && now_ms - s->progress_ms >= BREAKER_STALL_MS)
             return BREAKER_REJECT_FULL;
         w->next = NULL;
         if (s->tail != NULL)
@@ -112,11 +122,11 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
         s->probing = 1;
         log_json(LOG_INFO, "circuit breaker half-open: probing", "{s:I}", "webhook_id", (json_int_t)id);
     }
-    s->in_flight++;
+    start_attempt(s, now_ms);
     return v;
 }
 
-breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict)
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict, int64_t now_ms)
 {
     hook_state *s = get(t, id, 0);
     if (s == NULL || s->head == NULL)
@@ -134,19 +144,20 @@ breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict 
     s->queued--;
     w->next = NULL;
     if (*verdict == BREAKER_GO)
-        s->in_flight++;
+        start_attempt(s, now_ms);
     else
         maybe_drop(t, s);
     return w;
 }
 
-void breaker_finish(breaker_table *t, long long id, int ok, int probe)
+void breaker_finish(breaker_table *t, long long id, int ok, int probe, int64_t now_ms)
 {
     hook_state *s = get(t, id, 0);
     if (s == NULL)
         return;
     if (s->in_flight > 0)
         s->in_flight--;
+    s->progress_ms = now_ms;
     if (probe)
         s->probing = 0;
     if (ok) {
@@ -168,6 +179,28 @@ void breaker_finish(breaker_table *t, long long id, int ok, int probe)
         }
     }
     maybe_drop(t, s);
+}
+
+size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, long long *ids, size_t cap)
+{
+    size_t n = 0;
+    for (int b = 0; b < BUCKETS && n < cap; b++)
+        for (hook_state *s = t->buckets[b]; s != NULL && n < cap; s = s->next) {
+            if (s->queued <= t->max_queue || s->in_flight == 0 || now_ms - s->progress_ms < BREAKER_STALL_MS)
+                continue;
+            while (s->queued > t->max_queue && n < cap) { /* the oldest first: they have waited longest */
+                breaker_waiter *w = s->head;
+                s->head = w->next;
+                if (s->head == NULL)
+                    s->tail = NULL;
+                s->queued--;
+                w->next = NULL;
+                out[n] = w;
+                ids[n] = s->id;
+                n++;
+            }
+        }
+    return n;
 }
 
 long breaker_open_count(const breaker_table *t)

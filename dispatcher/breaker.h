@@ -4,8 +4,14 @@
  * BREAKER_FAILURES consecutive failed attempts, closed by a successful probe).
  *
  *   closed     a delivery is attempted while the webhook has fewer than the cap in flight; otherwise it waits in
- *              the webhook's FIFO (breaker_dequeue() hands waiters out as attempts finish); a full FIFO refuses
- *              it (BREAKER_REJECT_FULL: the dispatch fails it as an attempt, "receiver backlog full")
+ *              the webhook's FIFO (breaker_dequeue() hands waiters out as attempts finish). The FIFO holds
+ *              PER_WEBHOOK_QUEUE deliveries, more only while the receiver keeps up: a webhook is *stalled* when
+ *              it has attempts in flight and none finished for BREAKER_STALL_MS; a stalled webhook's full FIFO
+ *              refuses new deliveries (BREAKER_REJECT_FULL: the dispatch fails them as attempts, "receiver
+ *              backlog full") and breaker_shed() hands out what it holds past PER_WEBHOOK_QUEUE to be refused
+ *              the same way. So a healthy receiver absorbs a burst (bounded by MAX_IN_FLIGHT, which counts
+ *              queued deliveries) without failed attempts, and a hanging one keeps at most PER_WEBHOOK_QUEUE of
+ *              the budget once it is seen to hang
  *   open       deliveries are not attempted (BREAKER_REJECT_OPEN: the dispatch fails them as attempts, "circuit
  *              breaker open", so they follow the retry schedule to the dead-letter topic); waiters still queued
  *              when it opens are handed out by breaker_dequeue() with BREAKER_REJECT_OPEN; a delivery that may
@@ -22,7 +28,13 @@
 
 #include "dispatcher_metrics.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct breaker_table breaker_table;
+
+/* No attempt of a webhook with attempts in flight finished for this long: its receiver is not keeping up. */
+#define BREAKER_STALL_MS 1000
 
 /* A delivery waiting in its webhook's FIFO (embedded in the caller's delivery state). */
 typedef struct breaker_waiter {
@@ -43,17 +55,24 @@ typedef enum breaker_verdict {
 breaker_table *breaker_new(long max_in_flight, long max_queue, long failures, dispatcher_metrics *dm);
 void breaker_free(breaker_table *t);
 
+/* now_ms below: a monotonic clock in milliseconds. */
+
 /* Decides for one delivery of webhook id (may_probe: it may be the half-open probe, i.e. a due retry). w is
  * linked into the FIFO on BREAKER_QUEUED and untouched otherwise. */
-breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w);
+breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, breaker_waiter *w, int64_t now_ms);
 
 /* An admitted attempt ended (ok: 2xx; probe: it was admitted as PROBE). Call breaker_dequeue() afterwards. */
-void breaker_finish(breaker_table *t, long long id, int ok, int probe);
+void breaker_finish(breaker_table *t, long long id, int ok, int probe, int64_t now_ms);
 
 /* The next waiter of webhook id that can be decided now, or NULL: with the breaker open, the FIFO's head with
  * *verdict = BREAKER_REJECT_OPEN; below the cap, the head with BREAKER_GO (counted in flight). Call it until it
  * returns NULL after every breaker_finish(). */
-breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict);
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict, int64_t now_ms);
+
+/* Takes up to cap waiters that stalled webhooks hold past PER_WEBHOOK_QUEUE out of their FIFOs (oldest first)
+ * into out, with their webhook ids in ids; the caller fails each as BREAKER_REJECT_FULL. Returns how many;
+ * call again while it returns cap. Scans the whole table: call it from a periodic tick, not per delivery. */
+size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, long long *ids, size_t cap);
 
 /* Open breakers (the hookd_dispatcher_breakers_open gauge). */
 long breaker_open_count(const breaker_table *t);

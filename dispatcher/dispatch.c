@@ -229,7 +229,7 @@ static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const
     log_delivery(d, sub->id, ev->env.id, slot->attempt, res);
     if (slot->admitted) {
         slot->admitted = 0;
-        breaker_finish(d->breaker, sub->id, res->ok, slot->probe);
+        breaker_finish(d->breaker, sub->id, res->ok, slot->probe, time_monotonic_us() / 1000);
     }
     if (res->ok)
         return 0;
@@ -285,7 +285,7 @@ static void drain(dispatch *d, long long id)
 {
     breaker_verdict v;
     breaker_waiter *w;
-    while ((w = breaker_dequeue(d->breaker, id, &v)) != NULL) {
+    while ((w = breaker_dequeue(d->breaker, id, &v, time_monotonic_us() / 1000)) != NULL) {
         delivery_slot *slot = (delivery_slot *)((char *)w - offsetof(delivery_slot, wait));
         event_ctx *ev = slot->ev;
         d->queued--;
@@ -326,7 +326,8 @@ static int start_one(dispatch *d, event_ctx *ev, size_t index, int attempt)
     slot->index = index;
     slot->attempt = attempt;
     /* a due retry may be the half-open probe; without retry tiers any delivery may (else nothing ever would) */
-    breaker_verdict v = breaker_admit(d->breaker, sub->id, ev->rec != NULL || !d->opts.has_retries, &slot->wait);
+    breaker_verdict v = breaker_admit(d->breaker, sub->id, ev->rec != NULL || !d->opts.has_retries, &slot->wait,
+                                      time_monotonic_us() / 1000);
     switch (v) {
     case BREAKER_QUEUED:
         d->queued++;
@@ -497,8 +498,29 @@ void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_
         wait_push(d, ev); /* keep consumption order behind events already waiting */
 }
 
+/* Fails what stalled webhooks hold past PER_WEBHOOK_QUEUE ("receiver backlog full"), freeing the budget. */
+static void shed_stalled(dispatch *d)
+{
+    enum { BATCH = 64 };
+    breaker_waiter *waiters[BATCH];
+    long long ids[BATCH];
+    size_t n;
+    do {
+        n = breaker_shed(d->breaker, time_monotonic_us() / 1000, waiters, ids, BATCH);
+        for (size_t i = 0; i < n; i++) {
+            delivery_slot *slot = (delivery_slot *)((char *)waiters[i] - offsetof(delivery_slot, wait));
+            event_ctx *ev = slot->ev;
+            d->queued--;
+            metric_gauge_add(d->dm->queued, -1);
+            if (!refuse(d, ev, slot, &ev->subs->items[slot->index], BREAKER_REJECT_FULL))
+                slot_done(d, ev);
+        }
+    } while (n == BATCH);
+}
+
 void dispatch_tick(dispatch *d)
 {
+    shed_stalled(d);
     while (d->wait_head != NULL && !d->intake_stopped) { /* no new deliveries once shutdown began */
         event_ctx *ev = d->wait_head;
         if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)

@@ -252,11 +252,30 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     took = time.monotonic() - start
     assert took < 6, f"healthy receiver waited for the hanging one ({took:.1f}s)"
     m = d.metrics()
-    # 10 in flight + 5 queued; the other 65 first attempts fail at once ("receiver backlog full")
+    # 10 in flight + 5 queued; the other 65 first attempts fail ("receiver backlog full") once the receiver has
+    # finished nothing for a second (before that they queue; the tick then sheds the queue down to 5)
     assert m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}'] >= 60
     assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
     full = [a for a in d.attempts() if a["outcome"] == "backlog_full"]
     assert full and all(a["error"] == "receiver backlog full" and a["status"] == 0 for a in full)
+
+
+def test_healthy_receiver_absorbs_a_burst_past_its_queue_bound(stack):
+    """PER_WEBHOOK_QUEUE bounds only a stalled webhook: a receiver that keeps answering takes a burst far larger
+    than cap + queue (within MAX_IN_FLIGHT) without a single failed attempt."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/burst"), "assignment.updated")
+    d = stack.dispatcher(MAX_IN_FLIGHT="400", PER_WEBHOOK_IN_FLIGHT="4", PER_WEBHOOK_QUEUE="5").wait_ready()
+    ids = stack.api.post_events([project_event(org, i, "assignment.updated") for i in range(300)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 300, 30), d.proc.tail()
+    wait_until(lambda: len(d.attempts()) >= 300, 10, what="300 attempts logged")
+    attempts = [a for a in d.attempts() if a["webhook_id"] == hook["id"]]
+    assert sorted(a["event_id"] for a in attempts) == sorted(ids)
+    assert {(a["outcome"], a["attempt"]) for a in attempts} == {("success", 1)}
+    m = d.metrics()
+    assert m.get('hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}', 0) == 0
+    assert m["hookd_dispatcher_deliveries_queued"] == 0
 
 
 def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):

@@ -1,0 +1,137 @@
+/* Unit tests for dispatcher/breaker.c: per-webhook cap, FIFO, stall-bounded queue, shedding, circuit breaker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "breaker.h"
+#include "dispatcher_metrics.h"
+
+enum { WAITERS = 16 };
+
+typedef struct fixture {
+    dispatcher_metrics *dm;
+    breaker_table *t;
+    breaker_waiter w[WAITERS];
+} fixture;
+
+static fixture *fixture_new(long cap, long queue, long failures)
+{
+    static fixture f;
+    f.dm = dm_new();
+    assert_non_null(f.dm);
+    f.t = breaker_new(cap, queue, failures, f.dm);
+    assert_non_null(f.t);
+    return &f;
+}
+
+static void fixture_free(fixture *f)
+{
+    breaker_free(f->t);
+    dm_free(f->dm);
+}
+
+static void test_cap_then_fifo_in_order(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(2, 10, 0);
+    assert_int_equal(breaker_admit(f->t, 7, 0, &f->w[0], 0), BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 7, 0, &f->w[1], 0), BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 7, 0, &f->w[2], 0), BREAKER_QUEUED);
+    assert_int_equal(breaker_admit(f->t, 7, 0, &f->w[3], 0), BREAKER_QUEUED);
+    assert_int_equal(breaker_admit(f->t, 8, 0, &f->w[4], 0), BREAKER_GO); /* another webhook is not held up */
+    breaker_verdict v;
+    assert_null(breaker_dequeue(f->t, 7, &v, 5)); /* still at the cap */
+    breaker_finish(f->t, 7, 1, 0, 5);
+    assert_ptr_equal(breaker_dequeue(f->t, 7, &v, 5), &f->w[2]);
+    assert_int_equal(v, BREAKER_GO);
+    assert_null(breaker_dequeue(f->t, 7, &v, 5));
+    breaker_finish(f->t, 7, 1, 0, 6);
+    assert_ptr_equal(breaker_dequeue(f->t, 7, &v, 6), &f->w[3]);
+    fixture_free(f);
+}
+
+static void test_progressing_webhook_queues_past_the_bound(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(1, 2, 0);
+    assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[0], 0), BREAKER_GO);
+    for (int i = 1; i <= 6; i++) /* within BREAKER_STALL_MS of the attempt's start: a burst, not a stall */
+        assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[i], 100 * i), BREAKER_QUEUED);
+    breaker_waiter *out[8];
+    long long ids[8];
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS - 1, out, ids, 8), 0);
+    /* an attempt finishing keeps it healthy */
+    breaker_finish(f->t, 1, 1, 0, 900);
+    breaker_verdict v;
+    assert_ptr_equal(breaker_dequeue(f->t, 1, &v, 900), &f->w[1]);
+    assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[7], 900 + BREAKER_STALL_MS - 1), BREAKER_QUEUED);
+    assert_int_equal(breaker_shed(f->t, 900 + BREAKER_STALL_MS - 1, out, ids, 8), 0);
+    fixture_free(f);
+}
+
+static void test_stalled_webhook_refuses_and_sheds_the_oldest(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(1, 2, 0);
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[0], 0), BREAKER_GO);
+    for (int i = 1; i <= 5; i++)
+        assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[i], 10 * i), BREAKER_QUEUED);
+    /* nothing finished for BREAKER_STALL_MS: stalled */
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[6], BREAKER_STALL_MS), BREAKER_REJECT_FULL);
+    breaker_waiter *out[2];
+    long long ids[2];
+    /* 5 queued, bound 2: three shed, oldest first, in batches of the caller's size */
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 2);
+    assert_ptr_equal(out[0], &f->w[1]);
+    assert_ptr_equal(out[1], &f->w[2]);
+    assert_true(ids[0] == 3 && ids[1] == 3);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 1);
+    assert_ptr_equal(out[0], &f->w[3]);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 0);
+    /* below the bound a stalled webhook still queues */
+    breaker_verdict v;
+    assert_null(breaker_dequeue(f->t, 3, &v, BREAKER_STALL_MS));
+    /* the hanging attempt ends: progress again, the queue drains in order */
+    breaker_finish(f->t, 3, 0, 0, 2 * BREAKER_STALL_MS);
+    assert_ptr_equal(breaker_dequeue(f->t, 3, &v, 2 * BREAKER_STALL_MS), &f->w[4]);
+    assert_int_equal(v, BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[7], 2 * BREAKER_STALL_MS), BREAKER_QUEUED);
+    fixture_free(f);
+}
+
+static void test_breaker_opens_rejects_probes_and_closes(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(1, 10, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[i], i), BREAKER_GO);
+        if (i == 2)
+            assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[3], i), BREAKER_QUEUED);
+        breaker_finish(f->t, 9, 0, 0, i);
+    }
+    assert_int_equal(breaker_open_count(f->t), 1);
+    breaker_verdict v;
+    assert_ptr_equal(breaker_dequeue(f->t, 9, &v, 3), &f->w[3]); /* the waiter is failed at once */
+    assert_int_equal(v, BREAKER_REJECT_OPEN);
+    assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[4], 4), BREAKER_REJECT_OPEN);
+    assert_int_equal(breaker_admit(f->t, 9, 1, &f->w[5], 5), BREAKER_PROBE);
+    assert_int_equal(breaker_admit(f->t, 9, 1, &f->w[6], 5), BREAKER_REJECT_OPEN); /* one probe at a time */
+    breaker_finish(f->t, 9, 1, 1, 6);
+    assert_int_equal(breaker_open_count(f->t), 0);
+    assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[7], 7), BREAKER_GO);
+    fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cap_then_fifo_in_order),
+        cmocka_unit_test(test_progressing_webhook_queues_past_the_bound),
+        cmocka_unit_test(test_stalled_webhook_refuses_and_sheds_the_oldest),
+        cmocka_unit_test(test_breaker_opens_rejects_probes_and_closes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
