@@ -15,7 +15,7 @@ typedef struct hook_state {
     long queued;              /* waiters in the FIFO */
     breaker_waiter *head, *tail; /* FIFO of deliveries waiting for a slot */
     long failures;            /* consecutive failed attempts */
-    int64_t progress_ms;      /* last time an attempt finished, or one started with none in flight */
+    int64_t progress_ms;      /* last time an attempt succeeded, or one started with none in flight */
     int open;                 /* breaker open */
     int probing;              /* a probe is in flight */
     struct hook_state *next;
@@ -86,7 +86,7 @@ static void maybe_drop(breaker_table *t, hook_state *s)
     free(s);
 }
 
-/* Counts one more attempt in flight. */
+/* Counts one more attempt in flight; an idle webhook starting an attempt counts as progress. */
 static void start_attempt(hook_state *s, int64_t now_ms)
 {
     if (s->in_flight == 0)
@@ -143,8 +143,9 @@ breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict 
         s->tail = NULL;
     s->queued--;
     w->next = NULL;
+    (void)now_ms; /* a waiter starting is no progress: the webhook was busy all along */
     if (*verdict == BREAKER_GO)
-        start_attempt(s, now_ms);
+        s->in_flight++;
     else
         maybe_drop(t, s);
     return w;
@@ -157,7 +158,8 @@ void breaker_finish(breaker_table *t, long long id, int ok, int probe, int64_t n
         return;
     if (s->in_flight > 0)
         s->in_flight--;
-    s->progress_ms = now_ms;
+    if (ok)
+        s->progress_ms = now_ms;
     if (probe)
         s->probing = 0;
     if (ok) {

@@ -6,7 +6,8 @@
  *   closed     a delivery is attempted while the webhook has fewer than the cap in flight; otherwise it waits in
  *              the webhook's FIFO (breaker_dequeue() hands waiters out as attempts finish). The FIFO holds
  *              PER_WEBHOOK_QUEUE deliveries, more only while the receiver keeps up: a webhook is *stalled* when
- *              it has attempts in flight and none finished for BREAKER_STALL_MS; a stalled webhook's full FIFO
+ *              it has attempts in flight and none succeeded for BREAKER_STALL_MS (a timeout or an error is not
+ *              progress, so a hanging receiver stays stalled as its attempts time out); a stalled webhook's full FIFO
  *              refuses new deliveries (BREAKER_REJECT_FULL: the dispatch fails them as attempts, "receiver
  *              backlog full") and breaker_shed() hands out what it holds past PER_WEBHOOK_QUEUE to be refused
  *              the same way. So a healthy receiver absorbs a burst (bounded by MAX_IN_FLIGHT, which counts
@@ -33,8 +34,8 @@
 
 typedef struct breaker_table breaker_table;
 
-/* No attempt of a webhook with attempts in flight finished for this long: its receiver is not keeping up. */
-#define BREAKER_STALL_MS 1000
+/* No attempt of a webhook with attempts in flight succeeded for this long: its receiver is not keeping up. */
+#define BREAKER_STALL_MS 500
 
 /* A delivery waiting in its webhook's FIFO (embedded in the caller's delivery state). */
 typedef struct breaker_waiter {

@@ -253,7 +253,7 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     assert took < 6, f"healthy receiver waited for the hanging one ({took:.1f}s)"
     m = d.metrics()
     # 10 in flight + 5 queued; the other 65 first attempts fail ("receiver backlog full") once the receiver has
-    # finished nothing for a second (before that they queue; the tick then sheds the queue down to 5)
+    # succeeded in nothing for half a second (before that they queue; the tick then sheds the queue down to 5)
     assert m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}'] >= 60
     assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
     full = [a for a in d.attempts() if a["outcome"] == "backlog_full"]

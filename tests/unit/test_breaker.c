@@ -59,16 +59,17 @@ static void test_progressing_webhook_queues_past_the_bound(void **state)
     fixture *f = fixture_new(1, 2, 0);
     assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[0], 0), BREAKER_GO);
     for (int i = 1; i <= 6; i++) /* within BREAKER_STALL_MS of the attempt's start: a burst, not a stall */
-        assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[i], 100 * i), BREAKER_QUEUED);
+        assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[i], (BREAKER_STALL_MS / 10) * i), BREAKER_QUEUED);
     breaker_waiter *out[8];
     long long ids[8];
     assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS - 1, out, ids, 8), 0);
     /* an attempt finishing keeps it healthy */
-    breaker_finish(f->t, 1, 1, 0, 900);
+    const int64_t t1 = BREAKER_STALL_MS * 9 / 10;
+    breaker_finish(f->t, 1, 1, 0, t1);
     breaker_verdict v;
-    assert_ptr_equal(breaker_dequeue(f->t, 1, &v, 900), &f->w[1]);
-    assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[7], 900 + BREAKER_STALL_MS - 1), BREAKER_QUEUED);
-    assert_int_equal(breaker_shed(f->t, 900 + BREAKER_STALL_MS - 1, out, ids, 8), 0);
+    assert_ptr_equal(breaker_dequeue(f->t, 1, &v, t1), &f->w[1]);
+    assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[7], t1 + BREAKER_STALL_MS - 1), BREAKER_QUEUED);
+    assert_int_equal(breaker_shed(f->t, t1 + BREAKER_STALL_MS - 1, out, ids, 8), 0);
     fixture_free(f);
 }
 
@@ -94,11 +95,17 @@ static void test_stalled_webhook_refuses_and_sheds_the_oldest(void **state)
     /* below the bound a stalled webhook still queues */
     breaker_verdict v;
     assert_null(breaker_dequeue(f->t, 3, &v, BREAKER_STALL_MS));
-    /* the hanging attempt ends: progress again, the queue drains in order */
+    /* the hanging attempt times out: a slot is free (the queue drains in order) but that is no progress */
     breaker_finish(f->t, 3, 0, 0, 2 * BREAKER_STALL_MS);
     assert_ptr_equal(breaker_dequeue(f->t, 3, &v, 2 * BREAKER_STALL_MS), &f->w[4]);
     assert_int_equal(v, BREAKER_GO);
-    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[7], 2 * BREAKER_STALL_MS), BREAKER_QUEUED);
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[7], 2 * BREAKER_STALL_MS), BREAKER_QUEUED); /* 2 queued */
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[8], 2 * BREAKER_STALL_MS), BREAKER_REJECT_FULL);
+    /* a success is progress: the receiver may take a burst again */
+    breaker_finish(f->t, 3, 1, 0, 2 * BREAKER_STALL_MS + 1);
+    assert_ptr_equal(breaker_dequeue(f->t, 3, &v, 2 * BREAKER_STALL_MS + 1), &f->w[5]);
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[9], 2 * BREAKER_STALL_MS + 2), BREAKER_QUEUED);
+    assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[10], 2 * BREAKER_STALL_MS + 2), BREAKER_QUEUED); /* past it */
     fixture_free(f);
 }
 
