@@ -518,6 +518,10 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
         /* bounded prefetch: librdkafka's default (65,536 KiB per consumer) holds a backlog in memory */
         kafka_config_set(conf, "queued.max.messages.kbytes", "4096", errbuf, errlen) != 0 ||
+        /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
+         * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
+        kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "max.partition.fetch.bytes", "262144", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         event_loop_del(loop, c->hold_fd);
