@@ -86,6 +86,24 @@ static void maybe_drop(breaker_table *t, hook_state *s)
     free(s);
 }
 
+/* Takes the oldest waiter out of s's FIFO (which is not empty). */
+static breaker_waiter *fifo_pop(hook_state *s)
+{
+    breaker_waiter *w = s->head;
+    s->head = w->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->queued--;
+    w->next = NULL;
+    return w;
+}
+
+/* s has attempts in flight and none succeeded for BREAKER_STALL_MS. */
+static int stalled(const hook_state *s, int64_t now_ms)
+{
+    return s->in_flight > 0 && now_ms - s->progress_ms >= BREAKER_STALL_MS;
+}
+
 /* Counts one more attempt in flight; an idle webhook starting an attempt counts as progress. */
 static void start_attempt(hook_state *s, int64_t now_ms)
 {
@@ -107,7 +125,7 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
     } else if (t->max_in_flight > 0 && (s->in_flight >= t->max_in_flight || s->queued > 0)) {
         /* at the cap (or others already waiting: keep the FIFO order); past max_queue only while the receiver
          * keeps finishing attempts (a healthy one absorbing a burst, bounded by MAX_IN_FLIGHT) */
-        if (s->queued >= t->max_queue && now_ms - s->progress_ms >= BREAKER_STALL_MS)
+        if (s->queued >= t->max_queue && stalled(s, now_ms))
             return BREAKER_REJECT_FULL;
         w->next = NULL;
         if (s->tail != NULL)
@@ -126,7 +144,7 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
     return v;
 }
 
-breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict, int64_t now_ms)
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict)
 {
     hook_state *s = get(t, id, 0);
     if (s == NULL || s->head == NULL)
@@ -137,15 +155,9 @@ breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict 
         *verdict = BREAKER_GO;
     else
         return NULL;
-    breaker_waiter *w = s->head;
-    s->head = w->next;
-    if (s->head == NULL)
-        s->tail = NULL;
-    s->queued--;
-    w->next = NULL;
-    (void)now_ms; /* a waiter starting is no progress: the webhook was busy all along */
+    breaker_waiter *w = fifo_pop(s);
     if (*verdict == BREAKER_GO)
-        s->in_flight++;
+        s->in_flight++; /* no progress: the webhook was busy all along */
     else
         maybe_drop(t, s);
     return w;
@@ -183,24 +195,15 @@ void breaker_finish(breaker_table *t, long long id, int ok, int probe, int64_t n
     maybe_drop(t, s);
 }
 
-size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, long long *ids, size_t cap)
+size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size_t cap)
 {
     size_t n = 0;
     for (int b = 0; b < BUCKETS && n < cap; b++)
         for (hook_state *s = t->buckets[b]; s != NULL && n < cap; s = s->next) {
-            if (s->queued <= t->max_queue || s->in_flight == 0 || now_ms - s->progress_ms < BREAKER_STALL_MS)
+            if (s->queued <= t->max_queue || !stalled(s, now_ms))
                 continue;
-            while (s->queued > t->max_queue && n < cap) { /* the oldest first: they have waited longest */
-                breaker_waiter *w = s->head;
-                s->head = w->next;
-                if (s->head == NULL)
-                    s->tail = NULL;
-                s->queued--;
-                w->next = NULL;
-                out[n] = w;
-                ids[n] = s->id;
-                n++;
-            }
+            while (s->queued > t->max_queue && n < cap) /* the oldest first: they have waited longest */
+                out[n++] = fifo_pop(s);
         }
     return n;
 }

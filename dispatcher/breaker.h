@@ -68,12 +68,12 @@ void breaker_finish(breaker_table *t, long long id, int ok, int probe, int64_t n
 /* The next waiter of webhook id that can be decided now, or NULL: with the breaker open, the FIFO's head with
  * *verdict = BREAKER_REJECT_OPEN; below the cap, the head with BREAKER_GO (counted in flight). Call it until it
  * returns NULL after every breaker_finish(). */
-breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict, int64_t now_ms);
+breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict *verdict);
 
 /* Takes up to cap waiters that stalled webhooks hold past PER_WEBHOOK_QUEUE out of their FIFOs (oldest first)
- * into out, with their webhook ids in ids; the caller fails each as BREAKER_REJECT_FULL. Returns how many;
- * call again while it returns cap. Scans the whole table: call it from a periodic tick, not per delivery. */
-size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, long long *ids, size_t cap);
+ * into out; the caller fails each as BREAKER_REJECT_FULL. Returns how many; call again while it returns cap.
+ * Scans the whole table: call it from a periodic tick, not per delivery. */
+size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size_t cap);
 
 /* Open breakers (the hookd_dispatcher_breakers_open gauge). */
 long breaker_open_count(const breaker_table *t);

@@ -208,7 +208,7 @@ int delivery_start(delivery_engine *eng, const delivery_request *req)
         return -1;
     t->req = *req;
     delivery_http_request hreq = {req->url, req->secret, req->previous_secret, req->event_id, req->body,
-                                  req->body_len, http1_fallback_active(eng->http1, req->webhook_id, time_now_ms())};
+                                  req->body_len, http1_fallback_active(eng->http1, req->webhook_id, time_monotonic_us() / 1000)};
     char err[128];
     if (delivery_http_begin(t->easy, &t->http, &hreq, err, sizeof err) != 0) {
         log_json(LOG_ERROR, "delivery could not be started", "{s:I, s:s}", "webhook_id", (json_int_t)req->webhook_id,
@@ -245,7 +245,7 @@ static void finish(delivery_engine *eng, transfer *t, CURLcode code)
 
     delivery_http_result hres;
     delivery_http_finish(t->easy, &t->http, code, &hres);
-    if (hres.http2_reset && http1_fallback_mark(eng->http1, t->req.webhook_id, time_now_ms()))
+    if (hres.http2_reset && http1_fallback_mark(eng->http1, t->req.webhook_id, time_monotonic_us() / 1000))
         log_json(LOG_WARN, "receiver reset an HTTP/2 stream; delivering over HTTP/1.1 for an hour", "{s:I, s:s}",
                  "webhook_id", (json_int_t)t->req.webhook_id, "url", t->req.url);
     delivery_result res;

@@ -280,16 +280,22 @@ static int launch(dispatch *d, event_ctx *ev, delivery_slot *slot)
     return record_attempt(d, ev, slot, sub, &res);
 }
 
+/* A waiter left its webhook's FIFO: its slot, no longer counted as queued. */
+static delivery_slot *leave_queue(dispatch *d, breaker_waiter *w)
+{
+    d->queued--;
+    metric_gauge_add(d->dm->queued, -1);
+    return (delivery_slot *)((char *)w - offsetof(delivery_slot, wait));
+}
+
 /* Starts what webhook id's FIFO can start now (a slot came free), or fails it all when its breaker opened. */
 static void drain(dispatch *d, long long id)
 {
     breaker_verdict v;
     breaker_waiter *w;
-    while ((w = breaker_dequeue(d->breaker, id, &v, time_monotonic_us() / 1000)) != NULL) {
-        delivery_slot *slot = (delivery_slot *)((char *)w - offsetof(delivery_slot, wait));
+    while ((w = breaker_dequeue(d->breaker, id, &v)) != NULL) {
+        delivery_slot *slot = leave_queue(d, w);
         event_ctx *ev = slot->ev;
-        d->queued--;
-        metric_gauge_add(d->dm->queued, -1);
         int later;
         if (v == BREAKER_GO) {
             slot->admitted = 1;
@@ -503,15 +509,12 @@ static void shed_stalled(dispatch *d)
 {
     enum { BATCH = 64 };
     breaker_waiter *waiters[BATCH];
-    long long ids[BATCH];
     size_t n;
     do {
-        n = breaker_shed(d->breaker, time_monotonic_us() / 1000, waiters, ids, BATCH);
+        n = breaker_shed(d->breaker, time_monotonic_us() / 1000, waiters, BATCH);
         for (size_t i = 0; i < n; i++) {
-            delivery_slot *slot = (delivery_slot *)((char *)waiters[i] - offsetof(delivery_slot, wait));
+            delivery_slot *slot = leave_queue(d, waiters[i]);
             event_ctx *ev = slot->ev;
-            d->queued--;
-            metric_gauge_add(d->dm->queued, -1);
             if (!refuse(d, ev, slot, &ev->subs->items[slot->index], BREAKER_REJECT_FULL))
                 slot_done(d, ev);
         }

@@ -27,6 +27,8 @@ typedef struct http1_fallback http1_fallback;
 http1_fallback *http1_fallback_new(void);
 void http1_fallback_free(http1_fallback *t);
 
+/* now_ms below: a monotonic clock in milliseconds. */
+
 /* Webhook id's receiver broke an HTTP/2 stream at now_ms: use HTTP/1.1 until now_ms + HTTP1_FALLBACK_MS.
  * Returns 1 when the webhook was not already marked (worth a log line), else 0. */
 int http1_fallback_mark(http1_fallback *t, long long webhook_id, int64_t now_ms);

@@ -43,13 +43,13 @@ static void test_cap_then_fifo_in_order(void **state)
     assert_int_equal(breaker_admit(f->t, 7, 0, &f->w[3], 0), BREAKER_QUEUED);
     assert_int_equal(breaker_admit(f->t, 8, 0, &f->w[4], 0), BREAKER_GO); /* another webhook is not held up */
     breaker_verdict v;
-    assert_null(breaker_dequeue(f->t, 7, &v, 5)); /* still at the cap */
+    assert_null(breaker_dequeue(f->t, 7, &v)); /* still at the cap */
     breaker_finish(f->t, 7, 1, 0, 5);
-    assert_ptr_equal(breaker_dequeue(f->t, 7, &v, 5), &f->w[2]);
+    assert_ptr_equal(breaker_dequeue(f->t, 7, &v), &f->w[2]);
     assert_int_equal(v, BREAKER_GO);
-    assert_null(breaker_dequeue(f->t, 7, &v, 5));
+    assert_null(breaker_dequeue(f->t, 7, &v));
     breaker_finish(f->t, 7, 1, 0, 6);
-    assert_ptr_equal(breaker_dequeue(f->t, 7, &v, 6), &f->w[3]);
+    assert_ptr_equal(breaker_dequeue(f->t, 7, &v), &f->w[3]);
     fixture_free(f);
 }
 
@@ -61,15 +61,14 @@ static void test_progressing_webhook_queues_past_the_bound(void **state)
     for (int i = 1; i <= 6; i++) /* within BREAKER_STALL_MS of the attempt's start: a burst, not a stall */
         assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[i], (BREAKER_STALL_MS / 10) * i), BREAKER_QUEUED);
     breaker_waiter *out[8];
-    long long ids[8];
-    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS - 1, out, ids, 8), 0);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS - 1, out, 8), 0);
     /* an attempt finishing keeps it healthy */
     const int64_t t1 = BREAKER_STALL_MS * 9 / 10;
     breaker_finish(f->t, 1, 1, 0, t1);
     breaker_verdict v;
-    assert_ptr_equal(breaker_dequeue(f->t, 1, &v, t1), &f->w[1]);
+    assert_ptr_equal(breaker_dequeue(f->t, 1, &v), &f->w[1]);
     assert_int_equal(breaker_admit(f->t, 1, 0, &f->w[7], t1 + BREAKER_STALL_MS - 1), BREAKER_QUEUED);
-    assert_int_equal(breaker_shed(f->t, t1 + BREAKER_STALL_MS - 1, out, ids, 8), 0);
+    assert_int_equal(breaker_shed(f->t, t1 + BREAKER_STALL_MS - 1, out, 8), 0);
     fixture_free(f);
 }
 
@@ -83,27 +82,25 @@ static void test_stalled_webhook_refuses_and_sheds_the_oldest(void **state)
     /* nothing finished for BREAKER_STALL_MS: stalled */
     assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[6], BREAKER_STALL_MS), BREAKER_REJECT_FULL);
     breaker_waiter *out[2];
-    long long ids[2];
     /* 5 queued, bound 2: three shed, oldest first, in batches of the caller's size */
-    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 2);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, 2), 2);
     assert_ptr_equal(out[0], &f->w[1]);
     assert_ptr_equal(out[1], &f->w[2]);
-    assert_true(ids[0] == 3 && ids[1] == 3);
-    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 1);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, 2), 1);
     assert_ptr_equal(out[0], &f->w[3]);
-    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, ids, 2), 0);
+    assert_int_equal(breaker_shed(f->t, BREAKER_STALL_MS, out, 2), 0);
     /* below the bound a stalled webhook still queues */
     breaker_verdict v;
-    assert_null(breaker_dequeue(f->t, 3, &v, BREAKER_STALL_MS));
+    assert_null(breaker_dequeue(f->t, 3, &v));
     /* the hanging attempt times out: a slot is free (the queue drains in order) but that is no progress */
     breaker_finish(f->t, 3, 0, 0, 2 * BREAKER_STALL_MS);
-    assert_ptr_equal(breaker_dequeue(f->t, 3, &v, 2 * BREAKER_STALL_MS), &f->w[4]);
+    assert_ptr_equal(breaker_dequeue(f->t, 3, &v), &f->w[4]);
     assert_int_equal(v, BREAKER_GO);
     assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[7], 2 * BREAKER_STALL_MS), BREAKER_QUEUED); /* 2 queued */
     assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[8], 2 * BREAKER_STALL_MS), BREAKER_REJECT_FULL);
     /* a success is progress: the receiver may take a burst again */
     breaker_finish(f->t, 3, 1, 0, 2 * BREAKER_STALL_MS + 1);
-    assert_ptr_equal(breaker_dequeue(f->t, 3, &v, 2 * BREAKER_STALL_MS + 1), &f->w[5]);
+    assert_ptr_equal(breaker_dequeue(f->t, 3, &v), &f->w[5]);
     assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[9], 2 * BREAKER_STALL_MS + 2), BREAKER_QUEUED);
     assert_int_equal(breaker_admit(f->t, 3, 0, &f->w[10], 2 * BREAKER_STALL_MS + 2), BREAKER_QUEUED); /* past it */
     fixture_free(f);
@@ -121,7 +118,7 @@ static void test_breaker_opens_rejects_probes_and_closes(void **state)
     }
     assert_int_equal(breaker_open_count(f->t), 1);
     breaker_verdict v;
-    assert_ptr_equal(breaker_dequeue(f->t, 9, &v, 3), &f->w[3]); /* the waiter is failed at once */
+    assert_ptr_equal(breaker_dequeue(f->t, 9, &v), &f->w[3]); /* the waiter is failed at once */
     assert_int_equal(v, BREAKER_REJECT_OPEN);
     assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[4], 4), BREAKER_REJECT_OPEN);
     assert_int_equal(breaker_admit(f->t, 9, 1, &f->w[5], 5), BREAKER_PROBE);
