@@ -26,9 +26,11 @@ for service in producer-api dispatcher; do
         sed -n 's/.*apt-get install -y --no-install-recommends \([^&]*\)&&.*/\1/p')
     missing=()
     for lib in $(readelf -d "$ctx/bin/$service" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
+        # every reader below consumes its whole input: an early exit (awk's exit, head -1) may kill the writer
+        # with SIGPIPE, which pipefail + set -e turned into a silent, timing-dependent failure of this script
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !found {print $NF; found = 1}')
         pkg=$({ dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true; } |
-            head -1 | cut -d: -f1)
+            sed -n '1s/:.*//p')
         case " $runtime libc6 " in
             *" $pkg "*) ;;
             *) missing+=("$lib ($pkg)") ;;

@@ -11,7 +11,7 @@ cd "$root"
 command -v valgrind >/dev/null || { echo "valgrind-e2e.sh: valgrind not installed (apt-get install -y valgrind)" >&2; exit 2; }
 bin=${HOOKD_BIN:-bin}
 for b in producer-api dispatcher; do
-    if nm -an "$bin/$b" 2>/dev/null | grep -q __asan_init; then
+    if nm -an "$bin/$b" 2>/dev/null | grep __asan_init >/dev/null; then  # not -q: an early exit may SIGPIPE nm (pipefail)
         echo "valgrind-e2e.sh: $bin/$b is an ASan build; valgrind needs the plain build" >&2; exit 2
     fi
 done

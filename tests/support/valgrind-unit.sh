@@ -13,7 +13,7 @@ failed=0 ran=0
 for t in "${bins[@]}"; do
     case "$t" in *.d|*.o) continue ;; esac
     [ -x "$t" ] || continue
-    if nm -an "$t" 2>/dev/null | grep -q __asan_init; then
+    if nm -an "$t" 2>/dev/null | grep __asan_init >/dev/null; then  # not -q: an early exit may SIGPIPE nm (pipefail)
         echo "valgrind-unit.sh: $t is an ASan build; valgrind needs the plain build" >&2
         exit 2
     fi
