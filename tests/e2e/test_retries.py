@@ -13,45 +13,18 @@ import subprocess
 import time
 
 from conftest import BIN, http, wait_until
-from support.receiver import Receiver, _Handler
+from support.receiver import Receiver
 from test_delivery import project_event, verify_signature
 
 FAST = {"RETRY_SCHEDULE": "1s,1s,1s"}
 
 
-class _ScriptedHandler(_Handler):
-    """Answers from the receiver's per-path script: the n-th request to a path gets script[n] (the last entry
-    repeats), with extra response headers."""
-
-    def _handle(self):
-        length = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(length) if length else b""
-        recv = self.server.receiver
-        from support.receiver import Request
-        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                      time.monotonic(), list(self.headers.items()))
-        status, delay, headers = recv._scripted(req)
-        if delay:
-            time.sleep(delay)
-        payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass
-
-    do_POST = _handle
-
-
 class ScriptedReceiver(Receiver):
+    """Answers from a per-path script: the n-th request to a path gets script[n] (the last entry repeats), with
+    extra response headers; unscripted paths answer as configured."""
+
     def __init__(self, ca):
         super().__init__(ca)
-        self._httpd.RequestHandlerClass = _ScriptedHandler
         self._scripts = {}
         self._counts = {}
 
@@ -60,18 +33,16 @@ class ScriptedReceiver(Receiver):
         with self._lock:
             self._scripts[path] = list(answers)
 
-    def _scripted(self, req):
-        with self._lock:
-            self._requests.append(req)
-            self._lock.notify_all()
+    def _record(self, req):
+        with self._lock:  # a reentrant Condition: recording and counting stay one step
+            answer = super()._record(req)
             n = self._counts.get(req.path, 0)
             self._counts[req.path] = n + 1
             if req.path in self._scripts:
                 answers = self._scripts[req.path]
                 status, headers = answers[min(n, len(answers) - 1)]
                 return status, 0.0, headers
-            status, delay = self._config.get(req.path, (200, 0.0))
-            return status, delay, {}
+            return answer
 
 
 def scripted(stack) -> ScriptedReceiver:

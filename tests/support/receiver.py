@@ -77,13 +77,15 @@ class _Handler(BaseHTTPRequestHandler):
         recv: "Receiver" = self.server.receiver  # type: ignore[attr-defined]
         req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                       time.monotonic(), list(self.headers.items()))
-        status, delay = recv._record(req)
+        status, delay, headers = recv._record(req)
         if delay:
             time.sleep(delay)
         payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -142,11 +144,13 @@ class Receiver:
         with self._lock:
             self._config[path] = (status, delay)
 
-    def _record(self, req: Request) -> Tuple[int, float]:
+    def _record(self, req: Request) -> Tuple[int, float, Dict[str, str]]:
+        """Records req; returns (status, delay, extra response headers). Subclasses may answer otherwise."""
         with self._lock:
             self._requests.append(req)
             self._lock.notify_all()
-            return self._config.get(req.path, (200, 0.0))
+            status, delay = self._config.get(req.path, (200, 0.0))
+            return status, delay, {}
 
     def requests(self, path: Optional[str] = None) -> List[Request]:
         with self._lock:
