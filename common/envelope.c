@@ -2,17 +2,33 @@
 #include "envelope.h"
 
 #include "event_types.h"
+#include "json_scan.h"
 #include "json_text.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void envelope_clear(envelope *env)
 {
     if (env == NULL)
         return;
-    json_decref(env->data);
+    free(env->data);
     memset(env, 0, sizeof *env);
+}
+
+int envelope_copy(envelope *dst, const envelope *src)
+{
+    *dst = *src;
+    if (src->data == NULL)
+        return 0;
+    dst->data = malloc(src->data_len + 1);
+    if (dst->data == NULL) {
+        memset(dst, 0, sizeof *dst);
+        return -1;
+    }
+    memcpy(dst->data, src->data, src->data_len + 1);
+    return 0;
 }
 
 int envelope_id_valid(const char *id)
@@ -95,62 +111,182 @@ int envelope_from_request(json_t *event, long long token_org, int index, envelop
         out->data = NULL;
         return -1;
     }
-    out->data = json_incref(data);
+    out->data = json_dumps(data, JSON_COMPACT);
+    if (out->data == NULL) {
+        add_error(errors, index, "data", "could not be serialised");
+        return -1;
+    }
+    out->data_len = strlen(out->data);
     return 0;
 }
 
 json_t *envelope_to_json(const envelope *env)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:O}", "id", env->id, "type", event_type_name(env->type),
+    json_t *data = json_loadb(env->data, env->data_len, 0, NULL);
+    if (data == NULL)
+        return NULL;
+    return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", env->id, "type", event_type_name(env->type),
                      "organization_id", (json_int_t)env->organization_id, "occurred_at", env->occurred_at, "data",
-                     env->data);
+                     data);
+}
+
+/* A buffer for env's JSON with room for data plus the other fields escaped at worst (id: 128 × 2 for '"' and
+ * '\\'; type, organization_id and occurred_at are short and plain). */
+static char *text_buffer(const envelope *env, json_buf *b, size_t *cap)
+{
+    *cap = env->data_len + 2 * ENVELOPE_ID_MAX + TIME_TEXT_MAX + 160;
+    char *text = malloc(*cap);
+    if (text != NULL)
+        json_buf_init(b, text, *cap);
+    return text;
+}
+
+static char *text_finish(char *text, json_buf *b, size_t *len)
+{
+    if (b->overflow) {
+        free(text);
+        return NULL;
+    }
+    if (len != NULL)
+        *len = b->len;
+    return text;
 }
 
 char *envelope_encode(const envelope *env, size_t *len)
 {
-    return json_text_take(envelope_to_json(env), len);
+    json_buf b;
+    size_t cap;
+    const char *type = event_type_name(env->type);
+    if (env->data == NULL || type == NULL)
+        return NULL;
+    char *text = text_buffer(env, &b, &cap);
+    if (text == NULL)
+        return NULL;
+    json_buf_raw(&b, "{", 1);
+    json_buf_key(&b, "id");
+    json_buf_string(&b, env->id);
+    json_buf_key(&b, "type");
+    json_buf_string(&b, type);
+    json_buf_key(&b, "organization_id");
+    json_buf_int(&b, env->organization_id);
+    json_buf_key(&b, "occurred_at");
+    json_buf_string(&b, env->occurred_at);
+    json_buf_key(&b, "data");
+    json_buf_raw(&b, env->data, env->data_len);
+    json_buf_raw(&b, "}", 1);
+    return text_finish(text, &b, len);
+}
+
+/* What envelope_decode() collects from the members of the top-level object (spans into the message). */
+typedef struct envelope_members {
+    json_scan_span id, type, organization_id, occurred_at, data;
+    int seen; /* bit per field above, in that order */
+} envelope_members;
+
+static int on_envelope_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    static const char *const names[] = {"id", "type", "organization_id", "occurred_at", "data"};
+    envelope_members *m = ctx;
+    json_scan_span *slots[] = {&m->id, &m->type, &m->organization_id, &m->occurred_at, &m->data};
+    for (int i = 0; i < 5; i++) {
+        if (json_scan_string_equals(key, names[i])) {
+            *slots[i] = *value;
+            m->seen |= 1 << i;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    if (json_scan_string_equals(key, "id"))
+        *(int *)ctx = value->kind == JSON_SCAN_INTEGER;
+    return 0;
+}
+
+/* Decodes a string span into a buffer of its raw length (a decoded string is never longer). Returns a malloc'd
+ * string or NULL. */
+static char *decode_text(const json_scan_span *s)
+{
+    char *text = malloc(s->len + 1);
+    if (text != NULL && json_scan_string_decode(s, text, s->len + 1) < 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen)
 {
-    json_error_t error;
+    envelope_members m;
+    char scan_error[128];
     memset(out, 0, sizeof *out);
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &error);
-    if (root == NULL) {
-        snprintf(errbuf, errlen, "invalid JSON: %s", error.text);
+    memset(&m, 0, sizeof m);
+    if (json_scan_object(buf, len, on_envelope_member, &m, scan_error, sizeof scan_error) != 0) {
+        snprintf(errbuf, errlen, "invalid JSON: %s", scan_error);
         return -1;
     }
-    const char *id = NULL, *type = NULL, *occurred = NULL;
-    json_int_t org = 0;
-    json_t *data = NULL;
+    static const char *const names[] = {"id", "type", "organization_id", "occurred_at", "data"};
+    for (int i = 0; i < 5; i++) {
+        if (!(m.seen & (1 << i))) {
+            snprintf(errbuf, errlen, "envelope: object item not found: %s", names[i]);
+            return -1;
+        }
+    }
+    char type[64], id[ENVELOPE_ID_MAX + 1];
+    long long org = 0;
     int64_t occurred_ms = 0;
-    if (json_unpack_ex(root, &error, 0, "{s:s, s:s, s:I, s:s, s:o}", "id", &id, "type", &type,
-                       "organization_id", &org, "occurred_at", &occurred, "data", &data) != 0) {
-        snprintf(errbuf, errlen, "envelope: %s", error.text);
-    } else if (!envelope_id_valid(id)) {
+    int data_id_integer = 0;
+    char *occurred = NULL;
+    if (m.id.kind != JSON_SCAN_STRING || m.type.kind != JSON_SCAN_STRING || m.occurred_at.kind != JSON_SCAN_STRING) {
+        snprintf(errbuf, errlen, "envelope: id, type and occurred_at must be strings");
+    } else if (json_scan_integer(&m.organization_id, &org) != 0) {
+        snprintf(errbuf, errlen, "envelope: organization_id must be an integer");
+    } else if (json_scan_string_decode(&m.id, id, sizeof id) < 0 || !envelope_id_valid(id)) {
         snprintf(errbuf, errlen, "envelope: id must be 1-128 printable ASCII characters");
-    } else if ((out->type = event_type_index(type)) < 0) {
-        snprintf(errbuf, errlen, "envelope: unknown type \"%.40s\"", type);
+    } else if (json_scan_string_decode(&m.type, type, sizeof type) < 0 || (out->type = event_type_index(type)) < 0) {
+        snprintf(errbuf, errlen, "envelope: unknown type");
     } else if (org <= 0) {
         snprintf(errbuf, errlen, "envelope: organization_id must be positive");
-    } else if (time_parse_rfc3339(occurred, &occurred_ms) != 0) {
+    } else if ((occurred = decode_text(&m.occurred_at)) == NULL || time_parse_rfc3339(occurred, &occurred_ms) != 0) {
         snprintf(errbuf, errlen, "envelope: occurred_at must be RFC 3339");
-    } else if (!json_is_object(data) || !json_is_integer(json_object_get(data, "id"))) {
+    } else if (m.data.kind != JSON_SCAN_OBJECT ||
+               json_scan_object(m.data.start, m.data.len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
+               !data_id_integer) {
         snprintf(errbuf, errlen, "envelope: data must be an object with an integer id");
+    } else if ((out->data = malloc(m.data.len + 1)) == NULL) {
+        snprintf(errbuf, errlen, "envelope: out of memory");
     } else {
-        snprintf(out->id, sizeof out->id, "%s", id);
-        out->organization_id = (long long)org;
+        memcpy(out->data, m.data.start, m.data.len);
+        out->data[m.data.len] = '\0';
+        out->data_len = m.data.len;
+        memcpy(out->id, id, sizeof id);
+        out->organization_id = org;
         time_format_rfc3339(occurred_ms, 1, out->occurred_at);
-        out->data = json_incref(data);
-        json_decref(root);
+        free(occurred);
         return 0;
     }
-    json_decref(root);
+    free(occurred);
     memset(out, 0, sizeof *out);
     return -1;
 }
 
 char *envelope_delivery_body(const envelope *env, size_t *len)
 {
-    return json_text_take(json_pack("{s:O, s:s}", "data", env->data, "type", event_type_name(env->type)), len);
+    json_buf b;
+    size_t cap;
+    const char *type = event_type_name(env->type);
+    if (env->data == NULL || type == NULL)
+        return NULL;
+    char *text = text_buffer(env, &b, &cap);
+    if (text == NULL)
+        return NULL;
+    json_buf_raw(&b, "{", 1);
+    json_buf_key(&b, "data");
+    json_buf_raw(&b, env->data, env->data_len);
+    json_buf_key(&b, "type");
+    json_buf_string(&b, type);
+    json_buf_raw(&b, "}", 1);
+    return text_finish(text, &b, len);
 }

@@ -6,6 +6,9 @@
  *      "occurred_at": "2026-11-29T01:02:03.456Z", "data": {"id": 123, ...}}
  *
  * It also renders the body receivers get: {"data": {...}, "type": "<event_type>"}.
+ *
+ * `data` is kept as JSON text, never as a tree: producer-api serialises it once per event, and the dispatcher
+ * validates a message in one pass (json_scan.h) and passes the `data` bytes through to receivers as written.
  * Stateless and thread-safe; an envelope value is owned by one thread at a time.
  */
 #ifndef HOOKD_ENVELOPE_H
@@ -23,11 +26,16 @@ typedef struct envelope {
     int type;                          /* event type index (event_types.h) */
     long long organization_id;         /* > 0 */
     char occurred_at[TIME_TEXT_MAX];   /* RFC 3339 UTC, normalised */
-    json_t *data;                      /* owned reference to a JSON object with an integer "id" */
+    char *data;                        /* owned, malloc'd, NUL-terminated: a JSON object with an integer "id" */
+    size_t data_len;                   /* strlen(data) */
 } envelope;
 
 /* Releases what the envelope owns (data) and zeroes it. Safe on a zeroed envelope. */
 void envelope_clear(envelope *env);
+
+/* Makes dst a copy of src (dst's own data is not released first). Returns 0, or -1 when out of memory (dst is
+ * then zeroed). */
+int envelope_copy(envelope *dst, const envelope *src);
 
 /* Validates one event as a client posts it to /api/v1/events and fills out (which the caller clears).
  *   token_org: the organization of an organization token, or 0 for a service token.
@@ -36,18 +44,21 @@ void envelope_clear(envelope *env);
  * When the client gave no id, out->id is left empty: the caller assigns one. */
 int envelope_from_request(json_t *event, long long token_org, int index, envelope *out, json_t *errors);
 
-/* The envelope as a new JSON object (keys in contract order), or NULL on allocation failure. */
+/* The envelope as a new JSON object (keys in contract order), or NULL on allocation failure. Parses data: for
+ * the retry and dead-letter records, not for the hot path. */
 json_t *envelope_to_json(const envelope *env);
 
 /* Serialises the envelope (compact JSON, keys in contract order). Returns a malloc'd string the caller frees,
  * or NULL on allocation failure; *len gets its length. */
 char *envelope_encode(const envelope *env, size_t *len);
 
-/* Parses and validates a Kafka message value. Returns 0 and fills out (caller clears), or -1 with a reason in
- * errbuf. */
+/* Parses and validates a Kafka message value (what jansson accepts with JSON_REJECT_DUPLICATES, json_scan.h),
+ * without building a tree: out->data is a copy of the message's own `data` bytes. Returns 0 and fills out
+ * (caller clears), or -1 with a reason in errbuf. */
 int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen);
 
-/* Renders the receiver body {"data": ..., "type": ...}. Returns a malloc'd string (caller frees) or NULL. */
+/* Renders the receiver body {"data":<data as it is>,"type":"<type>"}. Returns a malloc'd string (caller frees)
+ * or NULL. */
 char *envelope_delivery_body(const envelope *env, size_t *len);
 
 /* Returns 1 when id is 1-128 printable ASCII characters (0x21-0x7e), else 0. */

@@ -418,8 +418,11 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
         for (int i = 0; i < f->history->attempt_count; i++)
             retry_record_add_attempt(rec, &f->history->attempts[i]);
     }
-    rec->env = *f->env;
-    json_incref(rec->env.data);
+    if (envelope_copy(&rec->env, f->env) != 0) {
+        free(rec);
+        log_json(LOG_ERROR, "out of memory building a retry record (the event will be consumed again)", NULL);
+        return;
+    }
     rec->webhook_id = f->webhook_id;
     int64_t now = time_now_ms();
     int tier;
@@ -492,8 +495,10 @@ int retry_stage_replay(retry_stage *rs, const retry_record *src)
         return -1;
     for (int i = 0; i < src->attempt_count; i++)
         retry_record_add_attempt(rec, &src->attempts[i]);
-    rec->env = src->env;
-    json_incref(rec->env.data);
+    if (envelope_copy(&rec->env, &src->env) != 0) {
+        free(rec);
+        return -1;
+    }
     rec->webhook_id = src->webhook_id;
     rec->attempt = 1;
     rec->due_ms = time_now_ms();

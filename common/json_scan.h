@@ -1,0 +1,67 @@
+/*
+ * json_scan — validates JSON text without building a tree, and hands out the members of the top-level object as
+ * spans of the input.
+ *
+ * Why it exists: the dispatcher parsed every event envelope into a jansson tree and serialised `data` again for
+ * the delivery body; that was 23 % of its CPU and most of its allocations (docs/BENCHMARKS.md). With this scanner
+ * an envelope costs one pass over its bytes and the body is spliced from the input's own `data` bytes.
+ *
+ * What "valid" means is jansson 2.14's json_loadb(JSON_REJECT_DUPLICATES) on an object, so the dispatcher accepts
+ * exactly the envelopes it accepted before (tests/fuzz/fuzz_json_scan.c compares the two on arbitrary input):
+ *   - RFC 8259 grammar; whitespace is space, tab, CR and LF; nothing but whitespace after the value;
+ *   - strings: UTF-8 without overlong forms, surrogates or code points above U+10FFFF; no control characters
+ *     below 0x20; escapes \" \\ \/ \b \f \n \r \t \uXXXX, surrogate pairs only as pairs, no \u0000;
+ *   - integers (no fraction or exponent) must fit in a signed 64-bit integer; reals must not overflow a double;
+ *   - no two keys of one object equal once decoded (at any depth);
+ *   - at most 2048 levels: a value nested in n arrays or objects has depth n + 1.
+ *
+ * Stateless and thread-safe; the spans borrow the caller's buffer.
+ */
+#ifndef HOOKD_JSON_SCAN_H
+#define HOOKD_JSON_SCAN_H
+
+#include <stddef.h>
+
+#define JSON_SCAN_MAX_DEPTH 2048
+
+typedef enum json_scan_kind {
+    JSON_SCAN_OBJECT,
+    JSON_SCAN_ARRAY,
+    JSON_SCAN_STRING,
+    JSON_SCAN_INTEGER,
+    JSON_SCAN_REAL,
+    JSON_SCAN_TRUE,
+    JSON_SCAN_FALSE,
+    JSON_SCAN_NULL
+} json_scan_kind;
+
+/* A piece of the input. Strings: the text between the quotes, escapes not decoded. Everything else: the value's
+ * whole text, from its first byte to its last (objects and arrays include their brackets). */
+typedef struct json_scan_span {
+    const char *start; /* borrowed from the scanned buffer */
+    size_t len;
+    json_scan_kind kind;
+    int escaped; /* strings: 1 when the text contains a backslash */
+} json_scan_span;
+
+/* Called for every member of the top-level object, in input order, as soon as the member's value has been scanned.
+ * Return 0 to go on, anything else to stop the scan (json_scan_object() then fails with "stopped"). The scan may
+ * still fail after the last call: act on the members only once json_scan_object() returned 0. */
+typedef int (*json_scan_member_fn)(void *ctx, const json_scan_span *key, const json_scan_span *value);
+
+/* Validates buf[0, len) as one JSON object (see the rules above) and reports its top-level members to member
+ * (may be NULL). Returns 0 when valid, or -1 with a reason (and the byte offset) in err. Allocates only for
+ * objects of more than 64 keys or nesting deeper than 64 levels. */
+int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err, size_t errlen);
+
+/* 1 when the string span, decoded, is exactly the NUL-terminated text plain; else 0. */
+int json_scan_string_equals(const json_scan_span *s, const char *plain);
+
+/* Decodes a string span (from a successful scan) into out, NUL-terminated. Returns the decoded length, or -1
+ * when it needs more than cap - 1 bytes (out is then left empty). */
+long json_scan_string_decode(const json_scan_span *s, char *out, size_t cap);
+
+/* Parses an integer span (from a successful scan). Returns 0, or -1 when s is not JSON_SCAN_INTEGER. */
+int json_scan_integer(const json_scan_span *s, long long *out);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * fuzz_json_scan — json_scan_object() against jansson on arbitrary bytes (the scanner validates every Kafka
+ * message the dispatcher consumes; json_scan.h promises jansson 2.14's rules with JSON_REJECT_DUPLICATES).
+ *
+ * Differential: the scanner accepts exactly what json_loadb(JSON_REJECT_DUPLICATES) parses to an object; then
+ * the members it reports are the object's members in order: same decoded keys (json_scan_string_decode,
+ * json_scan_string_equals), values of the same kind that parse (as spans) to equal JSON values, integers equal
+ * through json_scan_integer.
+ */
+#include "fuzz_util.h"
+#include "json_scan.h"
+
+#include <jansson.h>
+
+enum { MAX_MEMBERS = 256 };
+
+typedef struct members {
+    json_scan_span keys[MAX_MEMBERS], values[MAX_MEMBERS];
+    size_t count;
+} members;
+
+static int collect(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    members *m = ctx;
+    if (m->count < MAX_MEMBERS) {
+        m->keys[m->count] = *key;
+        m->values[m->count] = *value;
+    }
+    m->count++;
+    return 0;
+}
+
+static int kind_matches(json_scan_kind kind, const json_t *v)
+{
+    switch (kind) {
+    case JSON_SCAN_OBJECT: return json_is_object(v);
+    case JSON_SCAN_ARRAY: return json_is_array(v);
+    case JSON_SCAN_STRING: return json_is_string(v);
+    case JSON_SCAN_INTEGER: return json_is_integer(v);
+    case JSON_SCAN_REAL: return json_is_real(v);
+    case JSON_SCAN_TRUE: return json_is_true(v);
+    case JSON_SCAN_FALSE: return json_is_false(v);
+    case JSON_SCAN_NULL: return json_is_null(v);
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static members m;
+    char err[96];
+    memset(err, 'x', sizeof err);
+    m.count = 0;
+    int rc = json_scan_object((const char *)data, size, collect, &m, err, sizeof err);
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+    int jansson_ok = root != NULL && json_is_object(root);
+    if (rc != 0 && jansson_ok) { /* allowed only for the NUL bytes jansson skips (fuzz_util.h) */
+        size_t stripped_size;
+        int removed;
+        char *stripped = fuzz_strip_jansson_nuls(data, size, &stripped_size, &removed);
+        FUZZ_CHECK(removed, "json_scan refused (%s) what jansson parsed", err);
+        FUZZ_CHECK(json_scan_object(stripped, stripped_size, NULL, NULL, err, sizeof err) == 0,
+                   "json_scan refused (%s) jansson's input without its skipped NULs", err);
+        free(stripped);
+        json_decref(root);
+        return 0;
+    }
+    FUZZ_CHECK((rc == 0) == jansson_ok, "json_scan %d (%s), jansson %s (%s)", rc, rc != 0 ? err : "",
+               jansson_ok ? "object" : "refused", root == NULL ? jerr.text : "not an object");
+    if (rc != 0) {
+        FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "errbuf not terminated");
+        json_decref(root);
+        return 0;
+    }
+    FUZZ_CHECK(m.count == json_object_size(root), "%zu members, jansson %zu", m.count, json_object_size(root));
+    size_t i = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        if (i >= MAX_MEMBERS)
+            break;
+        char decoded[512];
+        long n = json_scan_string_decode(&m.keys[i], decoded, sizeof decoded);
+        if (n >= 0)
+            FUZZ_CHECK(strcmp(decoded, key) == 0, "key %zu: %s vs %s", i, decoded, key);
+        FUZZ_CHECK(json_scan_string_equals(&m.keys[i], key), "key %zu not equal to %s", i, key);
+        const json_scan_span *v = &m.values[i];
+        FUZZ_CHECK(kind_matches(v->kind, value), "member %s: kind %d", key, (int)v->kind);
+        if (v->kind == JSON_SCAN_STRING) {
+            char *text = malloc(v->len + 1);
+            FUZZ_CHECK(text != NULL, "malloc");
+            long len = json_scan_string_decode(v, text, v->len + 1);
+            FUZZ_CHECK(len >= 0 && (size_t)len == json_string_length(value) &&
+                           memcmp(text, json_string_value(value), (size_t)len) == 0,
+                       "string member %s", key);
+            free(text);
+        } else {
+            json_t *again = json_loadb(v->start, v->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+            FUZZ_CHECK(json_equal(again, value), "member %s: span %.*s", key, (int)v->len, v->start);
+            json_decref(again);
+        }
+        long long integer;
+        if (v->kind == JSON_SCAN_INTEGER)
+            FUZZ_CHECK(json_scan_integer(v, &integer) == 0 && integer == json_integer_value(value), "integer %s",
+                       key);
+        else
+            FUZZ_CHECK(json_scan_integer(v, &integer) == -1, "json_scan_integer on kind %d", (int)v->kind);
+        i++;
+    }
+    json_decref(root);
+    return 0;
+}
