@@ -34,6 +34,7 @@ struct delivery_engine {
     event_loop *loop;              /* borrowed */
     int timer_fd;                  /* owned timerfd for CURLMOPT_TIMERFUNCTION */
     int64_t timer_armed_us;        /* monotonic deadline the timerfd is armed for, 0 when it is not armed */
+    int timeout_now;               /* libcurl asked for a timeout of 0: run it at the end of this loop pass */
     delivery_options opts;
     delivery_http_config http;     /* points at ca_bundle */
     char ca_bundle[64];            /* temp file: system bundle + RECEIVER_CA_FILE ("" when unused), unlinked at free */
@@ -69,15 +70,21 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
 /* CURLMOPT_TIMERFUNCTION. libcurl calls it after nearly every socket action, mostly with a deadline no sooner
  * than the one already armed; a timerfd_settime() per call was 22 % of the dispatcher's CPU in the dispatch
- * benchmark. So the timerfd is only re-armed when the new deadline is earlier than the armed one, and never
- * disarmed: firing early is harmless (delivery_on_timer() lets libcurl check its timeouts, and libcurl then asks
- * for the deadline it really wants). */
+ * benchmark (in a VM, programming a timer traps to the hypervisor). So the timerfd is only re-armed when the new
+ * deadline is earlier than the armed one, and never disarmed: firing early is harmless (delivery_on_timer() lets
+ * libcurl check its timeouts, and libcurl then asks for the deadline it really wants). A timeout of 0 (after
+ * every curl_multi_add_handle()) needs no timer at all: it is run by delivery_run_pending() at the end of the
+ * loop pass; that was another 22 % in timerfd_settime(). */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     delivery_engine *eng = userp;
     if (timeout_ms < 0)
         return 0; /* "no timeout": an armed timer may still fire once, harmlessly */
+    if (timeout_ms == 0) {
+        eng->timeout_now = 1;
+        return 0;
+    }
     int64_t deadline = time_monotonic_us() + (int64_t)timeout_ms * 1000;
     if (eng->timer_armed_us != 0 && eng->timer_armed_us <= deadline)
         return 0; /* a wake-up at or before it is already armed */
@@ -297,6 +304,17 @@ void delivery_on_timer(delivery_engine *eng)
     eng->timer_armed_us = 0; /* a one-shot timerfd is disarmed once it fired */
     curl_multi_socket_action(eng->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(eng);
+}
+
+int delivery_run_pending(delivery_engine *eng)
+{
+    if (!eng->timeout_now)
+        return 0;
+    int running = 0;
+    eng->timeout_now = 0;
+    curl_multi_socket_action(eng->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(eng);
+    return eng->timeout_now;
 }
 
 size_t delivery_active(const delivery_engine *eng)

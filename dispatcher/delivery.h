@@ -73,6 +73,11 @@ int delivery_start(delivery_engine *eng, const delivery_request *req);
 void delivery_on_socket(delivery_engine *eng, int fd, unsigned events);
 void delivery_on_timer(delivery_engine *eng);
 
+/* Runs what libcurl asked to run "now" (a timeout of 0, asked for after every new transfer) since the last call.
+ * Call once at the end of every loop pass. Returns 1 when libcurl asked for "now" again (the loop must then not
+ * sleep before the next call), else 0. */
+int delivery_run_pending(delivery_engine *eng);
+
 /* Attempts started and not finished. */
 size_t delivery_active(const delivery_engine *eng);
 

@@ -123,12 +123,12 @@ static void app_free(app *a)
 static int run(app *a)
 {
     loop_event evs[256];
-    int kafka_more = 0, retry_more = 0, stopping = 0;
+    int kafka_more = 0, retry_more = 0, curl_now = 0, stopping = 0;
     int64_t deadline = 0;
     for (;;) {
         /* with no room (MAX_IN_FLIGHT reached) fetched messages wait: sleep until a delivery ends */
         int room = dispatch_has_room(a->dispatch);
-        int n = event_loop_wait(a->loop, evs, 256, (kafka_more || retry_more) && room ? 0 : 1000);
+        int n = event_loop_wait(a->loop, evs, 256, ((kafka_more || retry_more) && room) || curl_now ? 0 : 1000);
         if (n < 0) {
             log_json(LOG_ERROR, "epoll_wait failed", NULL);
             return 1;
@@ -190,6 +190,7 @@ static int run(app *a)
             retry_more = a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH);
         if (dispatch_after_batch(a->dispatch))
             kafka_more = retry_more = 1;
+        curl_now = delivery_run_pending(a->engine); /* transfers added in this pass start here */
         if (stopping) {
             size_t left = dispatch_in_flight(a->dispatch) + dispatch_handoffs(a->dispatch);
             if (left == 0)
