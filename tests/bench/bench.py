@@ -430,11 +430,32 @@ def wrk(url, script, conns, seconds, threads=2):
 
 # ----------------------------------------------------------------------------------------------- rows
 
+# Event padding is text, not one repeated letter: Kafka compresses record batches (lz4 here), and "x" * 930
+# compressed ~60x, so a 256 KiB partition fetch decompressed to tens of MiB in the dispatcher and the memory rows
+# measured an input no product sends. Words drawn from a small vocabulary by an LCG compress about as well as
+# real JSON (2-3x with lz4). tests/bench/rdkafka_produce.c pads the same way (same words, same generator).
+PAD_WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+             "et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip "
+             "ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla "
+             "pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim "
+             "id est laborum project task hours budget client invoice").split()
+
+
+def pad_text(i, n):
+    """n bytes of word-salad text, a different text for every i (the same as rdkafka_produce.c's)."""
+    x = (i * 2654435761 + 12345) & 0xFFFFFFFF
+    text = ""
+    while len(text) < n:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        text += (" " if text else "") + PAD_WORDS[(x >> 16) % len(PAD_WORDS)]
+    return text[:n]
+
+
 def event_json(i, event_type, org, pad):
-    return {"type": event_type, "organization_id": org, "data": {"id": i, "pad": "x" * pad}}
+    return {"type": event_type, "organization_id": org, "data": {"id": i, "pad": pad_text(i, pad)}}
 
 
-PAD_1K = 930  # {"type": ..., "organization_id": ..., "data": {"id": ..., "pad": "x"*930}} is ~1 KiB
+PAD_1K = 930  # {"type": ..., "organization_id": ..., "data": {"id": ..., "pad": <930 bytes>}} is ~1 KiB
 # wrk opens all its connections (TLS handshakes) up front; above ~1000 on 2 cores the whole run is handshakes.
 WRK_MAX_CONNS = 1000
 
@@ -490,7 +511,7 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
     if t["delivered"] != n_events:
         raise HarnessError(f"pre-load: {t}")
     expected = n_events * hooks_per_org
-    sample_body = json.dumps({"data": {"id": 1, "pad": "x" * PAD_1K}, "type": etype}, separators=(",", ":"))
+    sample_body = json.dumps({"data": {"id": 1, "pad": pad_text(1, PAD_1K)}, "type": etype}, separators=(",", ":"))
     script = st.dir / f"{key}.lua"
     write_lua(script, sample_body, {"Content-Type": "application/json", "User-Agent": "hookd/0.1.0",
                                     "webhook-id": "d-12345", "webhook-timestamp": str(int(time.time())),
