@@ -33,9 +33,15 @@ typedef struct envelope {
 /* Releases what the envelope owns (data) and zeroes it. Safe on a zeroed envelope. */
 void envelope_clear(envelope *env);
 
-/* Makes dst a copy of src (dst's own data is not released first). Returns 0, or -1 when out of memory (dst is
- * then zeroed). */
+/* Makes dst a copy of src (dst's own data is not released first); src->data need not be NUL-terminated (a
+ * view, below). Returns 0, or -1 when out of memory (dst is then zeroed). */
 int envelope_copy(envelope *dst, const envelope *src);
+
+/* A view of env whose data points into body, a delivery body envelope_delivery_body() rendered from env: lets
+ * the dispatcher free env's own copy of data once the body exists (one copy of each event in memory, not two).
+ * The view's data is borrowed from body and not NUL-terminated: never clear the view; envelope_copy() it to
+ * keep it. Returns 0, or -1 when body is not such a body. */
+int envelope_view_in_body(const envelope *env, const char *body, size_t body_len, envelope *view);
 
 /* Validates one event as a client posts it to /api/v1/events and fills out (which the caller clears).
  *   token_org: the organization of an organization token, or 0 for a service token.

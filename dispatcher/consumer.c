@@ -516,8 +516,15 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
-        /* bounded prefetch: librdkafka's default (65,536 KiB per consumer) holds a backlog in memory */
-        kafka_config_set(conf, "queued.max.messages.kbytes", "4096", errbuf, errlen) != 0 ||
+        /* Bounded prefetch: librdkafka's defaults (65,536 KiB, 100,000 messages) hold a backlog in memory. Not
+         * much tighter either: once the queue reaches a limit, librdkafka 2.0 looks at it again only when its
+         * broker thread next wakes up (up to 1 s later; 2.1 added fetch.queue.backoff.ms), so a dispatcher that
+         * empties the queue faster than that idles. With 4,096 KiB the dispatch benchmark (1 KiB events that
+         * compress like JSON) consumed only ~5,600 events/s; 16,384 KiB gives ~18,000/s at ~59 MiB RSS. The
+         * count limit bounds small events, whose per-message overhead (~400 B) the byte limit does not see: the
+         * 1 M-event backlog of 150 B events stays under 60 MiB RSS. docs/BENCHMARKS.md, 2026-11-29 10:20. */
+        kafka_config_set(conf, "queued.max.messages.kbytes", "16384", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.min.messages", "20000", errbuf, errlen) != 0 ||
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||

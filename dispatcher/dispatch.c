@@ -214,7 +214,10 @@ static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subsc
 {
     if (d->opts.on_failure == NULL)
         return 0;
-    failed_delivery f = {&ev->env, sub->id, sub->url, slot->attempt, ev->rec, res};
+    envelope view; /* the event's data lives in its delivery body only (fan_out) */
+    if (envelope_view_in_body(&ev->env, ev->body, ev->body_len, &view) != 0)
+        view = ev->env;
+    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res};
     d->handoffs++;
     d->opts.on_failure(d->opts.failure_ctx, &f, slot);
     return 1;
@@ -379,6 +382,8 @@ static void fan_out(dispatch *d, event_ctx *ev)
         log_json(LOG_ERROR, "out of memory building deliveries", "{s:s}", "event_id", ev->env.id);
         return;
     }
+    free(ev->env.data); /* the body holds the same bytes; failures take a view of it (hand_off) */
+    ev->env.data = NULL;
     ev->remaining = 1; /* holds the event while starting */
     for (size_t i = 0; i < n; i++) {
         if (only != n && i != only)

@@ -107,6 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    json_is_string(json_object_get(body_json, "type")) &&
                    strcmp(json_string_value(json_object_get(body_json, "type")), event_type_name(env.type)) == 0,
                "delivery body %s", body);
+    envelope view;
+    FUZZ_CHECK(envelope_view_in_body(&env, body, len, &view) == 0 && view.data_len == env.data_len &&
+                   memcmp(view.data, env.data, env.data_len) == 0,
+               "view of the envelope in its body: %s", body);
     json_decref(body_json);
     json_decref(parsed);
     json_decref(ref_data);

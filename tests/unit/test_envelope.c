@@ -45,6 +45,17 @@ static void valid_event_becomes_envelope_and_round_trips(void **state)
     assert_int_equal(decoded.organization_id, 7);
     char *body = envelope_delivery_body(&decoded, &len);
     assert_string_equal(body, "{\"data\":{\"id\":123,\"hours\":1.5},\"type\":\"time.entry.created\"}");
+    /* the dispatcher keeps only the body: a view of the envelope in it copies back to the same envelope */
+    envelope view, copy;
+    assert_int_equal(envelope_view_in_body(&decoded, body, len, &view), 0);
+    assert_int_equal(view.data_len, decoded.data_len);
+    assert_memory_equal(view.data, decoded.data, decoded.data_len);
+    assert_int_equal(envelope_copy(&copy, &view), 0);
+    assert_string_equal(copy.data, decoded.data);
+    assert_string_equal(copy.id, "evt-1");
+    envelope_clear(&copy);
+    assert_int_equal(envelope_view_in_body(&decoded, "{\"data\":{}}", 11, &view), -1);
+    assert_int_equal(envelope_view_in_body(&decoded, text, strlen(text), &view), -1);
     free(body);
     free(text);
     envelope_clear(&decoded);
