@@ -252,9 +252,18 @@ class Stack:
         r = run([str(BIN / "producer-api"), "token", "create", *args], 30, env=self.base_env("x."))
         return r.stdout.strip().split()[-1]
 
+    @staticmethod
+    def what_if_env(env, variable):
+        """Adds the KEY=VALUE,... pairs of the environment variable (what-if runs with other settings)."""
+        for kv in filter(None, os.environ.get(variable, "").split(",")):
+            k, _, v = kv.partition("=")
+            env[k.strip()] = v.strip()
+        return env
+
     def start_api(self, prefix, name):
         port = free_port()
-        env = dict(self.base_env(prefix), LISTEN_ADDR=f"127.0.0.1:{port}")
+        # BENCH_API_ENV="KAFKA_LINGER_MS=0": what-if runs of producer-api
+        env = self.what_if_env(dict(self.base_env(prefix), LISTEN_ADDR=f"127.0.0.1:{port}"), "BENCH_API_ENV")
         p = Proc(name, [str(BIN / "producer-api")], env, self.dir)
         p.url = f"http://127.0.0.1:{port}"
         self.procs.append(p)
@@ -279,9 +288,7 @@ class Stack:
                    METRICS_ADDR=f"127.0.0.1:{mport}", RECEIVER_CA_FILE=self.ca.ca_cert, SHUTDOWN_GRACE="2s",
                    **extra)
         # BENCH_DISPATCHER_ENV="MAX_IN_FLIGHT=64,DELIVERY_TIMEOUT=10s": what-if runs with other settings
-        for kv in filter(None, os.environ.get("BENCH_DISPATCHER_ENV", "").split(",")):
-            k, _, v = kv.partition("=")
-            env[k.strip()] = v.strip()
+        self.what_if_env(env, "BENCH_DISPATCHER_ENV")
         p = Proc(name, [str(BIN / "dispatcher")], env, self.dir, raise_nofile=True)
         p.metrics_url = f"http://127.0.0.1:{mport}/metrics"
         self.procs.append(p)
