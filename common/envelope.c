@@ -147,14 +147,18 @@ json_t *envelope_to_json(const envelope *env)
                      data);
 }
 
-/* A buffer for env's JSON with room for data plus the other fields escaped at worst (id: 128 × 2 for '"' and
- * '\\'; type, organization_id and occurred_at are short and plain). */
-static char *text_buffer(const envelope *env, json_buf *b, size_t *cap)
+/* Starts env's JSON in a malloc'd buffer with room for data plus the other fields escaped at worst (id: 128 × 2
+ * for '"' and '\\'; type, organization_id and occurred_at are short and plain); *type gets the type's name.
+ * Returns the buffer (finish it with text_finish()), or NULL when env has no data or type, or out of memory. */
+static char *text_begin(const envelope *env, json_buf *b, const char **type)
 {
-    *cap = env->data_len + 2 * ENVELOPE_ID_MAX + TIME_TEXT_MAX + 160;
-    char *text = malloc(*cap);
+    *type = event_type_name(env->type);
+    if (env->data == NULL || *type == NULL)
+        return NULL;
+    size_t cap = env->data_len + 2 * ENVELOPE_ID_MAX + TIME_TEXT_MAX + 160;
+    char *text = malloc(cap);
     if (text != NULL)
-        json_buf_init(b, text, *cap);
+        json_buf_init(b, text, cap);
     return text;
 }
 
@@ -172,11 +176,8 @@ static char *text_finish(char *text, json_buf *b, size_t *len)
 char *envelope_encode(const envelope *env, size_t *len)
 {
     json_buf b;
-    size_t cap;
-    const char *type = event_type_name(env->type);
-    if (env->data == NULL || type == NULL)
-        return NULL;
-    char *text = text_buffer(env, &b, &cap);
+    const char *type;
+    char *text = text_begin(env, &b, &type);
     if (text == NULL)
         return NULL;
     json_buf_raw(&b, "{", 1);
@@ -292,11 +293,8 @@ int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, si
 char *envelope_delivery_body(const envelope *env, size_t *len)
 {
     json_buf b;
-    size_t cap;
-    const char *type = event_type_name(env->type);
-    if (env->data == NULL || type == NULL)
-        return NULL;
-    char *text = text_buffer(env, &b, &cap);
+    const char *type;
+    char *text = text_begin(env, &b, &type);
     if (text == NULL)
         return NULL;
     json_buf_raw(&b, BODY_PREFIX, sizeof BODY_PREFIX - 1); /* the layout envelope_view_in_body() relies on */

@@ -177,6 +177,18 @@ static int is_digit(const unsigned char *p, const unsigned char *end)
     return p < end && *p >= '0' && *p <= '9';
 }
 
+/* Skips the run of digits at *p, which must not be empty (a fraction or an exponent). */
+static int digit_run(scanner *sc, const unsigned char **p)
+{
+    if (!is_digit(*p, sc->end)) {
+        sc->p = *p;
+        return fail(sc, "invalid number");
+    }
+    while (is_digit(*p, sc->end))
+        (*p)++;
+    return 0;
+}
+
 /* Scans the number at sc->p (a '-' or a digit). */
 static int scan_number(scanner *sc, json_scan_span *out)
 {
@@ -213,24 +225,16 @@ static int scan_number(scanner *sc, json_scan_span *out)
     if (p < end && *p == '.') {
         real = 1;
         p++;
-        if (!is_digit(p, end)) {
-            sc->p = p;
-            return fail(sc, "invalid number");
-        }
-        while (is_digit(p, end))
-            p++;
+        if (digit_run(sc, &p) != 0)
+            return -1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         real = 1;
         p++;
         if (p < end && (*p == '+' || *p == '-'))
             p++;
-        if (!is_digit(p, end)) {
-            sc->p = p;
-            return fail(sc, "invalid number");
-        }
-        while (is_digit(p, end))
-            p++;
+        if (digit_run(sc, &p) != 0)
+            return -1;
     }
     out->len = (size_t)(p - (const unsigned char *)out->start);
     sc->p = p;
