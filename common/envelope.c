@@ -195,20 +195,21 @@ char *envelope_encode(const envelope *env, size_t *len)
     return text_finish(text, &b, len);
 }
 
-/* What envelope_decode() collects from the members of the top-level object (spans into the message). */
+/* The envelope's members, in contract order: what envelope_decode() collects (spans into the message). */
+enum { MEMBER_ID, MEMBER_TYPE, MEMBER_ORG, MEMBER_OCCURRED_AT, MEMBER_DATA, MEMBER_COUNT };
+static const char *const member_names[MEMBER_COUNT] = {"id", "type", "organization_id", "occurred_at", "data"};
+
 typedef struct envelope_members {
-    json_scan_span id, type, organization_id, occurred_at, data;
-    int seen; /* bit per field above, in that order */
+    json_scan_span span[MEMBER_COUNT];
+    int seen; /* bit per member */
 } envelope_members;
 
 static int on_envelope_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
-    static const char *const names[] = {"id", "type", "organization_id", "occurred_at", "data"};
     envelope_members *m = ctx;
-    json_scan_span *slots[] = {&m->id, &m->type, &m->organization_id, &m->occurred_at, &m->data};
-    for (int i = 0; i < 5; i++) {
-        if (json_scan_string_equals(key, names[i])) {
-            *slots[i] = *value;
+    for (int i = 0; i < MEMBER_COUNT; i++) {
+        if (json_scan_string_equals(key, member_names[i])) {
+            m->span[i] = *value;
             m->seen |= 1 << i;
             break;
         }
@@ -245,10 +246,9 @@ int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, si
         snprintf(errbuf, errlen, "invalid JSON: %s", scan_error);
         return -1;
     }
-    static const char *const names[] = {"id", "type", "organization_id", "occurred_at", "data"};
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < MEMBER_COUNT; i++) {
         if (!(m.seen & (1 << i))) {
-            snprintf(errbuf, errlen, "envelope: object item not found: %s", names[i]);
+            snprintf(errbuf, errlen, "envelope: object item not found: %s", member_names[i]);
             return -1;
         }
     }
@@ -257,28 +257,32 @@ int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, si
     int64_t occurred_ms = 0;
     int data_id_integer = 0;
     char *occurred = NULL;
-    if (m.id.kind != JSON_SCAN_STRING || m.type.kind != JSON_SCAN_STRING || m.occurred_at.kind != JSON_SCAN_STRING) {
+    const json_scan_span *id_text = &m.span[MEMBER_ID], *type_text = &m.span[MEMBER_TYPE],
+                         *org_number = &m.span[MEMBER_ORG], *occurred_text = &m.span[MEMBER_OCCURRED_AT],
+                         *data = &m.span[MEMBER_DATA];
+    if (id_text->kind != JSON_SCAN_STRING || type_text->kind != JSON_SCAN_STRING ||
+        occurred_text->kind != JSON_SCAN_STRING) {
         snprintf(errbuf, errlen, "envelope: id, type and occurred_at must be strings");
-    } else if (json_scan_integer(&m.organization_id, &org) != 0) {
+    } else if (json_scan_integer(org_number, &org) != 0) {
         snprintf(errbuf, errlen, "envelope: organization_id must be an integer");
-    } else if (json_scan_string_decode(&m.id, id, sizeof id) < 0 || !envelope_id_valid(id)) {
+    } else if (json_scan_string_decode(id_text, id, sizeof id) < 0 || !envelope_id_valid(id)) {
         snprintf(errbuf, errlen, "envelope: id must be 1-128 printable ASCII characters");
-    } else if (json_scan_string_decode(&m.type, type, sizeof type) < 0 || (out->type = event_type_index(type)) < 0) {
+    } else if (json_scan_string_decode(type_text, type, sizeof type) < 0 || (out->type = event_type_index(type)) < 0) {
         snprintf(errbuf, errlen, "envelope: unknown type");
     } else if (org <= 0) {
         snprintf(errbuf, errlen, "envelope: organization_id must be positive");
-    } else if ((occurred = decode_text(&m.occurred_at)) == NULL || time_parse_rfc3339(occurred, &occurred_ms) != 0) {
+    } else if ((occurred = decode_text(occurred_text)) == NULL || time_parse_rfc3339(occurred, &occurred_ms) != 0) {
         snprintf(errbuf, errlen, "envelope: occurred_at must be RFC 3339");
-    } else if (m.data.kind != JSON_SCAN_OBJECT ||
-               json_scan_object(m.data.start, m.data.len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
+    } else if (data->kind != JSON_SCAN_OBJECT ||
+               json_scan_object(data->start, data->len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
                !data_id_integer) {
         snprintf(errbuf, errlen, "envelope: data must be an object with an integer id");
-    } else if ((out->data = malloc(m.data.len + 1)) == NULL) {
+    } else if ((out->data = malloc(data->len + 1)) == NULL) {
         snprintf(errbuf, errlen, "envelope: out of memory");
     } else {
-        memcpy(out->data, m.data.start, m.data.len);
-        out->data[m.data.len] = '\0';
-        out->data_len = m.data.len;
+        memcpy(out->data, data->start, data->len);
+        out->data[data->len] = '\0';
+        out->data_len = data->len;
         memcpy(out->id, id, sizeof id);
         out->organization_id = org;
         time_format_rfc3339(occurred_ms, 1, out->occurred_at);

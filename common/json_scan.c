@@ -437,13 +437,6 @@ static int scan(scanner *sc, json_scan_member_fn member, void *ctx)
     skip_ws(sc);
     if (sc->p == sc->end || *sc->p != '{')
         return fail(sc, "expected a JSON object");
-    if (push_frame(sc, 1) != 0)
-        return -1;
-    skip_ws(sc);
-    if (sc->p < sc->end && *sc->p == '}')
-        goto close;
-    if (scan_key(sc, &top_key) != 0)
-        return -1;
 
     for (;;) {
         /* a value is expected */
@@ -459,7 +452,7 @@ static int scan(scanner *sc, json_scan_member_fn member, void *ctx)
             skip_ws(sc);
             if (sc->p < sc->end && *sc->p == '}')
                 goto close;
-            if (scan_key(sc, &key) != 0)
+            if (scan_key(sc, sc->depth == 1 ? &top_key : &key) != 0)
                 return -1;
             continue;
         case '[':
