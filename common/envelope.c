@@ -69,71 +69,113 @@ static void add_error(json_t *errors, int index, const char *field, const char *
     json_array_append_new(errors, error);
 }
 
-int envelope_from_request(json_t *event, long long token_org, int index, envelope *out, json_t *errors)
+/* The members of one event as a client posts it. */
+enum { REQUEST_TYPE, REQUEST_ORG, REQUEST_DATA, REQUEST_ID, REQUEST_OCCURRED_AT, REQUEST_MEMBER_COUNT };
+static const char *const request_member_names[REQUEST_MEMBER_COUNT] = {"type", "organization_id", "data", "id",
+                                                                        "occurred_at"};
+
+typedef struct request_members {
+    json_scan_span span[REQUEST_MEMBER_COUNT];
+    int seen; /* bit per member */
+} request_members;
+
+static int on_request_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    request_members *m = ctx;
+    for (int i = 0; i < REQUEST_MEMBER_COUNT; i++) {
+        if (json_scan_string_equals(key, request_member_names[i])) {
+            m->span[i] = *value;
+            m->seen |= 1 << i;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value);
+static char *decode_text(const json_scan_span *s);
+
+/* The member's span when the event has it and it is not null, else NULL. */
+static const json_scan_span *present(const request_members *m, int member)
+{
+    if (!(m->seen & (1 << member)) || m->span[member].kind == JSON_SCAN_NULL)
+        return NULL;
+    return &m->span[member];
+}
+
+int envelope_from_request(const char *text, size_t len, long long token_org, int index, envelope *out,
+                          json_t *errors)
 {
     size_t errors_before = json_array_size(errors);
+    request_members m;
     memset(out, 0, sizeof *out);
+    memset(&m, 0, sizeof m);
     out->type = -1;
 
-    if (!json_is_object(event)) {
+    if (json_scan_object(text, len, on_request_member, &m, NULL, 0) != 0) {
         add_error(errors, index, "event", "must be a JSON object");
         return -1;
     }
 
-    json_t *type = json_object_get(event, "type");
+    char name[64];
+    const json_scan_span *type = (m.seen & (1 << REQUEST_TYPE)) ? &m.span[REQUEST_TYPE] : NULL;
     if (type == NULL)
         add_error(errors, index, "type", "is required");
-    else if (!json_is_string(type) || (out->type = event_type_index(json_string_value(type))) < 0)
+    else if (type->kind != JSON_SCAN_STRING || json_scan_string_decode(type, name, sizeof name) < 0 ||
+             (out->type = event_type_index(name)) < 0)
         add_error(errors, index, "type", "must be one of the eight event types");
 
-    json_t *org = json_object_get(event, "organization_id");
-    if (org == NULL || json_is_null(org)) {
+    const json_scan_span *org = present(&m, REQUEST_ORG);
+    long long org_value = 0;
+    if (org == NULL) {
         if (token_org > 0)
             out->organization_id = token_org;
         else
             add_error(errors, index, "organization_id", "is required with a service token");
-    } else if (!json_is_integer(org) || json_integer_value(org) <= 0) {
+    } else if (json_scan_integer(org, &org_value) != 0 || org_value <= 0) {
         add_error(errors, index, "organization_id", "must be a positive integer");
-    } else if (token_org > 0 && json_integer_value(org) != token_org) {
+    } else if (token_org > 0 && org_value != token_org) {
         add_error(errors, index, "organization_id", "must be your own organization");
     } else {
-        out->organization_id = (long long)json_integer_value(org);
+        out->organization_id = org_value;
     }
 
-    json_t *data = json_object_get(event, "data");
+    const json_scan_span *data = (m.seen & (1 << REQUEST_DATA)) ? &m.span[REQUEST_DATA] : NULL;
+    int data_id_integer = 0;
     if (data == NULL)
         add_error(errors, index, "data", "is required");
-    else if (!json_is_object(data))
+    else if (data->kind != JSON_SCAN_OBJECT)
         add_error(errors, index, "data", "must be a JSON object");
-    else if (!json_is_integer(json_object_get(data, "id")))
+    else if (json_scan_object(data->start, data->len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
+             !data_id_integer)
         add_error(errors, index, "data.id", "must be an integer");
 
-    json_t *id = json_object_get(event, "id");
-    if (id != NULL && !json_is_null(id)) {
-        if (!json_is_string(id) || !envelope_id_valid(json_string_value(id)))
-            add_error(errors, index, "id", "must be 1-128 printable ASCII characters");
-        else
-            snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
+    const json_scan_span *id = present(&m, REQUEST_ID);
+    if (id != NULL && (id->kind != JSON_SCAN_STRING || json_scan_string_decode(id, out->id, sizeof out->id) < 0 ||
+                       !envelope_id_valid(out->id))) {
+        add_error(errors, index, "id", "must be 1-128 printable ASCII characters");
+        out->id[0] = '\0';
     }
 
-    json_t *occurred = json_object_get(event, "occurred_at");
+    const json_scan_span *occurred = present(&m, REQUEST_OCCURRED_AT);
     int64_t occurred_ms = time_now_ms();
-    if (occurred != NULL && !json_is_null(occurred)) {
-        if (!json_is_string(occurred) || time_parse_rfc3339(json_string_value(occurred), &occurred_ms) != 0)
+    if (occurred != NULL) {
+        char *stamp = occurred->kind == JSON_SCAN_STRING ? decode_text(occurred) : NULL;
+        if (stamp == NULL || time_parse_rfc3339(stamp, &occurred_ms) != 0)
             add_error(errors, index, "occurred_at", "must be an RFC 3339 timestamp");
+        free(stamp);
     }
     time_format_rfc3339(occurred_ms, 1, out->occurred_at);
 
-    if (json_array_size(errors) != errors_before) {
-        out->data = NULL;
+    if (json_array_size(errors) != errors_before)
         return -1;
-    }
-    out->data = json_dumps(data, JSON_COMPACT);
+    out->data = malloc(data->len + 1);
     if (out->data == NULL) {
-        add_error(errors, index, "data", "could not be serialised");
+        add_error(errors, index, "data", "could not be stored");
         return -1;
     }
-    out->data_len = strlen(out->data);
+    out->data_len = json_scan_compact(out->data, data->start, data->len);
+    out->data[out->data_len] = '\0';
     return 0;
 }
 

@@ -44,11 +44,15 @@ int envelope_copy(envelope *dst, const envelope *src);
 int envelope_view_in_body(const envelope *env, const char *body, size_t body_len, envelope *view);
 
 /* Validates one event as a client posts it to /api/v1/events and fills out (which the caller clears).
+ *   text, len: the event's JSON text (borrowed; typically one element of a body json_scan_document() accepted;
+ *     any bytes are safe: what is not one valid JSON object is refused as "event": "must be a JSON object").
+ *     out->data gets the event's `data` text without the whitespace between tokens, otherwise as written.
  *   token_org: the organization of an organization token, or 0 for a service token.
  *   index: the event's position in a batch, or -1 for a single event (then errors carry no "index").
  * Every problem is appended to errors as {"field", "message"[, "index"]}. Returns 0 when valid, -1 when not.
  * When the client gave no id, out->id is left empty: the caller assigns one. */
-int envelope_from_request(json_t *event, long long token_org, int index, envelope *out, json_t *errors);
+int envelope_from_request(const char *text, size_t len, long long token_org, int index, envelope *out,
+                          json_t *errors);
 
 /* The envelope as a new JSON object (keys in contract order), or NULL on allocation failure. Parses data: for
  * the retry and dead-letter records, not for the hot path. */

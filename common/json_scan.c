@@ -431,12 +431,14 @@ static int pop_frame(scanner *sc, json_scan_span *value)
     return 0;
 }
 
-static int scan(scanner *sc, json_scan_member_fn member, void *ctx)
+/* Scans the whole input: one object (or, when allow_array, an object or an array), reporting the values of the
+ * top-level container to member (for an array the key is NULL). */
+static int scan(scanner *sc, int allow_array, json_scan_member_fn member, void *ctx)
 {
     json_scan_span key = {0}, top_key = {0}, value;
     skip_ws(sc);
-    if (sc->p == sc->end || *sc->p != '{')
-        return fail(sc, "expected a JSON object");
+    if (sc->p == sc->end || (*sc->p != '{' && (!allow_array || *sc->p != '[')))
+        return fail(sc, allow_array ? "expected a JSON object or array" : "expected a JSON object");
 
     for (;;) {
         /* a value is expected */
@@ -481,7 +483,8 @@ static int scan(scanner *sc, json_scan_member_fn member, void *ctx)
 
         /* a value is complete: report it when it belongs to the top-level object, then find what follows */
         for (;;) {
-            if (sc->depth == 1 && member != NULL && member(ctx, &top_key, &value) != 0)
+            if (sc->depth == 1 && member != NULL &&
+                member(ctx, sc->frames[0].object ? &top_key : NULL, &value) != 0)
                 return fail(sc, "stopped");
             skip_ws(sc);
             if (sc->p == sc->end)
@@ -500,13 +503,14 @@ static int scan(scanner *sc, json_scan_member_fn member, void *ctx)
                 return -1;
             if (sc->depth == 0) {
                 skip_ws(sc);
-                return sc->p == sc->end ? 0 : fail(sc, "trailing characters after the object");
+                return sc->p == sc->end ? 0 : fail(sc, "trailing characters after the value");
             }
         }
     }
 }
 
-int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err, size_t errlen)
+static int scan_input(const char *buf, size_t len, int allow_array, json_scan_member_fn member, void *ctx,
+                      char *err, size_t errlen)
 {
     scanner sc;
     sc.buf = sc.p = (const unsigned char *)buf;
@@ -521,12 +525,43 @@ int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, vo
     sc.nkeys = 0;
     if (buf == NULL)
         sc.end = sc.p;
-    int rc = scan(&sc, member, ctx);
+    int rc = scan(&sc, allow_array, member, ctx);
     if (sc.frames != sc.frame_local)
         free(sc.frames);
     if (sc.keys != sc.key_local)
         free(sc.keys);
     return rc;
+}
+
+int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err, size_t errlen)
+{
+    return scan_input(buf, len, 0, member, ctx, err, errlen);
+}
+
+int json_scan_document(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err,
+                       size_t errlen)
+{
+    return scan_input(buf, len, 1, member, ctx, err, errlen);
+}
+
+size_t json_scan_compact(char *out, const char *text, size_t len)
+{
+    size_t n = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            out[n++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[n++] = text[++i]; /* the escaped character, a quote included */
+            else if (c == '"')
+                in_string = 0;
+        } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+            out[n++] = c;
+            in_string = c == '"';
+        }
+    }
+    return n;
 }
 
 int json_scan_string_equals(const json_scan_span *s, const char *plain)

@@ -13,6 +13,7 @@
 #include "event_producer.h"
 #include "events_api.h"
 #include "handlers.h"
+#include "json_scan.h"
 #include "log.h"
 #include "uuid.h"
 
@@ -114,22 +115,67 @@ static int events_finish(api_request *req, api_reply *reply)
     return API_DONE;
 }
 
+/* The events of a request body: the body itself (one event) or the elements of its top-level array. */
+typedef struct body_items {
+    int is_array;
+    size_t count;                          /* elements seen (may exceed EVENTS_BATCH_MAX) */
+    json_scan_span item[EVENTS_BATCH_MAX]; /* the first EVENTS_BATCH_MAX of them */
+} body_items;
+
+static int on_body_item(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    body_items *items = ctx;
+    if (key != NULL)
+        return 0; /* a member of a single event: envelope_from_request() reads those */
+    items->is_array = 1;
+    if (items->count < EVENTS_BATCH_MAX)
+        items->item[items->count] = *value;
+    items->count++;
+    return 0;
+}
+
+/* Error path: 1 when body is valid JSON but neither an object nor an array (a bare number, string, ...). */
+static int is_json_scalar(const char *body, size_t len)
+{
+    char *wrapped = malloc(len + 2);
+    if (wrapped == NULL)
+        return 0;
+    wrapped[0] = '[';
+    memcpy(wrapped + 1, body, len);
+    wrapped[len + 1] = ']';
+    int valid = len > 0 && json_scan_document(wrapped, len + 2, NULL, NULL, NULL, 0) == 0;
+    free(wrapped);
+    return valid;
+}
+
 int events_post(api_request *req, const auth_identity *who, api_reply *reply)
 {
-    json_error_t error;
     json_t *errors = json_array();
-    json_t *body = req->body_len > 0 ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &error) : NULL;
-    if (body == NULL || (!json_is_object(body) && !json_is_array(body))) {
-        api_error_add(errors, "body", body == NULL ? "must be valid JSON (UTF-8)" : "must be an event or an array");
-        json_decref(body);
+    body_items *items = malloc(sizeof *items);
+    if (items == NULL) {
+        json_decref(errors);
+        api_reply_message(reply, 500, "out of memory");
+        return API_DONE;
+    }
+    items->is_array = 0;
+    items->count = 0;
+    /* One validating pass over the body with jansson's rules but no tree (json_scan.h): events are spans of it. */
+    if (json_scan_document(req->body, req->body_len, on_body_item, items, NULL, 0) != 0) {
+        api_error_add(errors, "body", is_json_scalar(req->body, req->body_len) ? "must be an event or an array"
+                                                                               : "must be valid JSON (UTF-8)");
+        free(items);
         api_reply_bad_data(reply, errors);
         return API_DONE;
     }
-    int is_array = json_is_array(body);
-    size_t count = is_array ? json_array_size(body) : 1;
+    if (!items->is_array) { /* an object: the whole body is the event */
+        items->item[0].start = req->body;
+        items->item[0].len = req->body_len;
+        items->count = 1;
+    }
+    size_t count = items->count;
     if (count < 1 || count > EVENTS_BATCH_MAX) {
         api_error_add(errors, "body", "a batch holds 1 to 500 events");
-        json_decref(body);
+        free(items);
         api_reply_bad_data(reply, errors);
         return API_DONE;
     }
@@ -141,20 +187,19 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
     }
     if (batch == NULL || batch->events == NULL || batch->claimed == NULL) {
         batch_free(batch);
-        json_decref(body);
+        free(items);
         json_decref(errors);
         api_reply_message(reply, 500, "out of memory");
         return API_DONE;
     }
     batch->req = req;
-    batch->is_array = is_array;
+    batch->is_array = items->is_array;
     batch->count = (int)count;
     long long token_org = who->is_service ? 0 : who->org;
-    for (size_t i = 0; i < count; i++) {
-        json_t *event = is_array ? json_array_get(body, i) : body;
-        envelope_from_request(event, token_org, is_array ? (int)i : -1, &batch->events[i], errors);
-    }
-    json_decref(body);
+    for (size_t i = 0; i < count; i++)
+        envelope_from_request(items->item[i].start, items->item[i].len, token_org, items->is_array ? (int)i : -1,
+                              &batch->events[i], errors);
+    free(items);
     if (json_array_size(errors) > 0) {
         batch_free(batch);
         api_reply_bad_data(reply, errors);

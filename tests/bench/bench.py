@@ -497,7 +497,9 @@ def row_ingress(st: Stack, cfg, res):
                        "assignment.updated")
         if t["delivered"] != t["count"]:
             raise HarnessError(f"rdkafka_produce: {t}")
+        perf = perf_attach(api.pid, st.dir / "perf-producer-api-batch.data") if i == 0 else None
         s = wrk(api.url + "/api/v1/events", bscript, 8, cfg.wrk_s)
+        perf_detach(perf)
         if s["requests"] == 0 or s["non2xx"] > s["requests"] // 2:
             raise HarnessError(f"ingress batch: producer-api answered {s}")
         base.append(t["per_second"])

@@ -6,6 +6,9 @@
  * the members it reports are the object's members in order: same decoded keys (json_scan_string_decode,
  * json_scan_string_equals), values of the same kind that parse (as spans) to equal JSON values, integers equal
  * through json_scan_integer.
+ * json_scan_document() likewise accepts exactly what jansson parses to an object or an array, reports an array's
+ * elements in order with no key, and json_scan_compact() of anything accepted is valid, equal as a JSON value and
+ * free of whitespace outside strings.
  */
 #include "fuzz_util.h"
 #include "json_scan.h"
@@ -45,9 +48,63 @@ static int kind_matches(json_scan_kind kind, const json_t *v)
     return 0;
 }
 
+static int count_elements(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    (void)value;
+    FUZZ_CHECK(key == NULL, "array element reported with a key");
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+static void check_document(const uint8_t *data, size_t size)
+{
+    size_t elements = 0;
+    const char *text = (const char *)data;
+    int rc = json_scan_document(text, size, NULL, NULL, NULL, 0);
+    json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
+    if (rc != 0 && root != NULL) { /* allowed only for the NUL bytes jansson skips (fuzz_util.h) */
+        int removed;
+        size_t stripped_size;
+        char *stripped = fuzz_strip_jansson_nuls(data, size, &stripped_size, &removed);
+        FUZZ_CHECK(removed && json_scan_document(stripped, stripped_size, NULL, NULL, NULL, 0) == 0,
+                   "json_scan_document refused what jansson parsed");
+        free(stripped);
+        json_decref(root);
+        return;
+    }
+    FUZZ_CHECK((rc == 0) == (root != NULL), "json_scan_document %d, jansson %s", rc, root ? "parsed" : "refused");
+    if (rc != 0)
+        return;
+    if (json_is_array(root)) {
+        FUZZ_CHECK(json_scan_document(text, size, count_elements, &elements, NULL, 0) == 0, "second scan");
+        FUZZ_CHECK(elements == json_array_size(root), "%zu elements, jansson %zu", elements, json_array_size(root));
+    }
+    char *compact = malloc(size + 1);
+    FUZZ_CHECK(compact != NULL, "malloc");
+    size_t n = json_scan_compact(compact, text, size);
+    FUZZ_CHECK(n <= size && json_scan_document(compact, n, NULL, NULL, NULL, 0) == 0, "compact text refused");
+    json_t *again = json_loadb(compact, n, JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_CHECK(json_equal(again, root), "compact text differs: %.*s", (int)n, compact);
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in_string && compact[i] == '\\')
+            i++;
+        else if (compact[i] == '"')
+            in_string = !in_string;
+        else
+            FUZZ_CHECK(in_string || (compact[i] != ' ' && compact[i] != '\n' && compact[i] != '\r' &&
+                                     compact[i] != '\t'),
+                       "whitespace left at %zu", i);
+    }
+    json_decref(again);
+    json_decref(root);
+    free(compact);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static members m;
+    check_document(data, size);
     char err[96];
     memset(err, 'x', sizeof err);
     m.count = 0;

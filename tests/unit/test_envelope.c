@@ -14,21 +14,14 @@
 #include <string.h>
 #include <time.h>
 
-static json_t *parse(const char *text)
-{
-    json_t *value = json_loads(text, 0, NULL);
-    assert_non_null(value);
-    return value;
-}
-
 static void valid_event_becomes_envelope_and_round_trips(void **state)
 {
     (void)state;
-    json_t *event = parse("{\"type\":\"time.entry.created\",\"organization_id\":7,\"id\":\"evt-1\","
-                          "\"occurred_at\":\"2026-11-29T01:02:03+01:00\",\"data\":{\"id\":123,\"hours\":1.5}}");
+    const char *event = "{\"type\":\"time.entry.created\",\"organization_id\":7,\"id\":\"evt-1\","
+                        "\"occurred_at\":\"2026-11-29T01:02:03+01:00\",\"data\":{\"id\":123,\"hours\":1.5}}";
     json_t *errors = json_array();
     envelope env;
-    assert_int_equal(envelope_from_request(event, 0, -1, &env, errors), 0);
+    assert_int_equal(envelope_from_request(event, strlen(event), 0, -1, &env, errors), 0);
     assert_int_equal(json_array_size(errors), 0);
     assert_string_equal(env.id, "evt-1");
     assert_string_equal(event_type_name(env.type), "time.entry.created");
@@ -61,21 +54,48 @@ static void valid_event_becomes_envelope_and_round_trips(void **state)
     envelope_clear(&decoded);
     envelope_clear(&env);
     json_decref(errors);
-    json_decref(event);
+}
+
+/* data reaches Kafka without the whitespace between its tokens and otherwise as the client wrote it (escapes,
+ * number spellings, key order); escaped member names of the event are read decoded. */
+static void request_data_is_compacted_not_rewritten(void **state)
+{
+    (void)state;
+    const char *event = " {\"t\\u0079pe\" : \"user.updated\", \"organization_id\":\t3,\r\n"
+                        "  \"data\" : { \"z\" : [ 1 , 2.50 , -0 ] , \"id\" : 9, \"s\": \"a \\\" \\u00e9 \\/ b\" } , \"extra\": 1 }";
+    json_t *errors = json_array();
+    envelope env;
+    assert_int_equal(envelope_from_request(event, strlen(event), 0, -1, &env, errors), 0);
+    assert_int_equal(json_array_size(errors), 0);
+    assert_string_equal(event_type_name(env.type), "user.updated");
+    assert_int_equal(env.organization_id, 3);
+    assert_string_equal(env.data, "{\"z\":[1,2.50,-0],\"id\":9,\"s\":\"a \\\" \\u00e9 \\/ b\"}");
+    assert_int_equal(env.data_len, strlen(env.data));
+    envelope_clear(&env);
+
+    /* not one valid JSON object: refused as a whole, nothing kept */
+    static const char *const not_events[] = {"", "[]", "{\"a\":1,\"a\":2}", "{\"type\":\"user.created\"", "7"};
+    for (size_t i = 0; i < sizeof not_events / sizeof not_events[0]; i++) {
+        assert_int_equal(envelope_from_request(not_events[i], strlen(not_events[i]), 0, 2, &env, errors), -1);
+        assert_null(env.data);
+    }
+    char *text = json_dumps(json_array_get(errors, 0), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(text, "{\"field\":\"event\",\"message\":\"must be a JSON object\",\"index\":2}");
+    free(text);
+    assert_int_equal(json_array_size(errors), 5);
+    json_decref(errors);
 }
 
 /* Validates event_json with token_org and returns the errors array as compact text (caller frees). */
 static char *errors_of(const char *event_json, long long token_org, int index)
 {
-    json_t *event = parse(event_json);
     json_t *errors = json_array();
     envelope env;
-    int rc = envelope_from_request(event, token_org, index, &env, errors);
+    int rc = envelope_from_request(event_json, strlen(event_json), token_org, index, &env, errors);
     assert_int_equal(rc, json_array_size(errors) > 0 ? -1 : 0);
     char *text = json_dumps(errors, JSON_COMPACT | JSON_PRESERVE_ORDER);
     envelope_clear(&env);
     json_decref(errors);
-    json_decref(event);
     return text;
 }
 
@@ -231,6 +251,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_event_becomes_envelope_and_round_trips),
+        cmocka_unit_test(request_data_is_compacted_not_rewritten),
         cmocka_unit_test(invalid_events_name_each_field),
         cmocka_unit_test(decode_refuses_broken_messages),
         cmocka_unit_test(event_types_and_topics),

@@ -233,6 +233,49 @@ static void test_callback_can_stop(void **state)
     assert_non_null(strstr(err, "stopped"));
 }
 
+static int count_elements(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    assert_null(key);
+    assert_int_equal(value->kind, JSON_SCAN_OBJECT);
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* json_scan_document(): an object or an array at the top, elements reported with no key; the same rules inside,
+ * put to jansson as the other tests do (JSON_DECODE_ANY is not what it promises: scalars stay refused). */
+static void test_document_arrays(void **state)
+{
+    (void)state;
+    static const struct { const char *text; int valid; } cases[] = {
+        {"[]", 1}, {" [ {} , {\"a\":[1,2]} ] ", 1}, {"{\"a\":1}", 1}, {"[1,]", 0}, {"[{\"a\":1,\"a\":2}]", 0},
+        {"[{}", 0}, {"[{}]]", 0}, {"7", 0}, {"\"s\"", 0}, {"", 0}, {"[\"\\u0000\"]", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = cases[i].text;
+        json_t *v = json_loadb(t, strlen(t), JSON_REJECT_DUPLICATES, NULL);
+        int rc = json_scan_document(t, strlen(t), NULL, NULL, NULL, 0);
+        if ((rc == 0) != cases[i].valid || (v != NULL) != cases[i].valid)
+            fail_msg("%s: json_scan_document %d, jansson %s", t, rc, v != NULL ? "accepts" : "refuses");
+        json_decref(v);
+    }
+    int elements = 0;
+    const char *batch = "[{\"id\":1},{\"id\":2}, {}]";
+    assert_int_equal(json_scan_document(batch, strlen(batch), count_elements, &elements, NULL, 0), 0);
+    assert_int_equal(elements, 3);
+    assert_int_equal(json_scan_object(batch, strlen(batch), NULL, NULL, NULL, 0), -1); /* objects only there */
+}
+
+static void test_compact(void **state)
+{
+    (void)state;
+    const char *text = " { \"a b\" : [ 1 ,\t2.50e1 , \"x\\\" \\\\\" ] ,\r\n \"c\" : { } } ";
+    char out[128];
+    size_t n = json_scan_compact(out, text, strlen(text));
+    out[n] = '\0';
+    assert_string_equal(out, "{\"a b\":[1,2.50e1,\"x\\\" \\\\\"],\"c\":{}}");
+    assert_int_equal(json_scan_object(out, n, NULL, NULL, NULL, 0), 0);
+}
+
 static void test_integer_extremes(void **state)
 {
     (void)state;
@@ -257,6 +300,8 @@ int main(void)
         cmocka_unit_test(test_members_and_spans),
         cmocka_unit_test(test_callback_can_stop),
         cmocka_unit_test(test_integer_extremes),
+        cmocka_unit_test(test_document_arrays),
+        cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
