@@ -112,6 +112,18 @@ static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* 1 when none of the 8 bytes in v needs a look of its own inside a string: no control character (< 0x20), no
+ * byte >= 0x80 (UTF-8 is checked sequence by sequence), no '"' and no '\\'. Word-at-a-time tests ("has a byte
+ * less than n", "has a zero byte"): each is exact as a yes/no for the whole word, which is all this needs. */
+static int plain_word(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
+    uint64_t special = (v & highs) | ((v - ones * 0x20) & ~v & highs) | ((quote - ones) & ~quote & highs) |
+                       ((backslash - ones) & ~backslash & highs);
+    return special == 0;
+}
+
 /* Scans the string whose opening quote is at sc->p; leaves sc->p after the closing quote. */
 static int scan_string(scanner *sc, json_scan_span *out)
 {
@@ -120,6 +132,9 @@ static int scan_string(scanner *sc, json_scan_span *out)
     out->kind = JSON_SCAN_STRING;
     out->escaped = 0;
     for (;;) {
+        uint64_t word;
+        while (end - p >= 8 && (memcpy(&word, p, 8), plain_word(word)))
+            p += 8;
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         sc->p = p;
@@ -546,14 +561,24 @@ int json_scan_document(const char *buf, size_t len, json_scan_member_fn member, 
 
 size_t json_scan_compact(char *out, const char *text, size_t len)
 {
-    size_t n = 0;
+    size_t n = 0, i = 0;
     int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
+    while (i < len) {
+        if (in_string) {
+            uint64_t word; /* runs of plain string bytes go 8 at a time */
+            while (len - i >= 8 && (memcpy(&word, text + i, 8), plain_word(word))) {
+                memcpy(out + n, &word, 8);
+                n += 8;
+                i += 8;
+            }
+            if (i == len)
+                break;
+        }
+        char c = text[i++];
         if (in_string) {
             out[n++] = c;
-            if (c == '\\' && i + 1 < len)
-                out[n++] = text[++i]; /* the escaped character, a quote included */
+            if (c == '\\' && i < len)
+                out[n++] = text[i++]; /* the escaped character, a quote included */
             else if (c == '"')
                 in_string = 0;
         } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {

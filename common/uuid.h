@@ -1,6 +1,6 @@
 /*
  * uuid — UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, so ids sort by time.
- * Thread-safe, stateless.
+ * Thread-safe (random bits come from a per-thread pool refilled by getrandom()).
  */
 #ifndef HOOKD_UUID_H
 #define HOOKD_UUID_H

@@ -178,6 +178,33 @@ static void uuid_v7_has_version_variant_and_sorts(void **state)
     assert_true(strcmp(a, b) < 0);
 }
 
+static int compare_ids(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+/* Ids across many refills of the per-thread random pool: well formed, and no two alike. */
+static void uuid_v7_many_are_distinct(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static char ids[N][UUID_TEXT_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(uuid_v7_generate(ids[i]), 0);
+        for (int k = 0; k < UUID_TEXT_LEN; k++) {
+            if (k == 8 || k == 13 || k == 18 || k == 23)
+                assert_int_equal(ids[i][k], '-');
+            else
+                assert_non_null(strchr("0123456789abcdef", ids[i][k]));
+        }
+        assert_int_equal(ids[i][UUID_TEXT_LEN], '\0');
+        assert_int_equal(ids[i][14], '7');
+    }
+    qsort(ids, N, sizeof ids[0], compare_ids);
+    for (int i = 1; i < N; i++)
+        assert_true(strcmp(ids[i - 1], ids[i]) != 0);
+}
+
 static void rfc3339_parse_and_format(void **state)
 {
     (void)state;
@@ -256,6 +283,7 @@ int main(void)
         cmocka_unit_test(decode_refuses_broken_messages),
         cmocka_unit_test(event_types_and_topics),
         cmocka_unit_test(uuid_v7_has_version_variant_and_sorts),
+        cmocka_unit_test(uuid_v7_many_are_distinct),
         cmocka_unit_test(rfc3339_parse_and_format),
         cmocka_unit_test(durations_parse_with_units),
         cmocka_unit_test(config_readers_fall_back_and_validate),

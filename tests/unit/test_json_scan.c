@@ -233,6 +233,31 @@ static void test_callback_can_stop(void **state)
     assert_non_null(strstr(err, "stopped"));
 }
 
+/* Strings are checked 8 bytes at a time while no byte needs a look of its own: put each kind of such byte at
+ * every offset of a long string (and of a compacted copy) and let jansson say what is right. */
+static void test_special_bytes_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"\x01", "\x1f", "\x7f", "\"", "\\n", "\\u00e9", "\\", "\xc3\xa9",
+                                           "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3", "\xed\xa0\x80", " "};
+    for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+        for (int offset = 0; offset < 24; offset++) {
+            char text[128], compact[128];
+            int n = snprintf(text, sizeof text, "{\"key\": \"%.*s%s%.*s\"}", offset, "abcdefghijklmnopqrstuvwxyz",
+                             specials[k], 17, "0123456789ABCDEFG");
+            expect_n(text, (size_t)n, jansson_accepts(text, (size_t)n));
+            if (jansson_accepts(text, (size_t)n)) {
+                size_t c = json_scan_compact(compact, text, (size_t)n);
+                json_t *a = json_loadb(text, (size_t)n, 0, NULL), *b = json_loadb(compact, c, 0, NULL);
+                assert_true(json_equal(a, b));
+                assert_int_equal(c, (size_t)n - 1); /* only the space after ':' goes */
+                json_decref(a);
+                json_decref(b);
+            }
+        }
+    }
+}
+
 static int count_elements(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
     assert_null(key);
@@ -302,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_integer_extremes),
         cmocka_unit_test(test_document_arrays),
         cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_special_bytes_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
