@@ -7,8 +7,9 @@
  *
  * It also renders the body receivers get: {"data": {...}, "type": "<event_type>"}.
  *
- * `data` is kept as JSON text, never as a tree: producer-api serialises it once per event, and the dispatcher
- * validates a message in one pass (json_scan.h) and passes the `data` bytes through to receivers as written.
+ * `data` is kept as JSON text, never as a tree: producer-api copies it out of the request body (compacted), and
+ * the dispatcher validates a message in one pass (json_scan.h) and passes the `data` bytes through to receivers
+ * as written.
  * Stateless and thread-safe; an envelope value is owned by one thread at a time.
  */
 #ifndef HOOKD_ENVELOPE_H

@@ -36,8 +36,8 @@ PARTITIONS = 2  # per topic, in these tests
 
 
 def http(method: str, url: str, body=None, token: Optional[str] = None, timeout: float = 10.0):
-    """(status, parsed JSON or text) of one HTTP request."""
-    data = json.dumps(body).encode() if body is not None else None
+    """(status, parsed JSON or text) of one HTTP request; a bytes body is sent as it is, anything else as JSON."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")

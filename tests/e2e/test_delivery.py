@@ -6,7 +6,7 @@ import hmac
 import json
 import time
 
-from conftest import wait_until
+from conftest import http, wait_until
 
 VERSION = "0.1.0"
 
@@ -70,6 +70,41 @@ def test_fan_out_headers_body_signature(stack):
     m = d.metrics()
     assert m['hookd_dispatcher_deliveries_total{outcome="success",status_class="2xx"}'] == 15
     assert m["hookd_dispatcher_events_consumed_total"] == 5
+
+
+def test_receivers_get_data_as_the_client_wrote_it_less_whitespace(stack):
+    """data goes to Kafka and on to receivers as the client's own text without the whitespace between tokens:
+    escapes, number spellings and key order kept (producer-api no longer re-serialises it), signature over those
+    bytes; a batch whose one event holds a duplicate key deep inside is refused whole."""
+    rcv = stack.receiver()
+    api = stack.api
+    org = stack.new_org()
+    hook = api.create_webhook(org, rcv.url("/as-written"), "project.updated")
+    d = stack.dispatcher().wait_ready()
+
+    data = ('{ "z" : [ 1 , 2.50 , -0 , 1E+2 ] ,\n\t"id" : 41 , "s" : "caf\\u00e9 \\/ \\" d\u00e9j\u00e0 vu" ,'
+            ' "n" : { "a b" : null } }')
+    compact = ('{"z":[1,2.50,-0,1E+2],"id":41,"s":"caf\\u00e9 \\/ \\" d\u00e9j\u00e0 vu","n":{"a b":null}}')
+    body = f'[ {{ "type" : "project.updated", "organization_id" : {org}, "data" : {data} }} ]'.encode()
+    status, answer = http("POST", api.url + "/api/v1/events", body, token=api.service_token)
+    assert status == 202, answer
+    event_id = answer["data"][0]["id"]
+
+    bad = f'[{{"type":"project.updated","organization_id":{org},"data":{{"id":1}}}},' \
+          f'{{"type":"project.updated","organization_id":{org},"data":{{"id":2,"x":{{"k":1,"k":2}}}}}}]'.encode()
+    status, answer = http("POST", api.url + "/api/v1/events", bad, token=api.service_token)
+    assert status == 403 and answer["errors"] == [{"field": "body", "message": "must be valid JSON (UTF-8)"}], answer
+
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 1, 30), d.proc.tail()
+    time.sleep(1.0)  # the refused batch must deliver nothing
+    reqs = rcv.requests()
+    assert len(reqs) == 1
+    r = reqs[0]
+    assert r.headers["webhook-id"] == event_id
+    assert r.body == b'{"data":' + compact.encode() + b',"type":"project.updated"}'
+    assert json.loads(r.body)["data"] == json.loads(data)
+    assert verify_signature(hook["secret"], event_id, r.headers["webhook-timestamp"], r.body,
+                            r.headers["webhook-signature"])
 
 
 def envelope(event_id: str, org: int, n: int, type_: str = "project.created") -> str:
