@@ -127,7 +127,6 @@ static int on_body_item(void *ctx, const json_scan_span *key, const json_scan_sp
     body_items *items = ctx;
     if (key != NULL)
         return 0; /* a member of a single event: envelope_from_request() reads those */
-    items->is_array = 1;
     if (items->count < EVENTS_BATCH_MAX)
         items->item[items->count] = *value;
     items->count++;
@@ -167,6 +166,10 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
         api_reply_bad_data(reply, errors);
         return API_DONE;
     }
+    size_t first = 0; /* the body's first byte past whitespace: '[' or '{' (the scan accepted it) */
+    while (first < req->body_len && strchr(" \t\n\r", req->body[first]) != NULL)
+        first++;
+    items->is_array = first < req->body_len && req->body[first] == '[';
     if (!items->is_array) { /* an object: the whole body is the event */
         items->item[0].start = req->body;
         items->item[0].len = req->body_len;

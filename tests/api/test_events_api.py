@@ -210,10 +210,19 @@ def test_batch_is_all_or_nothing(client, org, kafka_broker):
 
 
 def test_batch_limits(client, org, kafka_broker):
+    too_many = [{"field": "body", "message": "a batch holds 1 to 500 events"}]
     r = post(client, [event("time.entry.updated", i) for i in range(501)], expect=403)
-    assert r.body["message"] == "bad data"
+    assert r.body["message"] == "bad data" and r.body["errors"] == too_many
     r = post(client, [], expect=403)
-    assert r.body["message"] == "bad data"
+    assert r.body["message"] == "bad data" and r.body["errors"] == too_many
+    r = post(client, " \n [ ] ", expect=403)
+    assert r.body["errors"] == too_many
+    for scalar in ("7", '"event"', "null", " true "):
+        r = post(client, scalar, expect=403)
+        assert r.body["errors"] == [{"field": "body", "message": "must be an event or an array"}], scalar
+    for broken in ("[", "{", "[{}", "[1,]", "{}{}", "\u00e9"):
+        r = post(client, broken, expect=403)
+        assert r.body["errors"] == [{"field": "body", "message": "must be valid JSON (UTF-8)"}], broken
     assert messages_of(kafka_broker, "time.entry.updated", org) == []
     r = post(client, [event("time.entry.updated", i) for i in range(500)])
     assert len(r.body["data"]) == 500
