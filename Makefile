@@ -152,7 +152,9 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_webhooks_api.py::test_sigterm_exits_zero \
                   tests/api/test_webhook_test_endpoint.py \
                   tests/api/test_events_api.py::test_each_type_routed_to_its_topic_with_envelope \
-                  tests/api/test_events_api.py::test_batch_answered_and_written_in_order
+                  tests/api/test_events_api.py::test_batch_answered_and_written_in_order \
+                  tests/api/test_events_api.py::test_batch_limits \
+                  tests/e2e/test_delivery.py::test_receivers_get_data_as_the_client_wrote_it_less_whitespace
 .PHONY: test-valgrind test-valgrind-e2e
 test-valgrind: test-valgrind-unit test-valgrind-e2e
 
