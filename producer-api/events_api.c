@@ -136,13 +136,13 @@ static int on_body_item(void *ctx, const json_scan_span *key, const json_scan_sp
 /* Error path: 1 when body is valid JSON but neither an object nor an array (a bare number, string, ...). */
 static int is_json_scalar(const char *body, size_t len)
 {
-    char *wrapped = malloc(len + 2);
+    char *wrapped = len > 0 ? malloc(len + 2) : NULL; /* an empty body has no buffer at all */
     if (wrapped == NULL)
         return 0;
     wrapped[0] = '[';
     memcpy(wrapped + 1, body, len);
     wrapped[len + 1] = ']';
-    int valid = len > 0 && json_scan_document(wrapped, len + 2, NULL, NULL, NULL, 0) == 0;
+    int valid = json_scan_document(wrapped, len + 2, NULL, NULL, NULL, 0) == 0;
     free(wrapped);
     return valid;
 }

@@ -1,7 +1,10 @@
 /* api_stubs — see api_stubs.h. */
 #include "api_stubs.h"
 
+#include "envelope.h"
+#include "event_producer.h"
 #include "event_types.h"
+#include "events_api.h"
 #include "fuzz_util.h"
 #include "handlers.h"
 #include "url_guard.h"
@@ -159,12 +162,66 @@ void webhook_public_view(json_t *obj)
     json_object_del(obj, "previous_secret_expires_at");
 }
 
-int events_post(api_request *req, const auth_identity *who, api_reply *reply)
+/* POST /api/v1/events is the real events_api.c: these stand in for the claim store and the Kafka producer. */
+int stub_kafka_fails;
+int stub_suspended, stub_resumed;
+
+store_status event_id_claim(webhook_store *store, long long org, const char *event_id, long long pending_ttl_s)
+{
+    (void)store;
+    FUZZ_CHECK(org > 0 && envelope_id_valid(event_id) && pending_ttl_s > 0, "claim org %lld", org);
+    return stub_status() == STORE_LIMIT ? STORE_PENDING : stub_status() == STORE_NOT_FOUND ? STORE_OK : stub_status();
+}
+
+store_status event_id_confirm(webhook_store *store, long long org, const char *event_id)
+{
+    (void)store;
+    FUZZ_CHECK(org > 0 && envelope_id_valid(event_id), "confirm org %lld", org);
+    return STORE_OK;
+}
+
+store_status event_id_release(webhook_store *store, long long org, const char *event_id)
+{
+    (void)store;
+    FUZZ_CHECK(org > 0 && envelope_id_valid(event_id), "release org %lld", org);
+    return STORE_OK;
+}
+
+/* What producer-api writes, the dispatcher must read back with the same fields and data bytes; the delivery
+ * report comes at once (refused when stub_kafka_fails). */
+int event_producer_send(event_producer *producer, const envelope *env, void *opaque)
+{
+    (void)producer;
+    FUZZ_CHECK(stub_suspended && !stub_resumed, "write outside a suspended request");
+    size_t len = 0;
+    char *text = envelope_encode(env, &len);
+    FUZZ_CHECK(text != NULL, "encode failed");
+    envelope back;
+    char err[128];
+    FUZZ_CHECK(envelope_decode(text, len, &back, err, sizeof err) == 0, "accepted event does not decode: %s: %s",
+               text, err);
+    FUZZ_CHECK(strcmp(back.id, env->id) == 0 && back.type == env->type &&
+                   back.organization_id == env->organization_id && back.data_len == env->data_len &&
+                   memcmp(back.data, env->data, env->data_len) == 0,
+               "round trip differs: %s", text);
+    envelope_clear(&back);
+    free(text);
+    events_delivered(opaque, !stub_kafka_fails);
+    return 0;
+}
+
+void api_request_suspend(api_request *req)
 {
     (void)req;
-    FUZZ_CHECK(who->org > 0 || who->is_service, "events without identity");
-    api_reply_message(reply, 202, "stub events");
-    return API_DONE;
+    FUZZ_CHECK(!stub_suspended, "suspended twice");
+    stub_suspended = 1;
+}
+
+void api_request_resume(api_request *req)
+{
+    (void)req;
+    FUZZ_CHECK(stub_suspended && !stub_resumed, "resumed twice or before suspending");
+    stub_resumed = 1;
 }
 
 /* POST /api/v1/webhooks/{id}/test (producer-api/webhook_test_api.c) makes a real HTTP delivery on a thread and
@@ -207,7 +264,7 @@ int metrics_page(api_request *req, api_reply *reply)
 
 void stub_check_reply(const api_reply *reply)
 {
-    static const int known[] = {200, 202, 401, 403, 404, 405, 503};
+    static const int known[] = {200, 202, 401, 403, 404, 405, 409, 503};
     int ok = 0;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         ok |= reply->status == known[i];
@@ -226,7 +283,7 @@ void stub_check_reply(const api_reply *reply)
         FUZZ_CHECK(json_array_size(json_object_get(reply->body, "errors")) > 0, "403 without errors");
     if (reply->status == 405)
         FUZZ_CHECK(reply->allow != NULL, "405 without Allow");
-    if (reply->status == 503)
-        FUZZ_CHECK(reply->retry_after[0] != '\0', "503 without Retry-After");
+    if (reply->status == 503 || reply->status == 409)
+        FUZZ_CHECK(reply->retry_after[0] != '\0', "%d without Retry-After", reply->status);
     FUZZ_CHECK(memchr(reply->retry_after, '\0', sizeof reply->retry_after) != NULL, "retry_after");
 }

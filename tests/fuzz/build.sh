@@ -26,9 +26,9 @@ mkdir -p "$out/obj"
 # Every common/*.c goes into one sanitized static archive, so harnesses pull exactly the modules they use
 # (new modules and new dependencies between modules need no change here). A module that does not compile is
 # skipped with a warning: it only matters if a harness needs it (then the link fails and says so).
-# The API harnesses link the real producer-api/{router,webhooks_api,auth}.c plus tests/fuzz/api_stubs.c,
+# The API harnesses link the real producer-api/{router,webhooks_api,auth,events_api}.c plus tests/fuzz/api_stubs.c,
 # which replaces the store and HTTP layer; api_stubs.o comes first, so webhook_store.o is never pulled in.
-API="router webhooks_api auth"
+API="router webhooks_api auth events_api"
 cflags_lib="${base/-Werror/}"
 compile() { # src obj [flags]
     "$CC" ${3:-$base} $objflags -c "$1" -o "$2"
