@@ -69,21 +69,21 @@ static void add_error(json_t *errors, int index, const char *field, const char *
     json_array_append_new(errors, error);
 }
 
-/* The members of one event as a client posts it. */
-enum { REQUEST_TYPE, REQUEST_ORG, REQUEST_DATA, REQUEST_ID, REQUEST_OCCURRED_AT, REQUEST_MEMBER_COUNT };
-static const char *const request_member_names[REQUEST_MEMBER_COUNT] = {"type", "organization_id", "data", "id",
-                                                                        "occurred_at"};
+/* The envelope's members, in contract order: what envelope_decode() collects from a message and
+ * envelope_from_request() from a client's event, which has the same five (spans into the text). */
+enum { MEMBER_ID, MEMBER_TYPE, MEMBER_ORG, MEMBER_OCCURRED_AT, MEMBER_DATA, MEMBER_COUNT };
+static const char *const member_names[MEMBER_COUNT] = {"id", "type", "organization_id", "occurred_at", "data"};
 
-typedef struct request_members {
-    json_scan_span span[REQUEST_MEMBER_COUNT];
+typedef struct envelope_members {
+    json_scan_span span[MEMBER_COUNT];
     int seen; /* bit per member */
-} request_members;
+} envelope_members;
 
-static int on_request_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+static int on_envelope_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
-    request_members *m = ctx;
-    for (int i = 0; i < REQUEST_MEMBER_COUNT; i++) {
-        if (json_scan_string_equals(key, request_member_names[i])) {
+    envelope_members *m = ctx;
+    for (int i = 0; i < MEMBER_COUNT; i++) {
+        if (json_scan_string_equals(key, member_names[i])) {
             m->span[i] = *value;
             m->seen |= 1 << i;
             break;
@@ -92,11 +92,27 @@ static int on_request_member(void *ctx, const json_scan_span *key, const json_sc
     return 0;
 }
 
-static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value);
-static char *decode_text(const json_scan_span *s);
+static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    if (json_scan_string_equals(key, "id"))
+        *(int *)ctx = value->kind == JSON_SCAN_INTEGER;
+    return 0;
+}
+
+/* Decodes a string span into a buffer of its raw length (a decoded string is never longer). Returns a malloc'd
+ * string or NULL. */
+static char *decode_text(const json_scan_span *s)
+{
+    char *text = malloc(s->len + 1);
+    if (text != NULL && json_scan_string_decode(s, text, s->len + 1) < 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
 
 /* The member's span when the event has it and it is not null, else NULL. */
-static const json_scan_span *present(const request_members *m, int member)
+static const json_scan_span *present(const envelope_members *m, int member)
 {
     if (!(m->seen & (1 << member)) || m->span[member].kind == JSON_SCAN_NULL)
         return NULL;
@@ -107,25 +123,25 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
                           json_t *errors)
 {
     size_t errors_before = json_array_size(errors);
-    request_members m;
+    envelope_members m;
     memset(out, 0, sizeof *out);
     memset(&m, 0, sizeof m);
     out->type = -1;
 
-    if (json_scan_object(text, len, on_request_member, &m, NULL, 0) != 0) {
+    if (json_scan_object(text, len, on_envelope_member, &m, NULL, 0) != 0) {
         add_error(errors, index, "event", "must be a JSON object");
         return -1;
     }
 
     char name[64];
-    const json_scan_span *type = (m.seen & (1 << REQUEST_TYPE)) ? &m.span[REQUEST_TYPE] : NULL;
+    const json_scan_span *type = (m.seen & (1 << MEMBER_TYPE)) ? &m.span[MEMBER_TYPE] : NULL;
     if (type == NULL)
         add_error(errors, index, "type", "is required");
     else if (type->kind != JSON_SCAN_STRING || json_scan_string_decode(type, name, sizeof name) < 0 ||
              (out->type = event_type_index(name)) < 0)
         add_error(errors, index, "type", "must be one of the eight event types");
 
-    const json_scan_span *org = present(&m, REQUEST_ORG);
+    const json_scan_span *org = present(&m, MEMBER_ORG);
     long long org_value = 0;
     if (org == NULL) {
         if (token_org > 0)
@@ -140,7 +156,7 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
         out->organization_id = org_value;
     }
 
-    const json_scan_span *data = (m.seen & (1 << REQUEST_DATA)) ? &m.span[REQUEST_DATA] : NULL;
+    const json_scan_span *data = (m.seen & (1 << MEMBER_DATA)) ? &m.span[MEMBER_DATA] : NULL;
     int data_id_integer = 0;
     if (data == NULL)
         add_error(errors, index, "data", "is required");
@@ -150,14 +166,14 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
              !data_id_integer)
         add_error(errors, index, "data.id", "must be an integer");
 
-    const json_scan_span *id = present(&m, REQUEST_ID);
+    const json_scan_span *id = present(&m, MEMBER_ID);
     if (id != NULL && (id->kind != JSON_SCAN_STRING || json_scan_string_decode(id, out->id, sizeof out->id) < 0 ||
                        !envelope_id_valid(out->id))) {
         add_error(errors, index, "id", "must be 1-128 printable ASCII characters");
         out->id[0] = '\0';
     }
 
-    const json_scan_span *occurred = present(&m, REQUEST_OCCURRED_AT);
+    const json_scan_span *occurred = present(&m, MEMBER_OCCURRED_AT);
     int64_t occurred_ms = time_now_ms();
     if (occurred != NULL) {
         char *stamp = occurred->kind == JSON_SCAN_STRING ? decode_text(occurred) : NULL;
@@ -235,47 +251,6 @@ char *envelope_encode(const envelope *env, size_t *len)
     json_buf_raw(&b, env->data, env->data_len);
     json_buf_raw(&b, "}", 1);
     return text_finish(text, &b, len);
-}
-
-/* The envelope's members, in contract order: what envelope_decode() collects (spans into the message). */
-enum { MEMBER_ID, MEMBER_TYPE, MEMBER_ORG, MEMBER_OCCURRED_AT, MEMBER_DATA, MEMBER_COUNT };
-static const char *const member_names[MEMBER_COUNT] = {"id", "type", "organization_id", "occurred_at", "data"};
-
-typedef struct envelope_members {
-    json_scan_span span[MEMBER_COUNT];
-    int seen; /* bit per member */
-} envelope_members;
-
-static int on_envelope_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
-{
-    envelope_members *m = ctx;
-    for (int i = 0; i < MEMBER_COUNT; i++) {
-        if (json_scan_string_equals(key, member_names[i])) {
-            m->span[i] = *value;
-            m->seen |= 1 << i;
-            break;
-        }
-    }
-    return 0;
-}
-
-static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
-{
-    if (json_scan_string_equals(key, "id"))
-        *(int *)ctx = value->kind == JSON_SCAN_INTEGER;
-    return 0;
-}
-
-/* Decodes a string span into a buffer of its raw length (a decoded string is never longer). Returns a malloc'd
- * string or NULL. */
-static char *decode_text(const json_scan_span *s)
-{
-    char *text = malloc(s->len + 1);
-    if (text != NULL && json_scan_string_decode(s, text, s->len + 1) < 0) {
-        free(text);
-        return NULL;
-    }
-    return text;
 }
 
 int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen)
