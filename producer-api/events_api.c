@@ -156,7 +156,6 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
         api_reply_message(reply, 500, "out of memory");
         return API_DONE;
     }
-    items->is_array = 0;
     items->count = 0;
     /* One validating pass over the body with jansson's rules but no tree (json_scan.h): events are spans of it. */
     if (json_scan_document(req->body, req->body_len, on_body_item, items, NULL, 0) != 0) {
