@@ -1,18 +1,22 @@
 /*
- * delivery — the HTTP side: one libcurl multi handle driven by the dispatcher's epoll loop
- * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION), reused easy handles, keep-alive and HTTP/2 multiplexing.
+ * delivery — the HTTP side: hands delivery attempts to DELIVERY_THREADS worker threads (delivery_worker.h, each
+ * with its own libcurl multi handle, epoll loop, reused easy handles, keep-alive connections and HTTP/2
+ * multiplexing) and brings their results back to the dispatcher's event-loop thread.
  *
- * One call to delivery_start() is one attempt: POST url with the Standard Webhooks headers, signed at start
- * with the webhook's secret (and its previous one during a rotation) and the attempt's own timestamp. The
- * per-attempt libcurl setup, signing and result classification live in common/delivery_http.h. When the attempt ends (2xx, other status, timeout,
- * SSRF refusal, network error) the engine calls the done callback exactly once with the result, from inside
- * delivery_on_socket() / delivery_on_timer() (never from delivery_start()). A webhook whose receiver broke an
- * HTTP/2 stream is delivered over HTTP/1.1 for a while (http1_fallback.h).
+ * One call to delivery_start() is one attempt: POST url with the Standard Webhooks headers, signed when the
+ * worker starts it with the webhook's secret (and its previous one during a rotation) and the attempt's own
+ * timestamp. The per-attempt libcurl setup, signing and result classification live in common/delivery_http.h.
+ * Attempts started during a loop pass go to the workers together at its end (delivery_flush), the least busy
+ * worker first. When the attempt ends (2xx, other status, timeout, SSRF refusal, network error, or it could not
+ * be started) the engine calls the done callback exactly once with the result, on the event-loop thread, from
+ * inside delivery_on_done() (never from delivery_start()). A webhook whose receiver broke an HTTP/2 stream is
+ * delivered over HTTP/1.1 for a while (http1_fallback.h; the table stays on the event-loop thread).
  *
- * Ownership: the engine owns the multi handle, the easy-handle pool, its timerfd, the CA bundle temp file and
- * the HTTP/1.1 fallback table.
- * The strings of a delivery_request are borrowed until its done callback returns.
- * Thread contract: the event-loop thread only.
+ * Ownership: the engine owns the workers, every job (delivery_job.h), the done queue and its eventfd, the CA
+ * bundle temp file and the HTTP/1.1 fallback table.
+ * The strings of a delivery_request are borrowed until its done callback returns: a worker reads them while the
+ * attempt runs, so they must not change meanwhile.
+ * Thread contract: every function here on the event-loop thread only.
  */
 #ifndef HOOKD_DELIVERY_H
 #define HOOKD_DELIVERY_H
@@ -27,7 +31,10 @@ typedef struct delivery_options {
     long long timeout_ms;      /* DELIVERY_TIMEOUT, per attempt */
     int allow_private;         /* ALLOW_PRIVATE_TARGETS: skip the connect-time address check */
     const char *ca_file;       /* RECEIVER_CA_FILE: extra trusted CAs (added to the system bundle), or NULL */
+    unsigned threads;          /* DELIVERY_THREADS: worker threads (1 to DELIVERY_THREADS_MAX) */
 } delivery_options;
+
+#define DELIVERY_THREADS_MAX 64
 
 /* What to send. Every pointer is borrowed until the done callback. */
 typedef struct delivery_request {
@@ -57,26 +64,24 @@ typedef void (*delivery_done_fn)(void *ctx, const delivery_request *req, const d
 
 typedef struct delivery_engine delivery_engine;
 
-/* Creates the engine on loop (registers its timerfd with tag LOOP_TAG_CURL_TIMER; sockets get
- * LOOP_TAG_CURL_SOCKET). Call curl_global_init() first. Returns NULL with errbuf on failure. */
+/* Creates the engine on loop (registers its done queue's eventfd with tag LOOP_TAG_DELIVERY_DONE) and starts
+ * its workers. Call curl_global_init() and block the signals the main thread handles first (the workers inherit
+ * the mask). Returns NULL with errbuf on failure. */
 delivery_engine *delivery_engine_new(event_loop *loop, const delivery_options *opts, delivery_done_fn done,
                                      void *ctx, char *errbuf, size_t errlen);
 
-/* Aborts every transfer still running (no callbacks), frees the engine. NULL is ignored. */
+/* Stops the workers, aborting every transfer still running (no callbacks), frees the engine. NULL is ignored. */
 void delivery_engine_free(delivery_engine *eng);
 
-/* Starts one attempt. Returns 0 (the callback will follow) or -1 when the request could not even be built (no
- * callback; the caller counts it as a failed attempt). */
+/* Starts one attempt (handed to a worker at the next delivery_flush). Returns 0 (the callback will follow) or
+ * -1 when no job could be allocated (no callback; the caller counts it as a failed attempt). */
 int delivery_start(delivery_engine *eng, const delivery_request *req);
 
-/* Loop hooks: a LOOP_TAG_CURL_SOCKET fd became ready / the LOOP_TAG_CURL_TIMER fired. */
-void delivery_on_socket(delivery_engine *eng, int fd, unsigned events);
-void delivery_on_timer(delivery_engine *eng);
+/* Loop hook: LOOP_TAG_DELIVERY_DONE became readable. Calls the done callback for every finished attempt. */
+void delivery_on_done(delivery_engine *eng);
 
-/* Runs what libcurl asked to run "now" (a timeout of 0, asked for after every new transfer) since the last call.
- * Call once at the end of every loop pass. Returns 1 when libcurl asked for "now" again (the loop must then not
- * sleep before the next call), else 0. */
-int delivery_run_pending(delivery_engine *eng);
+/* Hands the attempts started since the last call to the workers. Call once at the end of every loop pass. */
+void delivery_flush(delivery_engine *eng);
 
 /* Attempts started and not finished. */
 size_t delivery_active(const delivery_engine *eng);

@@ -1,12 +1,13 @@
 /*
- * event_loop — the dispatcher's one epoll set, plus timerfd / signalfd / eventfd helpers.
+ * event_loop — an epoll set (the dispatcher's main loop; each delivery worker has its own), plus timerfd /
+ * signalfd / eventfd helpers.
  *
  * Every registered fd carries a caller-chosen tag (what kind of fd it is); event_loop_wait() hands back
  * (fd, tag, events) triples and the caller dispatches on the tag. Nothing but the fd and tag is stored, so an
  * fd that was closed and removed between two waits can never reach a dangling pointer.
  *
  * Ownership: the loop owns only the epoll fd; registered fds stay owned by whoever registered them.
- * Thread contract: one thread (the dispatcher's main thread).
+ * Thread contract: one loop, one thread: the dispatcher's main thread has one, each delivery worker its own.
  */
 #ifndef HOOKD_EVENT_LOOP_H
 #define HOOKD_EVENT_LOOP_H
@@ -23,7 +24,9 @@ typedef enum loop_tag {
     LOOP_TAG_SIGNAL,          /* signalfd for SIGTERM / SIGINT */
     LOOP_TAG_HOLD,            /* timerfd: a retry-tier partition waiting for its head message is due */
     LOOP_TAG_PRODUCER,        /* eventfd signalled by librdkafka when the retry producer's queue has events */
-    LOOP_TAG_KAFKA_RETRY      /* eventfd of the retry-tier consumer's queue */
+    LOOP_TAG_KAFKA_RETRY,     /* eventfd of the retry-tier consumer's queue */
+    LOOP_TAG_DELIVERY_DONE,   /* eventfd: delivery workers finished attempts (the engine's done queue) */
+    LOOP_TAG_DELIVERY_INBOX   /* eventfd of a delivery worker's inbox (on the worker's own loop) */
 } loop_tag;
 
 /* One readiness report. */

@@ -37,6 +37,7 @@ static const config_var vars[] = {
     {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations"},
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
+    {"DELIVERY_THREADS", "2", "threads running the HTTP deliveries (1-64; Kafka and dispatch stay on the main thread)"},
     {"MAX_IN_FLIGHT", "1000", "deliveries in flight or queued before consumption pauses (resumes at half)"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
@@ -56,7 +57,7 @@ static const config_var vars[] = {
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
     long long timeout_ms, grace_ms;
-    long max_in_flight, partitions, replication, per_webhook_in_flight, per_webhook_queue, breaker_failures;
+    long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue, breaker_failures;
     int allow_private;
     retry_policy policy;
 } settings;
@@ -71,6 +72,7 @@ static int read_settings(settings *s, char *err, size_t errlen)
     if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
         config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
+        config_long("DELIVERY_THREADS", 2, 1, DELIVERY_THREADS_MAX, &s->delivery_threads, err, errlen) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
         config_long("TOPIC_PARTITIONS", 12, 1, 10000, &s->partitions, err, errlen) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &s->replication, err, errlen) != 0 ||
@@ -123,24 +125,25 @@ static void app_free(app *a)
 static int run(app *a)
 {
     loop_event evs[256];
-    int kafka_more = 0, retry_more = 0, curl_now = 0, stopping = 0;
+    int kafka_more = 0, retry_more = 0, stopping = 0;
     int64_t deadline = 0;
     for (;;) {
         /* with no room (MAX_IN_FLIGHT reached) fetched messages wait: sleep until a delivery ends */
         int room = dispatch_has_room(a->dispatch);
-        int n = event_loop_wait(a->loop, evs, 256, ((kafka_more || retry_more) && room) || curl_now ? 0 : 1000);
+        int n = event_loop_wait(a->loop, evs, 256, (kafka_more || retry_more) && room ? 0 : 1000);
         if (n < 0) {
             log_json(LOG_ERROR, "epoll_wait failed", NULL);
             return 1;
         }
         for (int i = 0; i < n; i++) {
             switch (evs[i].tag) {
+            case LOOP_TAG_DELIVERY_DONE:
+                delivery_on_done(a->engine);
+                break;
             case LOOP_TAG_CURL_SOCKET:
-                delivery_on_socket(a->engine, evs[i].fd, evs[i].events);
-                break;
             case LOOP_TAG_CURL_TIMER:
-                delivery_on_timer(a->engine);
-                break;
+            case LOOP_TAG_DELIVERY_INBOX:
+                break; /* registered on the delivery workers' loops only */
             case LOOP_TAG_KAFKA:
                 kafka_more = 1;
                 break;
@@ -190,7 +193,7 @@ static int run(app *a)
             retry_more = a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH);
         if (dispatch_after_batch(a->dispatch))
             kafka_more = retry_more = 1;
-        curl_now = delivery_run_pending(a->engine); /* transfers added in this pass start here */
+        delivery_flush(a->engine); /* attempts started in this pass go to the delivery threads */
         if (stopping) {
             size_t left = dispatch_in_flight(a->dispatch) + dispatch_handoffs(a->dispatch);
             if (left == 0)
@@ -279,7 +282,7 @@ int main(int argc, char **argv)
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;
-    delivery_options eopts = {a.cfg.timeout_ms, a.cfg.allow_private, a.cfg.ca_file};
+    delivery_options eopts = {a.cfg.timeout_ms, a.cfg.allow_private, a.cfg.ca_file, (unsigned)a.cfg.delivery_threads};
     if ((a.engine = delivery_engine_new(a.loop, &eopts, dispatch_on_attempt_done, a.dispatch, err, sizeof err)) ==
         NULL) {
         log_json(LOG_ERROR, "delivery engine", "{s:s}", "error", err);
@@ -315,9 +318,11 @@ int main(int argc, char **argv)
     if (a.retry_consumer != NULL)
         consumer_set_room(a.retry_consumer, dispatch_has_room);
     subscriber_cache_poll(a.cache);
-    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I}", "version",
+    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:i, s:I, s:I, s:I}",
+             "version",
              HOOKD_VERSION, "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr",
-             a.cfg.metrics_addr, "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_timeout_ms",
+             a.cfg.metrics_addr, "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_threads",
+             (json_int_t)a.cfg.delivery_threads, "delivery_timeout_ms",
              (json_int_t)a.cfg.timeout_ms, "allow_private_targets", a.cfg.allow_private, "retry_tiers",
              a.cfg.policy.tiers, "per_webhook_in_flight", (json_int_t)a.cfg.per_webhook_in_flight,
              "per_webhook_queue", (json_int_t)a.cfg.per_webhook_queue,
