@@ -58,6 +58,9 @@ struct consumer {
     int dirty;                 /* some completion may have advanced a commit point */
     unsigned pause_reasons;
     int unknown_topic_logged[CONSUMER_SLOTS];
+    long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
+    long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
+    long long dry_bytes, dry_msgs; /* consumed since the queue last ran dry or the fetcher was last kicked */
 };
 
 /* ---- partition table ------------------------------------------------------------------------------------ */
@@ -541,6 +544,13 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    char value[32];
+    size_t vlen = sizeof value;
+    c->queue_max_bytes = rd_kafka_conf_get(conf, "queued.max.messages.kbytes", value, &vlen) == RD_KAFKA_CONF_OK
+                             ? atoll(value) * 1024 : 16384LL * 1024;
+    vlen = sizeof value;
+    c->queue_max_msgs = rd_kafka_conf_get(conf, "queued.min.messages", value, &vlen) == RD_KAFKA_CONF_OK
+                            ? atoll(value) : 20000;
     char kerr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
     if (c->rk == NULL) {
@@ -610,6 +620,47 @@ void consumer_set_room(consumer *c, consumer_room_fn room)
     c->room = room;
 }
 
+/* librdkafka 2.0 stops fetching once the local queue holds queued.min.messages or queued.max.messages.kbytes,
+ * and looks at the queue again only when its broker thread next wakes up: after up to a second (librdkafka
+ * issue #2879; 2.2 added fetch.queue.backoff.ms for it). A dispatcher that empties a full queue faster than that
+ * idles: the dispatch benchmark consumed one full queue (16 MiB) per second and no more. So when the queue runs
+ * dry after about a full queue's worth was consumed, the fetcher most likely stopped at a limit, and the
+ * partitions are seeked to the position the application reached: a seek to a concrete offset wakes the broker
+ * thread, which fetches again at once (a pause and resume does not wake it). Nothing is skipped or dropped: the
+ * queue is empty and the seek goes to the next message not yet taken (a fetch response that lands in between is
+ * discarded by librdkafka and fetched again). Held partitions, partitions not consumed from yet and a paused
+ * consumer are left alone. */
+static void kick_fetcher(consumer *c)
+{
+    int full = c->dry_msgs * 4 >= c->queue_max_msgs * 3 || c->dry_bytes * 4 >= c->queue_max_bytes * 3;
+    c->dry_msgs = c->dry_bytes = 0;
+    if (!full || c->pause_reasons != 0)
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
+    if (rd_kafka_position(c->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            partition_state *ps = table_find(c, topic_type(c, tp->topic), tp->partition);
+            if (ps != NULL && !ps->held && tp->offset >= 0)
+                rd_kafka_topic_partition_list_add(seek, tp->topic, tp->partition)->offset = tp->offset;
+        }
+    }
+    if (seek->cnt > 0) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, seek, 0); /* 0: asynchronous */
+        if (error != NULL) {
+            log_json(LOG_WARN, "fetch kick: seek failed", "{s:s}", "error", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else {
+            metric_counter_add(c->dm->fetch_kicks, 1);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 int consumer_drain(consumer *c, int max)
 {
     loop_fd_drain(c->event_fd);
@@ -617,8 +668,12 @@ int consumer_drain(consumer *c, int max)
         if (c->room != NULL && !c->room(c->ctx))
             return 1; /* the rest stays in librdkafka's (bounded) queue until there is room */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
-        if (m == NULL)
+        if (m == NULL) {
+            kick_fetcher(c);
             return 0;
+        }
+        c->dry_msgs++;
+        c->dry_bytes += (long long)m->len;
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             message_error(c, m);
         } else {

@@ -23,6 +23,8 @@ dispatcher_metrics *dm_new(void)
     metrics_registry *r = dm->reg;
     dm->events_consumed = metrics_counter(r, "hookd_dispatcher_events_consumed_total",
                                           "Events (Kafka messages) consumed.", NULL);
+    dm->fetch_kicks = metrics_counter(r, "hookd_dispatcher_fetch_kicks_total",
+                                      "Times the Kafka fetcher was woken after the local queue ran dry from full.", NULL);
     dm->events_malformed = metrics_counter(r, "hookd_dispatcher_events_malformed_total",
                                            "Messages whose envelope failed to decode; skipped.", NULL);
     dm->events_no_subscribers = metrics_counter(r, "hookd_dispatcher_events_without_subscribers_total",
