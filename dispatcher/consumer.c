@@ -519,15 +519,15 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "statistics.interval.ms", "1000", errbuf, errlen) != 0 ||
-        /* Bounded prefetch: librdkafka's defaults (65,536 KiB, 100,000 messages) hold a backlog in memory. Not
-         * much tighter either: once the queue reaches a limit, librdkafka 2.0 looks at it again only when its
-         * broker thread next wakes up (up to 1 s later; 2.1 added fetch.queue.backoff.ms), so a dispatcher that
-         * empties the queue faster than that idles. With 4,096 KiB the dispatch benchmark (1 KiB events that
-         * compress like JSON) consumed only ~5,600 events/s; 16,384 KiB gives ~18,000/s at ~59 MiB RSS. The
-         * count limit bounds small events, whose per-message overhead (~400 B) the byte limit does not see: the
-         * 1 M-event backlog of 150 B events stays under 60 MiB RSS. docs/BENCHMARKS.md, 2026-11-29 10:20. */
-        kafka_config_set(conf, "queued.max.messages.kbytes", "16384", errbuf, errlen) != 0 ||
-        kafka_config_set(conf, "queued.min.messages", "20000", errbuf, errlen) != 0 ||
+        /* Bounded prefetch: librdkafka's defaults (65,536 KiB, 100,000 messages) hold a backlog in memory. Once
+         * the queue reaches a limit, librdkafka 2.0 looks at it again only when its broker thread next wakes up
+         * (up to 1 s later), so before kick_fetcher() the queue had to hold a second of deliveries (16,384 KiB:
+         * ~20,000 events/s at ~60 MiB RSS). With the kick, 8,192 KiB carries the same (~35,000/s) at ~51 MiB;
+         * 4,096 KiB gave ~32,000/s. The count limit bounds small events, whose per-message overhead (~400 B) the
+         * byte limit does not see: the 1 M-event backlog of 150 B events peaks at ~56 MiB RSS with 10,000.
+         * docs/BENCHMARKS.md, 2026-11-29 14:40. */
+        kafka_config_set(conf, "queued.max.messages.kbytes", "8192", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.min.messages", "10000", errbuf, errlen) != 0 ||
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
@@ -547,10 +547,10 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     char value[32];
     size_t vlen = sizeof value;
     c->queue_max_bytes = rd_kafka_conf_get(conf, "queued.max.messages.kbytes", value, &vlen) == RD_KAFKA_CONF_OK
-                             ? atoll(value) * 1024 : 16384LL * 1024;
+                             ? atoll(value) * 1024 : 8192LL * 1024;
     vlen = sizeof value;
     c->queue_max_msgs = rd_kafka_conf_get(conf, "queued.min.messages", value, &vlen) == RD_KAFKA_CONF_OK
-                            ? atoll(value) : 20000;
+                            ? atoll(value) : 10000;
     char kerr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
     if (c->rk == NULL) {
@@ -623,7 +623,7 @@ void consumer_set_room(consumer *c, consumer_room_fn room)
 /* librdkafka 2.0 stops fetching once the local queue holds queued.min.messages or queued.max.messages.kbytes,
  * and looks at the queue again only when its broker thread next wakes up: after up to a second (librdkafka
  * issue #2879; 2.2 added fetch.queue.backoff.ms for it). A dispatcher that empties a full queue faster than that
- * idles: the dispatch benchmark consumed one full queue (16 MiB) per second and no more. So when the queue runs
+ * idles: the dispatch benchmark consumed one full queue (then 16 MiB) per second and no more. So when the queue runs
  * dry after about a full queue's worth was consumed, the fetcher most likely stopped at a limit, and the
  * partitions are seeked to the position the application reached: a seek to a concrete offset wakes the broker
  * thread, which fetches again at once (a pause and resume does not wake it). Nothing is skipped or dropped: the
