@@ -48,11 +48,14 @@ struct delivery_worker {
     delivery_job *out_head, *out_tail; /* jobs finished in this loop pass, pushed to done at its end */
 };
 
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into the worker's epoll set. */
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into the worker's epoll set. A keep-alive
+ * connection's socket is removed when its transfer ends and comes back with the next one, so every transfer
+ * would start with a failing EPOLL_CTL_MOD and then an ADD; the socket's curl-side pointer (curl_multi_assign,
+ * cleared by curl on removal) remembers that it is registered, so it is one epoll_ctl either way (an ADD of
+ * an fd still registered, a reused socket number, becomes a MOD inside event_loop_add). */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
-    (void)socketp;
     delivery_worker *w = userp;
     if (what == CURL_POLL_REMOVE) {
         event_loop_del(w->loop, s);
@@ -63,9 +66,15 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         events |= EPOLLOUT;
-    if (event_loop_mod(w->loop, s, events, LOOP_TAG_CURL_SOCKET) != 0)
+    int rc = socketp != NULL ? event_loop_mod(w->loop, s, events, LOOP_TAG_CURL_SOCKET)
+                             : event_loop_add(w->loop, s, events, LOOP_TAG_CURL_SOCKET);
+    if (rc != 0) {
         log_json(LOG_ERROR, "epoll_ctl failed for a curl socket", "{s:i, s:s}", "fd", (int)s, "error",
                  strerror(errno));
+        return 0;
+    }
+    if (socketp == NULL)
+        curl_multi_assign(w->multi, s, w); /* any non-NULL pointer: "registered" */
     return 0;
 }
 
