@@ -16,6 +16,55 @@ static log_level log_min_level = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* This thread's batch (log_batch_begin); only that thread touches it. */
+static _Thread_local struct {
+    int on;
+    size_t len;
+    char buf[LOG_BATCH_MAX];
+} batch;
+
+static void write_all(const char *text, size_t len)
+{
+    ssize_t ignored = write(STDERR_FILENO, text, len); /* stderr: nothing better to do when this fails */
+    (void)ignored;
+}
+
+/* Writes one line (newline included), or adds it to this thread's batch. */
+static void emit(const char *line, size_t len)
+{
+    if (!batch.on) {
+        write_all(line, len);
+        return;
+    }
+    if (batch.len + len > sizeof batch.buf)
+        log_flush();
+    if (len > sizeof batch.buf) {
+        write_all(line, len);
+        return;
+    }
+    memcpy(batch.buf + batch.len, line, len);
+    batch.len += len;
+}
+
+void log_batch_begin(void)
+{
+    batch.on = 1;
+}
+
+void log_batch_end(void)
+{
+    log_flush();
+    batch.on = 0;
+}
+
+void log_flush(void)
+{
+    if (batch.len == 0)
+        return;
+    write_all(batch.buf, batch.len);
+    batch.len = 0;
+}
+
 int log_init(const char *service, const char *level_name)
 {
     if (service != NULL)
@@ -72,8 +121,7 @@ void log_json(log_level level, const char *msg, const char *fields_fmt, ...)
         return;
     size_t len = strlen(text);
     text[len] = '\n'; /* overwrite the terminator: the whole line goes out in one write */
-    ssize_t ignored = write(STDERR_FILENO, text, len + 1);
-    (void)ignored;
+    emit(text, len + 1);
     free(text);
 }
 
@@ -109,6 +157,5 @@ void log_line_end(log_line *l)
         json_buf_raw(b, tail, sizeof tail - 1);
     }
     b->data[b->len] = '\n'; /* the byte kept free by log_line_begin() */
-    ssize_t ignored = write(STDERR_FILENO, b->data, b->len + 1);
-    (void)ignored;
+    emit(b->data, b->len + 1);
 }

@@ -55,4 +55,16 @@ typedef struct log_line {
 int log_line_begin(log_line *l, log_level level, const char *msg);
 void log_line_end(log_line *l);
 
+/* Batching, for a thread that logs a line per delivery (the dispatcher's event loop): after log_batch_begin()
+ * the calling thread's lines are gathered in a thread-local buffer of LOG_BATCH_MAX bytes and written when
+ * log_flush() is called (call it before the thread sleeps) or when the next line would not fit. A batch write
+ * holds whole lines and never exceeds PIPE_BUF (4096), so it is atomic on a pipe and another thread's line
+ * never lands inside it; a single line longer than that is written on its own, as without batching. Lines are
+ * then at most one loop pass late, and lost if the process dies before the flush. Other threads are unaffected.
+ * The dispatcher measured one write(2) per delivery attempt otherwise. */
+#define LOG_BATCH_MAX 4096
+void log_batch_begin(void);
+void log_flush(void);
+void log_batch_end(void); /* flushes and writes this thread's lines at once again */
+
 #endif

@@ -194,6 +194,7 @@ static int run(app *a)
         if (dispatch_after_batch(a->dispatch))
             kafka_more = retry_more = 1;
         delivery_flush(a->engine); /* attempts started in this pass go to the delivery threads */
+        log_flush();               /* this pass's log lines, in one write */
         if (stopping) {
             size_t left = dispatch_in_flight(a->dispatch) + dispatch_handoffs(a->dispatch);
             if (left == 0)
@@ -330,7 +331,9 @@ int main(int argc, char **argv)
     if (a.cfg.allow_private)
         log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);
 
+    log_batch_begin(); /* the loop logs a line per delivery attempt: one write per loop pass */
     rc = run(&a);
+    log_batch_end();
     if (consumer_close(a.consumer) != 0 && rc == 0)
         log_json(LOG_WARN, "exiting after a failed final commit (uncommitted events will be redelivered)", NULL);
     a.consumer = NULL;
