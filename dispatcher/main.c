@@ -1,9 +1,10 @@
 /*
  * bin/dispatcher — consumes the event topics and delivers every event to the webhooks subscribed to it.
  *
- * main() owns every module and the one event loop; see docs/DESIGN.md ("Delivery") and the module headers:
- * event_loop (epoll), consumer (Kafka), subscriber_cache (Redis), delivery (libcurl multi), dispatch (the
- * glue and the offset bookkeeping), metrics_server (HTTP on its own thread).
+ * main() owns every module and the main event loop; see docs/DESIGN.md ("Delivery") and the module headers:
+ * event_loop (epoll), consumer (Kafka), subscriber_cache (Redis), delivery (hands attempts to the
+ * delivery_worker threads, each with its own libcurl multi), dispatch (the glue and the offset bookkeeping),
+ * metrics_server (HTTP on its own thread).
  */
 #include "config.h"
 #include "consumer.h"
