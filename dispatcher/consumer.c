@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define TOPIC_MAX 256
+/* the local queue's limits (librdkafka properties; why these: consumer_new) */
+#define QUEUE_MAX_KBYTES "8192"
+#define QUEUE_MAX_MESSAGES "10000"
 
 /* See consumer.h. Owned by the consumer's table (one ref) and by each message in progress (one ref each). */
 struct partition_state {
@@ -464,6 +467,14 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 
 /* ---- lifecycle ------------------------------------------------------------------------------------------ */
 
+/* A numeric property of conf as librdkafka holds it, or fallback (a numeral) when it cannot be read. */
+static long long conf_number(const rd_kafka_conf_t *conf, const char *name, const char *fallback)
+{
+    char value[32];
+    size_t len = sizeof value;
+    return atoll(rd_kafka_conf_get(conf, name, value, &len) == RD_KAFKA_CONF_OK ? value : fallback);
+}
+
 consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
                        consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen)
 {
@@ -526,8 +537,8 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
          * 4,096 KiB gave ~32,000/s. The count limit bounds small events, whose per-message overhead (~400 B) the
          * byte limit does not see: the 1 M-event backlog of 150 B events peaks at ~56 MiB RSS with 10,000.
          * docs/BENCHMARKS.md, 2026-11-29 14:40. */
-        kafka_config_set(conf, "queued.max.messages.kbytes", "8192", errbuf, errlen) != 0 ||
-        kafka_config_set(conf, "queued.min.messages", "10000", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.max.messages.kbytes", QUEUE_MAX_KBYTES, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.min.messages", QUEUE_MAX_MESSAGES, errbuf, errlen) != 0 ||
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
@@ -544,13 +555,9 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
-    char value[32];
-    size_t vlen = sizeof value;
-    c->queue_max_bytes = rd_kafka_conf_get(conf, "queued.max.messages.kbytes", value, &vlen) == RD_KAFKA_CONF_OK
-                             ? atoll(value) * 1024 : 8192LL * 1024;
-    vlen = sizeof value;
-    c->queue_max_msgs = rd_kafka_conf_get(conf, "queued.min.messages", value, &vlen) == RD_KAFKA_CONF_OK
-                            ? atoll(value) : 10000;
+    /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's) */
+    c->queue_max_bytes = conf_number(conf, "queued.max.messages.kbytes", QUEUE_MAX_KBYTES) * 1024;
+    c->queue_max_msgs = conf_number(conf, "queued.min.messages", QUEUE_MAX_MESSAGES);
     char kerr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
     if (c->rk == NULL) {

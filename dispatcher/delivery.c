@@ -205,7 +205,6 @@ static void finish(delivery_engine *eng, delivery_job *job)
 
 void delivery_on_done(delivery_engine *eng)
 {
-    loop_fd_drain(eng->done_fd); /* before the take: a push after it signals again */
     delivery_job *job = job_queue_take(&eng->done_queue);
     while (job != NULL) {
         delivery_job *next = job->next;

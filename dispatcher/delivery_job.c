@@ -1,6 +1,8 @@
 /* delivery_job — see delivery_job.h. */
 #include "delivery_job.h"
 
+#include "event_loop.h"
+
 #include <stdint.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@ void job_queue_push(job_queue *q, delivery_job *first, delivery_job *last)
 
 delivery_job *job_queue_take(job_queue *q)
 {
+    loop_fd_drain(q->wake_fd); /* before the take: a push after it signals again */
     pthread_mutex_lock(&q->lock);
     delivery_job *all = q->head;
     q->head = q->tail = NULL;

@@ -8,8 +8,9 @@
  * mutex orders the hand-overs (everything written before a push is seen after the take).
  *
  * A job_queue is a mutex-protected FIFO of jobs plus an eventfd to wake its consumer. A push signals the eventfd
- * only when the queue was empty, so a busy consumer is not woken once per job; the consumer therefore drains the
- * eventfd before it takes (job_queue_take), so a push that lands between the two is never missed.
+ * only when the queue was empty, so a busy consumer is not woken once per job; job_queue_take() therefore drains
+ * the eventfd before it takes, so a push that lands between the two is never missed. The wake fd must be
+ * non-blocking.
  *
  * Ownership: jobs belong to the delivery engine (delivery.c), which allocates and frees every one of them; a
  * queue owns neither its jobs nor its wake fd.
@@ -45,7 +46,7 @@ void job_queue_destroy(job_queue *q);
 /* Appends the chain first..last (linked by next, last->next ignored). Signals wake_fd when the queue was empty. */
 void job_queue_push(job_queue *q, delivery_job *first, delivery_job *last);
 
-/* Takes every queued job in FIFO order (NULL when empty). Drain wake_fd before calling. */
+/* Drains wake_fd, then takes every queued job in FIFO order (NULL when empty). */
 delivery_job *job_queue_take(job_queue *q);
 
 #endif

@@ -266,7 +266,6 @@ static void run_pending(delivery_worker *w)
 
 static void on_inbox(delivery_worker *w)
 {
-    loop_fd_drain(w->inbox_fd); /* before the take: a push after it signals again */
     delivery_job *job = job_queue_take(&w->inbox);
     while (job != NULL) {
         delivery_job *next = job->next;

@@ -58,7 +58,8 @@ static const config_var vars[] = {
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
     long long timeout_ms, grace_ms;
-    long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue, breaker_failures;
+    long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
+        breaker_failures;
     int allow_private;
     retry_policy policy;
 } settings;
