@@ -81,12 +81,17 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
+        if status == 204 or status == 304 or status < 200:
+            # these carry no body (RFC 9110 6.4.1): a client ignores one, and its bytes would then be read as the
+            # start of the next response on the connection ("Received HTTP/0.9 when not allowed")
+            payload = b""
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
+            if payload:
+                self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
         except OSError:
