@@ -340,7 +340,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque)
 {
     consumer *c = opaque;
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    const char *protocol = rd_kafka_rebalance_protocol(rk); /* NULL when no group protocol is in force (close) */
+    int cooperative = protocol != NULL && strcmp(protocol, "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -353,7 +354,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         if (c->pause_reasons != 0)
             apply_pause(c, parts, 1);
         log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s}", "count", parts->cnt, "total",
-                 c->assigned_count, "protocol", rd_kafka_rebalance_protocol(rk));
+                 c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE");
     } else {
         int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
         if (!lost) {
