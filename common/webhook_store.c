@@ -322,8 +322,15 @@ store_status token_store_create(webhook_store *store, long long org, char *token
 
 store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service)
 {
+    char digest[SHA256_HEX_LEN + 1];
+    secret_sha256_hex(token, strlen(token), digest);
+    return token_store_lookup_digest(store, digest, org, is_service);
+}
+
+store_status token_store_lookup_digest(webhook_store *store, const char *digest_hex, long long *org, int *is_service)
+{
     char key[96];
-    token_key(token, key, sizeof key);
+    snprintf(key, sizeof key, "hookd:token:%s", digest_hex);
     /* The key is the token's SHA-256, so the lookup itself compares digests, never the secret. */
     const char *argv[] = {"HMGET", key, "kind", "org"};
     redisReply *reply = run(store, 4, argv);
@@ -340,17 +347,34 @@ store_status token_store_lookup(webhook_store *store, const char *token, long lo
     return status;
 }
 
+/* Deletes a token and bumps the token version (token caches drop their entries). KEYS: token key, version. */
+static const char REVOKE_SCRIPT[] =
+    "local n = redis.call('DEL', KEYS[1])\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "return n\n";
+
 store_status token_store_revoke(webhook_store *store, const char *token)
 {
     char key[96];
     token_key(token, key, sizeof key);
-    const char *argv[] = {"DEL", key};
-    redisReply *reply = run(store, 2, argv);
+    const char *argv[] = {"EVAL", REVOKE_SCRIPT, "2", key, TOKENS_VERSION_KEY};
+    redisReply *reply = run(store, 5, argv);
     if (reply == NULL)
         return STORE_UNAVAILABLE;
     store_status status = (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) ? STORE_OK : STORE_NOT_FOUND;
     freeReplyObject(reply);
     return status;
+}
+
+store_status token_store_version(webhook_store *store, long long *version)
+{
+    const char *argv[] = {"GET", TOKENS_VERSION_KEY};
+    redisReply *reply = run(store, 2, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    *version = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : 0;
+    freeReplyObject(reply);
+    return STORE_OK;
 }
 
 /* Claims an idempotency key. KEYS: the key. ARGV: pending TTL (s). Returns "new", "pending" or "done". */

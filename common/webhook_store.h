@@ -19,6 +19,8 @@
 #define WEBHOOK_LIMIT_PER_TYPE 10
 #define WEBHOOK_CHANGES_CHANNEL "hookd:subs:changed"
 #define WEBHOOK_VERSION_KEY "hookd:subs:version"
+/* Incremented by every token revocation: producer-api drops its token cache when it changes. */
+#define TOKENS_VERSION_KEY "hookd:tokens:version"
 
 typedef enum store_status {
     STORE_OK = 0,
@@ -100,8 +102,15 @@ store_status token_store_create(webhook_store *store, long long org, char *token
 /* Looks a token up. On STORE_OK *org is its organization (0 for a service token) and *is_service is set. */
 store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service);
 
-/* Revokes a token. STORE_NOT_FOUND when it did not exist. */
+/* The same by the token's lowercase hex SHA-256 (what secret_sha256_hex() writes). */
+store_status token_store_lookup_digest(webhook_store *store, const char *digest_hex, long long *org, int *is_service);
+
+/* Revokes a token: deletes it and increments TOKENS_VERSION_KEY in one script, so token caches drop it.
+ * STORE_NOT_FOUND when it did not exist. */
 store_status token_store_revoke(webhook_store *store, const char *token);
+
+/* The current value of TOKENS_VERSION_KEY (0 when never set). */
+store_status token_store_version(webhook_store *store, long long *version);
 
 /* Claims client event id for org while its write is in flight: the key holds "pending" for pending_ttl_s
  * (long enough for the write to be acknowledged or to fail; a crashed writer's claim then lapses). Returns

@@ -16,11 +16,13 @@
 #include <stddef.h>
 
 struct event_producer;
+struct token_cache;
 struct api_request;
 
 /* Everything the handlers share. Built by main() before the server starts; read-only afterwards. */
 typedef struct api_context {
     store_pool *stores;               /* Redis connections */
+    struct token_cache *tokens;       /* tokens already looked up (auth.c) */
     struct event_producer *producer;  /* Kafka producer (events API) */
     int allow_private;                /* ALLOW_PRIVATE_TARGETS */
     long long delivery_timeout_ms;    /* DELIVERY_TIMEOUT, for test deliveries */

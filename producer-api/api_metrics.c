@@ -30,7 +30,16 @@ int api_metrics_init(api_metrics *m, metrics_registry *reg)
     m->events_accepted = metrics_counter(reg, "hookd_events_accepted_total", "events answered 202", NULL);
     m->events_unavailable = metrics_counter(reg, "hookd_events_unavailable_total",
                                             "events answered 503: Kafka did not acknowledge in time", NULL);
-    return m->events_accepted != NULL && m->events_unavailable != NULL ? 0 : -1;
+    m->token_cache_hits = metrics_counter(reg, "hookd_token_cache_lookups_total",
+                                          "API token lookups answered by the token cache (hit) or Redis (miss)",
+                                          "result=\"hit\"");
+    m->token_cache_misses = metrics_counter(reg, "hookd_token_cache_lookups_total",
+                                            "API token lookups answered by the token cache (hit) or Redis (miss)",
+                                            "result=\"miss\"");
+    return m->events_accepted != NULL && m->events_unavailable != NULL && m->token_cache_hits != NULL &&
+                   m->token_cache_misses != NULL
+               ? 0
+               : -1;
 }
 
 enum api_route api_metrics_route(const char *path)

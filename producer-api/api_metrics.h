@@ -5,6 +5,7 @@
  *   hookd_http_request_seconds{route}          time from the first byte read to the answer queued
  *   hookd_events_accepted_total                events answered 202 (client-id repeats included)
  *   hookd_events_unavailable_total             events answered 503 because Kafka did not acknowledge in time
+ *   hookd_token_cache_lookups_total{result}    token_cache answers: hit, or miss (then Redis is asked)
  * Thread contract: api_metrics_record() from any worker thread.
  */
 #ifndef HOOKD_API_METRICS_H
@@ -21,6 +22,8 @@ typedef struct api_metrics {
     metric_series *latency[ROUTE_COUNT];
     metric_series *events_accepted;
     metric_series *events_unavailable;
+    metric_series *token_cache_hits;
+    metric_series *token_cache_misses;
 } api_metrics;
 
 /* Registers every series in reg. Returns 0, or -1 on allocation failure. */

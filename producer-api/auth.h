@@ -1,7 +1,7 @@
 /*
  * auth — who is calling: the API token from the `auth` header, the `auth` query parameter or
- * `Authorization: Bearer <token>`, looked up by its SHA-256 in Redis on every request (so a revoked token
- * stops working at once).
+ * `Authorization: Bearer <token>`, looked up by its SHA-256 in the token cache (token_cache.h), and in Redis
+ * when the cache does not have it. A revoked token stops working within TOKEN_CACHE_REFRESH.
  */
 #ifndef HOOKD_AUTH_H
 #define HOOKD_AUTH_H

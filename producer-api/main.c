@@ -13,6 +13,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "store_pool.h"
+#include "token_cache.h"
 #include "token_cli.h"
 
 #include <pthread.h>
@@ -35,6 +36,8 @@ static const config_var producer_api_vars[] = {
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows webhook URLs on private/loopback addresses (tests, local runs only)"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of a test delivery (POST /api/v1/webhooks/{id}/test)"},
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers of test deliveries"},
+    {"TOKEN_CACHE_REFRESH", "100ms",
+     "how often cached API tokens are re-validated; a revoked token stops working within this (0: no cache)"},
     {"HTTP_THREADS", "4", "HTTP worker threads (each has its own Redis connection)"},
     {"SHUTDOWN_GRACE", "20s", "how long SIGTERM waits for requests in flight"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -71,12 +74,13 @@ int main(int argc, char **argv)
 
     char errbuf[512];
     long partitions = 0, replication = 0, threads = 0;
-    long long produce_timeout_ms = 0, grace_ms = 0, delivery_timeout_ms = 0;
+    long long produce_timeout_ms = 0, grace_ms = 0, delivery_timeout_ms = 0, token_refresh_ms = 0;
     int allow_private = 0;
     if (config_long("TOPIC_PARTITIONS", 12, 1, 10000, &partitions, errbuf, sizeof errbuf) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &replication, errbuf, sizeof errbuf) != 0 ||
         config_long("HTTP_THREADS", 4, 1, 256, &threads, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("PRODUCE_TIMEOUT", "5s", 100, 300000, &produce_timeout_ms, errbuf, sizeof errbuf) != 0 ||
+        config_duration_ms("TOKEN_CACHE_REFRESH", "100ms", 0, 60000, &token_refresh_ms, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &grace_ms, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("DELIVERY_TIMEOUT", "10s", 100, 300000, &delivery_timeout_ms, errbuf, sizeof errbuf) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &allow_private, errbuf, sizeof errbuf) != 0) {
@@ -117,6 +121,12 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
         goto done;
     }
+    api.tokens = token_cache_create(redis_url, token_refresh_ms, series.token_cache_hits, series.token_cache_misses,
+                                    errbuf, sizeof errbuf);
+    if (api.tokens == NULL) {
+        log_json(LOG_ERROR, "cannot start the token cache", "{s:s}", "error", errbuf);
+        goto done;
+    }
     event_producer_options options = {
         .topic_prefix = config_string("TOPIC_PREFIX", "webhooks."),
         .produce_timeout_ms = produce_timeout_ms,
@@ -148,6 +158,7 @@ int main(int argc, char **argv)
 done:
     http_server_stop(server, 0, NULL, NULL);
     event_producer_destroy(api.producer);
+    token_cache_destroy(api.tokens);
     store_pool_destroy(api.stores);
     metrics_registry_free(api.metrics);
     if (api.ca_bundle[0] != '\0')
