@@ -527,6 +527,8 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "partition.assignment.strategy", c->retry_only ? "roundrobin" : "cooperative-sticky",
                          errbuf, errlen) != 0 ||
         kafka_config_set(conf, "enable.auto.commit", "true", errbuf, errlen) != 0 ||
+        /* an offset commit or heartbeat written behind a fetch request must not wait for a TCP ACK */
+        kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||

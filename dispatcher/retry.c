@@ -271,6 +271,7 @@ retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispat
         kafka_config_set(conf, "acks", "all", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "message.timeout.ms", "0", errbuf, errlen) != 0 || /* never give up locally */
         kafka_config_set(conf, "linger.ms", "5", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(rs);

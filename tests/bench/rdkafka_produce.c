@@ -141,7 +141,8 @@ int main(int argc, char **argv)
     /* the producer-api settings (producer-api/event_producer.c) */
     set(conf, "enable.idempotence", "true");
     set(conf, "acks", "all");
-    set(conf, "linger.ms", "1");
+    set(conf, "linger.ms", "0.5");
+    set(conf, "socket.nagle.disable", "true");
     set(conf, "compression.type", "lz4");
     set(conf, "partitioner", "murmur2_random");
     set(conf, "message.timeout.ms", "30000");
