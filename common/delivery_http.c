@@ -168,24 +168,30 @@ void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery
     curl_easy_setopt(e, CURLOPT_POST, 1L);
 }
 
-/* Appends "name: value" to *list. Returns 0 or -1. */
-static int add_header(struct curl_slist **list, const char *name, const char *value)
+/* Appends "name: value" as the next node of a's in-place header list. Returns 0, or -1 when it does not fit. */
+static int add_header(delivery_http_attempt *a, size_t *used, const char *name, const char *value)
 {
-    char line[512];
-    if (snprintf(line, sizeof line, "%s: %s", name, value) >= (int)sizeof line)
+    size_t n = 0;
+    while (n < DELIVERY_HTTP_HEADER_COUNT && a->header_nodes[n].data != NULL)
+        n++;
+    size_t room = sizeof a->header_text - *used;
+    int len = snprintf(a->header_text + *used, room, "%s: %s", name, value);
+    if (n == DELIVERY_HTTP_HEADER_COUNT || len < 0 || (size_t)len >= room)
         return -1;
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (l == NULL)
-        return -1;
-    *list = l;
+    a->header_nodes[n].data = a->header_text + *used;
+    a->header_nodes[n].next = NULL;
+    if (n > 0)
+        a->header_nodes[n - 1].next = &a->header_nodes[n];
+    *used += (size_t)len + 1;
     return 0;
 }
 
 int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_request *req, char *errbuf,
                         size_t errlen)
 {
-    curl_slist_free_all(a->headers);
     a->headers = NULL;
+    memset(a->header_nodes, 0, sizeof a->header_nodes);
+    size_t used = 0;
     a->forbidden = 0;
     a->response_bytes = 0;
     a->retry_after[0] = '\0';
@@ -199,16 +205,15 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
         snprintf(errbuf, errlen, "webhook secret is not a valid whsec_ secret");
         return -1;
     }
-    if (add_header(&a->headers, "Content-Type", "application/json") != 0 ||
-        add_header(&a->headers, "webhook-id", req->event_id) != 0 ||
-        add_header(&a->headers, "webhook-timestamp", ts) != 0 ||
-        add_header(&a->headers, "webhook-signature", signatures) != 0 ||
-        add_header(&a->headers, "Expect", "") != 0 || add_header(&a->headers, "Accept", "") != 0) {
-        curl_slist_free_all(a->headers);
-        a->headers = NULL;
-        snprintf(errbuf, errlen, "out of memory building headers");
+    if (add_header(a, &used, "Content-Type", "application/json") != 0 ||
+        add_header(a, &used, "webhook-id", req->event_id) != 0 ||
+        add_header(a, &used, "webhook-timestamp", ts) != 0 ||
+        add_header(a, &used, "webhook-signature", signatures) != 0 || add_header(a, &used, "Expect", "") != 0 ||
+        add_header(a, &used, "Accept", "") != 0) {
+        snprintf(errbuf, errlen, "request headers too long (event id of %zu bytes)", strlen(req->event_id));
         return -1;
     }
+    a->headers = &a->header_nodes[0];
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      req->http1_only ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
@@ -254,7 +259,6 @@ void delivery_http_finish(CURL *e, delivery_http_attempt *a, CURLcode code, deli
         snprintf(res->error, sizeof res->error, "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(code));
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(a->headers);
     a->headers = NULL;
 }
 

@@ -43,6 +43,8 @@ typedef enum delivery_http_outcome {
 
 #define DELIVERY_HTTP_ERROR_MAX (CURL_ERROR_SIZE + 32)
 #define DELIVERY_HTTP_SIGNATURES_MAX 160 /* two "v1,<b64>" entries and a space */
+#define DELIVERY_HTTP_HEADER_COUNT 6       /* Content-Type, webhook-id, -timestamp, -signature, Expect, Accept */
+#define DELIVERY_HTTP_HEADER_TEXT_MAX 768  /* the six "name: value" lines, NUL-terminated */
 
 /* Settings shared by every attempt. Strings are borrowed for as long as handles set up with it live. */
 typedef struct delivery_http_config {
@@ -79,7 +81,11 @@ typedef struct delivery_http_result {
 /* Per-attempt state of one easy handle. Keep it at a fixed address while the handle is set up with it. */
 typedef struct delivery_http_attempt {
     const delivery_http_config *cfg; /* borrowed */
-    struct curl_slist *headers;      /* owned between begin and finish */
+    struct curl_slist *headers;      /* &header_nodes[0] between begin and finish, else NULL */
+    /* The request headers live in the attempt itself (libcurl only reads a CURLOPT_HTTPHEADER list): no
+     * allocation per attempt for them. */
+    struct curl_slist header_nodes[DELIVERY_HTTP_HEADER_COUNT];
+    char header_text[DELIVERY_HTTP_HEADER_TEXT_MAX];
     long long timestamp;
     int64_t started_at_ms;
     int64_t start_us;                /* monotonic */

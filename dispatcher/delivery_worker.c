@@ -106,7 +106,6 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static void transfer_destroy(transfer *t)
 {
     curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->http.headers);
     free(t);
 }
 
@@ -132,7 +131,6 @@ static transfer *transfer_get(delivery_worker *w)
 /* Returns a finished transfer to the pool (or frees it when the pool is full). */
 static void transfer_put(delivery_worker *w, transfer *t)
 {
-    curl_slist_free_all(t->http.headers);
     t->http.headers = NULL;
     t->job = NULL;
     if (w->free_count >= POOL_KEEP_MAX) {
