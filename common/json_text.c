@@ -78,9 +78,17 @@ void json_buf_string(json_buf *b, const char *s)
 
 void json_buf_int(json_buf *b, long long v)
 {
+    /* digits right to left into the end of text (no snprintf: this runs several times per delivery) */
     char text[24];
-    int n = snprintf(text, sizeof text, "%lld", v);
-    json_buf_raw(b, text, (size_t)n);
+    char *p = text + sizeof text;
+    unsigned long long magnitude = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (v < 0)
+        *--p = '-';
+    json_buf_raw(b, p, (size_t)(text + sizeof text - p));
 }
 
 void json_buf_fixed1(json_buf *b, double v)

@@ -221,6 +221,29 @@ static void rfc3339_parse_and_format(void **state)
         assert_int_equal(time_parse_rfc3339(bad[i], &ms), -1);
 }
 
+/* The per-thread cache of the last second gives the same text as formatting from scratch: same second with
+ * other milliseconds, the next second, back in time, with and without milliseconds, before 1970. */
+static void rfc3339_format_reuses_the_last_second_correctly(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t ms;
+        int millis;
+        const char *want;
+    } cases[] = {
+        {1796000000000LL, 1, "2026-11-30T00:53:20.000Z"}, {1796000000007LL, 1, "2026-11-30T00:53:20.007Z"},
+        {1796000000999LL, 0, "2026-11-30T00:53:20Z"},     {1796000000999LL, 1, "2026-11-30T00:53:20.999Z"},
+        {1796000001000LL, 1, "2026-11-30T00:53:21.000Z"}, {1796000000450LL, 1, "2026-11-30T00:53:20.450Z"},
+        {-1LL, 1, "1969-12-31T23:59:59.999Z"},            {-1000LL, 1, "1969-12-31T23:59:59.000Z"},
+        {0LL, 0, "1970-01-01T00:00:00Z"},                  {0LL, 1, "1970-01-01T00:00:00.000Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[TIME_TEXT_MAX];
+        time_format_rfc3339(cases[i].ms, cases[i].millis, text);
+        assert_string_equal(text, cases[i].want);
+    }
+}
+
 static void durations_parse_with_units(void **state)
 {
     (void)state;
@@ -285,6 +308,7 @@ int main(void)
         cmocka_unit_test(uuid_v7_has_version_variant_and_sorts),
         cmocka_unit_test(uuid_v7_many_are_distinct),
         cmocka_unit_test(rfc3339_parse_and_format),
+        cmocka_unit_test(rfc3339_format_reuses_the_last_second_correctly),
         cmocka_unit_test(durations_parse_with_units),
         cmocka_unit_test(config_readers_fall_back_and_validate),
     };

@@ -65,6 +65,23 @@ static void test_object_with_keys_and_numbers(void **state)
     assert_string_equal(text, "{\"a\":-42,\"b\":null,\"c\":12.3,\"d\":9007199254740993}");
 }
 
+/* The hand-written integer formatter agrees with printf on the extremes and around powers of ten. */
+static void test_integers_match_printf(void **state)
+{
+    (void)state;
+    static const long long values[] = {0, 1, -1, 9, 10, -10, 99, 100, 1234567890123LL, -9223372036854775807LL,
+                                       9223372036854775807LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char text[64], want[64];
+        json_buf b;
+        json_buf_init(&b, text, sizeof text);
+        json_buf_int(&b, values[i]);
+        snprintf(want, sizeof want, "%lld", values[i]);
+        assert_false(b.overflow);
+        assert_string_equal(text, want);
+    }
+}
+
 static void test_overflow_stops_and_stays_terminated(void **state)
 {
     (void)state;
@@ -167,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_string_escapes_round_trip),
         cmocka_unit_test(test_utf8_passes_through),
         cmocka_unit_test(test_object_with_keys_and_numbers),
+        cmocka_unit_test(test_integers_match_printf),
         cmocka_unit_test(test_overflow_stops_and_stays_terminated),
         cmocka_unit_test(test_log_line_is_one_json_object),
     };
