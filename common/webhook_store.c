@@ -322,15 +322,8 @@ store_status token_store_create(webhook_store *store, long long org, char *token
 
 store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service)
 {
-    char digest[SHA256_HEX_LEN + 1];
-    secret_sha256_hex(token, strlen(token), digest);
-    return token_store_lookup_digest(store, digest, org, is_service);
-}
-
-store_status token_store_lookup_digest(webhook_store *store, const char *digest_hex, long long *org, int *is_service)
-{
     char key[96];
-    snprintf(key, sizeof key, "hookd:token:%s", digest_hex);
+    token_key(token, key, sizeof key);
     /* The key is the token's SHA-256, so the lookup itself compares digests, never the secret. */
     const char *argv[] = {"HMGET", key, "kind", "org"};
     redisReply *reply = run(store, 4, argv);

@@ -102,9 +102,6 @@ store_status token_store_create(webhook_store *store, long long org, char *token
 /* Looks a token up. On STORE_OK *org is its organization (0 for a service token) and *is_service is set. */
 store_status token_store_lookup(webhook_store *store, const char *token, long long *org, int *is_service);
 
-/* The same by the token's lowercase hex SHA-256 (what secret_sha256_hex() writes). */
-store_status token_store_lookup_digest(webhook_store *store, const char *digest_hex, long long *org, int *is_service);
-
 /* Revokes a token: deletes it and increments TOKENS_VERSION_KEY in one script, so token caches drop it.
  * STORE_NOT_FOUND when it did not exist. */
 store_status token_store_revoke(webhook_store *store, const char *token);

@@ -44,7 +44,7 @@ int auth_authenticate(api_request *req, auth_identity *who, api_reply *reply)
         return 0;
     }
     webhook_store *store = store_pool_acquire(req->api->stores);
-    store_status status = token_store_lookup_digest(store, digest, &who->org, &who->is_service);
+    store_status status = token_store_lookup(store, token, &who->org, &who->is_service);
     store_pool_release(req->api->stores, store);
     if (status == STORE_OK) {
         grant.org = who->org;
