@@ -285,15 +285,21 @@ store_status webhook_store_subscribers(webhook_store *store, long long org, cons
     return STORE_OK;
 }
 
-store_status webhook_store_version(webhook_store *store, long long *version)
+/* Reads a counter key (0 when it was never set). */
+static store_status read_counter(webhook_store *store, const char *key, long long *value)
 {
-    const char *argv[] = {"GET", WEBHOOK_VERSION_KEY};
+    const char *argv[] = {"GET", key};
     redisReply *reply = run(store, 2, argv);
     if (reply == NULL)
         return STORE_UNAVAILABLE;
-    *version = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : 0;
+    *value = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : 0;
     freeReplyObject(reply);
     return STORE_OK;
+}
+
+store_status webhook_store_version(webhook_store *store, long long *version)
+{
+    return read_counter(store, WEBHOOK_VERSION_KEY, version);
 }
 
 /* Writes "hookd:token:<sha256 hex>" for token into key (at least 80 bytes). */
@@ -361,13 +367,7 @@ store_status token_store_revoke(webhook_store *store, const char *token)
 
 store_status token_store_version(webhook_store *store, long long *version)
 {
-    const char *argv[] = {"GET", TOKENS_VERSION_KEY};
-    redisReply *reply = run(store, 2, argv);
-    if (reply == NULL)
-        return STORE_UNAVAILABLE;
-    *version = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : 0;
-    freeReplyObject(reply);
-    return STORE_OK;
+    return read_counter(store, TOKENS_VERSION_KEY, version);
 }
 
 /* Claims an idempotency key. KEYS: the key. ARGV: pending TTL (s). Returns "new", "pending" or "done". */
