@@ -37,33 +37,26 @@ void time_format_rfc3339(int64_t epoch_ms, int with_millis, char *out)
     /* Log lines stamp the current time many times per second: the thread keeps the last second's text and
      * only writes the milliseconds (gmtime_r + snprintf were ~2 % of the dispatcher's CPU). */
     static _Thread_local time_t cached_second = (time_t)-1;
-    static _Thread_local char cached_text[TIME_TEXT_MAX]; /* "YYYY-MM-DDTHH:MM:SS" of cached_second */
+    static _Thread_local char cached_text[TIME_TEXT_MAX - 5]; /* "YYYY-MM-DDTHH:MM:SS"; ".mmmZ" follows in out */
     static _Thread_local size_t cached_len;
-    if (seconds == cached_second) {
-        memcpy(out, cached_text, cached_len);
-        if (with_millis) {
-            out[cached_len] = '.';
-            out[cached_len + 1] = (char)('0' + millis / 100);
-            out[cached_len + 2] = (char)('0' + millis / 10 % 10);
-            out[cached_len + 3] = (char)('0' + millis % 10);
-            memcpy(out + cached_len + 4, "Z", 2);
-        } else {
-            memcpy(out + cached_len, "Z", 2);
-        }
-        return;
+    if (seconds != cached_second) {
+        struct tm tm;
+        gmtime_r(&seconds, &tm);
+        snprintf(cached_text, sizeof cached_text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_len = strlen(cached_text);
+        cached_second = seconds;
     }
-    struct tm tm;
-    gmtime_r(&seconds, &tm);
-    int n = snprintf(cached_text, sizeof cached_text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    cached_second = n > 0 && (size_t)n < sizeof cached_text - 6 ? seconds : (time_t)-1;
-    cached_len = (size_t)(n > 0 ? n : 0);
-    if (with_millis)
-        snprintf(out, TIME_TEXT_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)millis);
-    else
-        snprintf(out, TIME_TEXT_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    size_t len = cached_len;
+    memcpy(out, cached_text, len);
+    if (with_millis) {
+        out[len++] = '.';
+        out[len++] = (char)('0' + millis / 100);
+        out[len++] = (char)('0' + millis / 10 % 10);
+        out[len++] = (char)('0' + millis % 10);
+    }
+    out[len++] = 'Z';
+    out[len] = '\0';
 }
 
 /* Reads exactly `digits` decimal digits at *p; returns -1 when they are not there. */
