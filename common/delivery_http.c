@@ -168,21 +168,26 @@ void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery
     curl_easy_setopt(e, CURLOPT_POST, 1L);
 }
 
+/* Where the next header goes in an attempt's in-place list: nodes and text bytes used so far. */
+typedef struct header_cursor {
+    size_t count;
+    size_t used;
+} header_cursor;
+
 /* Appends "name: value" as the next node of a's in-place header list. Returns 0, or -1 when it does not fit. */
-static int add_header(delivery_http_attempt *a, size_t *used, const char *name, const char *value)
+static int add_header(delivery_http_attempt *a, header_cursor *at, const char *name, const char *value)
 {
-    size_t n = 0;
-    while (n < DELIVERY_HTTP_HEADER_COUNT && a->header_nodes[n].data != NULL)
-        n++;
-    size_t room = sizeof a->header_text - *used;
-    int len = snprintf(a->header_text + *used, room, "%s: %s", name, value);
-    if (n == DELIVERY_HTTP_HEADER_COUNT || len < 0 || (size_t)len >= room)
+    size_t room = sizeof a->header_text - at->used;
+    int len = snprintf(a->header_text + at->used, room, "%s: %s", name, value);
+    if (at->count == DELIVERY_HTTP_HEADER_COUNT || len < 0 || (size_t)len >= room)
         return -1;
-    a->header_nodes[n].data = a->header_text + *used;
-    a->header_nodes[n].next = NULL;
-    if (n > 0)
-        a->header_nodes[n - 1].next = &a->header_nodes[n];
-    *used += (size_t)len + 1;
+    struct curl_slist *node = &a->header_nodes[at->count];
+    node->data = a->header_text + at->used;
+    node->next = NULL;
+    if (at->count > 0)
+        a->header_nodes[at->count - 1].next = node;
+    at->count++;
+    at->used += (size_t)len + 1;
     return 0;
 }
 
@@ -190,8 +195,7 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
                         size_t errlen)
 {
     a->headers = NULL;
-    memset(a->header_nodes, 0, sizeof a->header_nodes);
-    size_t used = 0;
+    header_cursor at = {0, 0};
     a->forbidden = 0;
     a->response_bytes = 0;
     a->retry_after[0] = '\0';
@@ -205,11 +209,11 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
         snprintf(errbuf, errlen, "webhook secret is not a valid whsec_ secret");
         return -1;
     }
-    if (add_header(a, &used, "Content-Type", "application/json") != 0 ||
-        add_header(a, &used, "webhook-id", req->event_id) != 0 ||
-        add_header(a, &used, "webhook-timestamp", ts) != 0 ||
-        add_header(a, &used, "webhook-signature", signatures) != 0 || add_header(a, &used, "Expect", "") != 0 ||
-        add_header(a, &used, "Accept", "") != 0) {
+    if (add_header(a, &at, "Content-Type", "application/json") != 0 ||
+        add_header(a, &at, "webhook-id", req->event_id) != 0 ||
+        add_header(a, &at, "webhook-timestamp", ts) != 0 ||
+        add_header(a, &at, "webhook-signature", signatures) != 0 || add_header(a, &at, "Expect", "") != 0 ||
+        add_header(a, &at, "Accept", "") != 0) {
         snprintf(errbuf, errlen, "request headers too long (event id of %zu bytes)", strlen(req->event_id));
         return -1;
     }
