@@ -472,8 +472,8 @@ def row_ingress(st: Stack, cfg, res):
     body = json.dumps(event_json(1, "assignment.created", 7, PAD_1K))
     script = st.dir / "ingress.lua"
     write_lua(script, body, {"Content-Type": "application/json", "Authorization": f"Bearer {st.service_token}"})
-    # warm-up, not measured: the broker's JIT and producer-api's first produce requests (the first measured run
-    # used to come out 20-40 % below the next two), and nginx the same way so both sides start warm
+    # warm-up, not measured, both sides the same way: without it the first measured run came out 20-40 % below
+    # the next two (the broker's CPU per request falls for ~10 s after start); with it 10-20 % below, cause unknown
     wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.warmup_s)
     wrk(api.url + "/api/v1/events", script, 64, cfg.wrk_s)
     base, subj = [], []
