@@ -354,6 +354,32 @@ def deliveries_since(path: Path, offset: int, uri_prefix: str):
     return out
 
 
+class DeliveryCounter:
+    """Counts access-log lines whose uri starts with uri_prefix, reading only what was appended since the last
+    call. The dispatch rows poll it four times a second while the dispatcher runs: parsing the whole log again
+    on every poll (what deliveries_since does) cost ~10 % of a core by the end of a run, CPU taken from the
+    dispatcher being measured and not from the wrk baseline."""
+
+    def __init__(self, path: Path, offset: int, uri_prefix: str):
+        self.path, self.pos, self.count = path, offset, 0
+        self.needle = b" " + uri_prefix.encode()
+        self.rest = b""
+
+    def poll(self) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except FileNotFoundError:
+            return self.count
+        self.pos += len(data)
+        data = self.rest + data
+        cut = data.rfind(b"\n") + 1
+        self.rest = data[cut:]
+        self.count += data.count(self.needle, 0, cut)
+        return self.count
+
+
 def attempt_outcomes(log_path: Path) -> dict:
     """{outcome: count} of the dispatcher's "delivery attempt" log lines."""
     counts = {}
@@ -382,7 +408,9 @@ def perf_attach(pid, out: Path):
     """With BENCH_PERF=1: sample pid (cpu-clock, the only event that works in most VMs) into out."""
     if os.environ.get("BENCH_PERF") != "1" or not shutil.which("perf"):
         return None
-    p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p", str(pid), "-o",
+    # BENCH_PERF_CALLGRAPH=dwarf: call chains through libraries built without frame pointers (libc, libcurl)
+    graph = ["--call-graph", os.environ["BENCH_PERF_CALLGRAPH"]] if os.environ.get("BENCH_PERF_CALLGRAPH") else ["-g"]
+    p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", *graph, "-p", str(pid), "-o",
                           str(out)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
     log(f"perf recording pid {pid} into {out}")
@@ -472,10 +500,12 @@ def row_ingress(st: Stack, cfg, res):
     body = json.dumps(event_json(1, "assignment.created", 7, PAD_1K))
     script = st.dir / "ingress.lua"
     write_lua(script, body, {"Content-Type": "application/json", "Authorization": f"Bearer {st.service_token}"})
-    # warm-up, not measured, both sides the same way: without it the first measured run came out 20-40 % below
-    # the next two (the broker's CPU per request falls for ~10 s after start); with it 10-20 % below, cause unknown
+    # warm-up, not measured: the broker's JIT. Sampled per process under this load, the broker (java) takes 55-75 %
+    # of a core for the first ~15 s of produce traffic and 13-16 % from then on, and producer-api's rate climbs
+    # with it (28 k, 42 k, 52 k, then 52-56 k req/s in consecutive 5 s runs). Only seconds of produce load count:
+    # a longer nginx warm-up left the first measured run 10-20 % below the next two.
     wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.warmup_s)
-    wrk(api.url + "/api/v1/events", script, 64, cfg.wrk_s)
+    wrk(api.url + "/api/v1/events", script, 64, cfg.api_warmup_s)
     base, subj = [], []
     for i in range(cfg.runs):
         b = wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.wrk_s)
@@ -536,22 +566,24 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         perf = perf_attach(d.pid, st.dir / f"perf-dispatcher-{key}.data") if i == 0 else None
         rss, first_cpu, first_seen = [], None, None
         deadline = time.monotonic() + cfg.dispatch_timeout
-        got = []
+        counter = DeliveryCounter(st.deliveries_log, off, f"/{key}/")
+        seen = 0
         while time.monotonic() < deadline:
             if not d.alive():
                 raise HarnessError(f"dispatcher exited:\n{d.tail()}")
             s = proc_stat(d.pid)
             if s:
                 rss.append(s[1])
-            got = deliveries_since(st.deliveries_log, off, f"/{key}/")
-            if got and first_cpu is None and s:
-                first_cpu, first_seen = s[0], len(got)
-            if len(got) >= expected:
+            seen = counter.poll()
+            if seen and first_cpu is None and s:
+                first_cpu, first_seen = s[0], seen
+            if seen >= expected:
                 break
             time.sleep(0.25)
         end = proc_stat(d.pid)
         perf_detach(perf)
         d.stop(timeout=8)  # SIGKILL after 8 s: a dispatcher buried under timeouts may not drain in time
+        got = deliveries_since(st.deliveries_log, off, f"/{key}/")  # parsed once, after the run
         if len(got) < expected:
             log(f"{key} run {i + 1}: only {len(got)}/{expected} deliveries within {cfg.dispatch_timeout}s")
         if len(got) < 2:
@@ -559,7 +591,7 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         ts = sorted(g[0] for g in got)
         rate = (len(ts) - 1) / max(ts[-1] - ts[0], 1e-3)
         conns = len({g[2] for g in got})
-        cpu_us = (end[0] - first_cpu) * 1e6 / max(len(got) - first_seen, 1) if end and first_cpu is not None else None
+        cpu_us = (end[0] - first_cpu) * 1e6 / max(seen - first_seen, 1) if end and first_cpu is not None else None
         wc = max(1, min(conns, WRK_MAX_CONNS))
         time.sleep(2.0)  # let nginx finish closing the dispatcher's connections
         b = wrk(st.https("/baseline"), script, wc, cfg.wrk_s)
@@ -810,6 +842,7 @@ class Cfg:
         self.latency_s = 10 if smoke else 60
         self.windows = 1 if smoke else 3
         self.warmup_s = 3
+        self.api_warmup_s = 3 if smoke else 15
         self.backlog_n = 100000 if smoke else 1000000
         self.backlog_s = 10 if smoke else 30
 
