@@ -46,7 +46,7 @@ static const config_var vars[] = {
      "delays before each retry (comma-separated durations; \"none\": no retries); each distinct delay is a tier topic"},
     {"TOPIC_PARTITIONS", "12", "partitions of the retry tier and dead-letter topics the dispatcher creates"},
     {"TOPIC_REPLICATION", "1", "replication factor of the retry tier and dead-letter topics"},
-    {"PER_WEBHOOK_IN_FLIGHT", "50", "attempts one webhook may have running; more wait in its in-memory queue"},
+    {"PER_WEBHOOK_IN_FLIGHT", "16", "attempts one webhook may have running; more wait in its in-memory queue"},
     {"PER_WEBHOOK_QUEUE", "200",
      "deliveries a stalled webhook (no attempt succeeded for 0.5 s) may keep waiting; beyond it they fail their attempt"},
     {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
@@ -78,7 +78,7 @@ static int read_settings(settings *s, char *err, size_t errlen)
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
         config_long("TOPIC_PARTITIONS", 12, 1, 10000, &s->partitions, err, errlen) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &s->replication, err, errlen) != 0 ||
-        config_long("PER_WEBHOOK_IN_FLIGHT", 50, 1, 1000000, &s->per_webhook_in_flight, err, errlen) != 0 ||
+        config_long("PER_WEBHOOK_IN_FLIGHT", 16, 1, 1000000, &s->per_webhook_in_flight, err, errlen) != 0 ||
         config_long("PER_WEBHOOK_QUEUE", 200, 0, 10000000, &s->per_webhook_queue, err, errlen) != 0 ||
         config_long("BREAKER_FAILURES", 10, 0, 1000000, &s->breaker_failures, err, errlen) != 0 ||
         retry_policy_parse(config_string("RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE), &s->policy, err, errlen) != 0)
