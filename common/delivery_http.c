@@ -93,7 +93,10 @@ static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct 
         a->forbidden = 1;
         return CURL_SOCKET_BAD;
     }
-    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd >= 0 && a->socket_opened != NULL)
+        a->socket_opened(a->socket_opened_ctx, fd);
+    return fd;
 }
 
 /* CURLOPT_WRITEFUNCTION: count the response body and drop it. */

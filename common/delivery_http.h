@@ -90,6 +90,11 @@ typedef struct delivery_http_attempt {
     int64_t started_at_ms;
     int64_t start_us;                /* monotonic */
     int forbidden;                   /* the open-socket callback refused an address */
+    /* Called (when set) with every socket the open-socket callback creates for this handle, before libcurl
+     * uses it: a new socket means any earlier socket with that number was closed. The delivery worker keeps
+     * its epoll bookkeeping per socket number with it. delivery_http_easy_setup() clears both; set them after. */
+    void (*socket_opened)(void *ctx, int fd);
+    void *socket_opened_ctx;
     size_t response_bytes;           /* response body bytes (dropped) */
     char retry_after[64];            /* raw Retry-After value of the last response, "" none */
     char errbuf[CURL_ERROR_SIZE];    /* libcurl's detailed error */

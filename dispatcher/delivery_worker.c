@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,35 +47,104 @@ struct delivery_worker {
     transfer *free_list;           /* idle transfers with configured easy handles */
     size_t free_count;
     delivery_job *out_head, *out_tail; /* jobs finished in this loop pass, pushed to done at its end */
+    uint8_t *sock_state;           /* owned: per socket number, what the epoll set holds (SOCK_* bits) */
+    size_t sock_state_len;
 };
 
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into the worker's epoll set. A keep-alive
- * connection's socket is removed when its transfer ends and comes back with the next one, so every transfer
- * would start with a failing EPOLL_CTL_MOD and then an ADD; the socket's curl-side pointer (curl_multi_assign,
- * cleared by curl on removal) remembers that it is registered, so it is one epoll_ctl either way (an ADD of
- * an fd still registered, a reused socket number, becomes a MOD inside event_loop_add). */
+/* What the worker's epoll set holds for one socket number, and whether libcurl currently wants it. */
+enum {
+    SOCK_IN = 1,         /* registered for EPOLLIN */
+    SOCK_OUT = 2,        /* registered for EPOLLOUT */
+    SOCK_REGISTERED = 4, /* in the epoll set */
+    SOCK_WANTED = 8,     /* libcurl asked for it and has not removed it since */
+    SOCK_OURS = 16,      /* a connection socket this worker opened (socket_opened) and will see closed */
+};
+
+/* The state byte of socket number fd, growing the table as needed; NULL when out of memory (callers then
+ * fall back to plain epoll_ctl calls, which are always correct). */
+static uint8_t *sock_state(delivery_worker *w, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= w->sock_state_len) {
+        size_t len = w->sock_state_len ? w->sock_state_len : 256;
+        while (len <= (size_t)fd)
+            len *= 2;
+        uint8_t *grown = realloc(w->sock_state, len);
+        if (grown == NULL)
+            return NULL;
+        memset(grown + w->sock_state_len, 0, len - w->sock_state_len);
+        w->sock_state = grown;
+        w->sock_state_len = len;
+    }
+    return &w->sock_state[fd];
+}
+
+/* delivery_http_attempt.socket_opened: this worker's libcurl just created a connection socket. Whatever had
+ * this number before was closed, and the kernel drops a closed socket from every epoll set. */
+static void socket_opened(void *ctx, int fd)
+{
+    uint8_t *st = sock_state(ctx, fd);
+    if (st != NULL)
+        *st = SOCK_OURS;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: libcurl closes one of this worker's connection sockets (through the connection,
+ * so whichever transfer or pool clean-up closes it; clientp is the worker, which outlives its multi handle). */
+static int socket_close_cb(void *clientp, curl_socket_t fd)
+{
+    delivery_worker *w = clientp;
+    if (fd >= 0 && (size_t)fd < w->sock_state_len)
+        w->sock_state[fd] = 0;
+    return close(fd);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into the worker's epoll set.
+ *
+ * libcurl removes a keep-alive connection's socket when its transfer ends and asks for it again (EPOLLIN once
+ * the request is written) with the next transfer on that connection: an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per
+ * delivery, two of the ~7 syscalls a delivery cost. So a removed connection socket is only "parked": it stays
+ * in the epoll set for EPOLLIN and is marked unwanted, and when libcurl asks for the same interest again nothing
+ * has to change. A parked socket that becomes readable (the receiver closed the idle connection, or sent
+ * something unasked) is taken out of the set then (on_socket); libcurl finds out on its next use, as before.
+ * Only sockets whose whole life this worker sees are parked: connection sockets, created through
+ * socket_opened and closed through socket_close_cb, so a socket number's state is never stale. Anything else
+ * libcurl watches (its resolver's socketpair) and any socket registered for EPOLLOUT (an idle socket is always
+ * writable) is removed at once, as libcurl asks. */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     delivery_worker *w = userp;
+    uint8_t *st = sock_state(w, s);
     if (what == CURL_POLL_REMOVE) {
+        if (st != NULL && (*st & (SOCK_OURS | SOCK_REGISTERED | SOCK_OUT)) == (SOCK_OURS | SOCK_REGISTERED)) {
+            *st &= (uint8_t)~SOCK_WANTED; /* parked */
+            return 0;
+        }
         event_loop_del(w->loop, s);
+        if (st != NULL)
+            *st = 0; /* not parkable, perhaps already closed (a connect attempt that lost): forget it all */
         return 0;
     }
-    uint32_t events = 0;
-    if (what & CURL_POLL_IN)
-        events |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        events |= EPOLLOUT;
-    int rc = socketp != NULL ? event_loop_mod(w->loop, s, events, LOOP_TAG_CURL_SOCKET)
-                             : event_loop_add(w->loop, s, events, LOOP_TAG_CURL_SOCKET);
+    uint8_t want = (uint8_t)(((what & CURL_POLL_IN) ? SOCK_IN : 0) | ((what & CURL_POLL_OUT) ? SOCK_OUT : 0));
+    if (st != NULL && (*st & SOCK_REGISTERED) && (*st & (SOCK_IN | SOCK_OUT)) == want) {
+        *st |= SOCK_WANTED;
+        return 0;
+    }
+    uint32_t events = ((want & SOCK_IN) ? EPOLLIN : 0) | ((want & SOCK_OUT) ? EPOLLOUT : 0);
+    /* event_loop_mod falls back to an ADD and event_loop_add to a MOD: a wrong guess costs a syscall only */
+    int rc = st != NULL && (*st & SOCK_REGISTERED) ? event_loop_mod(w->loop, s, events, LOOP_TAG_CURL_SOCKET)
+                                                   : event_loop_add(w->loop, s, events, LOOP_TAG_CURL_SOCKET);
     if (rc != 0) {
         log_json(LOG_ERROR, "epoll_ctl failed for a curl socket", "{s:i, s:s}", "fd", (int)s, "error",
                  strerror(errno));
+        if (st != NULL)
+            *st = 0;
         return 0;
     }
-    if (socketp == NULL)
-        curl_multi_assign(w->multi, s, w); /* any non-NULL pointer: "registered" */
+    if (st != NULL)
+        *st = (uint8_t)((*st & SOCK_OURS) | want | SOCK_REGISTERED | SOCK_WANTED);
     return 0;
 }
 
@@ -125,6 +195,10 @@ static transfer *transfer_get(delivery_worker *w)
     }
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     delivery_http_easy_setup(t->easy, w->cfg, &t->http);
+    t->http.socket_opened = socket_opened;
+    t->http.socket_opened_ctx = w;
+    curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETFUNCTION, socket_close_cb);
+    curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETDATA, w);
     return t;
 }
 
@@ -231,6 +305,12 @@ static void check_done(delivery_worker *w)
 
 static void on_socket(delivery_worker *w, int fd, unsigned events)
 {
+    if (fd >= 0 && (size_t)fd < w->sock_state_len && (w->sock_state[fd] & SOCK_REGISTERED) &&
+        !(w->sock_state[fd] & SOCK_WANTED)) {
+        event_loop_del(w->loop, fd); /* a parked socket stirred: libcurl does not watch it, so stop watching */
+        w->sock_state[fd] &= SOCK_OURS;
+        return;
+    }
     int flags = 0, running = 0;
     if (events & EPOLLIN)
         flags |= CURL_CSELECT_IN;
@@ -325,6 +405,7 @@ static void worker_free(delivery_worker *w)
         close(w->inbox_fd);
     }
     event_loop_free(w->loop);
+    free(w->sock_state);
     free(w);
 }
 

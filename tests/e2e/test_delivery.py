@@ -131,6 +131,36 @@ def test_hanging_receiver_does_not_delay_others(stack):
     assert t["error"] == "timeout" and t["status"] == 0 and t["latency_ms"] >= 3900
 
 
+def test_receiver_closing_idle_connections_costs_no_delivery_time(stack):
+    """A receiver that hangs up after every response, unannounced (as load balancers and servers with short
+    keep-alive timeouts do): the dispatcher keeps idle connections in its epoll set between deliveries, so it
+    must notice the hang-up there and open a new connection for the next delivery, promptly, whether the
+    connection's socket number comes back for the new one or not; the webhook on "localhost" also makes
+    libcurl's resolver watch a socket of its own."""
+    rcv = stack.receiver()
+    rcv.close_after_response = True
+    org = stack.new_org()
+    api = stack.api
+    api.create_webhook(org, rcv.url("/by-ip"), "project.created")
+    api.create_webhook(org, f"https://localhost:{rcv.port}/by-name", "project.created")
+    d = stack.dispatcher(DELIVERY_TIMEOUT="5s").wait_ready()
+    for n in range(8):  # one at a time: each hang-up reaches an idle, pooled connection
+        start = time.monotonic()
+        [eid] = api.post_events([project_event(org, n)])
+        assert rcv.wait_for(lambda reqs: {(r.path, r.headers.get("webhook-id")) for r in reqs}
+                            >= {("/by-ip", eid), ("/by-name", eid)}, 4), d.proc.tail()
+        assert time.monotonic() - start < 2.5, f"event {n} took {time.monotonic() - start:.1f}s"
+        time.sleep(0.3)
+    ids = api.post_events([project_event(org, 100 + n) for n in range(40)])  # and a burst
+    want = {(p, eid) for p in ("/by-ip", "/by-name") for eid in ids}
+    assert rcv.wait_for(lambda reqs: {(r.path, r.headers.get("webhook-id")) for r in reqs} >= want, 4), \
+        d.proc.tail()
+    time.sleep(0.5)
+    seen = [(r.path, r.headers["webhook-id"]) for r in rcv.requests()]
+    assert len(seen) == len(set(seen)) == 2 * (8 + 40)  # each exactly once
+    assert {a["outcome"] for a in d.attempts()} == {"success"}
+
+
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
     rcv = stack.receiver()
     org = stack.new_org()

@@ -80,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, delay, headers = recv._record(req)
         if delay:
             time.sleep(delay)
+        if recv.close_after_response:
+            self.close_connection = True  # hang up after answering, without a "Connection: close" to warn
         payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
         if status == 204 or status == 304 or status < 200:
             # these carry no body (RFC 9110 6.4.1): a client ignores one, and its bytes would then be read as the
@@ -116,6 +118,7 @@ class Receiver:
         self._lock = threading.Condition()
         self._requests: List[Request] = []
         self._config: Dict[str, Tuple[int, float]] = {}
+        self.close_after_response = False  # True: close every connection right after its response
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.receiver = self  # type: ignore[attr-defined]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
