@@ -1,7 +1,7 @@
 # hookd — build, test and run.  `make help` lists the targets.
 VERSION    := 0.1.0
 CC         ?= cc
-PKGS       := libmicrohttpd hiredis rdkafka jansson libcurl libcrypto
+PKGS       := libmicrohttpd hiredis rdkafka jansson libcurl libssl libcrypto
 PYTHON     := /usr/bin/python3
 
 ifeq ($(SANITIZE),1)

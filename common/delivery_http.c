@@ -7,6 +7,7 @@
 #include "url_guard.h"
 
 #include <ctype.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,28 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
     return len;
 }
 
+/* 1 when libcurl's TLS backend is OpenSSL (Debian's libcurl4-openssl-dev): the only one whose SSL_CTX the
+ * callback below understands. */
+static int tls_is_openssl(void)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info->ssl_version != NULL && strncmp(info->ssl_version, "OpenSSL/", 8) == 0;
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION (OpenSSL builds of libcurl only): libcurl 7.88 sets SSL_MODE_RELEASE_BUFFERS on the
+ * SSL_CTX it makes for each connection, so OpenSSL frees a connection's ~17 KiB read buffer after every record
+ * it reads and its write buffer after every write, and allocates them again for the next: four 17 KiB
+ * malloc/free round trips per delivery, through glibc's slow path (chunks that size skip the thread caches).
+ * Keeping them costs memory per open connection: measured +1 MiB RSS with 80 connections and +3 MiB with
+ * 320 (only the touched pages of the two buffers count). */
+static CURLcode ssl_ctx_cb(CURL *e, void *ssl_ctx, void *userptr)
+{
+    (void)e;
+    (void)userptr;
+    SSL_CTX_clear_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
 void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery_http_attempt *a)
 {
     memset(a, 0, sizeof *a);
@@ -169,6 +192,8 @@ void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery
     curl_easy_setopt(e, CURLOPT_HEADERDATA, a);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
+    if (tls_is_openssl())
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
 }
 
 /* Where the next header goes in an attempt's in-place list: nodes and text bytes used so far. */
