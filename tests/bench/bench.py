@@ -219,6 +219,12 @@ class Stack:
     def start(self):
         log("starting redis, kafka, nginx")
         self.redis.start()
+        # The broker's JVM as Kafka's own bin/kafka-server-start.sh runs it (1 GiB heap, G1 aiming at 20 ms
+        # pauses), not the test suites' light default (serial GC, 512 MiB): with that, the broker paused for a
+        # young collection about once a second for 13-58 ms under the latency row's load, and those pauses were
+        # the latency row's p99 (docs/BENCHMARKS.md, 2026-11-29 23:30). BROKER_JVM_OPTS overrides.
+        os.environ.setdefault("BROKER_JVM_OPTS", "-Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "
+                              "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent")
         self.kafka.start()
         self.ca = TestCA.create(str(self.dir / "ca"))
         nd = self.dir / "nginx"

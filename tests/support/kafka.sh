@@ -20,6 +20,8 @@
 #       run a Kafka main class (e.g. kafka.admin.TopicCommand) with the broker classpath; used by
 #       tests/support/services.py when kcat is not installed.
 #
+# Environment: BROKER_JVM_OPTS, the broker JVM's heap and GC options (default: -Xms256m -Xmx512m
+# -XX:+UseSerialGC).
 # Logs: DATA_DIR/kafka.log (log4j, WARN and up, plus the "Kafka Server started" line) and
 # DATA_DIR/kafka.out (JVM stdout/stderr).
 set -eu
@@ -178,7 +180,10 @@ EOF
     base=$(wc -l <"$data/kafka.log")
 
     # stdin from /dev/null and output to a file: the JVM must not hold the caller's pipes open.
-    "$JAVA" -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true "$jvm_log" \
+    # Heap and GC: $BROKER_JVM_OPTS (not KAFKA_-prefixed: hookd passes KAFKA_* variables to librdkafka). The
+    # default is light, for test suites on 2 cores; tests/bench uses what Kafka's kafka-server-start.sh ships.
+    # shellcheck disable=SC2086 # word splitting of the options is intended
+    "$JAVA" ${BROKER_JVM_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC} -Djava.awt.headless=true "$jvm_log" \
         -cp "$cp" kafka.Kafka "$data/server.properties" \
         >>"$data/kafka.out" 2>&1 </dev/null &
     echo $! >"$pidfile"
