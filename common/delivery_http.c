@@ -7,8 +7,8 @@
 #include "url_guard.h"
 
 #include <ctype.h>
-#include <openssl/ssl.h>
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
