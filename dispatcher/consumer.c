@@ -671,12 +671,15 @@ static void kick_fetcher(consumer *c)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-int consumer_drain(consumer *c, int max)
+int consumer_drain(consumer *c, int max, int64_t budget_us)
 {
     loop_fd_drain(c->event_fd);
+    int64_t stop_at = time_monotonic_us() + budget_us;
     for (int n = 0; n < max; n++) {
         if (c->room != NULL && !c->room(c->ctx))
             return 1; /* the rest stays in librdkafka's (bounded) queue until there is room */
+        if (n > 0 && time_monotonic_us() >= stop_at)
+            return 1; /* the loop's other work gets a turn; the rest is served on the next pass */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
         if (m == NULL) {
             kick_fetcher(c);

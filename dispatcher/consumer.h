@@ -64,10 +64,12 @@ typedef int (*consumer_room_fn)(void *ctx);
 /* Sets the room check of consumer_drain (NULL: always room). */
 void consumer_set_room(consumer *c, consumer_room_fn room);
 
-/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages, and none
- * while the room check says no (they stay in librdkafka's bounded local queue); returns 1 when the queue may
- * hold more (call again without waiting once there is room), 0 when it is empty. */
-int consumer_drain(consumer *c, int max);
+/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages, stops
+ * once budget_us microseconds of work are spent (so one burst, e.g. a retry tier falling due all at once, cannot
+ * hold the event loop and the fresh events behind it), and takes none while the room check says no (they stay in
+ * librdkafka's bounded local queue); returns 1 when the queue may hold more (call again without waiting once
+ * there is room), 0 when it is empty. */
+int consumer_drain(consumer *c, int max, int64_t budget_us);
 
 /* Records that the dispatcher took on msg's offset. Returns 0, or -1 when the offset was already seen (a
  * re-delivery after resume: skip the message). */

@@ -29,7 +29,11 @@
 #include <unistd.h>
 
 #define TICK_MS 200          /* housekeeping: subscriber version poll, Redis retries */
-#define DRAIN_BATCH 5000     /* messages served per loop iteration before curl gets a turn */
+#define DRAIN_BATCH 5000     /* messages served per consumer per loop pass, at most */
+/* Work per consumer per loop pass, at most. A retry tier falling due in one burst (2,000+ records refused by an
+ * open breaker at ~70 us each) held the loop for 130-180 ms without it, and with it every fresh event consumed
+ * behind the burst (docs/BENCHMARKS.md, isolation row, 2026-11-30). */
+#define DRAIN_BUDGET_US 2000
 
 static const config_var vars[] = {
     {"KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS, "Kafka bootstrap servers"},
@@ -190,9 +194,10 @@ static int run(app *a)
             }
         }
         if (kafka_more)
-            kafka_more = consumer_drain(a->consumer, DRAIN_BATCH);
+            kafka_more = consumer_drain(a->consumer, DRAIN_BATCH, DRAIN_BUDGET_US);
         if (retry_more)
-            retry_more = a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH);
+            retry_more =
+                a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH, DRAIN_BUDGET_US);
         if (dispatch_after_batch(a->dispatch))
             kafka_more = retry_more = 1;
         delivery_flush(a->engine); /* attempts started in this pass go to the delivery threads */
