@@ -1,6 +1,7 @@
 /* json_text — see json_text.h. */
 #include "json_text.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,38 @@ void json_buf_key(json_buf *b, const char *key)
     json_buf_raw(b, ":", 1);
 }
 
+/* The length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0 when it is not one (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF; a NUL ends the string, so it ends a sequence too). */
+static size_t utf8_sequence(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (u[0] >= 0xC2 && u[0] <= 0xDF) {
+        n = 2;
+    } else if (u[0] >= 0xE0 && u[0] <= 0xEF) {
+        n = 3;
+        if (u[0] == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (u[0] == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (u[0] >= 0xF0 && u[0] <= 0xF4) {
+        n = 4;
+        if (u[0] == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (u[0] == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (u[1] < lo || u[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (u[i] < 0x80 || u[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 void json_buf_string(json_buf *b, const char *s)
 {
     if (s == NULL) {
@@ -56,6 +89,18 @@ void json_buf_string(json_buf *b, const char *s)
     const char *run = s; /* start of the bytes not yet copied */
     for (const char *p = s; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
+        if (c >= 0x80) {
+            size_t n = utf8_sequence(p);
+            if (n > 0) {
+                p += n - 1;
+                continue;
+            }
+            /* not UTF-8 (a truncated or foreign string): U+FFFD, so the text stays valid JSON */
+            json_buf_raw(b, run, (size_t)(p - run));
+            json_buf_raw(b, "\\ufffd", 6);
+            run = p + 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         json_buf_raw(b, run, (size_t)(p - run));
@@ -94,7 +139,7 @@ void json_buf_int(json_buf *b, long long v)
 void json_buf_fixed1(json_buf *b, double v)
 {
     char text[40];
-    int n = snprintf(text, sizeof text, "%.1f", v);
+    int n = isfinite(v) ? snprintf(text, sizeof text, "%.1f", v) : -1; /* JSON has no NaN or infinity */
     if (n < 0 || (size_t)n >= sizeof text)
         n = snprintf(text, sizeof text, "0");
     json_buf_raw(b, text, (size_t)n);

@@ -12,9 +12,10 @@
 char *json_text_take(json_t *obj, size_t *len);
 
 /* Compact JSON appended to a caller's fixed buffer, for hot paths that cannot afford a jansson tree (one per
- * delivery attempt). Strings must be UTF-8 (they are copied byte for byte apart from escaping '"', '\\' and
- * control characters). Once something does not fit, overflow is set and every later append is a no-op; data
- * stays NUL-terminated either way. */
+ * delivery attempt). Strings are copied byte for byte apart from escaping '"', '\\' and control characters;
+ * a byte that does not start a well-formed UTF-8 sequence becomes \ufffd (at most 6 bytes out per byte in).
+ * Once something does not fit, overflow is set and every later append is a no-op; data stays NUL-terminated
+ * either way. */
 typedef struct json_buf {
     char *data;   /* borrowed, cap bytes */
     size_t cap;
@@ -30,7 +31,7 @@ void json_buf_key(json_buf *b, const char *key);
 /* A string literal, or null for NULL. */
 void json_buf_string(json_buf *b, const char *s);
 void json_buf_int(json_buf *b, long long v);
-/* A number with one decimal (latencies in milliseconds). */
+/* A number with one decimal (latencies in milliseconds); 0 for NaN, infinities and magnitudes past 1e37. */
 void json_buf_fixed1(json_buf *b, double v);
 
 #endif

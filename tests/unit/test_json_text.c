@@ -1,4 +1,5 @@
 /* Unit tests for common/json_text.c (json_buf) and the log_line builder of common/log.c (cmocka). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +44,51 @@ static void test_utf8_passes_through(void **state)
     json_buf_init(&b, text, sizeof text);
     json_buf_string(&b, "caf\xc3\xa9 \xe2\x82\xac");
     assert_string_equal(text, "\"caf\xc3\xa9 \xe2\x82\xac\"");
+}
+
+/* Bytes that are not well-formed UTF-8 become U+FFFD one byte at a time; well-formed sequences pass unchanged;
+ * the result is always valid JSON (jansson rejects invalid UTF-8 on input). */
+static void test_invalid_utf8_becomes_replacement_characters(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xff" "b", "\"a\\ufffdb\""},                         /* never a UTF-8 byte */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                     /* overlong '/' */
+        {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},          /* overlong, 3 bytes */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},          /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+        {"ok\xe2\x82", "\"ok\\ufffd\\ufffd\""},                 /* cut short by the end of the string */
+        {"\xe2\x82x", "\"\\ufffd\\ufffdx\""},                   /* cut short by another character */
+        {"\xf0\x9f\x98\x80 \xc3\xa9", "\"\xf0\x9f\x98\x80 \xc3\xa9\""}, /* well-formed: as is */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        json_buf b;
+        json_buf_init(&b, text, sizeof text);
+        json_buf_string(&b, cases[i].in);
+        assert_false(b.overflow);
+        assert_string_equal(text, cases[i].out);
+        json_error_t err;
+        json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
+        assert_non_null(v);
+        json_decref(v);
+    }
+}
+
+/* JSON has no NaN or infinity: such a latency is written as 0. */
+static void test_fixed1_never_writes_what_json_cannot_read(void **state)
+{
+    (void)state;
+    const double odd[] = {NAN, INFINITY, -INFINITY, 1e300};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char text[64];
+        json_buf b;
+        json_buf_init(&b, text, sizeof text);
+        json_buf_fixed1(&b, odd[i]);
+        assert_string_equal(text, "0");
+    }
 }
 
 static void test_object_with_keys_and_numbers(void **state)
@@ -183,6 +229,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_escapes_round_trip),
         cmocka_unit_test(test_utf8_passes_through),
+        cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
+        cmocka_unit_test(test_fixed1_never_writes_what_json_cannot_read),
         cmocka_unit_test(test_object_with_keys_and_numbers),
         cmocka_unit_test(test_integers_match_printf),
         cmocka_unit_test(test_overflow_stops_and_stays_terminated),
