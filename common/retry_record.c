@@ -1,9 +1,11 @@
 /* retry_record — see retry_record.h. */
 #include "retry_record.h"
 
+#include "json_scan.h"
 #include "json_text.h"
 #include "timeutil.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,107 +27,235 @@ void retry_record_add_attempt(retry_record *rec, const attempt_record *attempt)
     rec->attempts[rec->attempt_count++] = *attempt;
 }
 
-static json_t *time_value(int64_t ms)
+static void buf_time(json_buf *b, int64_t ms)
 {
     char text[TIME_TEXT_MAX];
     time_format_rfc3339(ms, 1, text);
-    return json_string(text);
+    json_buf_string(b, text);
+}
+
+/* Room for s as a JSON string at worst (every byte escaped as \u00XX, or replaced by \ufffd). */
+static size_t escaped_room(const char *s)
+{
+    return 6 * strlen(s) + 2;
 }
 
 char *retry_record_encode(const retry_record *rec, size_t *len)
 {
-    json_t *env = envelope_to_json(&rec->env);
+    /* Written with json_buf, not a jansson tree: a record is encoded for every failed or refused attempt, and
+     * the envelope's data goes in as the bytes it already is (docs/BENCHMARKS.md, 2026-11-30). */
+    size_t env_len = 0;
+    char *env = envelope_encode(&rec->env, &env_len);
     if (env == NULL)
         return NULL;
-    json_t *attempts = json_array();
+    size_t cap = env_len + 256 + escaped_room(rec->webhook_url) + escaped_room(rec->reason);
+    for (int i = 0; i < rec->attempt_count; i++)
+        cap += 128 + escaped_room(rec->attempts[i].error);
+    char *text = malloc(cap);
+    if (text == NULL) {
+        free(env);
+        return NULL;
+    }
+    json_buf b;
+    json_buf_init(&b, text, cap);
+    json_buf_raw(&b, "{", 1);
+    json_buf_key(&b, "envelope");
+    json_buf_raw(&b, env, env_len);
+    free(env);
+    json_buf_key(&b, "webhook_id");
+    json_buf_int(&b, rec->webhook_id);
+    json_buf_key(&b, "attempt");
+    json_buf_int(&b, rec->attempt);
+    json_buf_key(&b, "due_at");
+    buf_time(&b, rec->due_ms);
+    json_buf_key(&b, "attempts");
+    json_buf_raw(&b, "[", 1);
     for (int i = 0; i < rec->attempt_count; i++) {
         const attempt_record *a = &rec->attempts[i];
-        json_array_append_new(attempts, json_pack("{s:i, s:o, s:o, s:f, s:o}", "attempt", a->attempt, "at",
-                                                  time_value(a->at_ms), "status",
-                                                  a->status > 0 ? json_integer(a->status) : json_null(),
-                                                  "latency_ms", a->latency_ms, "error",
-                                                  a->error[0] ? json_string(a->error) : json_null()));
+        json_buf_raw(&b, i == 0 ? "{" : ",{", i == 0 ? 1 : 2);
+        json_buf_key(&b, "attempt");
+        json_buf_int(&b, a->attempt);
+        json_buf_key(&b, "at");
+        buf_time(&b, a->at_ms);
+        json_buf_key(&b, "status");
+        if (a->status > 0)
+            json_buf_int(&b, a->status);
+        else
+            json_buf_raw(&b, "null", 4);
+        json_buf_key(&b, "latency_ms");
+        json_buf_fixed1(&b, a->latency_ms);
+        json_buf_key(&b, "error");
+        json_buf_string(&b, a->error[0] ? a->error : NULL);
+        json_buf_raw(&b, "}", 1);
     }
-    json_t *obj = json_pack("{s:o, s:I, s:i, s:o, s:o}", "envelope", env, "webhook_id", (json_int_t)rec->webhook_id,
-                            "attempt", rec->attempt, "due_at", time_value(rec->due_ms), "attempts", attempts);
-    if (obj == NULL)
+    json_buf_raw(&b, "]", 1);
+    if (rec->webhook_url[0]) {
+        json_buf_key(&b, "webhook_url");
+        json_buf_string(&b, rec->webhook_url);
+    }
+    if (rec->reason[0]) {
+        json_buf_key(&b, "reason");
+        json_buf_string(&b, rec->reason);
+    }
+    if (rec->dead_ms > 0) {
+        json_buf_key(&b, "dead_lettered_at");
+        buf_time(&b, rec->dead_ms);
+    }
+    json_buf_raw(&b, "}", 1);
+    if (b.overflow) { /* cannot happen: cap covers every field at its worst */
+        free(text);
         return NULL;
-    if (rec->webhook_url[0])
-        json_object_set_new(obj, "webhook_url", json_string(rec->webhook_url));
-    if (rec->reason[0])
-        json_object_set_new(obj, "reason", json_string(rec->reason));
-    if (rec->dead_ms > 0)
-        json_object_set_new(obj, "dead_lettered_at", time_value(rec->dead_ms));
-    return json_text_take(obj, len);
+    }
+    if (len != NULL)
+        *len = b.len;
+    return text;
 }
 
-/* Copies a string member into out when present. */
-static void copy_string(json_t *obj, const char *key, char *out, size_t outlen)
+/* ---- decoding: one pass of json_scan over the message, no tree --------------------------------------------- */
+
+/* The members of one object that a decoder looks for (spans into the scanned text). */
+#define MEMBERS_MAX 8
+typedef struct members {
+    const char *const *names; /* count names */
+    int count;
+    json_scan_span span[MEMBERS_MAX];
+    int seen; /* bit per name */
+} members;
+
+static int on_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
-    const char *value = json_string_value(json_object_get(obj, key));
-    if (value != NULL)
-        snprintf(out, outlen, "%s", value);
+    members *m = ctx;
+    for (int i = 0; i < m->count; i++) {
+        if (json_scan_string_equals(key, m->names[i])) {
+            m->span[i] = *value;
+            m->seen |= 1 << i;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int has(const members *m, int member)
+{
+    return (m->seen & (1 << member)) != 0;
+}
+
+/* The record's own members. */
+enum { RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS, RR_URL, RR_REASON, RR_DEAD_AT, RR_COUNT };
+static const char *const record_names[RR_COUNT] = {"envelope", "webhook_id", "attempt",   "due_at",
+                                                   "attempts", "webhook_url", "reason", "dead_lettered_at"};
+/* The members of one element of "attempts". */
+enum { AT_ATTEMPT, AT_AT, AT_STATUS, AT_LATENCY, AT_ERROR, AT_COUNT };
+static const char *const attempt_names[AT_COUNT] = {"attempt", "at", "status", "latency_ms", "error"};
+
+/* A string member decoded into out (truncated to fit, at a character boundary) when it is present and a
+ * string; out is left untouched otherwise (what the jansson decoder did: wrong types are ignored). */
+static void take_string(const members *m, int member, char *out, size_t cap)
+{
+    if (!has(m, member) || m->span[member].kind != JSON_SCAN_STRING)
+        return;
+    if (json_scan_string_decode(&m->span[member], out, cap) >= 0)
+        return;
+    /* longer than cap: decode in full, then cut before the last character that does not fit whole */
+    size_t full_cap = m->span[member].len + 1;
+    char *full = malloc(full_cap);
+    if (full == NULL || json_scan_string_decode(&m->span[member], full, full_cap) < 0) {
+        free(full);
+        return;
+    }
+    size_t n = cap - 1;
+    while (n > 0 && ((unsigned char)full[n] & 0xC0) == 0x80)
+        n--; /* full[n] continues a character that started before n: cut before that character */
+    memcpy(out, full, n);
+    out[n] = '\0';
+    free(full);
+}
+
+/* A date-time string member as epoch ms into *out (left alone otherwise). Returns 0 when it is present, a string
+ * and RFC 3339, else -1. */
+static int take_time(const members *m, int member, int64_t *out)
+{
+    char text[64];
+    if (!has(m, member) || m->span[member].kind != JSON_SCAN_STRING ||
+        json_scan_string_decode(&m->span[member], text, sizeof text) < 0)
+        return -1;
+    return time_parse_rfc3339(text, out);
+}
+
+static int take_number(const json_scan_span *s, double *out)
+{
+    char text[64];
+    if ((s->kind != JSON_SCAN_REAL && s->kind != JSON_SCAN_INTEGER) || s->len >= sizeof text)
+        return -1;
+    memcpy(text, s->start, s->len);
+    text[s->len] = '\0';
+    *out = strtod(text, NULL);
+    return 0;
+}
+
+/* One element of "attempts": its known members, each ignored when of another type (as before). */
+static int on_attempts_item(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    retry_record *out = ctx;
+    (void)key; /* NULL: array elements */
+    attempt_record a;
+    memset(&a, 0, sizeof a);
+    if (value->kind == JSON_SCAN_OBJECT) {
+        members m = {.names = attempt_names, .count = AT_COUNT};
+        if (json_scan_object(value->start, value->len, on_member, &m, NULL, 0) == 0) {
+            long long n;
+            if (has(&m, AT_ATTEMPT) && json_scan_integer(&m.span[AT_ATTEMPT], &n) == 0 && n >= INT_MIN && n <= INT_MAX)
+                a.attempt = (int)n;
+            take_time(&m, AT_AT, &a.at_ms);
+            if (has(&m, AT_STATUS) && json_scan_integer(&m.span[AT_STATUS], &n) == 0 && n >= 0 && n <= 999)
+                a.status = (long)n;
+            if (has(&m, AT_LATENCY))
+                take_number(&m.span[AT_LATENCY], &a.latency_ms);
+            take_string(&m, AT_ERROR, a.error, sizeof a.error);
+        }
+    }
+    retry_record_add_attempt(out, &a); /* an element of another kind counts as an empty attempt, as before */
+    return 0;
 }
 
 int retry_record_decode(const char *buf, size_t len, retry_record *out, char *errbuf, size_t errlen)
 {
-    json_error_t error;
+    members m = {.names = record_names, .count = RR_COUNT};
+    char scan_error[128];
     memset(out, 0, sizeof *out);
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &error);
-    if (root == NULL) {
-        snprintf(errbuf, errlen, "invalid JSON: %s", error.text);
+    if (json_scan_object(buf, len, on_member, &m, scan_error, sizeof scan_error) != 0) {
+        snprintf(errbuf, errlen, "invalid JSON: %s", scan_error);
         return -1;
     }
-    json_t *env = NULL, *attempts = NULL;
-    json_int_t webhook_id = 0;
-    int attempt = 0;
-    const char *due = NULL;
+    static const int required[] = {RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (!has(&m, required[i])) {
+            snprintf(errbuf, errlen, "retry record: object item not found: %s", record_names[required[i]]);
+            return -1;
+        }
+    }
+    long long webhook_id = 0, attempt = 0;
     int64_t due_ms = 0;
-    if (json_unpack_ex(root, &error, 0, "{s:o, s:I, s:i, s:s, s:o}", "envelope", &env, "webhook_id", &webhook_id,
-                       "attempt", &attempt, "due_at", &due, "attempts", &attempts) != 0) {
-        snprintf(errbuf, errlen, "retry record: %s", error.text);
-        goto err;
-    }
-    if (webhook_id <= 0 || attempt < 1 || !json_is_array(attempts) || time_parse_rfc3339(due, &due_ms) != 0) {
+    if (json_scan_integer(&m.span[RR_WEBHOOK_ID], &webhook_id) != 0 ||
+        json_scan_integer(&m.span[RR_ATTEMPT], &attempt) != 0 || m.span[RR_DUE_AT].kind != JSON_SCAN_STRING ||
+        webhook_id <= 0 || attempt < 1 || attempt > 1000000 || m.span[RR_ATTEMPTS].kind != JSON_SCAN_ARRAY ||
+        take_time(&m, RR_DUE_AT, &due_ms) != 0) {
         snprintf(errbuf, errlen, "retry record: invalid webhook_id, attempt, due_at or attempts");
-        goto err;
+        return -1;
     }
-    char *env_text = json_dumps(env, JSON_COMPACT); /* NULL when envelope is not an object or array */
-    if (env_text == NULL) {
+    if (m.span[RR_ENVELOPE].kind != JSON_SCAN_OBJECT) {
         snprintf(errbuf, errlen, "retry record: envelope must be an object");
-        goto err;
+        return -1;
     }
-    int rc = envelope_decode(env_text, strlen(env_text), &out->env, errbuf, errlen);
-    free(env_text);
-    if (rc != 0)
-        goto err;
-    out->webhook_id = (long long)webhook_id;
-    out->attempt = attempt;
+    if (envelope_decode(m.span[RR_ENVELOPE].start, m.span[RR_ENVELOPE].len, &out->env, errbuf, errlen) != 0)
+        return -1;
+    out->webhook_id = webhook_id;
+    out->attempt = (int)attempt;
     out->due_ms = due_ms;
-    size_t i;
-    json_t *item;
-    json_array_foreach(attempts, i, item)
-    {
-        attempt_record a;
-        memset(&a, 0, sizeof a);
-        const char *at = json_string_value(json_object_get(item, "at"));
-        a.attempt = (int)json_integer_value(json_object_get(item, "attempt"));
-        if (at != NULL)
-            time_parse_rfc3339(at, &a.at_ms);
-        a.status = (long)json_integer_value(json_object_get(item, "status"));
-        a.latency_ms = json_number_value(json_object_get(item, "latency_ms"));
-        copy_string(item, "error", a.error, sizeof a.error);
-        retry_record_add_attempt(out, &a);
-    }
-    copy_string(root, "webhook_url", out->webhook_url, sizeof out->webhook_url);
-    copy_string(root, "reason", out->reason, sizeof out->reason);
-    const char *dead = json_string_value(json_object_get(root, "dead_lettered_at"));
-    if (dead != NULL)
-        time_parse_rfc3339(dead, &out->dead_ms);
-    json_decref(root);
+    /* the array was validated with the whole message: this walk cannot fail */
+    json_scan_document(m.span[RR_ATTEMPTS].start, m.span[RR_ATTEMPTS].len, on_attempts_item, out, NULL, 0);
+    take_string(&m, RR_URL, out->webhook_url, sizeof out->webhook_url);
+    take_string(&m, RR_REASON, out->reason, sizeof out->reason);
+    take_time(&m, RR_DEAD_AT, &out->dead_ms);
     return 0;
-err:
-    json_decref(root);
-    retry_record_clear(out);
-    return -1;
 }

@@ -407,6 +407,28 @@ static int tier_for_delay(const retry_policy *p, int scheduled, long long delay_
     return best;
 }
 
+/* The "retry scheduled" line, built without jansson (one per failed or refused attempt). */
+static void log_retry_scheduled(const failed_delivery *f, int attempt, const char *tier, long long delay_ms)
+{
+    log_line l;
+    if (!log_line_begin(&l, LOG_INFO, "retry scheduled"))
+        return;
+    json_buf *b = &l.fields;
+    json_buf_key(b, "event_id");
+    json_buf_string(b, f->env->id);
+    json_buf_key(b, "webhook_id");
+    json_buf_int(b, f->webhook_id);
+    json_buf_key(b, "attempt");
+    json_buf_int(b, attempt);
+    json_buf_key(b, "tier");
+    json_buf_string(b, tier);
+    json_buf_key(b, "delay_ms");
+    json_buf_int(b, delay_ms);
+    json_buf_key(b, "error");
+    json_buf_string(b, f->result->error != NULL ? f->result->error : "");
+    log_line_end(&l);
+}
+
 void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff *handoff)
 {
     retry_stage *rs = ctx;
@@ -473,10 +495,7 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
     } else {
         rec->due_ms = now + delay;
         payload = retry_record_encode(rec, &len);
-        log_json(LOG_INFO, "retry scheduled", "{s:s, s:I, s:i, s:s, s:I, s:s}", "event_id", f->env->id,
-                 "webhook_id", (json_int_t)f->webhook_id, "attempt", rec->attempt, "tier",
-                 rs->policy.tier_name[tier], "delay_ms", (json_int_t)delay, "error",
-                 f->result->error != NULL ? f->result->error : "");
+        log_retry_scheduled(f, rec->attempt, rs->policy.tier_name[tier], delay);
     }
     retry_record_clear(rec);
     free(rec);

@@ -2,11 +2,13 @@
  * fuzz_retry_record — retry_record_decode() on arbitrary bytes (messages on the retry tiers and the dead-letter
  * topic; anyone who can write to those topics controls them).
  * Invariants: errbuf terminated; on success attempt_count <= RETRY_RECORD_MAX_ATTEMPTS, strings terminated, the
- * envelope is valid; the record encodes, and decodes again to the same webhook_id, attempt, due time,
- * envelope id/type/org, attempt count, url and reason.
+ * envelope is valid; the record encodes to text jansson accepts (valid UTF-8 whatever the strings held), and
+ * decodes again to the same webhook_id, attempt, due time, envelope id/type/org, attempt count, url and reason.
  */
 #include "fuzz_util.h"
 #include "retry_record.h"
+
+#include <jansson.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,6 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = 0;
     char *text = retry_record_encode(&rec, &len);
     FUZZ_CHECK(text != NULL, "encode failed");
+    json_error_t jerr;
+    json_t *parsed = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    FUZZ_CHECK(parsed != NULL, "encoded record is not JSON: %s: %s", jerr.text, text);
+    json_decref(parsed);
     int rc = retry_record_decode(text, len, &again, err, sizeof err);
     FUZZ_CHECK(rc == 0, "re-decode failed: %s: %s", err, text);
     FUZZ_CHECK(again.webhook_id == rec.webhook_id && again.attempt == rec.attempt && again.due_ms == rec.due_ms,

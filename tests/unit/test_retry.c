@@ -7,6 +7,7 @@
 #include "retry_policy.h"
 #include "retry_record.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,127 @@ static void retry_record_round_trips(void **state)
     assert_int_equal(retry_record_decode("nope", 4, &back, err, sizeof err), -1);
 }
 
+/* A record as releases before 2026-11-30 wrote it (jansson: data re-serialised, so "Zoë" as UTF-8): still read. */
+static const char OLD_RECORD[] =
+    "{\"envelope\":{\"id\":\"e1\",\"type\":\"user.created\",\"organization_id\":9,"
+    "\"occurred_at\":\"2026-11-29T01:02:03.000Z\",\"data\":{\"id\":5,\"name\":\"Zo\xc3\xab \\\"q\\\"\"}},"
+    "\"webhook_id\":17,\"attempt\":3,\"due_at\":\"2026-11-29T01:57:25.123Z\",\"attempts\":["
+    "{\"attempt\":1,\"at\":\"2026-11-29T01:57:20.000Z\",\"status\":503,\"latency_ms\":12.5,\"error\":\"HTTP status 503\"},"
+    "{\"attempt\":2,\"at\":\"2026-11-29T01:57:22.001Z\",\"status\":null,\"latency_ms\":0.0,\"error\":\"circuit breaker open\"},"
+    "{\"attempt\":3,\"at\":\"2026-11-29T01:57:23.002Z\",\"status\":200,\"latency_ms\":3.0,\"error\":null}]}";
+
+static void retry_record_reads_earlier_records_and_writes_the_same_layout(void **state)
+{
+    (void)state;
+    retry_record rec;
+    char err[160];
+    assert_int_equal(retry_record_decode(OLD_RECORD, sizeof OLD_RECORD - 1, &rec, err, sizeof err), 0);
+    assert_int_equal(rec.webhook_id, 17);
+    assert_int_equal(rec.attempt, 3);
+    assert_int_equal(rec.due_ms, 1795917445123LL);
+    assert_string_equal(rec.env.data, "{\"id\":5,\"name\":\"Zo\xc3\xab \\\"q\\\"\"}");
+    assert_int_equal(rec.attempt_count, 3);
+    assert_int_equal(rec.attempts[0].status, 503);
+    assert_true(rec.attempts[0].latency_ms == 12.5);
+    assert_int_equal(rec.attempts[1].at_ms, 1795917442001LL);
+    assert_int_equal(rec.attempts[1].status, 0);
+    assert_string_equal(rec.attempts[1].error, "circuit breaker open");
+    assert_int_equal(rec.attempts[2].status, 200);
+    assert_true(rec.attempts[2].latency_ms == 3.0);
+    assert_string_equal(rec.attempts[2].error, "");
+    assert_string_equal(rec.webhook_url, "");
+    assert_int_equal(rec.dead_ms, 0);
+    /* written back: the same bytes, key order and number forms included */
+    size_t len = 0;
+    char *text = retry_record_encode(&rec, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    assert_string_equal(text, OLD_RECORD);
+    free(text);
+    retry_record_clear(&rec);
+}
+
+/* Strings longer than their field are cut at a character boundary, and whatever a record holds encodes to JSON
+ * that decodes again (invalid UTF-8 in an error text becomes U+FFFD). */
+static void retry_record_strings_stay_valid_utf8(void **state)
+{
+    (void)state;
+    char err[160], text[1024];
+    char euro_run[3 * 100 + 1] = ""; /* 100 x U+20AC (3 bytes each): longer than RETRY_ERROR_MAX */
+    for (int i = 0; i < 100; i++)
+        strcat(euro_run, "\xe2\x82\xac");
+    snprintf(text, sizeof text,
+             "{\"envelope\":{\"id\":\"e1\",\"type\":\"user.created\",\"organization_id\":9,"
+             "\"occurred_at\":\"2026-11-29T01:02:03Z\",\"data\":{\"id\":5}},\"webhook_id\":1,\"attempt\":2,"
+             "\"due_at\":\"2026-11-29T01:57:25Z\",\"attempts\":[{\"attempt\":1,\"error\":\"x%s\"}],\"reason\":\"x%s\"}",
+             euro_run, euro_run);
+    retry_record rec;
+    assert_int_equal(retry_record_decode(text, strlen(text), &rec, err, sizeof err), 0);
+    size_t n = strlen(rec.attempts[0].error);
+    assert_int_equal(n, 1 + (RETRY_ERROR_MAX - 2) / 3 * 3); /* "x" and whole characters only */
+    assert_memory_equal(rec.attempts[0].error + 1, euro_run, n - 1);
+    assert_int_equal(strlen(rec.reason), n);
+    snprintf(rec.attempts[0].error, sizeof rec.attempts[0].error, "bad \xff\xfe bytes");
+    size_t len = 0;
+    char *out = retry_record_encode(&rec, &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"bad \\ufffd\\ufffd bytes\""));
+    retry_record back;
+    assert_int_equal(retry_record_decode(out, len, &back, err, sizeof err), 0);
+    assert_string_equal(back.attempts[0].error, "bad \xef\xbf\xbd\xef\xbf\xbd bytes");
+    assert_string_equal(back.reason, rec.reason);
+    free(out);
+    retry_record_clear(&back);
+    retry_record_clear(&rec);
+}
+
+/* Malformed records are refused with a reason; members of an attempt with the wrong type are ignored. */
+static void retry_record_refuses_malformed_records(void **state)
+{
+    (void)state;
+#define ENV "\"envelope\":{\"id\":\"e1\",\"type\":\"user.created\",\"organization_id\":9," \
+            "\"occurred_at\":\"2026-11-29T01:02:03Z\",\"data\":{\"id\":5}}"
+#define DUE "\"due_at\":\"2026-11-29T01:57:25Z\""
+    static const char *const bad[] = {
+        "{}",
+        "nope",
+        "[1]",
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2," DUE "}",                            /* no attempts */
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2," DUE ",\"attempts\":{}}",            /* not an array */
+        "{" ENV ",\"webhook_id\":0,\"attempt\":2," DUE ",\"attempts\":[]}",            /* webhook id */
+        "{" ENV ",\"webhook_id\":\"1\",\"attempt\":2," DUE ",\"attempts\":[]}",
+        "{" ENV ",\"webhook_id\":1,\"attempt\":0," DUE ",\"attempts\":[]}",            /* attempt */
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2.5," DUE ",\"attempts\":[]}",
+        "{" ENV ",\"webhook_id\":1,\"attempt\":9999999999," DUE ",\"attempts\":[]}",
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2,\"due_at\":\"soon\",\"attempts\":[]}",
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2,\"due_at\":7,\"attempts\":[]}",
+        "{\"envelope\":[],\"webhook_id\":1,\"attempt\":2," DUE ",\"attempts\":[]}",
+        "{\"envelope\":{\"id\":\"e1\"},\"webhook_id\":1,\"attempt\":2," DUE ",\"attempts\":[]}",
+        "{" ENV ",\"webhook_id\":1,\"webhook_id\":2,\"attempt\":2," DUE ",\"attempts\":[]}", /* duplicate */
+        "{" ENV ",\"webhook_id\":1,\"attempt\":2," DUE ",\"attempts\":[]} x",
+    };
+    retry_record rec;
+    char err[160];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(retry_record_decode(bad[i], strlen(bad[i]), &rec, err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        assert_null(rec.env.data);
+    }
+    const char *odd = "{" ENV ",\"webhook_id\":1,\"attempt\":2," DUE ",\"extra\":true,\"attempts\":["
+                      "{\"attempt\":\"1\",\"status\":\"500\",\"latency_ms\":\"x\",\"error\":7,\"at\":\"then\"},4]}";
+    assert_int_equal(retry_record_decode(odd, strlen(odd), &rec, err, sizeof err), 0);
+    assert_int_equal(rec.attempt_count, 2);
+    assert_int_equal(rec.attempts[0].attempt, 0);
+    assert_int_equal(rec.attempts[0].status, 0);
+    assert_true(rec.attempts[0].latency_ms == 0.0);
+    assert_string_equal(rec.attempts[0].error, "");
+    assert_int_equal(rec.attempts[0].at_ms, 0);
+    retry_record_clear(&rec);
+#undef ENV
+#undef DUE
+}
+
 static void history_keeps_the_newest_attempts(void **state)
 {
     (void)state;
@@ -163,6 +285,9 @@ int main(void)
         cmocka_unit_test(jitter_stays_within_twenty_percent_and_retry_after_wins),
         cmocka_unit_test(retry_after_seconds_and_dates),
         cmocka_unit_test(retry_record_round_trips),
+        cmocka_unit_test(retry_record_reads_earlier_records_and_writes_the_same_layout),
+        cmocka_unit_test(retry_record_strings_stay_valid_utf8),
+        cmocka_unit_test(retry_record_refuses_malformed_records),
         cmocka_unit_test(history_keeps_the_newest_attempts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
