@@ -74,24 +74,6 @@ static void add_error(json_t *errors, int index, const char *field, const char *
 enum { MEMBER_ID, MEMBER_TYPE, MEMBER_ORG, MEMBER_OCCURRED_AT, MEMBER_DATA, MEMBER_COUNT };
 static const char *const member_names[MEMBER_COUNT] = {"id", "type", "organization_id", "occurred_at", "data"};
 
-typedef struct envelope_members {
-    json_scan_span span[MEMBER_COUNT];
-    int seen; /* bit per member */
-} envelope_members;
-
-static int on_envelope_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
-{
-    envelope_members *m = ctx;
-    for (int i = 0; i < MEMBER_COUNT; i++) {
-        if (json_scan_string_equals(key, member_names[i])) {
-            m->span[i] = *value;
-            m->seen |= 1 << i;
-            break;
-        }
-    }
-    return 0;
-}
-
 static int on_data_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
     if (json_scan_string_equals(key, "id"))
@@ -112,9 +94,9 @@ static char *decode_text(const json_scan_span *s)
 }
 
 /* The member's span when the event has it and it is not null, else NULL. */
-static const json_scan_span *present(const envelope_members *m, int member)
+static const json_scan_span *present(const json_scan_pick *m, int member)
 {
-    if (!(m->seen & (1 << member)) || m->span[member].kind == JSON_SCAN_NULL)
+    if (!json_scan_picked(m, member) || m->span[member].kind == JSON_SCAN_NULL)
         return NULL;
     return &m->span[member];
 }
@@ -123,18 +105,17 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
                           json_t *errors)
 {
     size_t errors_before = json_array_size(errors);
-    envelope_members m;
+    json_scan_pick m = {.names = member_names, .count = MEMBER_COUNT};
     memset(out, 0, sizeof *out);
-    memset(&m, 0, sizeof m);
     out->type = -1;
 
-    if (json_scan_object(text, len, on_envelope_member, &m, NULL, 0) != 0) {
+    if (json_scan_object(text, len, json_scan_pick_member, &m, NULL, 0) != 0) {
         add_error(errors, index, "event", "must be a JSON object");
         return -1;
     }
 
     char name[64];
-    const json_scan_span *type = (m.seen & (1 << MEMBER_TYPE)) ? &m.span[MEMBER_TYPE] : NULL;
+    const json_scan_span *type = json_scan_picked(&m, MEMBER_TYPE) ? &m.span[MEMBER_TYPE] : NULL;
     if (type == NULL)
         add_error(errors, index, "type", "is required");
     else if (type->kind != JSON_SCAN_STRING || json_scan_string_decode(type, name, sizeof name) < 0 ||
@@ -156,7 +137,7 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
         out->organization_id = org_value;
     }
 
-    const json_scan_span *data = (m.seen & (1 << MEMBER_DATA)) ? &m.span[MEMBER_DATA] : NULL;
+    const json_scan_span *data = json_scan_picked(&m, MEMBER_DATA) ? &m.span[MEMBER_DATA] : NULL;
     int data_id_integer = 0;
     if (data == NULL)
         add_error(errors, index, "data", "is required");
@@ -255,16 +236,15 @@ char *envelope_encode(const envelope *env, size_t *len)
 
 int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, size_t errlen)
 {
-    envelope_members m;
+    json_scan_pick m = {.names = member_names, .count = MEMBER_COUNT};
     char scan_error[128];
     memset(out, 0, sizeof *out);
-    memset(&m, 0, sizeof m);
-    if (json_scan_object(buf, len, on_envelope_member, &m, scan_error, sizeof scan_error) != 0) {
+    if (json_scan_object(buf, len, json_scan_pick_member, &m, scan_error, sizeof scan_error) != 0) {
         snprintf(errbuf, errlen, "invalid JSON: %s", scan_error);
         return -1;
     }
     for (int i = 0; i < MEMBER_COUNT; i++) {
-        if (!(m.seen & (1 << i))) {
+        if (!json_scan_picked(&m, i)) {
             snprintf(errbuf, errlen, "envelope: object item not found: %s", member_names[i]);
             return -1;
         }

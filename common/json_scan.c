@@ -635,3 +635,21 @@ int json_scan_integer(const json_scan_span *s, long long *out)
     *out = negative ? (long long)(0 - magnitude) : (long long)magnitude;
     return 0;
 }
+
+int json_scan_pick_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    json_scan_pick *p = ctx;
+    for (int i = 0; i < p->count && i < JSON_SCAN_PICK_MAX; i++) {
+        if (json_scan_string_equals(key, p->names[i])) {
+            p->span[i] = *value;
+            p->seen |= 1u << i;
+            break;
+        }
+    }
+    return 0;
+}
+
+int json_scan_picked(const json_scan_pick *p, int i)
+{
+    return i >= 0 && i < JSON_SCAN_PICK_MAX && (p->seen & (1u << i)) != 0;
+}

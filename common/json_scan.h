@@ -60,6 +60,22 @@ int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, vo
 int json_scan_document(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err,
                        size_t errlen);
 
+/* Collects the members a decoder looks for, by name, as a json_scan_member_fn: pass json_scan_pick_member and a
+ * json_scan_pick (names and count set, the rest zeroed) to json_scan_object(). Later duplicates cannot occur (the
+ * scan refuses them); members not named are skipped. */
+#define JSON_SCAN_PICK_MAX 16
+typedef struct json_scan_pick {
+    const char *const *names;            /* borrowed, count entries */
+    int count;                           /* at most JSON_SCAN_PICK_MAX */
+    json_scan_span span[JSON_SCAN_PICK_MAX]; /* span[i]: the value of names[i], when picked */
+    unsigned seen;                       /* bit i: names[i] was found */
+} json_scan_pick;
+
+int json_scan_pick_member(void *ctx, const json_scan_span *key, const json_scan_span *value);
+
+/* 1 when names[i] was found, else 0. */
+int json_scan_picked(const json_scan_pick *p, int i);
+
 /* Copies text[0, len), a JSON value json_scan accepted, into out (room for len bytes) without the whitespace
  * between tokens; strings are copied byte for byte, escapes as written. Returns the length written (no NUL). */
 size_t json_scan_compact(char *out, const char *text, size_t len);

@@ -113,33 +113,6 @@ char *retry_record_encode(const retry_record *rec, size_t *len)
 
 /* ---- decoding: one pass of json_scan over the message, no tree --------------------------------------------- */
 
-/* The members of one object that a decoder looks for (spans into the scanned text). */
-#define MEMBERS_MAX 8
-typedef struct members {
-    const char *const *names; /* count names */
-    int count;
-    json_scan_span span[MEMBERS_MAX];
-    int seen; /* bit per name */
-} members;
-
-static int on_member(void *ctx, const json_scan_span *key, const json_scan_span *value)
-{
-    members *m = ctx;
-    for (int i = 0; i < m->count; i++) {
-        if (json_scan_string_equals(key, m->names[i])) {
-            m->span[i] = *value;
-            m->seen |= 1 << i;
-            break;
-        }
-    }
-    return 0;
-}
-
-static int has(const members *m, int member)
-{
-    return (m->seen & (1 << member)) != 0;
-}
-
 /* The record's own members. */
 enum { RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS, RR_URL, RR_REASON, RR_DEAD_AT, RR_COUNT };
 static const char *const record_names[RR_COUNT] = {"envelope", "webhook_id", "attempt",   "due_at",
@@ -150,9 +123,9 @@ static const char *const attempt_names[AT_COUNT] = {"attempt", "at", "status", "
 
 /* A string member decoded into out (truncated to fit, at a character boundary) when it is present and a
  * string; out is left untouched otherwise (what the jansson decoder did: wrong types are ignored). */
-static void take_string(const members *m, int member, char *out, size_t cap)
+static void take_string(const json_scan_pick *m, int member, char *out, size_t cap)
 {
-    if (!has(m, member) || m->span[member].kind != JSON_SCAN_STRING)
+    if (!json_scan_picked(m, member) || m->span[member].kind != JSON_SCAN_STRING)
         return;
     if (json_scan_string_decode(&m->span[member], out, cap) >= 0)
         return;
@@ -173,10 +146,10 @@ static void take_string(const members *m, int member, char *out, size_t cap)
 
 /* A date-time string member as epoch ms into *out (left alone otherwise). Returns 0 when it is present, a string
  * and RFC 3339, else -1. */
-static int take_time(const members *m, int member, int64_t *out)
+static int take_time(const json_scan_pick *m, int member, int64_t *out)
 {
     char text[64];
-    if (!has(m, member) || m->span[member].kind != JSON_SCAN_STRING ||
+    if (!json_scan_picked(m, member) || m->span[member].kind != JSON_SCAN_STRING ||
         json_scan_string_decode(&m->span[member], text, sizeof text) < 0)
         return -1;
     return time_parse_rfc3339(text, out);
@@ -201,15 +174,15 @@ static int on_attempts_item(void *ctx, const json_scan_span *key, const json_sca
     attempt_record a;
     memset(&a, 0, sizeof a);
     if (value->kind == JSON_SCAN_OBJECT) {
-        members m = {.names = attempt_names, .count = AT_COUNT};
-        if (json_scan_object(value->start, value->len, on_member, &m, NULL, 0) == 0) {
+        json_scan_pick m = {.names = attempt_names, .count = AT_COUNT};
+        if (json_scan_object(value->start, value->len, json_scan_pick_member, &m, NULL, 0) == 0) {
             long long n;
-            if (has(&m, AT_ATTEMPT) && json_scan_integer(&m.span[AT_ATTEMPT], &n) == 0 && n >= INT_MIN && n <= INT_MAX)
+            if (json_scan_picked(&m, AT_ATTEMPT) && json_scan_integer(&m.span[AT_ATTEMPT], &n) == 0 && n >= INT_MIN && n <= INT_MAX)
                 a.attempt = (int)n;
             take_time(&m, AT_AT, &a.at_ms);
-            if (has(&m, AT_STATUS) && json_scan_integer(&m.span[AT_STATUS], &n) == 0 && n >= 0 && n <= 999)
+            if (json_scan_picked(&m, AT_STATUS) && json_scan_integer(&m.span[AT_STATUS], &n) == 0 && n >= 0 && n <= 999)
                 a.status = (long)n;
-            if (has(&m, AT_LATENCY))
+            if (json_scan_picked(&m, AT_LATENCY))
                 take_number(&m.span[AT_LATENCY], &a.latency_ms);
             take_string(&m, AT_ERROR, a.error, sizeof a.error);
         }
@@ -220,16 +193,16 @@ static int on_attempts_item(void *ctx, const json_scan_span *key, const json_sca
 
 int retry_record_decode(const char *buf, size_t len, retry_record *out, char *errbuf, size_t errlen)
 {
-    members m = {.names = record_names, .count = RR_COUNT};
+    json_scan_pick m = {.names = record_names, .count = RR_COUNT};
     char scan_error[128];
     memset(out, 0, sizeof *out);
-    if (json_scan_object(buf, len, on_member, &m, scan_error, sizeof scan_error) != 0) {
+    if (json_scan_object(buf, len, json_scan_pick_member, &m, scan_error, sizeof scan_error) != 0) {
         snprintf(errbuf, errlen, "invalid JSON: %s", scan_error);
         return -1;
     }
     static const int required[] = {RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        if (!has(&m, required[i])) {
+        if (!json_scan_picked(&m, required[i])) {
             snprintf(errbuf, errlen, "retry record: object item not found: %s", record_names[required[i]]);
             return -1;
         }

@@ -313,9 +313,28 @@ static void test_integer_extremes(void **state)
     assert_true(v == INT64_MAX);
 }
 
+/* json_scan_pick_member collects the named members' spans and skips the rest. */
+static void test_pick_collects_named_members(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"b", "a", "missing"};
+    const char *text = "{\"a\": [1, 2], \"other\": {\"b\": 1}, \"b\": \"x\\\"y\"}";
+    json_scan_pick p = {.names = names, .count = 3};
+    assert_int_equal(json_scan_object(text, strlen(text), json_scan_pick_member, &p, NULL, 0), 0);
+    assert_true(json_scan_picked(&p, 0));
+    assert_int_equal(p.span[0].kind, JSON_SCAN_STRING);
+    assert_true(json_scan_string_equals(&p.span[0], "x\"y"));
+    assert_true(json_scan_picked(&p, 1));
+    assert_int_equal(p.span[1].kind, JSON_SCAN_ARRAY);
+    assert_int_equal(p.span[1].len, 6); /* [1, 2] */
+    assert_false(json_scan_picked(&p, 2));
+    assert_false(json_scan_picked(&p, JSON_SCAN_PICK_MAX));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pick_collects_named_members),
         cmocka_unit_test(test_grammar),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_strings),
