@@ -155,15 +155,25 @@ static int take_time(const json_scan_pick *m, int member, int64_t *out)
     return time_parse_rfc3339(text, out);
 }
 
-static int take_number(const json_scan_span *s, double *out)
+/* A number member into *out (left alone when absent or not a number). */
+static void take_number(const json_scan_pick *m, int member, double *out)
 {
     char text[64];
-    if ((s->kind != JSON_SCAN_REAL && s->kind != JSON_SCAN_INTEGER) || s->len >= sizeof text)
-        return -1;
+    const json_scan_span *s = &m->span[member];
+    if (!json_scan_picked(m, member) || (s->kind != JSON_SCAN_REAL && s->kind != JSON_SCAN_INTEGER) ||
+        s->len >= sizeof text)
+        return;
     memcpy(text, s->start, s->len);
     text[s->len] = '\0';
     *out = strtod(text, NULL);
-    return 0;
+}
+
+/* An integer member within [min, max] into *out (left alone otherwise). */
+static void take_integer(const json_scan_pick *m, int member, long long min, long long max, long long *out)
+{
+    long long n;
+    if (json_scan_picked(m, member) && json_scan_integer(&m->span[member], &n) == 0 && n >= min && n <= max)
+        *out = n;
 }
 
 /* One element of "attempts": its known members, each ignored when of another type (as before). */
@@ -176,14 +186,13 @@ static int on_attempts_item(void *ctx, const json_scan_span *key, const json_sca
     if (value->kind == JSON_SCAN_OBJECT) {
         json_scan_pick m = {.names = attempt_names, .count = AT_COUNT};
         if (json_scan_object(value->start, value->len, json_scan_pick_member, &m, NULL, 0) == 0) {
-            long long n;
-            if (json_scan_picked(&m, AT_ATTEMPT) && json_scan_integer(&m.span[AT_ATTEMPT], &n) == 0 && n >= INT_MIN && n <= INT_MAX)
-                a.attempt = (int)n;
+            long long attempt = 0, status = 0;
+            take_integer(&m, AT_ATTEMPT, INT_MIN, INT_MAX, &attempt);
+            take_integer(&m, AT_STATUS, 0, 999, &status);
+            a.attempt = (int)attempt;
+            a.status = (long)status;
             take_time(&m, AT_AT, &a.at_ms);
-            if (json_scan_picked(&m, AT_STATUS) && json_scan_integer(&m.span[AT_STATUS], &n) == 0 && n >= 0 && n <= 999)
-                a.status = (long)n;
-            if (json_scan_picked(&m, AT_LATENCY))
-                take_number(&m.span[AT_LATENCY], &a.latency_ms);
+            take_number(&m, AT_LATENCY, &a.latency_ms);
             take_string(&m, AT_ERROR, a.error, sizeof a.error);
         }
     }
@@ -210,9 +219,8 @@ int retry_record_decode(const char *buf, size_t len, retry_record *out, char *er
     long long webhook_id = 0, attempt = 0;
     int64_t due_ms = 0;
     if (json_scan_integer(&m.span[RR_WEBHOOK_ID], &webhook_id) != 0 ||
-        json_scan_integer(&m.span[RR_ATTEMPT], &attempt) != 0 || m.span[RR_DUE_AT].kind != JSON_SCAN_STRING ||
-        webhook_id <= 0 || attempt < 1 || attempt > 1000000 || m.span[RR_ATTEMPTS].kind != JSON_SCAN_ARRAY ||
-        take_time(&m, RR_DUE_AT, &due_ms) != 0) {
+        json_scan_integer(&m.span[RR_ATTEMPT], &attempt) != 0 || webhook_id <= 0 || attempt < 1 ||
+        attempt > 1000000 || m.span[RR_ATTEMPTS].kind != JSON_SCAN_ARRAY || take_time(&m, RR_DUE_AT, &due_ms) != 0) {
         snprintf(errbuf, errlen, "retry record: invalid webhook_id, attempt, due_at or attempts");
         return -1;
     }
