@@ -43,6 +43,7 @@ from support.services import KafkaBroker, RedisServer, free_port  # noqa: E402
 BIN = Path(os.environ.get("HOOKD_BIN", REPO / "bin"))
 BUILD = REPO / "build" / "bench"
 PRODUCE = BUILD / "rdkafka_produce"
+CURL_POST = BUILD / "curl_post"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -266,6 +267,11 @@ class Stack:
             env[k.strip()] = v.strip()
         return env
 
+    @staticmethod
+    def dispatcher_env_value(key, default):
+        """A dispatcher setting as the runs use it: BENCH_DISPATCHER_ENV's value, else the default given."""
+        return Stack.what_if_env({}, "BENCH_DISPATCHER_ENV").get(key, default)
+
     def start_api(self, prefix, name):
         port = free_port()
         # BENCH_API_ENV="KAFKA_LINGER_MS=0": what-if runs of producer-api
@@ -469,6 +475,23 @@ def wrk(url, script, conns, seconds, threads=2):
     return j
 
 
+def curl_alone(url, body: str, headers: dict, ca: str, conns, seconds, threads, work: Path):
+    """libcurl's multi interface alone (tests/bench/curl_post.c) POSTing the same body and headers to url with
+    the same connection count and as many threads as the dispatcher's delivery threads: what the mandated HTTP
+    client itself reaches on this machine, with none of the dispatcher's work (Kafka, signing, bookkeeping)."""
+    body_file = work / "curl-post-body.json"
+    body_file.write_text(body)
+    hs = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    r = run([str(CURL_POST), "-u", url, "-c", str(conns), "-s", str(seconds), "-f", str(body_file), "-a", ca,
+             "-t", str(max(1, min(threads, conns))), *hs, "-H", "Expect:", "-H", "Accept:"], seconds + 60)
+    m = re.search(r"CURLPOSTJSON (\{.*\})", r.stdout)
+    if not m:
+        raise HarnessError(f"curl_post gave no summary: {r.stdout[-1000:]} {r.stderr[-1000:]}")
+    j = json.loads(m.group(1))
+    j["ok_per_s"] = j["ok"] / (j["duration_us"] / 1e6)
+    return j
+
+
 # ----------------------------------------------------------------------------------------------- rows
 
 # Event padding is text, not one repeated letter: Kafka compresses record batches (lz4 here), and "x" * 930
@@ -562,9 +585,10 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
     expected = n_events * hooks_per_org
     sample_body = json.dumps({"data": {"id": 1, "pad": pad_text(1, PAD_1K)}, "type": etype}, separators=(",", ":"))
     script = st.dir / f"{key}.lua"
-    write_lua(script, sample_body, {"Content-Type": "application/json", "User-Agent": "hookd/0.1.0",
-                                    "webhook-id": "d-12345", "webhook-timestamp": str(int(time.time())),
-                                    "webhook-signature": "v1," + "A" * 43 + "="})
+    headers = {"Content-Type": "application/json", "User-Agent": "hookd/0.1.0", "webhook-id": "d-12345",
+               "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1," + "A" * 43 + "="}
+    write_lua(script, sample_body, headers)
+    threads = int(st.dispatcher_env_value("DELIVERY_THREADS", "2"))
     out = []
     for i in range(cfg.runs):
         off = file_size(st.deliveries_log)
@@ -601,26 +625,28 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         wc = max(1, min(conns, WRK_MAX_CONNS))
         time.sleep(2.0)  # let nginx finish closing the dispatcher's connections
         b = wrk(st.https("/baseline"), script, wc, cfg.wrk_s)
+        c = curl_alone(st.https("/baseline"), sample_body, headers, st.ca.ca_cert, wc, cfg.wrk_s, threads, st.dir)
         oc = attempt_outcomes(d.log_path)
         failed = sum(v for k, v in oc.items() if k != "success")
-        out.append(dict(rate=rate, base=b["ok_per_s"], conns=conns, wrk_conns=wc, cpu_us=cpu_us,
+        out.append(dict(rate=rate, base=b["ok_per_s"], curl=c["ok_per_s"], conns=conns, wrk_conns=wc, cpu_us=cpu_us,
                         rss_max=max(rss) if rss else None, delivered=len(got), expected=expected,
                         failed=failed, outcomes=oc))
         log(f"{key} run {i + 1}: {len(got)}/{expected} in {ts[-1] - ts[0]:.1f}s = {rate:.0f}/s over {conns} conns, "
-            f"nginx+wrk {b['ok_per_s']:.0f}/s ({b['errors']} wrk socket errors), {cpu_us or 0:.0f} CPU-us/delivery, RSS max "
+            f"nginx+wrk {b['ok_per_s']:.0f}/s ({b['errors']} wrk socket errors), libcurl alone {c['ok_per_s']:.0f}/s "
+            f"({c['failed']} failed), {cpu_us or 0:.0f} CPU-us/delivery, RSS max "
             f"{(max(rss) if rss else 0) / 2**20:.1f} MiB, attempt outcomes {oc}")
     return out
 
 
 def row_dispatch(st: Stack, cfg, res):
     r = dispatch_runs(st, cfg, "dsp.", "project.created", list(range(1001, 1009)), 1, cfg.dispatch_n, "d")
-    res["dispatch"] = dict(failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
+    res["dispatch"] = dict(curl=median([x["curl"] for x in r]), curl_ratio=median([x["rate"] / x["curl"] for x in r]), curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
                            ratio=median([x["rate"] / x["base"] for x in r]),
                            conns=median([x["conns"] for x in r]), cpu_us=median([x["cpu_us"] for x in r]),
                            rss_max=max(x["rss_max"] or 0 for x in r), n=cfg.dispatch_n,
                            complete=all(x["delivered"] >= x["expected"] for x in r))
     r = dispatch_runs(st, cfg, "fan.", "project.updated", list(range(2001, 2005)), 10, cfg.dispatch_n // 10, "f")
-    res["fanout"] = dict(failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
+    res["fanout"] = dict(curl=median([x["curl"] for x in r]), curl_ratio=median([x["rate"] / x["curl"] for x in r]), curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
                          ratio=median([x["rate"] / x["base"] for x in r]),
                          conns=median([x["conns"] for x in r]), cpu_us=median([x["cpu_us"] for x in r]),
                          rss_max=max(x["rss_max"] or 0 for x in r), n=cfg.dispatch_n // 10,
@@ -744,12 +770,12 @@ def table(res, cfg):
     rows = ["| row | workload | hookd | baseline, same run | ratio / figure | target | result |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
 
-    def ratio_row(name, key, workload, unit, base_desc):
+    def ratio_row(name, key, workload, unit, base_desc, base_note=""):
         r = res.get(key)
         if not r:
             rows.append(f"| {name} | {workload} | n/a | n/a | n/a | ≥ 0.5 × baseline | not measured |")
             return
-        rows.append(f"| {name} | {workload} | {fmt(r['value'])} {unit} | {base_desc}: {fmt(r['base'])} {unit} | "
+        rows.append(f"| {name} | {workload} | {fmt(r['value'])} {unit} | {base_desc}: {fmt(r['base'])} {unit}{base_note} | "
                     f"{fmt(r['ratio'], ' ×', 2)} | ≥ 0.5 × | {verdict(r['ratio'] >= 0.5)} |")
 
     ratio_row("ingress", "ingress", f"wrk POST 1 KiB event, 64 keep-alive conns, {cfg.wrk_s} s", "req/s",
@@ -763,7 +789,9 @@ def table(res, cfg):
                                  f"{fmt(r['conns'])} conns; {fmt(r['delivered'])} delivered within "
                                  f"{cfg.dispatch_timeout} s, {fmt(r['failed'])} failed attempts"
                                  f"{'' if r['complete'] else ' — INCOMPLETE'}",
-                      "deliveries/s", f"wrk → same nginx, {fmt(min(r['conns'], WRK_MAX_CONNS))} conns")
+                      "deliveries/s", f"wrk → same nginx, {fmt(min(r['conns'], WRK_MAX_CONNS))} conns",
+                      f"; libcurl multi alone, same conns and threads: {fmt(r['curl'])} deliveries/s = "
+                      f"{fmt(r['curl_base_ratio'], ' ×', 2)} wrk (hookd at {fmt(r['curl_ratio'], ' ×', 2)} of it)")
         else:
             ratio_row(name, key, what, "", "")
     lat, iso = res.get("latency"), res.get("isolation")
@@ -854,14 +882,16 @@ class Cfg:
 
 
 def build_tool():
-    src = REPO / "tests" / "bench" / "rdkafka_produce.c"
-    if PRODUCE.exists() and PRODUCE.stat().st_mtime >= src.stat().st_mtime:
-        return
-    BUILD.mkdir(parents=True, exist_ok=True)
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "rdkafka"], capture_output=True, text=True,
-                           check=True).stdout.split()
-    run(["cc", "-O2", "-g", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-o", str(PRODUCE),
-         str(src), *flags], 120)
+    """The two C helpers: rdkafka_produce (pre-loads, the batch baseline) and curl_post (libcurl alone)."""
+    for out, name, pkg in ((PRODUCE, "rdkafka_produce.c", "rdkafka"), (CURL_POST, "curl_post.c", "libcurl")):
+        src = REPO / "tests" / "bench" / name
+        if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        BUILD.mkdir(parents=True, exist_ok=True)
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], capture_output=True, text=True,
+                               check=True).stdout.split()
+        run(["cc", "-O2", "-g", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-o", str(out),
+             str(src), *flags, "-lpthread"], 120)
 
 
 def main() -> int:
