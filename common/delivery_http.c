@@ -3,6 +3,7 @@
 
 #include "retry_policy.h"
 #include "signature.h"
+#include "signature_cache.h"
 #include "timeutil.h"
 #include "url_guard.h"
 
@@ -67,18 +68,27 @@ int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen
     return 0;
 }
 
-int delivery_http_signatures(const char *secret, const char *previous_secret, const char *event_id,
-                             long long timestamp, const char *body, size_t body_len, char *out, size_t outlen)
+/* One signature, with the thread's prepared keys when there are some. */
+static int sign_one(signature_cache *keys, const char *secret, const char *event_id, long long timestamp,
+                    const char *body, size_t body_len, char *out, size_t outlen)
+{
+    return keys != NULL ? signature_cache_sign(keys, secret, event_id, timestamp, body, body_len, out, outlen)
+                        : signature_compute(secret, event_id, timestamp, body, body_len, out, outlen);
+}
+
+int delivery_http_signatures(signature_cache *keys, const char *secret, const char *previous_secret,
+                             const char *event_id, long long timestamp, const char *body, size_t body_len, char *out,
+                             size_t outlen)
 {
     char now_sig[SIGNATURE_TEXT_MAX], old_sig[SIGNATURE_TEXT_MAX];
-    if (signature_compute(secret, event_id, timestamp, body, body_len, now_sig, sizeof now_sig) != 0)
+    if (sign_one(keys, secret, event_id, timestamp, body, body_len, now_sig, sizeof now_sig) != 0)
         return -1;
     if (previous_secret == NULL || previous_secret[0] == '\0') {
         if (snprintf(out, outlen, "%s", now_sig) >= (int)outlen)
             return -1;
         return 0;
     }
-    if (signature_compute(previous_secret, event_id, timestamp, body, body_len, old_sig, sizeof old_sig) != 0)
+    if (sign_one(keys, previous_secret, event_id, timestamp, body, body_len, old_sig, sizeof old_sig) != 0)
         return -1;
     if (snprintf(out, outlen, "%s %s", now_sig, old_sig) >= (int)outlen)
         return -1;
@@ -232,8 +242,8 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
     a->timestamp = (long long)(a->started_at_ms / 1000);
     char signatures[DELIVERY_HTTP_SIGNATURES_MAX], ts[24];
     snprintf(ts, sizeof ts, "%lld", a->timestamp);
-    if (delivery_http_signatures(req->secret, req->previous_secret, req->event_id, a->timestamp, req->body,
-                                 req->body_len, signatures, sizeof signatures) != 0) {
+    if (delivery_http_signatures(a->signing_keys, req->secret, req->previous_secret, req->event_id, a->timestamp,
+                                 req->body, req->body_len, signatures, sizeof signatures) != 0) {
         snprintf(errbuf, errlen, "webhook secret is not a valid whsec_ secret");
         return -1;
     }

@@ -28,6 +28,8 @@
 #ifndef HOOKD_DELIVERY_HTTP_H
 #define HOOKD_DELIVERY_HTTP_H
 
+#include "signature_cache.h"
+
 #include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,6 +97,9 @@ typedef struct delivery_http_attempt {
      * its epoll bookkeeping per socket number with it. delivery_http_easy_setup() clears both; set them after. */
     void (*socket_opened)(void *ctx, int fd);
     void *socket_opened_ctx;
+    /* Prepared signing keys of the thread running this handle (borrowed; NULL: each attempt prepares its
+     * secret). delivery_http_easy_setup() clears it; set it after. */
+    signature_cache *signing_keys;
     size_t response_bytes;           /* response body bytes (dropped) */
     char retry_after[64];            /* raw Retry-After value of the last response, "" none */
     char errbuf[CURL_ERROR_SIZE];    /* libcurl's detailed error */
@@ -108,9 +113,11 @@ const char *delivery_http_system_ca(void);
 int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen, char *errbuf, size_t errlen);
 
 /* The webhook-signature value: "v1,<sig>" or, with previous_secret, "v1,<sig> v1,<sig with previous>".
- * Returns 0, or -1 when secret (or previous_secret) is not a valid whsec_ secret. */
-int delivery_http_signatures(const char *secret, const char *previous_secret, const char *event_id,
-                             long long timestamp, const char *body, size_t body_len, char *out, size_t outlen);
+ * keys (may be NULL) keeps the secrets' prepared keys for the calling thread. Returns 0, or -1 when secret (or
+ * previous_secret) is not a valid whsec_ secret. */
+int delivery_http_signatures(signature_cache *keys, const char *secret, const char *previous_secret,
+                             const char *event_id, long long timestamp, const char *body, size_t body_len, char *out,
+                             size_t outlen);
 
 /* Sets every per-handle option (protocols, no redirects, HTTP/2 over TLS, TLS verification, CA file, no proxy,
  * timeout, keep-alive, user agent, SSRF open-socket guard, body discard, Retry-After header capture, POST) with

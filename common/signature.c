@@ -4,67 +4,118 @@
 #include "secret.h"
 
 #include <openssl/crypto.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SECRET_PREFIX "whsec_"
 
-/* The HMAC implementation, fetched once: EVP_MAC_fetch takes OpenSSL 3's global method-store lock and was a
- * measurable share of the dispatcher's CPU when done per attempt (docs/BENCHMARKS.md). Never freed (process
- * lifetime); NULL when the fetch failed (signature_compute then fails). */
-static EVP_MAC *hmac_impl;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+/* SHA-256, fetched once: an implicit fetch per digest init takes OpenSSL 3's method-store lock (and EVP_MAC_fetch
+ * per attempt was a measurable share of the dispatcher's CPU, docs/BENCHMARKS.md). Never freed (process
+ * lifetime); NULL when the fetch failed (signing then fails). */
+static EVP_MD *sha256_impl;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-static void hmac_fetch(void)
+static void sha256_fetch(void)
 {
-    hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    sha256_impl = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+#define HMAC_BLOCK 64 /* SHA-256's block size */
+
+/* HMAC-SHA256 (RFC 2104) with the key already absorbed: inner = H state after (key ^ ipad), outer = H state after
+ * (key ^ opad). A signature copies each state once and hashes only the message and the inner digest. */
+struct signature_key {
+    EVP_MD_CTX *inner;
+    EVP_MD_CTX *outer;
+    EVP_MD_CTX *work; /* scratch for signature_key_sign */
+};
+
+void signature_key_free(signature_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_MD_CTX_free(k->inner); /* frees (and clears) the digest state */
+    EVP_MD_CTX_free(k->outer);
+    EVP_MD_CTX_free(k->work);
+    free(k);
+}
+
+signature_key *signature_key_new(const char *secret)
+{
+    unsigned char key[128], pad[HMAC_BLOCK];
+    if (secret == NULL || strncmp(secret, SECRET_PREFIX, strlen(SECRET_PREFIX)) != 0)
+        return NULL;
+    int key_len = secret_base64_decode(secret + strlen(SECRET_PREFIX), key, sizeof key);
+    if (key_len <= 0)
+        return NULL;
+    pthread_once(&sha256_once, sha256_fetch);
+    signature_key *k = calloc(1, sizeof *k);
+    if (k == NULL || sha256_impl == NULL)
+        goto fail;
+    k->inner = EVP_MD_CTX_new();
+    k->outer = EVP_MD_CTX_new();
+    k->work = EVP_MD_CTX_new();
+    if (k->inner == NULL || k->outer == NULL || k->work == NULL)
+        goto fail;
+    if (key_len > HMAC_BLOCK) { /* a key longer than a block is replaced by its digest */
+        unsigned int digest_len = 0;
+        if (EVP_Digest(key, (size_t)key_len, key, &digest_len, sha256_impl, NULL) != 1)
+            goto fail;
+        key_len = (int)digest_len;
+    }
+    memset(pad, 0x36, sizeof pad);
+    for (int i = 0; i < key_len; i++)
+        pad[i] ^= key[i];
+    if (EVP_DigestInit_ex(k->inner, sha256_impl, NULL) != 1 || EVP_DigestUpdate(k->inner, pad, sizeof pad) != 1)
+        goto fail;
+    memset(pad, 0x5c, sizeof pad);
+    for (int i = 0; i < key_len; i++)
+        pad[i] ^= key[i];
+    if (EVP_DigestInit_ex(k->outer, sha256_impl, NULL) != 1 || EVP_DigestUpdate(k->outer, pad, sizeof pad) != 1)
+        goto fail;
+    OPENSSL_cleanse(key, sizeof key);
+    OPENSSL_cleanse(pad, sizeof pad);
+    return k;
+fail:
+    OPENSSL_cleanse(key, sizeof key);
+    OPENSSL_cleanse(pad, sizeof pad);
+    signature_key_free(k);
+    return NULL;
+}
+
+int signature_key_sign(signature_key *k, const char *msg_id, long long timestamp, const char *body,
+                       size_t body_len, char *out, size_t outlen)
+{
+    char prefix[192];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    int prefix_len = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, timestamp);
+    if (prefix_len < 0 || (size_t)prefix_len >= sizeof prefix || outlen < 4)
+        return -1;
+    int ok = EVP_MD_CTX_copy_ex(k->work, k->inner) == 1 && EVP_DigestUpdate(k->work, prefix, (size_t)prefix_len) == 1 &&
+             EVP_DigestUpdate(k->work, body, body_len) == 1 && EVP_DigestFinal_ex(k->work, digest, &digest_len) == 1 &&
+             EVP_MD_CTX_copy_ex(k->work, k->outer) == 1 && EVP_DigestUpdate(k->work, digest, digest_len) == 1 &&
+             EVP_DigestFinal_ex(k->work, digest, &digest_len) == 1;
+    int rc = -1;
+    if (ok) {
+        memcpy(out, "v1,", 3);
+        rc = secret_base64_encode(digest, digest_len, out + 3, outlen - 3) < 0 ? -1 : 0;
+    }
+    OPENSSL_cleanse(digest, sizeof digest);
+    return rc;
 }
 
 int signature_compute(const char *secret, const char *msg_id, long long timestamp, const char *body,
                       size_t body_len, char *out, size_t outlen)
 {
-    unsigned char key[128];
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    char prefix[192];
-    int rc = -1;
-
-    if (secret == NULL || strncmp(secret, SECRET_PREFIX, strlen(SECRET_PREFIX)) != 0)
+    signature_key *k = signature_key_new(secret);
+    if (k == NULL)
         return -1;
-    int key_len = secret_base64_decode(secret + strlen(SECRET_PREFIX), key, sizeof key);
-    if (key_len <= 0)
-        return -1;
-    int prefix_len = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, timestamp);
-    if (prefix_len < 0 || (size_t)prefix_len >= sizeof prefix)
-        goto done;
-
-    pthread_once(&hmac_once, hmac_fetch);
-    EVP_MAC_CTX *mctx = hmac_impl != NULL ? EVP_MAC_CTX_new(hmac_impl) : NULL;
-    if (mctx == NULL)
-        goto free_mac;
-    char digest_name[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest_name, 0), OSSL_PARAM_construct_end()};
-    size_t produced = 0;
-    if (EVP_MAC_init(mctx, key, (size_t)key_len, params) != 1 ||
-        EVP_MAC_update(mctx, (const unsigned char *)prefix, (size_t)prefix_len) != 1 ||
-        EVP_MAC_update(mctx, (const unsigned char *)body, body_len) != 1 ||
-        EVP_MAC_final(mctx, mac, &produced, sizeof mac) != 1)
-        goto free_mac;
-    mac_len = (unsigned int)produced;
-    if (outlen < 4)
-        goto free_mac;
-    memcpy(out, "v1,", 3);
-    if (secret_base64_encode(mac, mac_len, out + 3, outlen - 3) < 0)
-        goto free_mac;
-    rc = 0;
-free_mac:
-    EVP_MAC_CTX_free(mctx);
-done:
-    OPENSSL_cleanse(key, sizeof key);
+    int rc = signature_key_sign(k, msg_id, timestamp, body, body_len, out, outlen);
+    signature_key_free(k);
     return rc;
 }
 

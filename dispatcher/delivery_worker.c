@@ -49,6 +49,7 @@ struct delivery_worker {
     delivery_job *out_head, *out_tail; /* jobs finished in this loop pass, pushed to done at its end */
     uint8_t *sock_state;           /* owned: per socket number, what the epoll set holds (SOCK_* bits) */
     size_t sock_state_len;
+    signature_cache *signing_keys; /* owned: the webhooks' prepared signing keys (this thread's only) */
 };
 
 /* What the worker's epoll set holds for one socket number, and whether libcurl currently wants it. */
@@ -197,6 +198,7 @@ static transfer *transfer_get(delivery_worker *w)
     delivery_http_easy_setup(t->easy, w->cfg, &t->http);
     t->http.socket_opened = socket_opened;
     t->http.socket_opened_ctx = w;
+    t->http.signing_keys = w->signing_keys;
     curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETFUNCTION, socket_close_cb);
     curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETDATA, w);
     return t;
@@ -406,6 +408,7 @@ static void worker_free(delivery_worker *w)
     }
     event_loop_free(w->loop);
     free(w->sock_state);
+    signature_cache_free(w->signing_keys);
     free(w);
 }
 
@@ -429,7 +432,8 @@ delivery_worker *delivery_worker_start(unsigned index, const delivery_http_confi
     w->loop = event_loop_new();
     w->multi = curl_multi_init();
     w->timer_fd = loop_timerfd_new();
-    if (w->inbox_fd < 0 || w->loop == NULL || w->multi == NULL || w->timer_fd < 0 ||
+    w->signing_keys = signature_cache_new(); /* used only by the worker's thread once it runs */
+    if (w->inbox_fd < 0 || w->loop == NULL || w->multi == NULL || w->timer_fd < 0 || w->signing_keys == NULL ||
         event_loop_add(w->loop, w->timer_fd, EPOLLIN, LOOP_TAG_CURL_TIMER) != 0 ||
         event_loop_add(w->loop, w->inbox_fd, EPOLLIN, LOOP_TAG_DELIVERY_INBOX) != 0) {
         snprintf(errbuf, errlen, "cannot set up delivery worker %u: %s", index, strerror(errno));
