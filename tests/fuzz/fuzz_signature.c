@@ -4,10 +4,33 @@
  * Input: 8 bytes timestamp, then NUL-separated secret, msg_id, header, and the body (rest, may contain NULs).
  * Invariants: verify never matches when compute refuses the secret; when compute succeeds its output is
  * "v1," + 44 base64 characters, verify accepts it alone, surrounded by spaces and next to the arbitrary header,
- * and refuses it with one character changed.
+ * and refuses it with one character changed; it equals OpenSSL's one-shot HMAC() of the same key and message
+ * (signature.c keeps its own HMAC key schedule), and a signature_key prepared from the secret gives it too.
  */
 #include "fuzz_util.h"
+#include "secret.h"
 #include "signature.h"
+
+#include <openssl/hmac.h>
+
+/* The signature by an independent route: OpenSSL's HMAC() over "<msg_id>.<ts>.<body>". */
+static void reference_signature(const char *secret, const char *msg_id, long long ts, const char *body, size_t body_len,
+                                char *out, size_t outlen)
+{
+    unsigned char key[128], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    int key_len = secret_base64_decode(secret + 6, key, sizeof key);
+    FUZZ_CHECK(key_len > 0, "compute accepted a secret whose key does not decode");
+    size_t id_len = strlen(msg_id);
+    char *msg = malloc(id_len + 32 + body_len);
+    int n = snprintf(msg, id_len + 32, "%s.%lld.", msg_id, ts);
+    memcpy(msg + n, body, body_len);
+    FUZZ_CHECK(HMAC(EVP_sha256(), key, key_len, (unsigned char *)msg, (size_t)n + body_len, mac, &mac_len) != NULL,
+               "HMAC() failed");
+    free(msg);
+    memcpy(out, "v1,", 3);
+    FUZZ_CHECK(secret_base64_encode(mac, mac_len, out + 3, outlen - 3) > 0, "base64");
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -35,6 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(strlen(sig) == 47 && strncmp(sig, "v1,", 3) == 0, "signature %s", sig);
         FUZZ_CHECK(signature_verify(secret, msg_id, ts, body, body_len, sig) == 1, "own signature refused");
+        char ref[SIGNATURE_TEXT_MAX], kept[SIGNATURE_TEXT_MAX];
+        reference_signature(secret, msg_id, ts, body, body_len, ref, sizeof ref);
+        FUZZ_CHECK(strcmp(sig, ref) == 0, "signature %s, HMAC() gives %s", sig, ref);
+        signature_key *key = signature_key_new(secret);
+        FUZZ_CHECK(key != NULL, "no key for a secret compute accepted");
+        FUZZ_CHECK(signature_key_sign(key, msg_id, ts, body, body_len, kept, sizeof kept) == 0 &&
+                       signature_key_sign(key, msg_id, ts, body, body_len, kept, sizeof kept) == 0 &&
+                       strcmp(kept, sig) == 0,
+                   "a kept key signs %s, compute %s", kept, sig);
+        signature_key_free(key);
         size_t hl = strlen(header);
         char *combo = malloc(hl + sizeof sig + 4);
         snprintf(combo, hl + sizeof sig + 4, " %s %s ", header, sig);
