@@ -129,6 +129,16 @@ def test_100_kib_header(api, token):
     assert_refused(raw)
 
 
+@pytest.mark.parametrize("size_kib", [4, 8, 12, 16])
+def test_headers_of_up_to_16_kib_are_served(api, token, size_kib):
+    """What proxies and gateways in front of the API add (cookies, tracing, forwarded-for chains, JWTs) stays well
+    under 16 KiB; such a request is answered normally, not refused."""
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(size_kib - 1))
+    raw = exchange(api, b"GET /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " +
+                   token.encode() + b"\r\n" + pad + b"\r\n")
+    assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
+
+
 def test_10000_headers(api, token):
     headers = b"".join(b"X-H%d: v\r\n" % i for i in range(10000))
     raw = exchange(api, b"GET /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nauth: " + token.encode() + b"\r\n" +

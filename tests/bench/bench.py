@@ -535,18 +535,23 @@ def row_ingress(st: Stack, cfg, res):
     # a longer nginx warm-up left the first measured run 10-20 % below the next two.
     wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.warmup_s)
     wrk(api.url + "/api/v1/events", script, 64, cfg.api_warmup_s)
-    base, subj = [], []
+    base, subj, cpu = [], [], []
     for i in range(cfg.runs):
         b = wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.wrk_s)
         perf = perf_attach(api.pid, st.dir / "perf-producer-api-ingress.data") if i == 0 else None
+        before = proc_stat(api.pid)
         s = wrk(api.url + "/api/v1/events", script, 64, cfg.wrk_s)
+        after = proc_stat(api.pid)
         perf_detach(perf)
+        if before and after and s["requests"]:
+            cpu.append((after[0] - before[0]) * 1e6 / s["requests"])
         if s["requests"] == 0 or s["non2xx"] > s["requests"] // 2:
             raise HarnessError(f"ingress: producer-api answered {s}")
         base.append(b["ok_per_s"])
         subj.append(s["ok_per_s"])
-        log(f"ingress run {i + 1}: api {s['ok_per_s']:.0f} req/s (non-2xx {s['non2xx']}), nginx {b['ok_per_s']:.0f}")
-    res["ingress"] = dict(value=median(subj), base=median(base),
+        log(f"ingress run {i + 1}: api {s['ok_per_s']:.0f} req/s (non-2xx {s['non2xx']}), nginx {b['ok_per_s']:.0f}, "
+            f"producer-api {cpu[-1] if cpu else 0:.0f} CPU-us/request")
+    res["ingress"] = dict(value=median(subj), base=median(base), cpu_us=median(cpu) if cpu else None,
                           ratio=median([s / b for s, b in zip(subj, base)]), body_bytes=len(body))
 
     # batch: arrays of 500 events, organizations 1..64 (the baseline tool uses the same keys)
@@ -823,11 +828,16 @@ def table(res, cfg):
                     f"{fmt(mem['rss_last'] / 2**20, ' MiB', 1)} | — | — | ≤ 64 MiB, flat | {verdict(ok)} |")
     else:
         rows.append("| memory | | n/a | — | n/a | ≤ 64 MiB, flat | not measured |")
-    fan = res.get("fanout")
+    fan, ing = res.get("fanout"), res.get("ingress")
+    what, figures = [], []
     if dsp:
-        rows.append(f"| cost | dispatcher utime+stime (/proc) per delivery, dispatch row"
-                    f"{'; fan-out row' if fan else ''} | {fmt(dsp['cpu_us'], ' CPU-µs', 0)}"
-                    f"{'; ' + fmt(fan['cpu_us'], ' CPU-µs', 0) if fan else ''} | — | — | report | reported |")
+        what.append("dispatcher utime+stime (/proc) per delivery, dispatch row" + ("; fan-out row" if fan else ""))
+        figures.append(fmt(dsp["cpu_us"], " CPU-µs", 0) + ("; " + fmt(fan["cpu_us"], " CPU-µs", 0) if fan else ""))
+    if ing and ing.get("cpu_us") is not None:
+        what.append("producer-api per request, ingress row")
+        figures.append(fmt(ing["cpu_us"], " CPU-µs", 0))
+    if what:
+        rows.append(f"| cost | {'; '.join(what)} | {'; '.join(figures)} | — | — | report | reported |")
     else:
         rows.append("| cost | | n/a | — | n/a | report | not measured |")
     return "\n".join(rows)
