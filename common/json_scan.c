@@ -27,6 +27,7 @@ typedef struct scanner {
     size_t depth, frame_cap;
     json_scan_span *keys; /* key_local or malloc'd */
     size_t nkeys, key_cap;
+    int allow_duplicates; /* json_scan_object_lenient: keys are not kept nor compared */
     frame frame_local[LOCAL_FRAMES];
     json_scan_span key_local[LOCAL_KEYS];
 } scanner;
@@ -406,9 +407,12 @@ static int scan_key(scanner *sc, json_scan_span *key)
         return fail(sc, "expected a string key");
     if (scan_string(sc, key) != 0)
         return -1;
-    if (sc->nkeys == sc->key_cap && grow((void **)&sc->keys, &sc->key_cap, sizeof *sc->keys, sc->key_local) != 0)
+    if (sc->allow_duplicates) {
+        /* nothing to remember */
+    } else if (sc->nkeys == sc->key_cap && grow((void **)&sc->keys, &sc->key_cap, sizeof *sc->keys, sc->key_local) != 0)
         return fail(sc, "out of memory");
-    sc->keys[sc->nkeys++] = *key;
+    else
+        sc->keys[sc->nkeys++] = *key;
     skip_ws(sc);
     if (sc->p == sc->end || *sc->p != ':')
         return fail(sc, "expected ':'");
@@ -524,10 +528,11 @@ static int scan(scanner *sc, int allow_array, json_scan_member_fn member, void *
     }
 }
 
-static int scan_input(const char *buf, size_t len, int allow_array, json_scan_member_fn member, void *ctx,
-                      char *err, size_t errlen)
+static int scan_input(const char *buf, size_t len, int allow_array, int allow_duplicates, json_scan_member_fn member,
+                      void *ctx, char *err, size_t errlen)
 {
     scanner sc;
+    sc.allow_duplicates = allow_duplicates;
     sc.buf = sc.p = (const unsigned char *)buf;
     sc.end = sc.buf + len;
     sc.err = err;
@@ -550,13 +555,19 @@ static int scan_input(const char *buf, size_t len, int allow_array, json_scan_me
 
 int json_scan_object(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err, size_t errlen)
 {
-    return scan_input(buf, len, 0, member, ctx, err, errlen);
+    return scan_input(buf, len, 0, 0, member, ctx, err, errlen);
+}
+
+int json_scan_object_lenient(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err,
+                             size_t errlen)
+{
+    return scan_input(buf, len, 0, 1, member, ctx, err, errlen);
 }
 
 int json_scan_document(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err,
                        size_t errlen)
 {
-    return scan_input(buf, len, 1, member, ctx, err, errlen);
+    return scan_input(buf, len, 1, 0, member, ctx, err, errlen);
 }
 
 size_t json_scan_compact(char *out, const char *text, size_t len)

@@ -9,6 +9,8 @@
  * json_scan_document() likewise accepts exactly what jansson parses to an object or an array, reports an array's
  * elements in order with no key, and json_scan_compact() of anything accepted is valid, equal as a JSON value and
  * free of whitespace outside strings.
+ * json_scan_object_lenient() accepts exactly what json_loadb() without JSON_REJECT_DUPLICATES parses to an object
+ * (what json_scan_object accepts, plus repeated keys), and reports a member per key occurrence.
  */
 #include "fuzz_util.h"
 #include "json_scan.h"
@@ -101,10 +103,47 @@ static void check_document(const uint8_t *data, size_t size)
     free(compact);
 }
 
+static int count_members(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    (void)value;
+    FUZZ_CHECK(key != NULL, "object member reported without a key");
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* json_scan_object_lenient against jansson with repeated keys allowed. */
+static void check_lenient(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    size_t reported = 0;
+    int rc = json_scan_object_lenient(text, size, count_members, &reported, NULL, 0);
+    json_t *root = json_loadb(text, size, 0, NULL);
+    int jansson_ok = root != NULL && json_is_object(root);
+    if (rc != 0 && jansson_ok) { /* allowed only for the NUL bytes jansson skips (fuzz_util.h) */
+        int removed;
+        size_t stripped_size;
+        char *stripped = fuzz_strip_jansson_nuls(data, size, &stripped_size, &removed);
+        FUZZ_CHECK(removed && json_scan_object_lenient(stripped, stripped_size, NULL, NULL, NULL, 0) == 0,
+                   "json_scan_object_lenient refused what jansson parsed");
+        free(stripped);
+    } else {
+        FUZZ_CHECK((rc == 0) == jansson_ok, "json_scan_object_lenient %d, jansson %s", rc,
+                   jansson_ok ? "object" : "refused");
+        if (rc == 0) /* repeated keys are reported each time; jansson keeps one */
+            FUZZ_CHECK(reported >= json_object_size(root), "%zu members, jansson %zu", reported,
+                       json_object_size(root));
+        if (rc == 0 && json_scan_object(text, size, NULL, NULL, NULL, 0) == 0)
+            FUZZ_CHECK(reported == json_object_size(root), "%zu members without repeats, jansson %zu", reported,
+                       json_object_size(root));
+    }
+    json_decref(root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static members m;
     check_document(data, size);
+    check_lenient(data, size);
     char err[96];
     memset(err, 'x', sizeof err);
     m.count = 0;
