@@ -91,30 +91,30 @@ static void test_fixed1_never_writes_what_json_cannot_read(void **state)
     }
 }
 
+/* json_buf_fixed1(v) writes what snprintf("%.1f") writes. */
+static void fixed1_like_printf(double v)
+{
+    char text[64], expected[64];
+    json_buf b;
+    json_buf_init(&b, text, sizeof text);
+    json_buf_fixed1(&b, v);
+    snprintf(expected, sizeof expected, "%.1f", v);
+    assert_string_equal(text, expected);
+}
+
 /* Written by hand now: the same text as printf's %.1f (which it replaced) away from exact ties. */
 static void test_fixed1_matches_printf(void **state)
 {
     (void)state;
     for (int i = -20000; i <= 20000; i++) {
-        const double values[] = {i * 0.013 + 0.0011, i * 7.77 - 0.0013, i * 1e9 + 0.31, i / 1000.0 + 0.0004};
-        for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
-            char text[64], expected[64];
-            json_buf b;
-            json_buf_init(&b, text, sizeof text);
-            json_buf_fixed1(&b, values[k]);
-            snprintf(expected, sizeof expected, "%.1f", values[k]);
-            assert_string_equal(text, expected);
-        }
+        fixed1_like_printf(i * 0.013 + 0.0011);
+        fixed1_like_printf(i * 7.77 - 0.0013);
+        fixed1_like_printf(i * 1e9 + 0.31);
+        fixed1_like_printf(i / 1000.0 + 0.0004);
     }
     const double edges[] = {0.0, -0.0, -0.04, 0.04, 0.05 + 1e-9, 99.95 + 1e-9, 1e14 + 0.25, -1e14 - 0.25, 123456789012345.6};
-    for (size_t k = 0; k < sizeof edges / sizeof edges[0]; k++) {
-        char text[64], expected[64];
-        json_buf b;
-        json_buf_init(&b, text, sizeof text);
-        json_buf_fixed1(&b, edges[k]);
-        snprintf(expected, sizeof expected, "%.1f", edges[k]);
-        assert_string_equal(text, expected);
-    }
+    for (size_t k = 0; k < sizeof edges / sizeof edges[0]; k++)
+        fixed1_like_printf(edges[k]);
 }
 
 static void test_object_with_keys_and_numbers(void **state)
