@@ -407,12 +407,12 @@ static int scan_key(scanner *sc, json_scan_span *key)
         return fail(sc, "expected a string key");
     if (scan_string(sc, key) != 0)
         return -1;
-    if (sc->allow_duplicates) {
-        /* nothing to remember */
-    } else if (sc->nkeys == sc->key_cap && grow((void **)&sc->keys, &sc->key_cap, sizeof *sc->keys, sc->key_local) != 0)
-        return fail(sc, "out of memory");
-    else
+    if (!sc->allow_duplicates) { /* json_scan_object_lenient remembers no keys */
+        if (sc->nkeys == sc->key_cap &&
+            grow((void **)&sc->keys, &sc->key_cap, sizeof *sc->keys, sc->key_local) != 0)
+            return fail(sc, "out of memory");
         sc->keys[sc->nkeys++] = *key;
+    }
     skip_ws(sc);
     if (sc->p == sc->end || *sc->p != ':')
         return fail(sc, "expected ':'");

@@ -64,7 +64,7 @@ int signature_cache_sign(signature_cache *c, const char *secret, const char *msg
     if (s->secret == NULL || s->secret_len != len || memcmp(s->secret, secret, len) != 0) {
         signature_key *key = signature_key_new(secret);
         if (key == NULL)
-            return signature_compute(secret, msg_id, timestamp, body, body_len, out, outlen); /* invalid: -1 */
+            return -1; /* not a valid secret (or out of memory, where signature_compute fails too) */
         char *copy = malloc(len + 1);
         if (copy == NULL) {
             int rc = signature_key_sign(key, msg_id, timestamp, body, body_len, out, outlen);

@@ -26,7 +26,7 @@ signature_cache *signature_cache_new(void);
 void signature_cache_free(signature_cache *cache);
 
 /* signature_compute()'s contract (same output, 0 or -1 for an invalid secret), with the secret's key prepared
- * once and kept. Falls back to signature_compute when the key cannot be kept (out of memory). */
+ * once and kept. A key that cannot be kept (out of memory for the secret's copy) signs once and is freed. */
 int signature_cache_sign(signature_cache *cache, const char *secret, const char *msg_id, long long timestamp,
                          const char *body, size_t body_len, char *out, size_t outlen);
 
