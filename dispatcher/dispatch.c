@@ -176,10 +176,14 @@ static void log_delivery(dispatch *d, long long webhook_id, const char *event_id
         webhook_store_log_attempt(d->opts.log_store, webhook_id, text);
 }
 
-/* The "delivery attempt" log line (info for a success, warn otherwise). */
-static void log_attempt(const event_ctx *ev, const delivery_slot *slot, const subscriber *sub,
+/* The "delivery attempt" log line: warn for a failed or refused attempt; info for a success, and only with
+ * LOG_ATTEMPTS=all (the delivery log and the deliveries counter keep every success; a line per success is
+ * megabytes of logs a second at full speed). */
+static void log_attempt(const dispatch *d, const event_ctx *ev, const delivery_slot *slot, const subscriber *sub,
                         const delivery_result *res)
 {
+    if (res->ok && !d->opts.log_successes)
+        return;
     log_line l;
     if (!log_line_begin(&l, res->ok ? LOG_INFO : LOG_WARN, "delivery attempt"))
         return;
@@ -228,7 +232,7 @@ static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const
                           const delivery_result *res)
 {
     dm_count_attempt(d->dm, res->outcome, res->status, res->latency_ms / 1000.0);
-    log_attempt(ev, slot, sub, res);
+    log_attempt(d, ev, slot, sub, res);
     log_delivery(d, sub->id, ev->env.id, slot->attempt, res);
     if (slot->admitted) {
         slot->admitted = 0;

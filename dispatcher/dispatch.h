@@ -63,6 +63,7 @@ typedef struct dispatch_options {
     long per_webhook_queue;           /* PER_WEBHOOK_QUEUE: deliveries one webhook may have waiting (>= 0) */
     long breaker_failures;            /* BREAKER_FAILURES (0: no breaker) */
     webhook_store *log_store;         /* delivery log (webhook_store_log_attempt), borrowed; NULL: none */
+    int log_successes;                /* LOG_ATTEMPTS=all: a "delivery attempt" line for successes too */
 } dispatch_options;
 
 /* Creates the dispatch. The engine and consumer are attached afterwards (they call back into it). */

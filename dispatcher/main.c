@@ -56,6 +56,8 @@ static const config_var vars[] = {
     {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"LOG_ATTEMPTS", "failures",
+     "which delivery attempts get a \"delivery attempt\" log line: failures (failed or refused) or all"},
 };
 
 /* Settings read from the environment. */
@@ -65,6 +67,7 @@ typedef struct settings {
     long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
+    int log_successes; /* LOG_ATTEMPTS=all */
     retry_policy policy;
 } settings;
 
@@ -87,6 +90,12 @@ static int read_settings(settings *s, char *err, size_t errlen)
         config_long("BREAKER_FAILURES", 10, 0, 1000000, &s->breaker_failures, err, errlen) != 0 ||
         retry_policy_parse(config_string("RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE), &s->policy, err, errlen) != 0)
         return -1;
+    const char *log_attempts = config_string("LOG_ATTEMPTS", "failures");
+    if (strcmp(log_attempts, "failures") != 0 && strcmp(log_attempts, "all") != 0) {
+        snprintf(err, errlen, "LOG_ATTEMPTS: must be failures or all");
+        return -1;
+    }
+    s->log_successes = strcmp(log_attempts, "all") == 0;
     if (s->policy.tiers > CONSUMER_MAX_EXTRA) {
         snprintf(err, errlen, "RETRY_SCHEDULE: at most %d distinct delays", CONSUMER_MAX_EXTRA);
         return -1;
@@ -286,7 +295,8 @@ int main(int argc, char **argv)
         goto out;
     }
     dispatch_options dopts = {a.cfg.max_in_flight, retry_stage_on_failure, a.retry, a.cfg.policy.tiers > 0,
-                              a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures, a.store};
+                              a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures, a.store,
+                              a.cfg.log_successes};
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;
@@ -326,7 +336,7 @@ int main(int argc, char **argv)
     if (a.retry_consumer != NULL)
         consumer_set_room(a.retry_consumer, dispatch_has_room);
     subscriber_cache_poll(a.cache);
-    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:i, s:I, s:I, s:I}",
+    log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:s}",
              "version",
              HOOKD_VERSION, "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr",
              a.cfg.metrics_addr, "max_in_flight", (json_int_t)a.cfg.max_in_flight, "delivery_threads",
@@ -334,11 +344,12 @@ int main(int argc, char **argv)
              (json_int_t)a.cfg.timeout_ms, "allow_private_targets", a.cfg.allow_private, "retry_tiers",
              a.cfg.policy.tiers, "per_webhook_in_flight", (json_int_t)a.cfg.per_webhook_in_flight,
              "per_webhook_queue", (json_int_t)a.cfg.per_webhook_queue,
-             "breaker_failures", (json_int_t)a.cfg.breaker_failures);
+             "breaker_failures", (json_int_t)a.cfg.breaker_failures, "log_attempts",
+             a.cfg.log_successes ? "all" : "failures");
     if (a.cfg.allow_private)
         log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);
 
-    log_batch_begin(); /* the loop logs a line per delivery attempt: one write per loop pass */
+    log_batch_begin(); /* the loop may log a line per delivery attempt: one write per loop pass */
     rc = run(&a);
     log_batch_end();
     if (consumer_close(a.consumer) != 0 && rc == 0)

@@ -203,8 +203,11 @@ class Dispatcher:
                         # under valgrind (~8x slower) a first attempt's TLS handshake and CA load can outlast 5 s:
                         # the receiver got it, the attempt timed out, the retry was a duplicate (CI, 2026-12-03)
                         ALLOW_PRIVATE_TARGETS="1", DELIVERY_TIMEOUT=f"{int(memcheck.scaled(5))}s", SHUTDOWN_GRACE="20s",
-                        KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="500", LOG_LEVEL="info")
+                        KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="500", LOG_LEVEL="info",
+                        LOG_ATTEMPTS="all")  # attempts() reads every attempt from the log
         self.env.update(env)
+        for name in [k for k, v in self.env.items() if v is None]:  # env={"X": None}: X unset, its default
+            del self.env[name]
         self.proc = Process(name, [str(BIN / "dispatcher")], self.env, stack.workdir)
 
     def url(self, path: str) -> str:
@@ -266,7 +269,7 @@ class Stack:
         self._receivers.append(r)
         return r
 
-    def dispatcher(self, name: Optional[str] = None, **env: str) -> Dispatcher:
+    def dispatcher(self, name: Optional[str] = None, **env: Optional[str]) -> Dispatcher:
         d = Dispatcher(self, name or f"dispatcher{len(self._dispatchers) + 1}", env)
         self._dispatchers.append(d)
         return d

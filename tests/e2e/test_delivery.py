@@ -199,6 +199,29 @@ def test_non_2xx_and_redirects_are_failed_attempts(stack):
     assert m["hookd_dispatcher_attempt_duration_seconds_count"] == 4
 
 
+def test_successes_are_logged_only_with_log_attempts_all(stack):
+    """By default (LOG_ATTEMPTS=failures) a failed attempt gets its "delivery attempt" line and a success does not;
+    both are in the metrics and the delivery log."""
+    rcv = stack.receiver()
+    rcv.configure("/500", status=500)
+    org = stack.new_org()
+    ok = stack.api.create_webhook(org, rcv.url("/ok"), "user.updated")
+    stack.api.create_webhook(org, rcv.url("/500"), "user.updated")
+    d = stack.dispatcher(LOG_ATTEMPTS=None).wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 8, "user.updated")])
+    success = 'hookd_dispatcher_deliveries_total{outcome="success",status_class="2xx"}'
+    wait_until(lambda: d.metrics().get(success) == 1 and d.attempts(), 20, what="both first attempts")
+    time.sleep(0.5)  # a line is written at the end of the loop pass that made it
+    (a,) = [a for a in d.attempts() if a["attempt"] == 1]
+    assert (a["event_id"], a["outcome"], a["status"]) == (eid, "http_error", 500)
+    assert [r.path for r in rcv.requests()].count("/ok") == 1
+    status, body = http("GET", stack.api.url + f"/api/v1/webhooks/{ok['id']}/deliveries",
+                        token=stack.api.org_token(org))
+    assert status == 200 and [(x["event_id"], x["status"]) for x in body["data"]] == [(eid, 200)], body
+    started = [line for line in d.proc.log_lines() if line.get("msg") == "dispatcher started"]
+    assert started and started[0]["log_attempts"] == "failures"
+
+
 def test_malformed_message_is_skipped(stack, kafka_broker):
     rcv = stack.receiver()
     org = stack.new_org()

@@ -19,13 +19,13 @@ def test_version_and_help():
     assert out.returncode == 0
     for var in ("KAFKA_BROKERS", "KAFKA_GROUP", "TOPIC_PREFIX", "REDIS_URL", "RECEIVER_CA_FILE", "DELIVERY_TIMEOUT",
                 "MAX_IN_FLIGHT", "SHUTDOWN_GRACE", "ALLOW_PRIVATE_TARGETS", "METRICS_ADDR", "LOG_LEVEL",
-                "KAFKA_<PROPERTY>"):
+                "LOG_ATTEMPTS", "KAFKA_<PROPERTY>"):
         assert var in out.stdout
 
 
 def test_invalid_configuration_exits_2(tmp_path):
     for bad in ({"MAX_IN_FLIGHT": "0"}, {"DELIVERY_TIMEOUT": "soon"}, {"REDIS_URL": "http://x"},
-                {"RECEIVER_CA_FILE": str(tmp_path / "missing.pem")}):
+                {"RECEIVER_CA_FILE": str(tmp_path / "missing.pem")}, {"LOG_ATTEMPTS": "some"}):
         env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", **bad)
         out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
         assert out.returncode == 2, (bad, out.stderr)

@@ -25,7 +25,7 @@ Environment:
                  Kafka is down, is opt-in: it fails today)
   FAULT_SETTLE   seconds to wait for the last deliveries of a scenario (default 180)
   FAULT_SEED     random seed (default: random; printed)
-  FAULT_LOG_LEVEL  the dispatchers' LOG_LEVEL (default warn; info logs every attempt)
+  FAULT_LOG_LEVEL  the dispatchers' LOG_LEVEL (default warn; info adds start-up and rebalance lines)
   FAULT_MAX_IN_FLIGHT  the dispatchers' MAX_IN_FLIGHT (default 64)
   HOOKD_BIN      where bin/producer-api and bin/dispatcher are (default <repo>/bin)
   HOOKD_KEEP_TMP=1 keep the work directory (process logs)
