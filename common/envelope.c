@@ -143,9 +143,8 @@ int envelope_from_request(const char *text, size_t len, long long token_org, int
         add_error(errors, index, "data", "is required");
     else if (data->kind != JSON_SCAN_OBJECT)
         add_error(errors, index, "data", "must be a JSON object");
-    else if (json_scan_object(data->start, data->len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
-             !data_id_integer)
-        add_error(errors, index, "data.id", "must be an integer");
+    else if (json_scan_members(data, on_data_member, &data_id_integer) != 0 || !data_id_integer)
+        add_error(errors, index, "data.id", "must be an integer"); /* data was validated with the event */
 
     const json_scan_span *id = present(&m, MEMBER_ID);
     if (id != NULL && (id->kind != JSON_SCAN_STRING || json_scan_string_decode(id, out->id, sizeof out->id) < 0 ||
@@ -270,9 +269,8 @@ int envelope_decode(const char *buf, size_t len, envelope *out, char *errbuf, si
         snprintf(errbuf, errlen, "envelope: organization_id must be positive");
     } else if ((occurred = decode_text(occurred_text)) == NULL || time_parse_rfc3339(occurred, &occurred_ms) != 0) {
         snprintf(errbuf, errlen, "envelope: occurred_at must be RFC 3339");
-    } else if (data->kind != JSON_SCAN_OBJECT ||
-               json_scan_object(data->start, data->len, on_data_member, &data_id_integer, NULL, 0) != 0 ||
-               !data_id_integer) {
+    } else if (data->kind != JSON_SCAN_OBJECT || json_scan_members(data, on_data_member, &data_id_integer) != 0 ||
+               !data_id_integer) { /* data was validated with the envelope: walked, not scanned again */
         snprintf(errbuf, errlen, "envelope: data must be an object with an integer id");
     } else if ((out->data = malloc(data->len + 1)) == NULL) {
         snprintf(errbuf, errlen, "envelope: out of memory");

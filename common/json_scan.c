@@ -600,6 +600,111 @@ size_t json_scan_compact(char *out, const char *text, size_t len)
     return n;
 }
 
+/* json_scan_members: walking text a scan already accepted. Every index stays below end, whatever the text. */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static size_t trusted_skip_ws(const char *t, size_t i, size_t end)
+{
+    while (i < end && is_ws(t[i]))
+        i++;
+    return i;
+}
+
+/* Index just past the closing quote of the string whose opening quote is at t[i] (end when there is none): the
+ * first quote not preceded by an odd run of backslashes. */
+static size_t trusted_string_end(const char *t, size_t i, size_t end)
+{
+    size_t from = i + 1;
+    while (from < end) {
+        const char *quote = memchr(t + from, '"', end - from);
+        if (quote == NULL)
+            break;
+        size_t k = (size_t)(quote - t), backslashes = 0;
+        while (k - backslashes > i + 1 && t[k - backslashes - 1] == '\\')
+            backslashes++;
+        if (backslashes % 2 == 0)
+            return k + 1;
+        from = k + 1;
+    }
+    return end;
+}
+
+/* Fills v with the value starting at t[i]; returns the index just past it. */
+static size_t trusted_value(const char *t, size_t i, size_t end, json_scan_span *v)
+{
+    char c = t[i];
+    v->start = t + i;
+    v->escaped = 0;
+    if (c == '"') {
+        size_t after = trusted_string_end(t, i, end);
+        v->start = t + i + 1;
+        v->len = after > i + 1 ? after - i - 2 : 0;
+        v->kind = JSON_SCAN_STRING;
+        v->escaped = memchr(v->start, '\\', v->len) != NULL;
+        return after;
+    }
+    if (c == '{' || c == '[') {
+        size_t depth = 0, k = i;
+        while (k < end) {
+            char d = t[k];
+            if (d == '"') {
+                k = trusted_string_end(t, k, end);
+                continue;
+            }
+            k++;
+            if (d == '{' || d == '[')
+                depth++;
+            else if ((d == '}' || d == ']') && --depth == 0)
+                break;
+        }
+        v->len = k - i;
+        v->kind = c == '{' ? JSON_SCAN_OBJECT : JSON_SCAN_ARRAY;
+        return k;
+    }
+    size_t k = i;
+    int real = 0;
+    while (k < end && t[k] != ',' && t[k] != '}' && t[k] != ']' && !is_ws(t[k])) {
+        real |= t[k] == '.' || t[k] == 'e' || t[k] == 'E';
+        k++;
+    }
+    v->len = k - i;
+    v->kind = c == 't' ? JSON_SCAN_TRUE : c == 'f' ? JSON_SCAN_FALSE : c == 'n' ? JSON_SCAN_NULL
+              : real    ? JSON_SCAN_REAL : JSON_SCAN_INTEGER;
+    return k;
+}
+
+int json_scan_members(const json_scan_span *object, json_scan_member_fn member, void *ctx)
+{
+    if (object->kind != JSON_SCAN_OBJECT)
+        return -1;
+    const char *t = object->start;
+    size_t end = object->len, i = 1; /* past the '{' */
+    for (;;) {
+        i = trusted_skip_ws(t, i, end);
+        if (i < end && t[i] == ',')
+            i = trusted_skip_ws(t, i + 1, end);
+        if (i >= end || t[i] != '"')
+            return 0; /* the closing '}' */
+        json_scan_span key, value;
+        i = trusted_value(t, i, end, &key);
+        i = trusted_skip_ws(t, i, end);
+        if (i < end && t[i] == ':')
+            i = trusted_skip_ws(t, i + 1, end);
+        if (i >= end)
+            return 0;
+        i = trusted_value(t, i, end, &value);
+        if (member != NULL) {
+            int rc = member(ctx, &key, &value);
+            if (rc != 0)
+                return rc;
+        }
+    }
+}
+
 int json_scan_string_equals(const json_scan_span *s, const char *plain)
 {
     size_t n = strlen(plain);

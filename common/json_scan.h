@@ -67,6 +67,14 @@ int json_scan_object_lenient(const char *buf, size_t len, json_scan_member_fn me
 int json_scan_document(const char *buf, size_t len, json_scan_member_fn member, void *ctx, char *err,
                        size_t errlen);
 
+/* Reports the members of object, an object span from a successful scan (a value json_scan_object() handed out),
+ * to member in input order, without validating again: strings are skipped to their closing quote and nested
+ * values by counting brackets outside strings, so descending into an accepted document costs a fraction of a
+ * scan. Spans are as json_scan_object() reports them. Returns 0 after the last member, the callback's nonzero
+ * result (the walk stops there), or -1 when object is not of kind JSON_SCAN_OBJECT. Never reads outside the
+ * span; on text no scan accepted the members reported are unspecified. */
+int json_scan_members(const json_scan_span *object, json_scan_member_fn member, void *ctx);
+
 /* Collects the members a decoder looks for, by name, as a json_scan_member_fn: pass json_scan_pick_member and a
  * json_scan_pick (names and count set, the rest zeroed) to json_scan_object(). Later duplicates cannot occur (the
  * scan refuses them); members not named are skipped. */

@@ -1,4 +1,5 @@
-/* kafka_stats — see kafka_stats.h. Each level is a json_scan_object_lenient() over the span its parent handed out. */
+/* kafka_stats — see kafka_stats.h. The document is validated once, by json_scan_object_lenient(); each level below
+ * is walked with json_scan_members() over the span its parent handed out (no second validation). */
 #include "kafka_stats.h"
 
 #include "json_scan.h"
@@ -15,11 +16,10 @@ typedef struct reader {
     char topic[TOPIC_NAME_MAX];
 } reader;
 
-/* One object's members by name: a json_scan_pick over a span. 0 when the span is an object that scanned. */
+/* One object's members by name: a json_scan_pick over a span of the validated document. 0 when it is an object. */
 static int pick(const json_scan_span *obj, json_scan_pick *p)
 {
-    return obj->kind == JSON_SCAN_OBJECT ? json_scan_object_lenient(obj->start, obj->len, json_scan_pick_member, p, NULL, 0)
-                                         : -1;
+    return json_scan_members(obj, json_scan_pick_member, p);
 }
 
 /* "brokers": {"<name>": {"nodeid": 1, "state": "UP", ...}, ...} */
@@ -74,8 +74,8 @@ static int on_topic(void *ctx, const json_scan_span *key, const json_scan_span *
         return 0; /* no topic of ours has such a name */
     static const char *const names[] = {"partitions"};
     json_scan_pick p = {.names = names, .count = 1};
-    if (pick(value, &p) == 0 && json_scan_picked(&p, 0) && p.span[0].kind == JSON_SCAN_OBJECT)
-        json_scan_object_lenient(p.span[0].start, p.span[0].len, on_partition, r, NULL, 0);
+    if (pick(value, &p) == 0 && json_scan_picked(&p, 0))
+        json_scan_members(&p.span[0], on_partition, r);
     return 0;
 }
 
@@ -89,8 +89,8 @@ int kafka_stats_read(const char *json, size_t len, kafka_stats_health *health, k
     if (json_scan_object_lenient(json, len, json_scan_pick_member, &top, NULL, 0) != 0)
         return -1;
     reader r = {.health = health, .on_lag = on_lag, .ctx = ctx};
-    if (json_scan_picked(&top, BROKERS) && top.span[BROKERS].kind == JSON_SCAN_OBJECT)
-        json_scan_object_lenient(top.span[BROKERS].start, top.span[BROKERS].len, on_broker, &r, NULL, 0);
+    if (json_scan_picked(&top, BROKERS))
+        json_scan_members(&top.span[BROKERS], on_broker, &r);
     static const char *const group_names[] = {"state", "join_state"};
     json_scan_pick group = {.names = group_names, .count = 2};
     if (json_scan_picked(&top, CGRP) && pick(&top.span[CGRP], &group) == 0 && json_scan_picked(&group, 0) &&
@@ -98,7 +98,7 @@ int kafka_stats_read(const char *json, size_t len, kafka_stats_health *health, k
         group.span[1].kind == JSON_SCAN_STRING)
         health->group_steady = json_scan_string_equals(&group.span[0], "up") &&
                                json_scan_string_equals(&group.span[1], "steady");
-    if (on_lag != NULL && json_scan_picked(&top, TOPICS) && top.span[TOPICS].kind == JSON_SCAN_OBJECT)
-        json_scan_object_lenient(top.span[TOPICS].start, top.span[TOPICS].len, on_topic, &r, NULL, 0);
+    if (on_lag != NULL && json_scan_picked(&top, TOPICS))
+        json_scan_members(&top.span[TOPICS], on_topic, &r);
     return 0;
 }

@@ -11,6 +11,8 @@
  * free of whitespace outside strings.
  * json_scan_object_lenient() accepts exactly what json_loadb() without JSON_REJECT_DUPLICATES parses to an object
  * (what json_scan_object accepts, plus repeated keys), and reports a member per key occurrence.
+ * json_scan_members() over an accepted object, and over the objects nested in it, reports the same members with
+ * the same spans as the validating scan.
  */
 #include "fuzz_util.h"
 #include "json_scan.h"
@@ -120,6 +122,50 @@ static int count_members(void *ctx, const json_scan_span *key, const json_scan_s
     return 0;
 }
 
+static int is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int same_span(const json_scan_span *a, const json_scan_span *b)
+{
+    return a->start == b->start && a->len == b->len && a->kind == b->kind && a->escaped == b->escaped;
+}
+
+/* json_scan_members over an accepted object (text[0, size) with its surrounding whitespace) reports exactly the
+ * members json_scan_object reported, and so for every object value nested in it, to a few levels. */
+static void check_members_walk(const char *text, size_t size, const members *expected, int depth)
+{
+    static members walked[4];
+    size_t first = 0, last = size;
+    while (first < size && is_json_ws(text[first]))
+        first++;
+    while (last > first && is_json_ws(text[last - 1]))
+        last--;
+    json_scan_span object = {text + first, last - first, JSON_SCAN_OBJECT, 0};
+    members *w = &walked[depth];
+    w->count = 0;
+    FUZZ_CHECK(json_scan_members(&object, collect, w) == 0, "json_scan_members failed");
+    FUZZ_CHECK(w->count == expected->count, "json_scan_members: %zu members, json_scan_object %zu", w->count,
+               expected->count);
+    for (size_t i = 0; i < w->count && i < MAX_MEMBERS; i++) {
+        FUZZ_CHECK(same_span(&w->keys[i], &expected->keys[i]), "json_scan_members: key %zu differs", i);
+        FUZZ_CHECK(same_span(&w->values[i], &expected->values[i]), "json_scan_members: value %zu differs", i);
+    }
+    if (depth + 1 >= 4)
+        return;
+    static members nested[4];
+    for (size_t i = 0; i < w->count && i < MAX_MEMBERS; i++) {
+        const json_scan_span *v = &w->values[i];
+        if (v->kind != JSON_SCAN_OBJECT)
+            continue;
+        members *n = &nested[depth];
+        n->count = 0;
+        FUZZ_CHECK(json_scan_object_lenient(v->start, v->len, collect, n, NULL, 0) == 0, "nested object refused");
+        check_members_walk(v->start, v->len, n, depth + 1);
+    }
+}
+
 /* json_scan_object_lenient against jansson with repeated keys allowed. */
 static void check_lenient(const uint8_t *data, size_t size)
 {
@@ -174,6 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(m.count == json_object_size(root), "%zu members, jansson %zu", m.count, json_object_size(root));
+    check_members_walk((const char *)data, size, &m, 0);
     size_t i = 0;
     const char *key;
     json_t *value;

@@ -216,6 +216,70 @@ static void test_members_and_spans(void **state)
     assert_int_equal(s.values[7].len, 2);
 }
 
+static int stop_at_second(void *ctx, const json_scan_span *key, const json_scan_span *value);
+
+static int count_only(void *ctx, const json_scan_span *key, const json_scan_span *value)
+{
+    (void)key;
+    (void)value;
+    ((seen *)ctx)->count++;
+    return 0;
+}
+
+/* json_scan_members walks an accepted object's members as the validating scan reports them: strings with escaped
+ * quotes and backslashes right before the closing quote, brackets inside strings, nested containers, whitespace
+ * everywhere it may be. */
+static void test_members_walk_matches_the_scan(void **state)
+{
+    (void)state;
+    const char *texts[] = {
+        "{ \"d\" : { \"s\" : \"a \\\" } ] \\\\\" , \"id\":7 ,\"x\":[1,{\"y\":\"}\"}] ,\"k\\\"\":1e3,\"z\":null } }",
+        "{\"d\":{}}",
+        "{\"d\":{\"a\":[[[]]],\"b\":-0,\"c\":0.5,\"t\":true,\"f\":false,\"e\":\"\\\\\",\"g\":{\"h\":{}}}}",
+    };
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        const char *text = texts[t];
+        seen outer, scanned, walked;
+        memset(&outer, 0, sizeof outer);
+        memset(&scanned, 0, sizeof scanned);
+        memset(&walked, 0, sizeof walked);
+        char err[128] = "";
+        if (json_scan_object(text, strlen(text), collect, &outer, err, sizeof err) != 0)
+            fail_msg("%s refused: %s", text, err);
+        assert_true(jansson_accepts(text, strlen(text)));
+        const json_scan_span *d = &outer.values[0];
+        assert_int_equal(d->kind, JSON_SCAN_OBJECT);
+        assert_int_equal(json_scan_object(d->start, d->len, collect, &scanned, NULL, 0), 0);
+        assert_int_equal(json_scan_members(d, collect, &walked), 0);
+        assert_int_equal(walked.count, scanned.count);
+        for (int i = 0; i < walked.count && i < 8; i++) {
+            assert_string_equal(walked.keys[i], scanned.keys[i]);
+            assert_ptr_equal(walked.values[i].start, scanned.values[i].start);
+            assert_int_equal(walked.values[i].len, scanned.values[i].len);
+            assert_int_equal(walked.values[i].kind, scanned.values[i].kind);
+            assert_int_equal(walked.values[i].escaped, scanned.values[i].escaped);
+        }
+    }
+    int calls = 0; /* the callback's result ends the walk and is returned */
+    json_scan_span object = {"{\"a\":1,\"b\":2,\"c\":3}", 19, JSON_SCAN_OBJECT, 0};
+    assert_int_equal(json_scan_members(&object, stop_at_second, &calls), 1);
+    assert_int_equal(calls, 2);
+    json_scan_span array = {"[1]", 3, JSON_SCAN_ARRAY, 0};
+    assert_int_equal(json_scan_members(&array, collect, &calls), -1);
+    /* text no scan accepted: whatever is reported, nothing is read outside the span (checked under ASan) */
+    const char *bad[] = {"{", "{\"", "{\"a", "{\"a\":", "{\"a\":\"", "{\"a\":{", "{\"a\":[\"]", "{,,}", "{\"a\"::}", "{\"a\\"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *copy = malloc(strlen(bad[i])); /* exactly the span: no terminator to lean on */
+        assert_non_null(copy);
+        memcpy(copy, bad[i], strlen(bad[i]));
+        json_scan_span b = {copy, strlen(bad[i]), JSON_SCAN_OBJECT, 0};
+        seen ignored;
+        memset(&ignored, 0, sizeof ignored);
+        json_scan_members(&b, count_only, &ignored);
+        free(copy);
+    }
+}
+
 static int stop_at_second(void *ctx, const json_scan_span *key, const json_scan_span *value)
 {
     (void)key;
@@ -343,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_nul_after_number_refused),
         cmocka_unit_test(test_members_and_spans),
         cmocka_unit_test(test_callback_can_stop),
+        cmocka_unit_test(test_members_walk_matches_the_scan),
         cmocka_unit_test(test_integer_extremes),
         cmocka_unit_test(test_document_arrays),
         cmocka_unit_test(test_compact),
