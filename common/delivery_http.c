@@ -1,6 +1,7 @@
 /* delivery_http — see delivery_http.h. */
 #include "delivery_http.h"
 
+#include "json_text.h"
 #include "retry_policy.h"
 #include "signature.h"
 #include "signature_cache.h"
@@ -80,18 +81,18 @@ int delivery_http_signatures(signature_cache *keys, const char *secret, const ch
                              const char *event_id, long long timestamp, const char *body, size_t body_len, char *out,
                              size_t outlen)
 {
-    char now_sig[SIGNATURE_TEXT_MAX], old_sig[SIGNATURE_TEXT_MAX];
-    if (sign_one(keys, secret, event_id, timestamp, body, body_len, now_sig, sizeof now_sig) != 0)
-        return -1;
-    if (previous_secret == NULL || previous_secret[0] == '\0') {
-        if (snprintf(out, outlen, "%s", now_sig) >= (int)outlen)
-            return -1;
+    if (sign_one(keys, secret, event_id, timestamp, body, body_len, out, outlen) != 0)
+        return -1; /* the signature with the current secret goes straight into out */
+    if (previous_secret == NULL || previous_secret[0] == '\0')
         return 0;
-    }
+    char old_sig[SIGNATURE_TEXT_MAX];
     if (sign_one(keys, previous_secret, event_id, timestamp, body, body_len, old_sig, sizeof old_sig) != 0)
         return -1;
-    if (snprintf(out, outlen, "%s %s", now_sig, old_sig) >= (int)outlen)
+    size_t used = strlen(out), old_len = strlen(old_sig);
+    if (used + 1 + old_len >= outlen)
         return -1;
+    out[used] = ' ';
+    memcpy(out + used + 1, old_sig, old_len + 1);
     return 0;
 }
 
@@ -215,17 +216,21 @@ typedef struct header_cursor {
 /* Appends "name: value" as the next node of a's in-place header list. Returns 0, or -1 when it does not fit. */
 static int add_header(delivery_http_attempt *a, header_cursor *at, const char *name, const char *value)
 {
-    size_t room = sizeof a->header_text - at->used;
-    int len = snprintf(a->header_text + at->used, room, "%s: %s", name, value);
-    if (at->count == DELIVERY_HTTP_HEADER_COUNT || len < 0 || (size_t)len >= room)
+    json_buf text; /* "name: value", NUL-terminated, without printf (six headers per attempt) */
+    json_buf_init(&text, a->header_text + at->used, sizeof a->header_text - at->used);
+    json_buf_raw(&text, name, strlen(name));
+    json_buf_raw(&text, ": ", 2);
+    json_buf_raw(&text, value, strlen(value));
+    if (at->count == DELIVERY_HTTP_HEADER_COUNT || text.overflow)
         return -1;
+    size_t len = text.len;
     struct curl_slist *node = &a->header_nodes[at->count];
     node->data = a->header_text + at->used;
     node->next = NULL;
     if (at->count > 0)
         a->header_nodes[at->count - 1].next = node;
     at->count++;
-    at->used += (size_t)len + 1;
+    at->used += len + 1;
     return 0;
 }
 
@@ -241,7 +246,9 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
     a->started_at_ms = time_now_ms();
     a->timestamp = (long long)(a->started_at_ms / 1000);
     char signatures[DELIVERY_HTTP_SIGNATURES_MAX], ts[24];
-    snprintf(ts, sizeof ts, "%lld", a->timestamp);
+    json_buf ts_text;
+    json_buf_init(&ts_text, ts, sizeof ts);
+    json_buf_int(&ts_text, a->timestamp);
     if (delivery_http_signatures(a->signing_keys, req->secret, req->previous_secret, req->event_id, a->timestamp,
                                  req->body, req->body_len, signatures, sizeof signatures) != 0) {
         snprintf(errbuf, errlen, "webhook secret is not a valid whsec_ secret");

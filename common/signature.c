@@ -1,6 +1,7 @@
 /* signature — see signature.h. */
 #include "signature.h"
 
+#include "json_text.h"
 #include "secret.h"
 
 #include <openssl/crypto.h>
@@ -92,10 +93,16 @@ int signature_key_sign(signature_key *k, const char *msg_id, long long timestamp
     char prefix[192];
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
-    int prefix_len = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, timestamp);
-    if (prefix_len < 0 || (size_t)prefix_len >= sizeof prefix || outlen < 4)
+    json_buf text; /* "<msg_id>.<timestamp>." without printf (once per attempt) */
+    json_buf_init(&text, prefix, sizeof prefix);
+    json_buf_raw(&text, msg_id, strlen(msg_id));
+    json_buf_raw(&text, ".", 1);
+    json_buf_int(&text, timestamp);
+    json_buf_raw(&text, ".", 1);
+    size_t prefix_len = text.len;
+    if (text.overflow || outlen < 4)
         return -1;
-    int ok = EVP_MD_CTX_copy_ex(k->work, k->inner) == 1 && EVP_DigestUpdate(k->work, prefix, (size_t)prefix_len) == 1 &&
+    int ok = EVP_MD_CTX_copy_ex(k->work, k->inner) == 1 && EVP_DigestUpdate(k->work, prefix, prefix_len) == 1 &&
              EVP_DigestUpdate(k->work, body, body_len) == 1 && EVP_DigestFinal_ex(k->work, digest, &digest_len) == 1 &&
              EVP_MD_CTX_copy_ex(k->work, k->outer) == 1 && EVP_DigestUpdate(k->work, digest, digest_len) == 1 &&
              EVP_DigestFinal_ex(k->work, digest, &digest_len) == 1;
