@@ -71,6 +71,18 @@ int offset_tracker_add(offset_tracker *t, int64_t offset)
     return 0;
 }
 
+int offset_tracker_unadd(offset_tracker *t, int64_t offset)
+{
+    if (t->count == 0 || offset != t->last_added || at(t, t->count - 1)->offset != offset ||
+        at(t, t->count - 1)->done)
+        return -1;
+    t->count--;
+    t->pending--;
+    /* offsets between the previous add and this one were skipped, i.e. finished: committable() stays right */
+    t->last_added = offset - 1;
+    return 0;
+}
+
 int offset_tracker_complete(offset_tracker *t, int64_t offset)
 {
     if (t->count == 0 || offset < at(t, 0)->offset || offset > t->last_added)

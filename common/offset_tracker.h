@@ -30,6 +30,11 @@ void offset_tracker_free(offset_tracker *t);
  * allocation failure (nothing recorded). */
 int offset_tracker_add(offset_tracker *t, int64_t offset);
 
+/* Takes back the offset added last (not finished): the message was put back and will be consumed again. The
+ * offsets before it keep their state; the next add may be this offset again. Returns 0, or -1 when offset is not
+ * the last one added or is already finished (nothing changed). */
+int offset_tracker_unadd(offset_tracker *t, int64_t offset);
+
 /* Marks a recorded offset finished. Returns 0, or -1 when it is not pending (unknown or already finished). */
 int offset_tracker_complete(offset_tracker *t, int64_t offset);
 

@@ -128,6 +128,7 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
         if (s->queued >= t->max_queue && stalled(s, now_ms))
             return BREAKER_REJECT_FULL;
         w->next = NULL;
+        w->queued_ms = now_ms;
         if (s->tail != NULL)
             s->tail->next = w;
         else
@@ -206,6 +207,24 @@ size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size
                 out[n++] = fifo_pop(s);
         }
     return n;
+}
+
+int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms)
+{
+    const hook_state *s = get(t, id, 0);
+    return s != NULL && !s->open && s->queued > 0 && s->queued >= t->max_queue &&
+           now_ms - s->head->queued_ms >= BREAKER_BACKLOG_MS && !stalled(s, now_ms);
+}
+
+long breaker_queued(breaker_table *t, long long id)
+{
+    const hook_state *s = get(t, id, 0);
+    return s != NULL ? s->queued : 0;
+}
+
+long breaker_max_queue(const breaker_table *t)
+{
+    return t->max_queue;
 }
 
 long breaker_open_count(const breaker_table *t)

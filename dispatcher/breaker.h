@@ -10,9 +10,12 @@
  *              progress, so a hanging receiver stays stalled as its attempts time out); a stalled webhook's full FIFO
  *              refuses new deliveries (BREAKER_REJECT_FULL: the dispatch fails them as attempts, "receiver
  *              backlog full") and breaker_shed() hands out what it holds past PER_WEBHOOK_QUEUE to be refused
- *              the same way. So a healthy receiver absorbs a burst (bounded by MAX_IN_FLIGHT, which counts
- *              queued deliveries) without failed attempts, and a hanging one keeps at most PER_WEBHOOK_QUEUE of
- *              the budget once it is seen to hang
+ *              the same way. A healthy webhook with a full FIFO whose oldest waiter has waited
+ *              BREAKER_BACKLOG_MS is *backlogged* (breaker_backlogged): the dispatch leaves its next events in
+ *              Kafka until the FIFO is half empty. So a healthy receiver absorbs a burst without failed attempts
+ *              (a fast one within MAX_IN_FLIGHT, a slow one within PER_WEBHOOK_QUEUE, leaving the rest of the
+ *              budget to other webhooks), and a hanging one keeps at most PER_WEBHOOK_QUEUE of the budget once
+ *              it is seen to hang
  *   open       deliveries are not attempted (BREAKER_REJECT_OPEN: the dispatch fails them as attempts, "circuit
  *              breaker open", so they follow the retry schedule to the dead-letter topic); waiters still queued
  *              when it opens are handed out by breaker_dequeue() with BREAKER_REJECT_OPEN; a delivery that may
@@ -37,9 +40,14 @@ typedef struct breaker_table breaker_table;
 /* No attempt of a webhook with attempts in flight succeeded for this long: its receiver is not keeping up. */
 #define BREAKER_STALL_MS 500
 
+/* A full FIFO whose oldest delivery has waited this long belongs to a receiver slower than its burst
+ * (breaker_backlogged). A fast receiver empties even a long FIFO sooner and never counts as backlogged. */
+#define BREAKER_BACKLOG_MS 100
+
 /* A delivery waiting in its webhook's FIFO (embedded in the caller's delivery state). */
 typedef struct breaker_waiter {
     struct breaker_waiter *next;
+    int64_t queued_ms;         /* when it joined the FIFO */
 } breaker_waiter;
 
 /* What to do with a delivery that is about to start. */
@@ -74,6 +82,19 @@ breaker_waiter *breaker_dequeue(breaker_table *t, long long id, breaker_verdict 
  * into out; the caller fails each as BREAKER_REJECT_FULL. Returns how many; call again while it returns cap.
  * Scans the whole table: call it from a periodic tick, not per delivery. */
 size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size_t cap);
+
+/* 1 when webhook id is busy, healthy and slower than its backlog: breaker closed, not stalled, its FIFO holds
+ * PER_WEBHOOK_QUEUE deliveries or more and the oldest has waited BREAKER_BACKLOG_MS. The dispatch then leaves the
+ * next event for it in Kafka (its partition waits) instead of queueing more, so one webhook's burst cannot take
+ * the whole MAX_IN_FLIGHT budget. A stalled webhook's deliveries are refused instead (breaker_admit), an open
+ * breaker's too. */
+int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms);
+
+/* Deliveries waiting in webhook id's FIFO (0 for an unknown webhook). */
+long breaker_queued(breaker_table *t, long long id);
+
+/* PER_WEBHOOK_QUEUE as configured. */
+long breaker_max_queue(const breaker_table *t);
 
 /* Open breakers (the hookd_dispatcher_breakers_open gauge). */
 long breaker_open_count(const breaker_table *t);

@@ -33,8 +33,9 @@ struct partition_state {
     int64_t stored;            /* last offset handed to rd_kafka_offsets_store, -1 none */
     int assigned;              /* 0 once revoked (detached from the table) */
     metric_series *lag;        /* consumer lag gauge (removed on revoke) */
-    int held;                  /* waiting for its head message to be due (paused, seeked back) */
-    int64_t hold_until_ms;     /* monotonic */
+    int held;                  /* waiting for its head message (paused, seeked back to hold_offset) */
+    int64_t hold_offset;       /* the head message it waits for */
+    int64_t hold_until_ms;     /* monotonic: resumed then at the latest */
 };
 
 /* Per event type: partition states indexed by partition number. */
@@ -176,6 +177,11 @@ int consumer_track(partition_state *ps, int64_t offset)
     return offset_tracker_add(ps->tracker, offset);
 }
 
+int consumer_untrack(partition_state *ps, int64_t offset)
+{
+    return offset_tracker_unadd(ps->tracker, offset);
+}
+
 void consumer_complete(partition_state *ps, int64_t offset)
 {
     if (offset_tracker_complete(ps->tracker, offset) != 0)
@@ -310,9 +316,38 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     }
     rd_kafka_topic_partition_list_destroy(list);
     ps->held = 1;
+    ps->hold_offset = offset;
     ps->hold_until_ms = time_monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
     log_json(LOG_DEBUG, "retry partition waits for its head", "{s:s, s:i, s:I, s:I}", "topic", ps->topic,
              "partition", ps->partition, "offset", (json_int_t)offset, "wait_ms", (json_int_t)delay_ms);
+    hold_rearm(c);
+}
+
+/* Resumes the held partitions of list (when no global pause reason is set) and seeks each to its head message
+ * again: a resume alone does not wake librdkafka 2.0's fetcher (it fetched up to a second later, kick_fetcher()),
+ * a seek to a concrete offset does. The partition was paused at that offset, so the seek skips nothing. */
+static void resume_held(consumer *c, rd_kafka_topic_partition_list_t *list)
+{
+    if (c->pause_reasons != 0 || list->cnt == 0)
+        return; /* they resume with the global pause's end (consumer_set_paused) */
+    apply_pause(c, list, 0);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* async */);
+    if (error != NULL) {
+        log_json(LOG_WARN, "seek failed", "{s:s}", "error", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+void consumer_release(partition_state *ps)
+{
+    consumer *c = ps->c;
+    if (!ps->held || !ps->assigned || c == NULL)
+        return;
+    ps->held = 0;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
+    resume_held(c, list);
+    rd_kafka_topic_partition_list_destroy(list);
     hold_rearm(c);
 }
 
@@ -326,11 +361,10 @@ void consumer_on_hold_timer(consumer *c)
             partition_state *ps = c->rows[t].parts[p];
             if (ps != NULL && ps->held && ps->hold_until_ms <= now) {
                 ps->held = 0;
-                rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition);
+                rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
             }
         }
-    if (c->pause_reasons == 0)
-        apply_pause(c, list, 0);
+    resume_held(c, list);
     rd_kafka_topic_partition_list_destroy(list);
     hold_rearm(c);
 }

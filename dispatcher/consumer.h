@@ -75,6 +75,11 @@ int consumer_drain(consumer *c, int max, int64_t budget_us);
  * re-delivery after resume: skip the message). */
 int consumer_track(partition_state *ps, int64_t offset);
 
+/* Takes back the offset tracked last (consumer_track) when its message is put back (consumer_hold at it): it is
+ * consumed again after the hold, and the commit point stays at it meanwhile. Returns 0, or -1 when it was not the
+ * last one tracked. */
+int consumer_untrack(partition_state *ps, int64_t offset);
+
 /* Marks a tracked offset finished (all its deliveries done or handed on). */
 void consumer_complete(partition_state *ps, int64_t offset);
 
@@ -90,6 +95,10 @@ int consumer_partition_slot(const partition_state *ps);
  * set then). Messages of a held partition that still arrive are dropped (they are fetched again). Only that
  * partition waits. Ignored for a revoked partition. */
 void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms);
+
+/* Resumes a held partition now, before its delay is up (unless a global pause reason is set: then with the
+ * pause's end). Ignored when it is not held or was revoked. */
+void consumer_release(partition_state *ps);
 
 /* The LOOP_TAG_HOLD timer fired: resumes held partitions that are due. */
 void consumer_on_hold_timer(consumer *c);

@@ -43,6 +43,17 @@ typedef struct event_ctx {
 struct dispatch;
 static void set_paused(struct dispatch *d, unsigned reason, int on);
 
+/* A partition held at an event for a backlogged webhook (breaker_backlogged), released once the webhook's FIFO is
+ * half empty. One entry per partition (a reference to it), the webhook of its latest hold. */
+typedef struct backlog_hold {
+    long long webhook_id;
+    partition_state *ps;         /* reference owned by the entry */
+} backlog_hold;
+
+/* The longest a partition waits for a backlogged webhook before its head event is looked at again (the release
+ * normally comes first, when the webhook's FIFO is half empty). */
+#define BACKLOG_HOLD_MAX_MS 1000
+
 struct dispatch {
     dispatch_options opts;
     subscriber_cache *cache;     /* borrowed */
@@ -59,6 +70,8 @@ struct dispatch {
     size_t handoffs;             /* hand-offs to the failure hook not yet durable */
     int intake_stopped;
     int backpressure;            /* MAX_IN_FLIGHT reached, not yet back to half */
+    backlog_hold *holds;         /* owned array: partitions waiting for backlogged webhooks */
+    size_t hold_count, hold_cap;
 };
 
 dispatch *dispatch_new(const dispatch_options *opts, subscriber_cache *cache, dispatcher_metrics *dm)
@@ -295,6 +308,23 @@ static delivery_slot *leave_queue(dispatch *d, breaker_waiter *w)
     return (delivery_slot *)((char *)w - offsetof(delivery_slot, wait));
 }
 
+/* Releases the partitions held for webhook id once its FIFO is down to half of PER_WEBHOOK_QUEUE (the other
+ * half covers the re-fetch), and forgets them. */
+static void release_backlog_holds(dispatch *d, long long id)
+{
+    if (breaker_queued(d->breaker, id) > breaker_max_queue(d->breaker) / 2)
+        return;
+    for (size_t i = 0; i < d->hold_count;) {
+        if (d->holds[i].webhook_id != id) {
+            i++;
+            continue;
+        }
+        consumer_release(d->holds[i].ps); /* a no-op when its delay already ran out or it was revoked */
+        consumer_partition_unref(d->holds[i].ps);
+        d->holds[i] = d->holds[--d->hold_count];
+    }
+}
+
 /* Starts what webhook id's FIFO can start now (a slot came free), or fails it all when its breaker opened. */
 static void drain(dispatch *d, long long id)
 {
@@ -314,6 +344,8 @@ static void drain(dispatch *d, long long id)
         if (!later)
             slot_done(d, ev);
     }
+    if (d->hold_count > 0)
+        release_backlog_holds(d, id);
 }
 
 void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const delivery_result *res)
@@ -399,11 +431,61 @@ static void fan_out(dispatch *d, event_ctx *ev)
     slot_done(d, ev);
 }
 
-/* Looks the subscribers up and fans out; returns -1 (event untouched) when Redis did not answer. */
+/* Records that ps is held for webhook id (one entry per partition). Returns 0, or -1 out of memory. */
+static int remember_hold(dispatch *d, long long id, partition_state *ps)
+{
+    for (size_t i = 0; i < d->hold_count; i++)
+        if (d->holds[i].ps == ps) {
+            d->holds[i].webhook_id = id;
+            return 0;
+        }
+    if (d->hold_count == d->hold_cap) {
+        size_t cap = d->hold_cap ? d->hold_cap * 2 : 16;
+        backlog_hold *grown = realloc(d->holds, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        d->holds = grown;
+        d->hold_cap = cap;
+    }
+    d->holds[d->hold_count++] = (backlog_hold){id, consumer_partition_ref(ps)};
+    return 0;
+}
+
+/* A fresh event with a backlogged subscriber (a full FIFO whose receiver is slower than its burst:
+ * breaker_backlogged) is put back into Kafka instead of queueing behind it: the event's offset is untracked (the commit point stays at it)
+ * and its partition is held there (paused and seeked back; librdkafka drops what it prefetched of it) until that
+ * webhook's FIFO is half empty, BACKLOG_HOLD_MAX_MS at most. Without this, a healthy but slow receiver with a
+ * burst filled all of MAX_IN_FLIGHT with its queue, the consumer stopped taking messages, and every other
+ * partition's events waited behind the burst's in librdkafka's local queue. Only the held partition waits
+ * now; the rest of the budget stays for other webhooks. Retries are not put back (one webhook each, already
+ * paced by their tier). Returns 1 when the event was put back (and freed), else 0. */
+static int put_back_if_backlogged(dispatch *d, event_ctx *ev)
+{
+    if (ev->rec != NULL)
+        return 0;
+    int64_t now_ms = time_monotonic_us() / 1000;
+    const subscriber *busy = NULL;
+    for (size_t i = 0; i < ev->subs->count && busy == NULL; i++)
+        if (breaker_backlogged(d->breaker, ev->subs->items[i].id, now_ms))
+            busy = &ev->subs->items[i];
+    if (busy == NULL || remember_hold(d, busy->id, ev->ps) != 0)
+        return 0;
+    if (consumer_untrack(ev->ps, ev->offset) != 0)
+        return 0; /* not the partition's last tracked offset (cannot happen for a fresh event): queue it */
+    consumer_hold(ev->ps, ev->offset, BACKLOG_HOLD_MAX_MS);
+    metric_counter_add(d->dm->backlog_holds, 1);
+    event_free(d, ev);
+    return 1;
+}
+
+/* Looks the subscribers up and fans out (or puts a fresh event back, put_back_if_backlogged). Returns -1 (event
+ * untouched) when Redis did not answer, 1 when the event was put back (freed), else 0. */
 static int try_route(dispatch *d, event_ctx *ev)
 {
     if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)
         return -1;
+    if (put_back_if_backlogged(d, ev))
+        return 1;
     fan_out(d, ev);
     return 0;
 }
@@ -481,7 +563,7 @@ static void on_retry_message(dispatch *d, partition_state *ps, const rd_kafka_me
     ev->env = rec->env; /* moved */
     memset(&rec->env, 0, sizeof rec->env);
     ev->rec = rec;
-    if (d->wait_head != NULL || try_route(d, ev) != 0)
+    if (d->wait_head != NULL || try_route(d, ev) < 0)
         wait_push(d, ev);
 }
 
@@ -496,12 +578,12 @@ void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_
     }
     if (consumer_track(ps, msg->offset) != 0)
         return; /* seen before (re-fetch after a resume) */
-    metric_counter_add(d->dm->events_consumed, 1);
     event_ctx *ev = event_new(d, ps, msg->offset);
     if (ev == NULL)
         return;
     char err[256];
     if (envelope_decode(msg->payload, msg->len, &ev->env, err, sizeof err) != 0) {
+        metric_counter_add(d->dm->events_consumed, 1);
         metric_counter_add(d->dm->events_malformed, 1);
         log_json(LOG_WARN, "malformed envelope skipped", "{s:s, s:i, s:I, s:s}", "topic",
                  consumer_partition_topic(ps), "partition", consumer_partition_number(ps), "offset",
@@ -509,7 +591,11 @@ void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_
         event_complete(d, ev);
         return;
     }
-    if (d->wait_head != NULL || try_route(d, ev) != 0)
+    int routed = d->wait_head != NULL ? -1 : try_route(d, ev);
+    if (routed == 1)
+        return; /* put back: consumed (and counted) when its partition is released */
+    metric_counter_add(d->dm->events_consumed, 1);
+    if (routed < 0)
         wait_push(d, ev); /* keep consumption order behind events already waiting */
 }
 
@@ -577,6 +663,9 @@ void dispatch_free(dispatch *d)
         return;
     while (d->events != NULL)
         event_free(d, d->events);
+    for (size_t i = 0; i < d->hold_count; i++)
+        consumer_partition_unref(d->holds[i].ps);
+    free(d->holds);
     breaker_free(d->breaker);
     free(d);
 }

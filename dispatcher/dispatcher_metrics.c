@@ -25,6 +25,9 @@ dispatcher_metrics *dm_new(void)
                                           "Events (Kafka messages) consumed.", NULL);
     dm->fetch_kicks = metrics_counter(r, "hookd_dispatcher_fetch_kicks_total",
                                       "Times the Kafka fetcher was woken after the local queue ran dry from full.", NULL);
+    dm->backlog_holds = metrics_counter(r, "hookd_dispatcher_backlog_holds_total",
+                                        "Times a partition was held at an event for a webhook whose queue was full "
+                                        "(PER_WEBHOOK_QUEUE) while its receiver kept answering.", NULL);
     dm->events_malformed = metrics_counter(r, "hookd_dispatcher_events_malformed_total",
                                            "Messages whose envelope failed to decode; skipped.", NULL);
     dm->events_no_subscribers = metrics_counter(r, "hookd_dispatcher_events_without_subscribers_total",

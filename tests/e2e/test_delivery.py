@@ -286,3 +286,33 @@ def test_backpressure_pauses_and_resumes(stack):
     assert {r.headers["webhook-id"] for r in rcv.requests()} >= set(ids)
     assert seen_paused
     wait_until(lambda: d.metrics()["hookd_dispatcher_consumption_paused"] == 0, 10, what="resumed")
+
+
+def test_busy_webhook_does_not_hold_back_other_partitions(stack):
+    """A healthy but slow receiver (50 ms) with a burst of 3,000 events. Its deliveries queue in memory behind its
+    PER_WEBHOOK_IN_FLIGHT attempts; before the fix that queue took all of MAX_IN_FLIGHT, the dispatcher stopped
+    taking messages, and an event of another organization (another topic here) waited behind the burst's messages
+    in librdkafka's local queue: 11.1-11.5 s, measured. Now the busy webhook's partition waits in Kafka once its
+    queue is full and slow (breaker_backlogged), and the other event goes out at once (0.01-0.02 s)."""
+    slow, fast = stack.receiver(), stack.receiver()
+    slow.configure("/busy", delay=0.05)
+    busy_org, other_org = stack.new_org(), stack.new_org()
+    stack.api.create_webhook(busy_org, slow.url("/busy"), "project.created")
+    stack.api.create_webhook(other_org, fast.url("/other"), "user.created")
+    d = stack.dispatcher().wait_ready()
+    stack.api.post_events([project_event(busy_org, i) for i in range(3000)])
+    assert slow.wait_for(lambda reqs: len(reqs) >= 100, 20), "the burst is not being delivered"
+    start = time.monotonic()
+    [other_id] = stack.api.post_events([project_event(other_org, 1, "user.created")])
+    assert fast.wait_for(lambda reqs: any(r.headers["webhook-id"] == other_id for r in reqs), 30)
+    waited = time.monotonic() - start
+    assert waited < 2.0, f"the other organization's event waited {waited:.1f} s behind the burst"
+    assert len(slow.requests()) < 2500, "the burst was (nearly) finished first: nothing was measured"
+    assert d.metrics()["hookd_dispatcher_backlog_holds_total"] > 0
+    # the burst itself loses and repeats nothing (every event exactly once), at its receiver's pace
+    assert slow.wait_for(lambda reqs: len(reqs) >= 3000, 60)
+    time.sleep(0.5)
+    reqs = slow.requests()
+    ids = [r.headers["webhook-id"] for r in reqs]
+    assert len(ids) == 3000 and len(set(ids)) == 3000
+    assert d.metrics()["hookd_dispatcher_events_consumed_total"] == 3001  # a put-back event counts when taken

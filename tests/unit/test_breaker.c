@@ -72,6 +72,43 @@ static void test_progressing_webhook_queues_past_the_bound(void **state)
     fixture_free(f);
 }
 
+/* Backlogged: healthy (attempts finishing), FIFO at PER_WEBHOOK_QUEUE, its oldest waiter BREAKER_BACKLOG_MS old. */
+static void test_backlogged_means_full_slow_and_healthy(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(1, 3, 2);
+    const int64_t t0 = 1000;
+    assert_int_equal(breaker_backlogged(f->t, 5, t0), 0); /* unknown webhook */
+    assert_int_equal(breaker_queued(f->t, 5), 0);
+    assert_int_equal(breaker_max_queue(f->t), 3);
+    assert_int_equal(breaker_admit(f->t, 5, 0, &f->w[0], t0), BREAKER_GO);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(breaker_admit(f->t, 5, 0, &f->w[i], t0 + i), BREAKER_QUEUED);
+    assert_int_equal(breaker_queued(f->t, 5), 3);
+    /* full, but the oldest has not waited long yet: a fast receiver empties it */
+    assert_int_equal(breaker_backlogged(f->t, 5, t0 + BREAKER_BACKLOG_MS), 0);
+    assert_int_equal(breaker_backlogged(f->t, 5, t0 + 1 + BREAKER_BACKLOG_MS), 1);
+    /* one finishes (progress) and the oldest leaves: 2 queued, below the bound */
+    const int64_t t1 = t0 + 1 + BREAKER_BACKLOG_MS;
+    breaker_finish(f->t, 5, 1, 0, t1);
+    breaker_verdict v;
+    assert_ptr_equal(breaker_dequeue(f->t, 5, &v), &f->w[1]);
+    assert_int_equal(breaker_backlogged(f->t, 5, t1), 0);
+    assert_int_equal(breaker_admit(f->t, 5, 0, &f->w[4], t1), BREAKER_QUEUED); /* 3 again, head w[2] from t0+2 */
+    assert_int_equal(breaker_backlogged(f->t, 5, t1 + 1), 1);
+    /* stalled (no success for BREAKER_STALL_MS): not backlogged, its deliveries are refused instead */
+    const int64_t t2 = t1 + BREAKER_STALL_MS;
+    assert_int_equal(breaker_backlogged(f->t, 5, t2), 0);
+    assert_int_equal(breaker_admit(f->t, 5, 0, &f->w[5], t2), BREAKER_REJECT_FULL);
+    /* open breaker: not backlogged either */
+    breaker_finish(f->t, 5, 0, 0, t2);
+    assert_ptr_equal(breaker_dequeue(f->t, 5, &v), &f->w[2]);
+    breaker_finish(f->t, 5, 0, 0, t2); /* second consecutive failure: open */
+    assert_int_equal(breaker_open_count(f->t), 1);
+    assert_int_equal(breaker_backlogged(f->t, 5, t2 + 1), 0);
+    fixture_free(f);
+}
+
 static void test_stalled_webhook_refuses_and_sheds_the_oldest(void **state)
 {
     (void)state;
@@ -135,6 +172,7 @@ int main(void)
         cmocka_unit_test(test_cap_then_fifo_in_order),
         cmocka_unit_test(test_progressing_webhook_queues_past_the_bound),
         cmocka_unit_test(test_stalled_webhook_refuses_and_sheds_the_oldest),
+        cmocka_unit_test(test_backlogged_means_full_slow_and_healthy),
         cmocka_unit_test(test_breaker_opens_rejects_probes_and_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,36 @@ static void test_gaps(void **state)
     offset_tracker_free(t);
 }
 
+/* A message put back (its partition waits for it): the commit point stays at it, and it may be added again. */
+static void test_unadd(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    assert_int_equal(offset_tracker_unadd(t, 0), -1); /* nothing added */
+    offset_tracker_add(t, 3);
+    offset_tracker_add(t, 4);
+    assert_int_equal(offset_tracker_unadd(t, 3), -1); /* not the last one */
+    assert_int_equal(offset_tracker_unadd(t, 5), -1); /* never added */
+    assert_int_equal(offset_tracker_unadd(t, 4), 0);
+    assert_int_equal(offset_tracker_pending(t), 1);
+    assert_int_equal(offset_tracker_committable(t), 3);
+    assert_int_equal(offset_tracker_unadd(t, 4), -1); /* twice */
+    offset_tracker_complete(t, 3);
+    assert_int_equal(offset_tracker_committable(t), 4); /* the put-back message, not past it */
+    assert_int_equal(offset_tracker_add(t, 3), -1);     /* 3 was taken: a re-fetch of it is still refused */
+    assert_int_equal(offset_tracker_add(t, 4), 0);      /* the put-back one comes again */
+    assert_int_equal(offset_tracker_committable(t), 4);
+    assert_int_equal(offset_tracker_complete(t, 4), 0);
+    assert_int_equal(offset_tracker_unadd(t, 4), -1);   /* finished */
+    assert_int_equal(offset_tracker_committable(t), 5);
+    /* put back after a gap with everything before finished: the commit point is the put-back offset */
+    offset_tracker_add(t, 9);
+    assert_int_equal(offset_tracker_unadd(t, 9), 0);
+    assert_int_equal(offset_tracker_pending(t), 0);
+    assert_int_equal(offset_tracker_committable(t), 9);
+    offset_tracker_free(t);
+}
+
 /* Random completion order over many wraps of the ring: the commit point always equals the lowest unfinished. */
 static void test_random_against_model(void **state)
 {
@@ -122,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_empty),       cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order), cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_gaps),        cmocka_unit_test(test_random_against_model),
+        cmocka_unit_test(test_unadd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
