@@ -84,8 +84,14 @@ def test_both_signatures_during_rotation(client, receiver):
     hook = create(client, receiver.url("/rotated"))
     rotated = client.post(f"{WEBHOOKS}/{hook['id']}/rotate_secret", expect=200).body
     assert rotated["secret"] != hook["secret"]
-    client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200)
-    (got,) = receiver.requests("/rotated")
+    # Under valgrind a new TLS connection can take most of this module's 2 s DELIVERY_TIMEOUT (a clean-clone CI run
+    # saw the attempt time out once): the signatures are the point here, so a timed-out attempt is tried again.
+    for _ in range(3):
+        r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+        if r["delivered"] or "timeout" not in (r["error"] or ""):
+            break
+    assert r["delivered"] is True, r
+    got = receiver.requests("/rotated")[-1]
     assert len(got.headers["webhook-signature"].split(" ")) == 2
     assert verify(rotated["secret"], got.headers, got.body)
     assert verify(hook["secret"], got.headers, got.body)
