@@ -318,7 +318,7 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     ps->held = 1;
     ps->hold_offset = offset;
     ps->hold_until_ms = time_monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
-    log_json(LOG_DEBUG, "retry partition waits for its head", "{s:s, s:i, s:I, s:I}", "topic", ps->topic,
+    log_json(LOG_DEBUG, "partition waits for its head", "{s:s, s:i, s:I, s:I}", "topic", ps->topic,
              "partition", ps->partition, "offset", (json_int_t)offset, "wait_ms", (json_int_t)delay_ms);
     hold_rearm(c);
 }

@@ -452,13 +452,13 @@ static int remember_hold(dispatch *d, long long id, partition_state *ps)
 }
 
 /* A fresh event with a backlogged subscriber (a full FIFO whose receiver is slower than its burst:
- * breaker_backlogged) is put back into Kafka instead of queueing behind it: the event's offset is untracked (the commit point stays at it)
- * and its partition is held there (paused and seeked back; librdkafka drops what it prefetched of it) until that
- * webhook's FIFO is half empty, BACKLOG_HOLD_MAX_MS at most. Without this, a healthy but slow receiver with a
- * burst filled all of MAX_IN_FLIGHT with its queue, the consumer stopped taking messages, and every other
- * partition's events waited behind the burst's in librdkafka's local queue. Only the held partition waits
- * now; the rest of the budget stays for other webhooks. Retries are not put back (one webhook each, already
- * paced by their tier). Returns 1 when the event was put back (and freed), else 0. */
+ * breaker_backlogged) is put back into Kafka instead of queueing behind it: the event's offset is untracked (the
+ * commit point stays at it) and its partition is held there (paused and seeked back; librdkafka drops what it
+ * prefetched of it) until that webhook's FIFO is half empty, BACKLOG_HOLD_MAX_MS at most. Without this, a
+ * healthy but slow receiver with a burst filled all of MAX_IN_FLIGHT with its queue, the consumer stopped taking
+ * messages, and every other partition's events waited behind the burst's in librdkafka's local queue. Only the
+ * held partition waits now; the rest of the budget stays for other webhooks. Retries are not put back (one
+ * webhook each, already paced by their tier). Returns 1 when the event was put back (and freed), else 0. */
 static int put_back_if_backlogged(dispatch *d, event_ctx *ev)
 {
     if (ev->rec != NULL)
