@@ -39,9 +39,15 @@ static int fail(scanner *sc, const char *what)
     return -1;
 }
 
+/* JSON's insignificant whitespace (RFC 8259): the scanner's and the trusted walk's. */
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 static void skip_ws(scanner *sc)
 {
-    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\r' || *sc->p == '\t'))
+    while (sc->p < sc->end && is_ws(*sc->p))
         sc->p++;
 }
 
@@ -601,11 +607,6 @@ size_t json_scan_compact(char *out, const char *text, size_t len)
 }
 
 /* json_scan_members: walking text a scan already accepted. Every index stays below end, whatever the text. */
-
-static int is_ws(char c)
-{
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
 
 static size_t trusted_skip_ws(const char *t, size_t i, size_t end)
 {
