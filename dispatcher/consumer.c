@@ -386,8 +386,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             error = rd_kafka_incremental_assign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, parts);
-        if (c->pause_reasons != 0)
-            apply_pause(c, parts, 1);
+        /* librdkafka 2.0 keeps a partition's pause across revocation: one revoked while held (or while consumption
+         * was paused) and assigned back would stay paused with no hold left to resume it (seen: a partition held
+         * for a slow webhook never resumed after a member joined and left). Each assignment starts unpaused. */
+        apply_pause(c, parts, c->pause_reasons != 0);
         log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s}", "count", parts->cnt, "total",
                  c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE");
     } else {

@@ -218,7 +218,10 @@ def kafka_partition(key: str, partitions: int) -> int:
 def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
     """Partitions held for backlogged webhooks (paused, seeked back) while a second member joins and leaves: the
     revoked ones are consumed by the other member, the ones given back are consumed again, nothing is lost. Both
-    partitions of the topic carry slow webhooks, so the joining member takes a held one most of the time."""
+    partitions of the topic carry slow webhooks, so the joining member takes a held one most of the time. Failed
+    once in clean-clone CI (under ASan: 1,469 of 1,600 delivered, the rest never): librdkafka 2.0 keeps a pause
+    across revocation, so a partition revoked while held came back paused with no hold left to resume it; every
+    assignment now starts unpaused (consumer.c, rebalance_cb)."""
     from conftest import PARTITIONS
     rcv = stack.receiver()
     rcv.configure("/slow", delay=0.05)
