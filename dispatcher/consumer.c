@@ -386,10 +386,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             error = rd_kafka_incremental_assign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, parts);
-        /* librdkafka 2.0 keeps a partition's pause across revocation: one revoked while held (or while consumption
-         * was paused) and assigned back would stay paused with no hold left to resume it (seen: a partition held
-         * for a slow webhook never resumed after a member joined and left). Each assignment starts unpaused. */
-        apply_pause(c, parts, c->pause_reasons != 0);
+        if (c->pause_reasons != 0)
+            apply_pause(c, parts, 1);
         log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s}", "count", parts->cnt, "total",
                  c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE");
     } else {
@@ -410,6 +408,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             }
             rd_kafka_topic_partition_list_destroy(done);
         }
+        /* librdkafka 2.0 keeps a partition's pause across revocation: a held one assigned back later stayed paused
+         * with no hold left to resume it (seen: a partition held for a slow webhook never resumed after a member
+         * joined and left). Held partitions leave unpaused (unless consumption as a whole is paused). */
+        rd_kafka_topic_partition_list_t *held = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+            partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
+            if (ps != NULL && ps->held && c->pause_reasons == 0)
+                rd_kafka_topic_partition_list_add(held, ps->topic, ps->partition);
+        }
+        apply_pause(c, held, 0);
+        rd_kafka_topic_partition_list_destroy(held);
         for (int i = 0; i < parts->cnt; i++)
             table_detach(c, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)

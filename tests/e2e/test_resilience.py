@@ -221,7 +221,7 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
     partitions of the topic carry slow webhooks, so the joining member takes a held one most of the time. Failed
     once in clean-clone CI (under ASan: 1,469 of 1,600 delivered, the rest never): librdkafka 2.0 keeps a pause
     across revocation, so a partition revoked while held came back paused with no hold left to resume it; every
-    assignment now starts unpaused (consumer.c, rebalance_cb)."""
+    held partition is now resumed as it is revoked (consumer.c, rebalance_cb)."""
     from conftest import PARTITIONS
     rcv = stack.receiver()
     rcv.configure("/slow", delay=0.05)
