@@ -408,17 +408,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             }
             rd_kafka_topic_partition_list_destroy(done);
         }
-        /* librdkafka 2.0 keeps a partition's pause across revocation: a held one assigned back later stayed paused
-         * with no hold left to resume it (seen: a partition held for a slow webhook never resumed after a member
-         * joined and left). Held partitions leave unpaused (unless consumption as a whole is paused). */
-        rd_kafka_topic_partition_list_t *held = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++) {
-            partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
-            if (ps != NULL && ps->held && c->pause_reasons == 0)
-                rd_kafka_topic_partition_list_add(held, ps->topic, ps->partition);
-        }
-        apply_pause(c, held, 0);
-        rd_kafka_topic_partition_list_destroy(held);
+        /* librdkafka keeps a partition's pause across revocation, and a partition assigned back later came back
+         * paused with nothing left to resume it: one held for a slow webhook (a member joined and left), or every
+         * one revoked while consumption as a whole was paused (Redis down) and assigned back after it resumed.
+         * Every revoked partition leaves unpaused; one assigned while a global pause is on is paused again then. */
+        apply_pause(c, parts, 0);
         for (int i = 0; i < parts->cnt; i++)
             table_detach(c, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)

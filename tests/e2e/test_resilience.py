@@ -246,3 +246,48 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
     wait_until(lambda: d1.assigned() == total, 60, what="d1 takes every partition back")
     assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 120), \
         f"{len({r.headers['webhook-id'] for r in rcv.requests()})} of {len(ids)} delivered\n{d1.proc.tail()}"
+
+
+ALL_TYPES = ["project.created", "project.updated", "time.entry.created", "time.entry.updated", "user.created",
+             "user.updated", "assignment.created", "assignment.updated"]
+
+
+def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back(stack, redis_server, kafka_broker):
+    """Consumption is paused while Redis is down (every assigned partition); librdkafka keeps a partition's pause
+    across revocation, so a partition revoked during the outage and assigned back after it came back paused with
+    nothing left to resume it: its events waited for the next rebalance. A member (with a Redis of its own, so its
+    start does not wait for the paused one) joins during the outage and leaves after it; then every partition of
+    every topic gets an event, and each must be delivered."""
+    from conftest import PARTITIONS
+    from support.services import RedisServer
+    rcv = stack.receiver()
+    orgs = {}  # partition -> organization keyed to it
+    while len(orgs) < PARTITIONS:
+        org = stack.new_org()
+        orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
+    for t in ALL_TYPES:
+        for org in orgs.values():
+            stack.api.create_webhook(org, rcv.url(f"/{t}/{org}"), t)
+    d1 = stack.dispatcher("d1").wait_ready()
+    total = stack.partitions_total
+    wait_until(lambda: d1.assigned() == total, 60, what="d1 holds every partition")
+    other_redis = RedisServer().start()
+    try:
+        redis_server.cli("CLIENT", "PAUSE", "15000", "ALL")
+        kafka_broker.produce(stack.api.prefix + "user.created", envelope("outage", stack.new_org(), 0, "user.created"),
+                             key="outage")
+        wait_until(lambda: d1.metrics()["hookd_dispatcher_consumption_paused"] == 1, 15, what="d1 paused")
+        d3 = stack.dispatcher("d3", REDIS_URL=other_redis.url)
+        wait_until(lambda: d3.assigned() > 0 and d1.assigned() < total, 30, what="d3 takes partitions")
+        assert d1.metrics()["hookd_dispatcher_consumption_paused"] == 1, "the outage ended before the rebalance"
+        wait_until(lambda: d1.metrics()["hookd_dispatcher_consumption_paused"] == 0, 30, what="d1 resumes")
+        d3.proc.signal(signal.SIGTERM)
+        assert d3.proc.wait(60) == 0
+        wait_until(lambda: d1.assigned() == total, 60, what="d1 takes every partition back")
+    finally:
+        other_redis.cleanup()
+    events = [project_event(org, n, t) for n, t in enumerate(ALL_TYPES) for org in orgs.values()]
+    ids = stack.api.post_events(events)
+    want = {(f"/{ev['type']}/{ev['organization_id']}", eid) for eid, ev in zip(ids, events)}
+    assert rcv.wait_for(lambda reqs: set(pairs([rcv])) >= want, 30), \
+        (sorted({p for p, _ in want - set(pairs([rcv]))}), d1.proc.tail())
