@@ -21,6 +21,8 @@
 /* the local queue's limits (librdkafka properties; why these: consumer_new) */
 #define QUEUE_MAX_KBYTES "8192"
 #define QUEUE_MAX_MESSAGES "10000"
+/* How long the state of a lost partition is kept for the case it is assigned back (departed_remember) */
+#define LOST_MEMORY_MS 120000
 
 /* See consumer.h. Owned by the consumer's table (one ref) and by each message in progress (one ref each). */
 struct partition_state {
@@ -36,7 +38,17 @@ struct partition_state {
     int held;                  /* waiting for its head message (paused, seeked back to hold_offset) */
     int64_t hold_offset;       /* the head message it waits for */
     int64_t hold_until_ms;     /* monotonic: resumed then at the latest */
+    int64_t first_taken;       /* first offset tracked, -1 none yet */
+    partition_state *previous; /* owned reference or NULL: this partition's state when this consumer lost it last
+                                * (within LOST_MEMORY_MS); what that state finished is not delivered again */
 };
+
+/* A partition this consumer lost (coordinator gone, session expired: nothing could be committed), remembered for
+ * LOST_MEMORY_MS in case it is assigned back. */
+typedef struct departed_partition {
+    partition_state *ps;       /* owned reference */
+    int64_t until_ms;          /* monotonic: forgotten then */
+} departed_partition;
 
 /* Per event type: partition states indexed by partition number. */
 typedef struct partition_row {
@@ -66,6 +78,8 @@ struct consumer {
     long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
     long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
     long long dry_bytes, dry_msgs; /* consumed since the queue last ran dry or the fetcher was last kicked */
+    departed_partition *departed;  /* owned array: partitions lost lately */
+    int departed_count, departed_cap;
 };
 
 /* ---- partition table ------------------------------------------------------------------------------------ */
@@ -80,6 +94,7 @@ void consumer_partition_unref(partition_state *ps)
 {
     if (ps == NULL || --ps->refs > 0)
         return;
+    consumer_partition_unref(ps->previous); /* one level deep: a remembered state has no previous of its own */
     offset_tracker_free(ps->tracker);
     free(ps);
 }
@@ -107,6 +122,77 @@ static partition_state *table_find(consumer *c, int type, int partition)
     if (type < 0 || partition < 0 || partition >= c->rows[type].cap)
         return NULL;
     return c->rows[type].parts[partition];
+}
+
+/* ---- lost partitions ----------------------------------------------------------------------------------- */
+/* When this consumer loses a partition (the group coordinator went away or the session expired), nothing it
+ * finished since the last commit could be committed, and the partition restarts at that commit wherever it goes
+ * next. Kafka outages then repeated every delivery finished during the outage (658 duplicated pairs of 4,000 in
+ * the 10 s broker-stop fault scenario). The lost partition's state (its offset tracker, which keeps counting
+ * the deliveries still in flight) is remembered for LOST_MEMORY_MS; when the partition comes back to this
+ * consumer, messages that state finished are taken and completed without being delivered again
+ * (finished_when_lost). Only this process's own finished work is skipped, so at-least-once holds whatever
+ * another member did with the partition meanwhile. Revoked partitions are not remembered: what they finished was
+ * committed on revoke. */
+
+/* Forgets departed partitions whose time is up. */
+static void departed_prune(consumer *c, int64_t now)
+{
+    int kept = 0;
+    for (int i = 0; i < c->departed_count; i++) {
+        if (c->departed[i].until_ms <= now)
+            consumer_partition_unref(c->departed[i].ps);
+        else
+            c->departed[kept++] = c->departed[i];
+    }
+    c->departed_count = kept;
+}
+
+/* Takes the remembered state of (type, partition) out of the list: the caller owns the reference. NULL if none. */
+static partition_state *departed_take(consumer *c, int type, int partition)
+{
+    departed_prune(c, time_monotonic_ms());
+    for (int i = 0; i < c->departed_count; i++) {
+        partition_state *ps = c->departed[i].ps;
+        if (ps->type == type && ps->partition == partition) {
+            c->departed[i] = c->departed[--c->departed_count];
+            return ps;
+        }
+    }
+    return NULL;
+}
+
+/* Remembers a partition being lost (takes a reference). Its own remembered predecessor is dropped. */
+static void departed_remember(consumer *c, partition_state *ps)
+{
+    consumer_partition_unref(departed_take(c, ps->type, ps->partition));
+    consumer_partition_unref(ps->previous);
+    ps->previous = NULL;
+    if (c->departed_count == c->departed_cap) {
+        int cap = c->departed_cap ? c->departed_cap * 2 : 16;
+        departed_partition *grown = realloc(c->departed, (size_t)cap * sizeof *grown);
+        if (grown == NULL)
+            return; /* not remembered: its finished work is delivered again, as without this */
+        c->departed = grown;
+        c->departed_cap = cap;
+    }
+    c->departed[c->departed_count++] = (departed_partition){consumer_partition_ref(ps),
+                                                            time_monotonic_ms() + LOST_MEMORY_MS};
+}
+
+/* Whether offset of ps was finished by ps's state from before it was lost (ps->previous != NULL). The range
+ * checked is what that state took on: from its first offset up to its commit point, which keeps advancing while
+ * its last deliveries finish. Forgets that state once it can tell nothing more. */
+static int finished_when_lost(partition_state *ps, int64_t offset)
+{
+    partition_state *prev = ps->previous;
+    if (prev->first_taken >= 0 && offset >= prev->first_taken && offset < offset_tracker_committable(prev->tracker))
+        return 1;
+    if (offset_tracker_pending(prev->tracker) == 0 || prev->first_taken < 0 || offset < prev->first_taken) {
+        consumer_partition_unref(prev);
+        ps->previous = NULL;
+    }
+    return 0;
 }
 
 /* Adds an assigned partition to the table. Returns 0 or -1. */
@@ -141,7 +227,9 @@ static int table_attach(consumer *c, const char *topic, int partition)
     ps->type = type;
     ps->partition = partition;
     ps->stored = -1;
+    ps->first_taken = -1;
     ps->assigned = 1;
+    ps->previous = departed_take(c, type, partition);
     ps->lag = c->retry_only ? NULL : dm_lag_series(c->dm, topic, partition); /* event topics only */
     row->parts[partition] = ps;
     if (type < EVENT_TYPE_COUNT)
@@ -174,7 +262,10 @@ static void table_detach(consumer *c, const char *topic, int partition)
 
 int consumer_track(partition_state *ps, int64_t offset)
 {
-    return offset_tracker_add(ps->tracker, offset);
+    int rc = offset_tracker_add(ps->tracker, offset);
+    if (rc == 0 && ps->first_taken < 0)
+        ps->first_taken = offset;
+    return rc;
 }
 
 int consumer_untrack(partition_state *ps, int64_t offset)
@@ -413,8 +504,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
          * one revoked while consumption as a whole was paused (Redis down) and assigned back after it resumed.
          * Every revoked partition leaves unpaused; one assigned while a global pause is on is paused again then. */
         apply_pause(c, parts, 0);
-        for (int i = 0; i < parts->cnt; i++)
+        for (int i = 0; i < parts->cnt; i++) {
+            partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
+            if (lost && ps != NULL)
+                departed_remember(c, ps);
             table_detach(c, parts->elems[i].topic, parts->elems[i].partition);
+        }
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -715,8 +810,15 @@ int consumer_drain(consumer *c, int max, int64_t budget_us)
             message_error(c, m);
         } else {
             partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(m->rkt)), (int)m->partition);
-            if (ps != NULL && !ps->held) /* a held partition was seeked back: this one comes again */
+            if (ps == NULL || ps->held) {
+                /* a held partition was seeked back: this one comes again */
+            } else if (ps->previous != NULL && finished_when_lost(ps, m->offset)) {
+                if (consumer_track(ps, m->offset) == 0)
+                    consumer_complete(ps, m->offset);
+                metric_counter_add(c->dm->finished_before_loss, 1);
+            } else {
                 c->on_message(c->ctx, ps, m);
+            }
         }
         rd_kafka_message_destroy(m);
     }
@@ -754,6 +856,9 @@ int consumer_close(consumer *c)
         }
         free(c->rows[t].parts);
     }
+    for (int i = 0; i < c->departed_count; i++)
+        consumer_partition_unref(c->departed[i].ps);
+    free(c->departed);
     event_loop_del(c->loop, c->event_fd);
     close(c->event_fd);
     event_loop_del(c->loop, c->hold_fd);

@@ -7,6 +7,8 @@
  * message it takes on (consumer_track) and completes it when all its deliveries finished (consumer_complete);
  * consumer_store_offsets() stores, per partition, the offset below which everything is finished, and the
  * auto-commit timer commits it. On revoke, what is finished is stored and committed before the partitions go.
+ * A lost partition (nothing could be committed) keeps its state for a while: if it comes back to this consumer,
+ * messages that state finished are completed without being handed to on_message again.
  *
  * Pausing: consumer_set_paused(reason) pauses every assigned partition while any reason is set (backpressure,
  * Redis outage, shutdown); partitions assigned while paused are paused at once. The queue keeps being polled.

@@ -28,6 +28,10 @@ dispatcher_metrics *dm_new(void)
     dm->backlog_holds = metrics_counter(r, "hookd_dispatcher_backlog_holds_total",
                                         "Times a partition was held at an event for a webhook whose queue was full "
                                         "(PER_WEBHOOK_QUEUE) while its receiver kept answering.", NULL);
+    dm->finished_before_loss = metrics_counter(r, "hookd_dispatcher_events_finished_before_loss_total",
+                                               "Events consumed again after a lost partition was assigned back to "
+                                               "this process, which had already finished them: not delivered again.",
+                                               NULL);
     dm->events_malformed = metrics_counter(r, "hookd_dispatcher_events_malformed_total",
                                            "Messages whose envelope failed to decode; skipped.", NULL);
     dm->events_no_subscribers = metrics_counter(r, "hookd_dispatcher_events_without_subscribers_total",
