@@ -335,6 +335,19 @@ static void apply_pause(consumer *c, rd_kafka_topic_partition_list_t *parts, int
         log_json(LOG_WARN, pause ? "pause failed" : "resume failed", "{s:s}", "error", rd_kafka_err2str(err));
 }
 
+/* Seeks every partition of list (not empty) to its offset, asynchronously (the fetcher wakes at once). why names
+ * the caller in the log line (with the first partition) when librdkafka refuses. Returns 0, or -1 when it did. */
+static int seek_to(consumer *c, rd_kafka_topic_partition_list_t *list, const char *why)
+{
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* asynchronous */);
+    if (error == NULL)
+        return 0;
+    log_json(LOG_WARN, "seek failed", "{s:s, s:s, s:i, s:i, s:s}", "for", why, "topic", list->elems[0].topic,
+             "partition", (int)list->elems[0].partition, "partitions", list->cnt, "error", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return -1;
+}
+
 void consumer_set_paused(consumer *c, unsigned reason, int on)
 {
     unsigned before = c->pause_reasons;
@@ -399,12 +412,7 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = offset;
     if (!ps->held)
         apply_pause(c, list, 1);
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* async */);
-    if (error != NULL) {
-        log_json(LOG_WARN, "seek failed", "{s:s, s:i, s:s}", "topic", ps->topic, "partition", ps->partition,
-                 "error", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
+    seek_to(c, list, "hold");
     rd_kafka_topic_partition_list_destroy(list);
     ps->held = 1;
     ps->hold_offset = offset;
@@ -422,11 +430,7 @@ static void resume_held(consumer *c, rd_kafka_topic_partition_list_t *list)
     if (c->pause_reasons != 0 || list->cnt == 0)
         return; /* they resume with the global pause's end (consumer_set_paused) */
     apply_pause(c, list, 0);
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* async */);
-    if (error != NULL) {
-        log_json(LOG_WARN, "seek failed", "{s:s}", "error", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
+    seek_to(c, list, "resume");
 }
 
 void consumer_release(partition_state *ps)
@@ -777,15 +781,8 @@ static void kick_fetcher(consumer *c)
                 rd_kafka_topic_partition_list_add(seek, tp->topic, tp->partition)->offset = tp->offset;
         }
     }
-    if (seek->cnt > 0) {
-        rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, seek, 0); /* 0: asynchronous */
-        if (error != NULL) {
-            log_json(LOG_WARN, "fetch kick: seek failed", "{s:s}", "error", rd_kafka_error_string(error));
-            rd_kafka_error_destroy(error);
-        } else {
-            metric_counter_add(c->dm->fetch_kicks, 1);
-        }
-    }
+    if (seek->cnt > 0 && seek_to(c, seek, "fetch kick") == 0)
+        metric_counter_add(c->dm->fetch_kicks, 1);
     rd_kafka_topic_partition_list_destroy(seek);
     rd_kafka_topic_partition_list_destroy(parts);
 }
