@@ -18,11 +18,10 @@ import uuid
 import pytest
 import requests
 
+from support.event_types import EVENT_TYPES
 from support.producer_api import ApiClient, openapi_check
 from support.services import _parse_kcat, kcat_path
 
-EVENT_TYPES = ["project.created", "project.updated", "time.entry.created", "time.entry.updated",
-               "user.created", "user.updated", "assignment.created", "assignment.updated"]
 EVENTS = "/api/v1/events"
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SAMPLE_DATA = {

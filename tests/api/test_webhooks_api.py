@@ -19,10 +19,9 @@ import pytest
 import requests
 
 from support import memcheck
+from support.event_types import EVENT_TYPES
 from support.producer_api import ApiClient, ProducerApi, closed_port, openapi_check
 
-EVENT_TYPES = ["project.created", "project.updated", "time.entry.created", "time.entry.updated",
-               "user.created", "user.updated", "assignment.created", "assignment.updated"]
 WEBHOOKS = "/api/v1/webhooks"
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 

@@ -5,7 +5,9 @@ import json
 import signal
 import time
 
-from conftest import wait_until
+from conftest import PARTITIONS, wait_until
+from support.event_types import EVENT_TYPES
+from support.services import RedisServer
 from test_delivery import envelope, project_event
 
 TYPES = ["project.created", "time.entry.created", "user.created", "assignment.updated"]
@@ -222,7 +224,6 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
     once in clean-clone CI (under ASan: 1,469 of 1,600 delivered, the rest never): librdkafka 2.0 keeps a pause
     across revocation, so a partition revoked while held came back paused with no hold left to resume it; every
     held partition is now resumed as it is revoked (consumer.c, rebalance_cb)."""
-    from conftest import PARTITIONS
     rcv = stack.receiver()
     rcv.configure("/slow", delay=0.05)
     orgs, per_partition = [], {}
@@ -234,10 +235,14 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
             orgs.append(org)
     for org in orgs:
         stack.api.create_webhook(org, rcv.url("/slow"), "project.created")
-    d1 = stack.dispatcher("d1").wait_ready()
-    ids = stack.api.post_events([project_event(org, n) for n in range(400) for org in orgs])
+    # A hold needs a fresh event for a webhook whose queue holds PER_WEBHOOK_QUEUE: with the default 200, the
+    # first intake sometimes spread ~234 over each of the four queues, the next came only once they were below 200,
+    # and everything was delivered (in ~3 s) with fewer than two holds. 50, and ~6 s of work, hold for certain.
+    slow_env = {"PER_WEBHOOK_QUEUE": "50"}
+    d1 = stack.dispatcher("d1", **slow_env).wait_ready()
+    ids = stack.api.post_events([project_event(org, n) for n in range(1000) for org in orgs])
     wait_until(lambda: d1.metrics()["hookd_dispatcher_backlog_holds_total"] >= 2, 30, what="backlog holds")
-    d2 = stack.dispatcher("d2").wait_ready()
+    d2 = stack.dispatcher("d2", **slow_env).wait_ready()
     total = stack.partitions_total
     wait_until(lambda: d1.assigned() + d2.assigned() == total and d2.assigned() > 0, 60, what="a shared group")
     time.sleep(1.0)
@@ -248,24 +253,18 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
         f"{len({r.headers['webhook-id'] for r in rcv.requests()})} of {len(ids)} delivered\n{d1.proc.tail()}"
 
 
-ALL_TYPES = ["project.created", "project.updated", "time.entry.created", "time.entry.updated", "user.created",
-             "user.updated", "assignment.created", "assignment.updated"]
-
-
 def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back(stack, redis_server, kafka_broker):
     """Consumption is paused while Redis is down (every assigned partition); librdkafka keeps a partition's pause
     across revocation, so a partition revoked during the outage and assigned back after it came back paused with
     nothing left to resume it: its events waited for the next rebalance. A member (with a Redis of its own, so its
     start does not wait for the paused one) joins during the outage and leaves after it; then every partition of
     every topic gets an event, and each must be delivered."""
-    from conftest import PARTITIONS
-    from support.services import RedisServer
     rcv = stack.receiver()
     orgs = {}  # partition -> organization keyed to it
     while len(orgs) < PARTITIONS:
         org = stack.new_org()
         orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
-    for t in ALL_TYPES:
+    for t in EVENT_TYPES:
         for org in orgs.values():
             stack.api.create_webhook(org, rcv.url(f"/{t}/{org}"), t)
     d1 = stack.dispatcher("d1").wait_ready()
@@ -286,7 +285,7 @@ def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back
         wait_until(lambda: d1.assigned() == total, 60, what="d1 takes every partition back")
     finally:
         other_redis.cleanup()
-    events = [project_event(org, n, t) for n, t in enumerate(ALL_TYPES) for org in orgs.values()]
+    events = [project_event(org, n, t) for n, t in enumerate(EVENT_TYPES) for org in orgs.values()]
     ids = stack.api.post_events(events)
     want = {(f"/{ev['type']}/{ev['organization_id']}", eid) for eid, ev in zip(ids, events)}
     assert rcv.wait_for(lambda reqs: set(pairs([rcv])) >= want, 30), \
