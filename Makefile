@@ -156,6 +156,10 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_events_api.py::test_each_type_routed_to_its_topic_with_envelope \
                   tests/api/test_events_api.py::test_batch_answered_and_written_in_order \
                   tests/api/test_events_api.py::test_batch_limits \
+                  tests/api/test_http_hostile.py::test_pipelined_requests \
+                  tests/api/test_http_hostile.py::test_chunked_body_is_decoded \
+                  tests/api/test_http_hostile.py::test_expect_100_continue \
+                  tests/api/test_http_hostile.py::test_head_arriving_a_byte_at_a_time_is_served \
                   tests/e2e/test_delivery.py::test_receivers_get_data_as_the_client_wrote_it_less_whitespace
 .PHONY: test-valgrind test-valgrind-e2e
 test-valgrind: test-valgrind-unit test-valgrind-e2e

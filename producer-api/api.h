@@ -48,7 +48,6 @@ typedef int (*api_resume_fn)(struct api_request *req, api_reply *reply);
 
 typedef struct api_request {
     const api_context *api;       /* shared context */
-    void *connection;             /* struct MHD_Connection *, for headers and query arguments */
     const char *method;           /* "GET", "POST", ... */
     const char *path;             /* path without query */
     char *body;                   /* request body (NUL-terminated), owned by the layer */

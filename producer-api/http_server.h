@@ -1,11 +1,30 @@
 /*
- * http_server — the producer-api's HTTP front: libmicrohttpd with a pool of epoll worker threads.
+ * http_server — the producer-api's HTTP/1.1 front: `threads` event loops, each an edge-triggered epoll set of
+ * its own, all accepting from one listening socket (EPOLLEXCLUSIVE, so one loop wakes per connection).
  *
- * Owns connections and request bodies: buffers each body up to its route's limit (413 past it, decided from
- * Content-Length before reading when possible), hands complete requests to router_dispatch(), and writes the
- * api_reply as JSON. Requests may suspend (events waiting for Kafka) without holding a thread.
+ * Owns connections and request bodies: parses heads with common/http_parser (malformed HTTP gets a JSON 4xx and
+ * the connection is closed), reads Content-Length and chunked bodies up to the route's limit (413 past it,
+ * decided from Content-Length before reading when possible, with `Expect: 100-continue` before the client sends
+ * it), hands complete requests to router_dispatch() on the loop's thread, and writes the api_reply as JSON with
+ * Date, Content-Length and, when the connection ends, `Connection: close`. Keep-alive and pipelined requests are
+ * answered in order, one at a time per connection; a connection silent for 30 s is closed (a request waiting
+ * for Kafka never is), and past 20,000 connections (or the file-descriptor limit less 128) new ones are closed
+ * on accept.
  *
- * Thread contract: http_server_start/stop from the main thread; handlers run on the worker threads.
+ * Requests may suspend (events waiting for Kafka) without holding a thread: api_request_resume(), from any
+ * thread, queues the request on its loop and wakes it through an eventfd (one write per batch of resumes);
+ * the loop runs the resume handler and answers. A client that hangs up meanwhile still has its resume handler
+ * run (claims settle), then the connection closes.
+ *
+ * Why not libmicrohttpd (used until 2026-12-03): per request it suspended and resumed through epoll_ctl calls
+ * and an inter-thread pipe, cleared a 64 KiB connection pool and ran a thread pool around a shared epoll; the
+ * ingress row measured 42 CPU-µs per request with it and 26–31 with this (docs/BENCHMARKS.md). It also
+ * accepted requests a proxy in front could read differently (Content-Length with Transfer-Encoding, folded
+ * header lines, a space before the colon), which this refuses.
+ *
+ * Thread contract: http_server_start/stop from the main thread; handlers run on the loop threads (blocking
+ * handlers, such as Redis calls and test deliveries, hold their loop's other connections meanwhile, as the
+ * libmicrohttpd thread pool did).
  */
 #ifndef HOOKD_HTTP_SERVER_H
 #define HOOKD_HTTP_SERVER_H

@@ -38,7 +38,7 @@ static const config_var producer_api_vars[] = {
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers of test deliveries"},
     {"TOKEN_CACHE_REFRESH", "100ms",
      "how often cached API tokens are re-validated; a revoked token stops working within this (0: no cache)"},
-    {"HTTP_THREADS", "4", "HTTP worker threads (each has its own Redis connection)"},
+    {"HTTP_THREADS", "4", "HTTP event-loop threads (each has its own Redis connection)"},
     {"SHUTDOWN_GRACE", "20s", "how long SIGTERM waits for requests in flight"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
 };

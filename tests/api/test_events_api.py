@@ -11,6 +11,7 @@ The broker-stopping test is the last one in the file and leaves the broker runni
 import datetime
 import json
 import re
+import socket
 import subprocess
 import time
 import uuid
@@ -315,6 +316,24 @@ def test_accepted_id_is_confirmed_for_24_hours(client, org, redis_server):
     key = f"hookd:event:idem:{org}:{cid}"
     assert redis_server.cli("GET", key) == "done"
     assert 86000 < int(redis_server.cli("TTL", key)) <= 86400
+
+
+def test_event_whose_client_hung_up_is_still_settled(producer_api, client, org, redis_server, kafka_broker):
+    """The client hangs up right after sending, before Kafka's acknowledgement can be back: the write still ends,
+    the event is in Kafka once and its id is confirmed ("done"), not left "pending" until the claim lapses."""
+    cid = f"gone-{uuid.uuid4().hex}"
+    body = json.dumps(event("user.created", 5, id=cid)).encode()
+    s = socket.create_connection(("127.0.0.1", producer_api.port), timeout=5)
+    s.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + client.token.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    s.close()
+    key = f"hookd:event:idem:{org}:{cid}"
+    deadline = time.monotonic() + 5
+    while redis_server.cli("GET", key) != "done" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert redis_server.cli("GET", key) == "done"
+    assert [m[0]["id"] for m in messages_of(kafka_broker, "user.created", org)] == [cid]
+    assert post(client, event("user.created", 6, id=cid)).body == {"id": cid}  # a retry is answered, not written
 
 
 def test_client_id_written_once(producer_api, client, org, new_org, kafka_broker):

@@ -1,6 +1,6 @@
 /*
  * api_stubs — stand-ins for what the producer-api request path needs besides router.c, webhooks_api.c, auth.c
- * and events_api.c (which the API harnesses link for real): libmicrohttpd header/query access and request
+ * and events_api.c (which the API harnesses link for real): the HTTP layer's header/query access and request
  * suspension (http_server.c), the Redis store pool and store calls (store_pool.c, webhook_store.c), the Kafka
  * producer (event_producer.c), and the handlers of other files (health, metrics). The store stubs check that only validated input reaches storage.
  */

@@ -1,7 +1,7 @@
 /*
  * fuzz_router — the real router_dispatch() (producer-api/router.c) with the real auth.c, webhooks_api.c and
  * events_api.c (a suspended events request is resumed and answered as http_server.c would),
- * on arbitrary method, path, credentials, paging arguments and body; Redis, libmicrohttpd and the other
+ * on arbitrary method, path, credentials, paging arguments and body; Redis, the HTTP layer and the other
  * handlers are api_stubs.c.
  * Input: byte 0 = flags (bit 0 allow_private, bits 1-2 store status, bit 3 use the "auth" header instead of
  * Authorization, bit 7 Kafka refuses every write), then NUL-separated method, path, credential, page, per_page;
