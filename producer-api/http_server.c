@@ -57,6 +57,7 @@ typedef struct http_conn {
     struct http_conn *resume_next;  /* the loop's resume queue */
     enum conn_state state;
     int in_request;                 /* req is live (counted in the server's in_flight) */
+    int closed;                     /* conn_close() ran: freed when the loop's current batch of events is done */
     int read_closed;                /* the peer sent EOF: answer what is pending, then close */
     int close_after_write;          /* close once out is written */
     int64_t last_active_ms;         /* for the idle timeout */
@@ -91,6 +92,8 @@ typedef struct http_loop {
     http_conn *resumed_head, *resumed_tail;
     int wake_pending;               /* wake_fd written and not yet read */
     http_conn *conns;               /* every connection of this loop */
+    http_conn *closed;              /* closed during this batch of events, freed after it (a later event of the
+                                     * same epoll_wait may still name them) */
     int64_t last_sweep_ms;
     int64_t last_fd_warning_ms;     /* "out of file descriptors" is logged at most once a second per loop */
     time_t date_second;             /* the second date_text was written for */
@@ -337,24 +340,41 @@ static void request_end(http_conn *conn)
     atomic_fetch_sub(&conn->loop->server->in_flight, 1);
 }
 
+/* Closes the socket and ends the request; the memory goes on the loop's closed list until free_closed(). */
 static void conn_close(http_conn *conn)
 {
     http_loop *loop = conn->loop;
+    if (conn->closed)
+        return;
     request_end(conn);
     epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
     close(conn->fd);
+    conn->fd = -1;
+    conn->closed = 1;
     if (conn->prev != NULL)
         conn->prev->next = conn->next;
     else
         loop->conns = conn->next;
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
+    conn->prev = NULL;
+    conn->next = loop->closed;
+    loop->closed = conn;
     atomic_fetch_sub(&loop->server->connections, 1);
-    free(conn->in);
-    free(conn->head_buf);
-    free(conn->req.body);
-    free(conn->out);
-    free(conn);
+}
+
+/* Frees the connections closed since the last call. */
+static void free_closed(http_loop *loop)
+{
+    while (loop->closed != NULL) {
+        http_conn *conn = loop->closed;
+        loop->closed = conn->next;
+        free(conn->in);
+        free(conn->head_buf);
+        free(conn->req.body);
+        free(conn->out);
+        free(conn);
+    }
 }
 
 /* Appends body bytes to req.body, or marks the request too large (the rest is read and dropped). */
@@ -733,6 +753,10 @@ static void serve_resumed(http_loop *loop)
     pthread_mutex_unlock(&loop->lock);
     while (conn != NULL) {
         http_conn *next = conn->resume_next;
+        if (conn->closed) { /* cannot happen: a suspended connection is never closed; kept as a guard */
+            conn = next;
+            continue;
+        }
         api_reply reply = {0};
         int outcome = conn->req.resume_handler(&conn->req, &reply);
         if (outcome != API_SUSPENDED) {
@@ -773,12 +797,13 @@ static void *loop_main(void *arg)
                 accept_connections(loop);
             else if (ptr == &loop->wake_fd)
                 serve_resumed(loop);
-            else
+            else if (!((http_conn *)ptr)->closed)
                 conn_run(ptr);
         }
         int64_t now = time_monotonic_ms();
         if (now - loop->last_sweep_ms >= 1000)
             sweep_idle(loop, now);
+        free_closed(loop);
     }
     return NULL;
 }
@@ -833,6 +858,7 @@ static void free_server(http_server *server)
         http_loop *loop = &server->loops[i];
         while (loop->conns != NULL)
             conn_close(loop->conns);
+        free_closed(loop);
         if (loop->epoll_fd >= 0)
             close(loop->epoll_fd);
         if (loop->wake_fd >= 0)
