@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -94,11 +95,23 @@ int secret_generate_token(char *out, size_t outlen)
     return 0;
 }
 
+/* SHA-256 fetched once for secret_sha256_hex (which hashes every API token presented): OpenSSL 3's SHA256()
+ * fetches the algorithm on each call. Never freed (process lifetime); NULL if the fetch failed, then SHA256(). */
+static EVP_MD *token_sha256;
+static pthread_once_t token_sha256_once = PTHREAD_ONCE_INIT;
+
+static void token_sha256_fetch(void)
+{
+    token_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void secret_sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, digest);
+    pthread_once(&token_sha256_once, token_sha256_fetch);
+    if (token_sha256 == NULL || EVP_Digest(data, len, digest, NULL, token_sha256, NULL) != 1)
+        SHA256(data, len, digest);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         out[2 * i] = hex[digest[i] >> 4];
         out[2 * i + 1] = hex[digest[i] & 0xf];

@@ -70,6 +70,8 @@ static json_t *accepted_body(const events_batch *batch)
  * accepted: the client may retry). A confirm that fails leaves the pending claim to lapse on its own. */
 static void settle_claims(events_batch *batch, int accepted)
 {
+    if (memchr(batch->claimed, 1, (size_t)batch->count) == NULL)
+        return; /* no client ids: no Redis connection to take from the pool */
     webhook_store *store = store_pool_acquire(batch->req->api->stores);
     for (int i = 0; i < batch->count; i++) {
         if (!batch->claimed[i])
@@ -212,7 +214,7 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
     /* Assign ids; claim client ids so a repeat within 24 h writes nothing. */
     char *send = calloc(count, 1);
     int to_send = 0;
-    webhook_store *store = store_pool_acquire(req->api->stores);
+    webhook_store *store = NULL; /* taken from the pool at the first client id: most events carry none */
     for (int i = 0; send != NULL && i < batch->count; i++) {
         envelope *env = &batch->events[i];
         if (env->id[0] == '\0') {
@@ -223,6 +225,8 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
         }
         if (repeats_earlier_event(batch, i))
             continue; /* the same client id earlier in this batch: written once, answered twice */
+        if (store == NULL)
+            store = store_pool_acquire(req->api->stores);
         store_status status = event_id_claim(store, env->organization_id, env->id, req->api->claim_ttl_s);
         if (status == STORE_UNAVAILABLE || status == STORE_PENDING) {
             store_pool_release(req->api->stores, store);
@@ -244,13 +248,13 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
             to_send++;
         }
     }
-    if (send == NULL) {
+    if (store != NULL)
         store_pool_release(req->api->stores, store);
+    if (send == NULL) {
         batch_free(batch);
         api_reply_message(reply, 500, "out of memory");
         return API_DONE;
     }
-    store_pool_release(req->api->stores, store);
 
     req->async_state = batch;
     req->async_free = batch_free;
