@@ -416,6 +416,10 @@ def file_size(path: Path) -> int:
 
 # ---------------------------------------------------------------------------------------------- perf
 
+# BENCH_PERF_RUN: which of the runs perf samples (0 = the first; a later one misses the warm-up's effects)
+PERF_RUN = int(os.environ.get("BENCH_PERF_RUN", "0"))
+
+
 def perf_attach(pid, out: Path):
     """With BENCH_PERF=1: sample pid (cpu-clock, the only event that works in most VMs) into out."""
     if os.environ.get("BENCH_PERF") != "1" or not shutil.which("perf"):
@@ -538,7 +542,7 @@ def row_ingress(st: Stack, cfg, res):
     base, subj, cpu = [], [], []
     for i in range(cfg.runs):
         b = wrk(f"http://127.0.0.1:{st.http_port}/api/v1/events", script, 64, cfg.wrk_s)
-        perf = perf_attach(api.pid, st.dir / "perf-producer-api-ingress.data") if i == 0 else None
+        perf = perf_attach(api.pid, st.dir / "perf-producer-api-ingress.data") if i == PERF_RUN else None
         before = proc_stat(api.pid)
         s = wrk(api.url + "/api/v1/events", script, 64, cfg.wrk_s)
         after = proc_stat(api.pid)
