@@ -75,6 +75,7 @@ typedef struct http_conn {
     size_t body_limit;              /* the route's limit */
     long long body_left;            /* Content-Length bytes still to read */
     int too_large;                  /* the body passed body_limit: read and dropped, then 413 */
+    size_t dropped;                 /* body bytes read and dropped since then */
     http_chunked chunked;           /* chunked body decoder */
 
     char *out;                      /* reply bytes: out[out_off .. out_len) still to write */
@@ -383,6 +384,7 @@ static void append_body(void *ctx, const char *data, size_t len)
     http_conn *conn = ctx;
     if (conn->too_large || conn->req.body_len + len > conn->body_limit) {
         conn->too_large = 1;
+        conn->dropped += len;
         return;
     }
     if (conn->req.body_len + len + 1 > conn->body_cap) {
@@ -490,6 +492,7 @@ static void begin_request(http_conn *conn, size_t head_len)
     conn->req.resume_handler = NULL;
     conn->body_limit = router_body_limit(conn->head.method, conn->head.path);
     conn->too_large = 0;
+    conn->dropped = 0;
     memset(&conn->chunked, 0, sizeof conn->chunked);
     if (conn->head.content_length > (long long)conn->body_limit) {
         /* A modestly oversized body is read and dropped so the client, still sending, gets to read the 413
@@ -584,7 +587,9 @@ static int parse_input(http_conn *conn)
                 refuse(conn, 400, "malformed chunked body");
                 break;
             }
-            if (conn->too_large) { /* no length to skip to: refuse now rather than read an endless body */
+            if (conn->too_large && conn->dropped > conn->body_limit * 16) {
+                /* like a huge Content-Length: refused at once rather than read on; a modestly oversized body is
+                 * read and dropped so that the client, still sending, gets to read its 413 */
                 conn->head.keep_alive = 0;
                 refuse(conn, 413, "request body too large");
                 break;
