@@ -1,5 +1,6 @@
 /* http_parser — see http_parser.h. */
 #include "http_parser.h"
+#include "hex.h"
 
 #include <string.h>
 #include <strings.h>
@@ -71,17 +72,6 @@ static char *take_line(char **cursor, char *end, size_t *line_len)
     return line;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes text in place ('+' becomes a space when plus_is_space). Returns -1 on a bad escape or an
  * encoded NUL. */
 static int percent_decode(char *text, int plus_is_space)
@@ -89,8 +79,8 @@ static int percent_decode(char *text, int plus_is_space)
     char *out = text;
     for (char *in = text; *in != '\0'; in++) {
         if (*in == '%') {
-            int hi = hex_value((unsigned char)in[1]);
-            int lo = hi < 0 ? -1 : hex_value((unsigned char)in[2]);
+            int hi = hex_digit_value((unsigned char)in[1]);
+            int lo = hi < 0 ? -1 : hex_digit_value((unsigned char)in[2]);
             if (lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             *out++ = (char)(hi * 16 + lo);
@@ -324,7 +314,7 @@ int http_chunked_feed(http_chunked *d, const char *in, size_t len, size_t *consu
         unsigned char c = (unsigned char)in[i];
         switch (d->state) {
         case CHUNK_SIZE: {
-            int digit = hex_value(c);
+            int digit = hex_digit_value(c);
             if (digit >= 0) {
                 if (d->line_len >= 15) /* 15 hex digits: far past any body limit, and no overflow */
                     return HTTP_CHUNKED_ERROR;

@@ -1,6 +1,7 @@
 /* json_scan — see json_scan.h. One pass, no recursion: an explicit stack of open containers and a stack of the
  * keys of the objects still open (for the duplicate check, done when an object closes). */
 #include "json_scan.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -65,23 +66,12 @@ static int grow(void **items, size_t *cap, size_t item_size, void *local)
     return 0;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 4 hex digits at p (p + 4 <= end), or -1. */
 static long hex4(const unsigned char *p)
 {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hex_value(p[i]);
+        int h = hex_digit_value(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

@@ -1,5 +1,6 @@
 /* url_guard — see url_guard.h for what this module owns and the rules it enforces. */
 #include "url_guard.h"
+#include "hex.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -103,17 +104,6 @@ static int v6_forbidden(const unsigned char b[16])
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Length of host without one trailing dot (the root label). */
 static size_t host_len_sans_root(const char *host)
 {
@@ -146,7 +136,7 @@ static int ipv4_part(const char *s, size_t n, uint32_t *out)
         i = 1;
     }
     for (; i < n; i++) {
-        int d = hex_val(s[i]);
+        int d = hex_digit_value((unsigned char)s[i]);
         if (d < 0 || (unsigned)d >= base)
             return -1;
         v = v * base + (unsigned)d;
@@ -207,7 +197,7 @@ static int ends_in_number(const char *host, size_t n)
     size_t i = 0;
     if (ln >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X')) {
         for (i = 2; i < ln; i++)
-            if (hex_val(l[i]) < 0)
+            if (hex_digit_value((unsigned char)l[i]) < 0)
                 return 0;
         return 1;
     }
