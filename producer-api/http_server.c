@@ -527,9 +527,9 @@ static void begin_request(http_conn *conn, size_t head_len)
 
 /*
  * Parses what the input holds: heads, bodies, as far as it goes. Stops when more input is needed, or a request
- * is being handled or answered. Returns -1 when the connection must be closed now (nothing to write).
+ * is being handled or answered (refusals are queued as replies, closed once written).
  */
-static int parse_input(http_conn *conn)
+static void parse_input(http_conn *conn)
 {
     for (;;) {
         size_t avail = conn->in_len - conn->in_off;
@@ -545,7 +545,7 @@ static int parse_input(http_conn *conn)
                 avail -= skip;
             }
             if (avail == 0)
-                return 0;
+                return;
             size_t head_len = http_head_length(conn->in + conn->in_off, avail, &conn->head_scanned);
             if (head_len == 0) {
                 if (avail > HEAD_MAX) {
@@ -553,7 +553,7 @@ static int parse_input(http_conn *conn)
                     refuse(conn, 431, "request head too large");
                 }
                 if (conn->state == CONN_HEAD)
-                    return 0;
+                    return;
                 break;
             }
             if (head_len > HEAD_MAX) {
@@ -566,19 +566,19 @@ static int parse_input(http_conn *conn)
         }
         case CONN_BODY: {
             if (avail == 0)
-                return 0;
+                return;
             size_t take = (long long)avail < conn->body_left ? avail : (size_t)conn->body_left;
             append_body(conn, conn->in + conn->in_off, take);
             conn->in_off += take;
             conn->body_left -= (long long)take;
             if (conn->body_left > 0)
-                return 0;
+                return;
             dispatch(conn);
             break;
         }
         case CONN_CHUNKED: {
             if (avail == 0)
-                return 0;
+                return;
             size_t used = 0;
             int rc = http_chunked_feed(&conn->chunked, conn->in + conn->in_off, avail, &used, append_body, conn);
             conn->in_off += used;
@@ -595,14 +595,13 @@ static int parse_input(http_conn *conn)
                 break;
             }
             if (rc == HTTP_CHUNKED_MORE)
-                return 0;
+                return;
             dispatch(conn);
             break;
         }
         case CONN_HANDLING:
-            return 0;
         case CONN_WRITING:
-            return 0;
+            return;
         }
     }
 }
@@ -646,10 +645,7 @@ static int conn_run(http_conn *conn)
                 conn->state = CONN_HEAD;
             }
         }
-        if (parse_input(conn) < 0) {
-            conn_close(conn);
-            return -1;
-        }
+        parse_input(conn);
         if (conn->state == CONN_WRITING || (conn->out_len > conn->out_off && conn->state != CONN_HANDLING))
             continue; /* a reply (or a 100 Continue) was queued: write it, then parse on */
         if (conn->read_closed) {
