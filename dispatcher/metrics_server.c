@@ -1,119 +1,98 @@
 /* metrics_server — see metrics_server.h. */
 #include "metrics_server.h"
 
-#include "config.h"
-#include "log.h"
+#include "http_server.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct metrics_server {
-    struct MHD_Daemon *daemon;   /* owned */
-    dispatcher_metrics *dm;      /* borrowed */
+/* The context every request carries as req->api (http_api.h leaves struct api_context to each program). */
+struct api_context {
+    dispatcher_metrics *dm; /* borrowed */
 };
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type, char *body,
-                             size_t len)
+struct metrics_server {
+    struct api_context context;
+    http_server *http; /* owned */
+};
+
+/* What the port accepts of a request body: nothing it serves reads one. */
+#define METRICS_BODY_LIMIT 1024
+/* Prometheus, a kubelet's probes and an operator's curl: a few connections; the rest are closed on accept. */
+#define METRICS_MAX_CONNECTIONS 64
+
+static size_t body_limit(const char *method, const char *path)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (resp == NULL) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    (void)method;
+    (void)path;
+    return METRICS_BODY_LIMIT;
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                               const char *version, const char *upload_data, size_t *upload_data_size,
-                               void **con_cls)
+static void readiness(const dispatcher_metrics *dm, api_reply *reply)
 {
-    (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    (void)con_cls;
-    metrics_server *srv = cls;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
-                     strdup("{\"error\":\"method not allowed\"}"), 30);
-    if (strcmp(url, "/healthz") == 0) {
-        char *body = strdup("{\"status\":\"ok\"}");
-        return reply(conn, MHD_HTTP_OK, "application/json", body, body ? strlen(body) : 0);
+    int kafka = atomic_load(&dm->kafka_ok), redis = atomic_load(&dm->redis_ok);
+    int stopping = atomic_load(&dm->stopping);
+    int ready = kafka && redis && !stopping;
+    /* same shape as producer-api's /readyz */
+    json_t *checks = json_pack("{s:s, s:s}", "kafka", kafka ? "ok" : "unreachable", "redis",
+                               redis ? "ok" : "unreachable");
+    if (checks != NULL && stopping)
+        json_object_set_new(checks, "shutdown", json_string("in progress"));
+    api_reply_json(reply, ready ? 200 : 503,
+                   checks ? json_pack("{s:s, s:o}", "status", ready ? "ok" : "unavailable", "checks", checks) : NULL);
+    if (reply->body == NULL)
+        api_reply_message(reply, 500, "out of memory");
+}
+
+static int dispatch(api_request *req, api_reply *reply)
+{
+    const dispatcher_metrics *dm = req->api->dm;
+    int is_healthz = strcmp(req->path, "/healthz") == 0, is_readyz = strcmp(req->path, "/readyz") == 0;
+    int is_metrics = strcmp(req->path, "/metrics") == 0;
+    if (!is_healthz && !is_readyz && !is_metrics) {
+        api_reply_message(reply, 404, "not found");
+        return API_DONE;
     }
-    if (strcmp(url, "/readyz") == 0) {
-        int kafka = atomic_load(&srv->dm->kafka_ok), redis = atomic_load(&srv->dm->redis_ok);
-        int stopping = atomic_load(&srv->dm->stopping);
-        int ready = kafka && redis && !stopping;
-        char *body = malloc(160);
-        if (body == NULL)
-            return MHD_NO;
-        /* same shape as producer-api's /readyz */
-        int n = snprintf(body, 160, "{\"status\":\"%s\",\"checks\":{\"kafka\":\"%s\",\"redis\":\"%s\"%s}}",
-                         ready ? "ok" : "unavailable", kafka ? "ok" : "unreachable", redis ? "ok" : "unreachable",
-                         stopping ? ",\"shutdown\":\"in progress\"" : "");
-        return reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body, (size_t)n);
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        api_reply_message(reply, 405, "method not allowed");
+        reply->allow = "GET, HEAD";
+        return API_DONE;
     }
-    if (strcmp(url, "/metrics") == 0) {
+    if (is_healthz) {
+        api_reply_json(reply, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (is_readyz) {
+        readiness(dm, reply);
+    } else {
         size_t len = 0;
-        char *text = metrics_render(srv->dm->reg, &len);
-        if (text == NULL)
-            return MHD_NO;
-        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+        reply->text_owned = metrics_render(dm->reg, &len);
+        reply->status = reply->text_owned != NULL ? 200 : 500;
+        if (reply->text_owned == NULL)
+            api_reply_message(reply, 500, "out of memory");
     }
-    char *body = strdup("{\"error\":\"not found\"}");
-    return reply(conn, MHD_HTTP_NOT_FOUND, "application/json", body, body ? strlen(body) : 0);
+    return API_DONE;
 }
 
 metrics_server *metrics_server_start(const char *addr, dispatcher_metrics *dm, char *errbuf, size_t errlen)
 {
-    char host[256];
-    int port = 0;
-    if (config_split_host_port(addr, host, sizeof host, &port) != 0) {
-        snprintf(errbuf, errlen, "METRICS_ADDR must be host:port, got \"%s\"", addr);
-        return NULL;
-    }
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-    if (host[0] != '\0' && strchr(host, ':') != NULL) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
-            snprintf(errbuf, errlen, "METRICS_ADDR host must be an IP address, got \"%s\"", host);
-            return NULL;
-        }
-        flags |= MHD_USE_IPv6;
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        const char *h = host[0] != '\0' ? host : "0.0.0.0";
-        if (strcmp(h, "localhost") == 0)
-            h = "127.0.0.1";
-        if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) {
-            snprintf(errbuf, errlen, "METRICS_ADDR host must be an IP address, got \"%s\"", host);
-            return NULL;
-        }
-    }
     metrics_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    srv->dm = dm;
-    srv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, &ss,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT,
-                                   (unsigned int)64, MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        snprintf(errbuf, errlen, "cannot listen on METRICS_ADDR %s", addr);
+    srv->context.dm = dm;
+    http_server_config config = {
+        .listen_addr = addr,
+        .addr_setting = "METRICS_ADDR",
+        .threads = 1,
+        .max_connections = METRICS_MAX_CONNECTIONS,
+        .api = &srv->context,
+        .dispatch = dispatch,
+        .body_limit = body_limit,
+    };
+    srv->http = http_server_start(&config, errbuf, errlen);
+    if (srv->http == NULL) {
         free(srv);
         return NULL;
     }
@@ -124,6 +103,6 @@ void metrics_server_stop(metrics_server *srv)
 {
     if (srv == NULL)
         return;
-    MHD_stop_daemon(srv->daemon);
+    http_server_stop(srv->http, 0, NULL, NULL);
     free(srv);
 }

@@ -10,6 +10,7 @@
 #include "delivery_http.h"
 #include "event_producer.h"
 #include "events_api.h"
+#include "api.h"
 #include "http_server.h"
 #include "log.h"
 #include "store_pool.h"
@@ -49,6 +50,12 @@ static const char usage[] = "usage: producer-api [--help] [--version]\n"
 static void flush_producer(void *arg)
 {
     event_producer_flush(arg, 10000);
+}
+
+/* http_server's observe hook: a finished request in the HTTP metrics, by route and status. */
+static void observe_request(const api_context *api, const char *path, int status, int64_t elapsed_us)
+{
+    api_metrics_record(api->series, api_metrics_route(path), status, elapsed_us);
 }
 
 int main(int argc, char **argv)
@@ -140,7 +147,16 @@ int main(int argc, char **argv)
         goto done;
     }
     const char *listen_addr = config_string("LISTEN_ADDR", "0.0.0.0:8080");
-    server = http_server_start(listen_addr, (int)threads, &api, errbuf, sizeof errbuf);
+    http_server_config http = {
+        .listen_addr = listen_addr,
+        .addr_setting = "LISTEN_ADDR",
+        .threads = (int)threads,
+        .api = &api,
+        .dispatch = router_dispatch,
+        .body_limit = router_body_limit,
+        .observe = observe_request,
+    };
+    server = http_server_start(&http, errbuf, sizeof errbuf);
     if (server == NULL) {
         log_json(LOG_ERROR, "cannot start the HTTP server", "{s:s}", "error", errbuf);
         goto done;

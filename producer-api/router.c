@@ -1,5 +1,5 @@
 /*
- * router — maps method and path to a handler, authenticates, and owns the reply helpers of api.h.
+ * router — maps method and path to a handler, authenticates, and owns api.h's producer-api reply helpers.
  *
  * Routes:
  *   GET  /healthz, /readyz, /metrics            no token
@@ -17,18 +17,6 @@
 
 #define WEBHOOKS_PATH "/api/v1/webhooks"
 #define EVENTS_PATH "/api/v1/events"
-
-void api_reply_json(api_reply *reply, int status, json_t *body)
-{
-    reply->status = status;
-    json_decref(reply->body);
-    reply->body = body;
-}
-
-void api_reply_message(api_reply *reply, int status, const char *message)
-{
-    api_reply_json(reply, status, json_pack("{s:s}", "message", message));
-}
 
 void api_reply_bad_data(api_reply *reply, json_t *errors)
 {

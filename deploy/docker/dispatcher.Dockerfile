@@ -8,7 +8,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config \
-      libmicrohttpd-dev libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-dev libssl-dev \
+      libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -20,12 +20,12 @@ RUN make -j"$(nproc)" bin/dispatcher \
 
 FROM debian:12-slim AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
-# libmicrohttpd12 libhiredis0.14 librdkafka1 libjansson4 libcurl4 libssl3: what `ldd bin/dispatcher` needs
+# libhiredis0.14 librdkafka1 libjansson4 libcurl4 libssl3: what `ldd bin/dispatcher` needs
 # (their own dependencies come with them); curl only for the HEALTHCHECK.
 # ca-certificates: the system bundle receivers' TLS is verified against (RECEIVER_CA_FILE adds to it).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libhiredis0.14 librdkafka1 libjansson4 libcurl4 libssl3 ca-certificates curl \
+      libhiredis0.14 librdkafka1 libjansson4 libcurl4 libssl3 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 hookd \
  && useradd --system --uid 10001 --gid hookd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hookd

@@ -183,7 +183,7 @@ def check_compose(path):
     print(f"compose: {len(svcs)} services, {len(errors)} problems")
 
 
-RUNTIME = {"libmicrohttpd12", "libhiredis0.14", "librdkafka1", "libjansson4", "libcurl4", "libssl3",
+RUNTIME = {"libhiredis0.14", "librdkafka1", "libjansson4", "libcurl4", "libssl3",
            "ca-certificates", "curl"}
 
 

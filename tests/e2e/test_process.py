@@ -82,6 +82,74 @@ def test_without_kafka_not_ready_no_spin_and_clean_exit(redis_server, tmp_path):
         log.close()
 
 
+def test_ops_port_refuses_bad_requests_with_json_and_keeps_serving(redis_server, tmp_path):
+    """The dispatcher's /healthz, /readyz and /metrics port runs the same HTTP server as producer-api: unknown
+    paths, other methods and malformed HTTP get a JSON 4xx, HEAD gets headers only, and a crowd of idle
+    connections past its cap of 64 is shed without stopping it (no Kafka needed: the port starts first)."""
+    import socket
+    port = free_port()
+    env = dict(os.environ, KAFKA_BROKERS=f"127.0.0.1:{free_port()}", REDIS_URL=redis_server.url,
+               METRICS_ADDR=f"localhost:{port}", KAFKA_GROUP="hookd-ops-port")
+    log = open(tmp_path / "d.log", "wb")
+    p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], name="ops-port", logdir=str(tmp_path)), env=env,
+                         stdout=log, stderr=subprocess.STDOUT)
+
+    def raw(request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(request)
+            data = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _status(url + "/healthz") == 200, memcheck.scaled(10), what="healthz")
+        assert http("GET", url + "/nope") == (404, {"message": "not found"})
+        answer = raw(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD" in head, answer
+        assert json.loads(body) == {"message": "method not allowed"}
+        answer = raw(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n"), answer
+        assert re.search(rb"\r\nContent-Length: 15\r\n", answer), answer  # {"status":"ok"}, not sent
+        for bad in (b"GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n",  # space before the colon
+                    b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    b"\x00\x01garbage\r\n\r\n"):
+            answer = raw(bad)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head, (bad, answer)
+            assert "message" in json.loads(body), (bad, answer)
+        crowd = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
+        try:
+            shed = 0
+            for c in crowd:
+                c.settimeout(0.2)
+                try:
+                    shed += c.recv(1) == b""
+                except socket.timeout:
+                    pass
+            assert 30 <= shed <= 40, shed  # 64 kept (a few may still be on their way in), the rest closed
+        finally:
+            for c in crowd:
+                c.close()
+        wait_until(lambda: _status(url + "/healthz") == 200, memcheck.scaled(10), what="healthz after the crowd")
+        with __import__("urllib.request").request.urlopen(url + "/metrics", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert b"hookd_dispatcher_kafka_up 0" in resp.read()
+        p.terminate()
+        assert p.wait(timeout=memcheck.scaled(30)) == 0
+        log.flush()
+        assert memcheck.problems("ops-port", p.returncode, (tmp_path / "d.log").read_text(errors="replace"), p.pid,
+                                 str(tmp_path)) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+        log.close()
+
+
 def _status(url):
     try:
         return http("GET", url, timeout=2)[0]

@@ -12,7 +12,7 @@ cd "$root"
 
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "build.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
-PKGS="jansson libcurl libcrypto hiredis rdkafka libmicrohttpd"
+PKGS="jansson libcurl libcrypto hiredis rdkafka"
 base="-g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers"
 base="$base -DHOOKD_VERSION=\"fuzz\" -Icommon -Iproducer-api -Itests/fuzz $(pkg-config --cflags $PKGS) -fno-sanitize-recover=undefined"
 libs="$(pkg-config --libs $PKGS) -lpthread -lm"

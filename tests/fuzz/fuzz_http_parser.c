@@ -1,5 +1,5 @@
 /*
- * fuzz_http_parser — common/http_parser.c on arbitrary bytes: producer-api/http_server.c hands it every byte a
+ * fuzz_http_parser — common/http_parser.c on arbitrary bytes: common/http_server.c hands it every byte a
  * client sends, the request head to http_head_length() / http_parse_head() and a chunked body to
  * http_chunked_feed().
  *

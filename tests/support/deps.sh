@@ -12,7 +12,7 @@
 set -eu
 
 PKGS="build-essential pkg-config
-libmicrohttpd-dev libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+libhiredis-dev librdkafka-dev libjansson-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev
 redis-server
 python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-cryptography

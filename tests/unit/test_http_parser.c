@@ -1,6 +1,6 @@
 /*
  * Unit tests for common/http_parser.c (cmocka): the in-place HTTP/1.x request-head parser and the resumable
- * chunked-body decoder that producer-api/http_server.c runs on every connection.
+ * chunked-body decoder that common/http_server.c runs on every connection.
  *
  *   test_simple_get           method, percent-decoded path ('+' kept), minor version, defaults; query arguments
  *                             percent-decoded with '+' as a space, arguments without '=' (value ""), empty and

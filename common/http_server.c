@@ -1,7 +1,6 @@
 /* http_server — see http_server.h. */
 #include "http_server.h"
 
-#include "api_metrics.h"
 #include "config.h"
 #include "http_parser.h"
 #include "log.h"
@@ -102,7 +101,7 @@ typedef struct http_loop {
 } http_loop;
 
 struct http_server {
-    const api_context *api;         /* borrowed */
+    http_server_config config;      /* copied; config.api and the strings are borrowed */
     int listen_fd;
     int loop_count;
     http_loop *loops;
@@ -409,9 +408,9 @@ static void append_body(void *ctx, const char *data, size_t len)
 static void finish(http_conn *conn, api_reply *reply)
 {
     int is_head = conn->in_request && strcmp(conn->req.method, "HEAD") == 0;
-    if (conn->in_request)
-        api_metrics_record(conn->loop->server->api->series, api_metrics_route(conn->req.path), reply->status,
-                           time_monotonic_us() - conn->started_us);
+    const http_server_config *config = &conn->loop->server->config;
+    if (conn->in_request && config->observe != NULL)
+        config->observe(config->api, conn->req.path, reply->status, time_monotonic_us() - conn->started_us);
     if (!conn->head.keep_alive || conn->read_closed || atomic_load(&conn->loop->server->stopping))
         conn->close_after_write = 1;
     if (queue_reply(conn, reply, is_head) != 0)
@@ -447,7 +446,7 @@ static void dispatch(http_conn *conn)
         return;
     }
     conn->state = CONN_HANDLING; /* a handler that suspends finds it so; api_request_suspend() says it again */
-    int outcome = router_dispatch(&conn->req, &reply);
+    int outcome = conn->loop->server->config.dispatch(&conn->req, &reply);
     if (outcome == API_SUSPENDED)
         return;
     finish(conn, &reply);
@@ -483,14 +482,14 @@ static void begin_request(http_conn *conn, size_t head_len)
     http_server *server = conn->loop->server;
     conn->in_request = 1;
     atomic_fetch_add(&server->in_flight, 1);
-    conn->req.api = server->api;
+    conn->req.api = server->config.api;
     conn->req.method = conn->head.method;
     conn->req.path = conn->head.path;
     conn->req.body_len = 0;
     conn->req.async_state = NULL;
     conn->req.async_free = NULL;
     conn->req.resume_handler = NULL;
-    conn->body_limit = router_body_limit(conn->head.method, conn->head.path);
+    conn->body_limit = server->config.body_limit(conn->head.method, conn->head.path);
     conn->too_large = 0;
     conn->dropped = 0;
     memset(&conn->chunked, 0, sizeof conn->chunked);
@@ -811,14 +810,16 @@ static void *loop_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int open_listener(const char *listen_addr, char *errbuf, size_t errlen)
+static int open_listener(const char *listen_addr, const char *setting, char *errbuf, size_t errlen)
 {
     char host[128];
     int port = 0;
     if (config_split_host_port(listen_addr, host, sizeof host, &port) != 0) {
-        snprintf(errbuf, errlen, "LISTEN_ADDR must be host:port, got \"%s\"", listen_addr);
+        snprintf(errbuf, errlen, "%s must be host:port, got \"%s\"", setting, listen_addr);
         return -1;
     }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
     struct sockaddr_storage addr = {0};
     socklen_t addr_len = sizeof(struct sockaddr_in);
     struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
@@ -835,7 +836,7 @@ static int open_listener(const char *listen_addr, char *errbuf, size_t errlen)
         v6->sin6_port = htons((uint16_t)port);
         addr_len = sizeof(struct sockaddr_in6);
     } else {
-        snprintf(errbuf, errlen, "LISTEN_ADDR host must be an IP address, got \"%s\"", host);
+        snprintf(errbuf, errlen, "%s host must be an IP address, got \"%s\"", setting, host);
         return -1;
     }
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -887,10 +888,15 @@ static void join_loops(http_server *server)
             pthread_join(server->loops[i].thread, NULL);
 }
 
-http_server *http_server_start(const char *listen_addr, int threads, const api_context *api, char *errbuf,
-                               size_t errlen)
+http_server *http_server_start(const http_server_config *config, char *errbuf, size_t errlen)
 {
-    int listen_fd = open_listener(listen_addr, errbuf, errlen);
+    const char *setting = config->addr_setting != NULL ? config->addr_setting : "listen address";
+    int threads = config->threads > 0 ? config->threads : 1;
+    if (config->dispatch == NULL || config->body_limit == NULL) {
+        snprintf(errbuf, errlen, "http_server_start: dispatch and body_limit are required");
+        return NULL;
+    }
+    int listen_fd = open_listener(config->listen_addr, setting, errbuf, errlen);
     if (listen_fd < 0)
         return NULL;
     http_server *server = calloc(1, sizeof *server);
@@ -902,17 +908,17 @@ http_server *http_server_start(const char *listen_addr, int threads, const api_c
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    server->api = api;
+    server->config = *config;
     server->listen_fd = listen_fd;
     server->loops = loops;
     server->loop_count = threads;
     atomic_init(&server->stopping, 0);
     atomic_init(&server->in_flight, 0);
     atomic_init(&server->connections, 0);
-    server->connection_limit = CONNECTION_LIMIT;
+    server->connection_limit = config->max_connections > 0 ? config->max_connections : CONNECTION_LIMIT;
     struct rlimit files;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
-        files.rlim_cur < (rlim_t)CONNECTION_LIMIT + FD_RESERVE)
+        files.rlim_cur < (rlim_t)server->connection_limit + FD_RESERVE)
         server->connection_limit = files.rlim_cur > 2 * FD_RESERVE ? (int)(files.rlim_cur - FD_RESERVE)
                                                                    : (int)(files.rlim_cur / 2);
     for (int i = 0; i < threads; i++) {
