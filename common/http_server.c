@@ -27,6 +27,7 @@
 #define READ_CHUNK (16 * 1024)        /* bytes asked of read() at a time */
 #define INPUT_HELD_MAX (64 * 1024)    /* unparsed input kept while a request is answered (pipelining) */
 #define IDLE_TIMEOUT_MS (30 * 1000)   /* a connection silent this long is closed (never while suspended) */
+#define REQUEST_TIMEOUT_MS (30 * 1000) /* default time from a request's first byte to its last: then 408 */
 #define CONNECTION_LIMIT 20000        /* connections past this are closed on accept (or past the fd limit) */
 #define FD_RESERVE 128                /* descriptors kept for Redis, Kafka, logs and test deliveries */
 #define BODY_KEEP_MAX (64 * 1024)     /* a body buffer up to this size is kept for the connection's next request */
@@ -60,6 +61,9 @@ typedef struct http_conn {
     int read_closed;                /* the peer sent EOF: answer what is pending, then close */
     int close_after_write;          /* close once out is written */
     int64_t last_active_ms;         /* for the idle timeout */
+    int64_t reading_since_ms;       /* first byte of the request being read, 0 between requests: a client that
+                                     * trickles a request (a byte now and then keeps it from being idle) gets
+                                     * 408 once the server's request timeout has passed */
     int64_t started_us;             /* first byte of the request's head, for the latency histogram */
 
     char *in;                       /* bytes read and not yet parsed: in[in_off .. in_len) */
@@ -109,6 +113,7 @@ struct http_server {
     atomic_int in_flight;           /* requests with a head parsed and no reply completed */
     atomic_int connections;         /* open connections, all loops */
     int connection_limit;           /* CONNECTION_LIMIT, lowered to what RLIMIT_NOFILE leaves */
+    int64_t request_timeout_ms;     /* config.request_timeout_ms or REQUEST_TIMEOUT_MS */
 };
 
 /* Servers kept at exit because a request was still suspended (a late resume must find its loop): reachable, so
@@ -420,6 +425,7 @@ static void finish(http_conn *conn, api_reply *reply)
     request_end(conn);
     conn->state = CONN_WRITING;
     conn->last_active_ms = time_monotonic_ms();
+    conn->reading_since_ms = 0;
 }
 
 /* Refuses the request or connection with status and a JSON message, then closes. */
@@ -446,6 +452,7 @@ static void dispatch(http_conn *conn)
         return;
     }
     conn->state = CONN_HANDLING; /* a handler that suspends finds it so; api_request_suspend() says it again */
+    conn->reading_since_ms = 0;
     int outcome = conn->loop->server->config.dispatch(&conn->req, &reply);
     if (outcome == API_SUSPENDED)
         return;
@@ -545,6 +552,8 @@ static void parse_input(http_conn *conn)
             }
             if (avail == 0)
                 return;
+            if (conn->reading_since_ms == 0)
+                conn->reading_since_ms = time_monotonic_ms();
             size_t head_len = http_head_length(conn->in + conn->in_off, avail, &conn->head_scanned);
             if (head_len == 0) {
                 if (avail > HEAD_MAX) {
@@ -767,15 +776,24 @@ static void serve_resumed(http_loop *loop)
     }
 }
 
-/* Closes connections silent for IDLE_TIMEOUT_MS (a request being handled is never cut). */
+/* Closes connections silent for IDLE_TIMEOUT_MS (a request being handled is never cut) and answers 408 to a
+ * request still being read request_timeout_ms after its first byte (slowloris: one byte now and then would
+ * otherwise hold a connection, and enough of them every connection the server allows). */
 static void sweep_idle(http_loop *loop, int64_t now_ms)
 {
     loop->last_sweep_ms = now_ms;
     http_conn *conn = loop->conns;
+    int64_t request_timeout_ms = loop->server->request_timeout_ms;
     while (conn != NULL) {
         http_conn *next = conn->next;
-        if (conn->state != CONN_HANDLING && now_ms - conn->last_active_ms > IDLE_TIMEOUT_MS)
+        int reading = conn->state == CONN_HEAD || conn->state == CONN_BODY || conn->state == CONN_CHUNKED;
+        if (conn->state != CONN_HANDLING && now_ms - conn->last_active_ms > IDLE_TIMEOUT_MS) {
             conn_close(conn);
+        } else if (reading && conn->reading_since_ms != 0 && now_ms - conn->reading_since_ms > request_timeout_ms) {
+            conn->head.keep_alive = 0;
+            refuse(conn, 408, "request not received in time");
+            conn_run(conn); /* writes the 408, then closes */
+        }
         conn = next;
     }
 }
@@ -916,6 +934,7 @@ http_server *http_server_start(const http_server_config *config, char *errbuf, s
     atomic_init(&server->in_flight, 0);
     atomic_init(&server->connections, 0);
     server->connection_limit = config->max_connections > 0 ? config->max_connections : CONNECTION_LIMIT;
+    server->request_timeout_ms = config->request_timeout_ms > 0 ? config->request_timeout_ms : REQUEST_TIMEOUT_MS;
     struct rlimit files;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
         files.rlim_cur < (rlim_t)server->connection_limit + FD_RESERVE)

@@ -9,7 +9,8 @@
  * it), hands complete requests to the program's dispatch function on the loop's thread, and writes the api_reply as JSON with
  * Date, Content-Length and, when the connection ends, `Connection: close`. Keep-alive and pipelined requests are
  * answered in order, one at a time per connection; a connection silent for 30 s is closed (a request waiting
- * for Kafka never is), and past max_connections (20,000 by default, or the file-descriptor limit less 128) new
+ * for Kafka never is), a request still arriving request_timeout_ms after its first byte gets 408 (a client
+ * trickling bytes to hold a connection), and past max_connections (20,000 by default, or the file-descriptor limit less 128) new
  * ones are closed on accept.
  *
  * Requests may suspend (events waiting for Kafka) without holding a thread: api_request_resume(), from any
@@ -24,9 +25,9 @@
  * accepted requests a proxy in front could read differently (Content-Length with Transfer-Encoding, folded
  * header lines, a space before the colon), which this refuses.
  *
- * Thread contract: http_server_start/stop from the main thread; handlers run on the loop threads (blocking
- * handlers, such as producer-api's Redis calls and test deliveries, hold their loop's other connections
- * meanwhile, as the libmicrohttpd thread pool did).
+ * Thread contract: http_server_start/stop from the main thread; handlers run on the loop threads. A handler
+ * that blocks (producer-api's Redis calls) holds its loop's other connections meanwhile, as the libmicrohttpd
+ * thread pool did; anything slow (a test delivery, an event waiting for Kafka) suspends instead.
  */
 #ifndef HOOKD_HTTP_SERVER_H
 #define HOOKD_HTTP_SERVER_H
@@ -43,6 +44,8 @@ typedef struct http_server_config {
     const char *addr_setting;  /* the setting's name for error messages ("LISTEN_ADDR"); NULL: "listen address" */
     int threads;               /* event loops (threads); < 1 means 1 */
     int max_connections;       /* 0: 20,000; lowered to the file-descriptor limit less 128 either way */
+    long long request_timeout_ms; /* a request (head and body) must arrive within this of its first byte, else
+                                   * 408 and close; 0: 30 s */
     const struct api_context *api; /* handed to every request as req->api; never read by the server */
     /* A complete request: fill *reply and return API_DONE, or suspend and return API_SUSPENDED. Required. */
     int (*dispatch)(api_request *req, api_reply *reply);

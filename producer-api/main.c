@@ -40,6 +40,8 @@ static const config_var producer_api_vars[] = {
     {"TOKEN_CACHE_REFRESH", "100ms",
      "how often cached API tokens are re-validated; a revoked token stops working within this (0: no cache)"},
     {"HTTP_THREADS", "4", "HTTP event-loop threads (each has its own Redis connection)"},
+    {"HTTP_REQUEST_TIMEOUT", "30s",
+     "a request (head and body) must arrive within this of its first byte, else 408 and the connection closes"},
     {"SHUTDOWN_GRACE", "20s", "how long SIGTERM waits for requests in flight"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
 };
@@ -82,10 +84,13 @@ int main(int argc, char **argv)
     char errbuf[512];
     long partitions = 0, replication = 0, threads = 0;
     long long produce_timeout_ms = 0, grace_ms = 0, delivery_timeout_ms = 0, token_refresh_ms = 0;
+    long long request_timeout_ms = 0;
     int allow_private = 0;
     if (config_long("TOPIC_PARTITIONS", 12, 1, 10000, &partitions, errbuf, sizeof errbuf) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &replication, errbuf, sizeof errbuf) != 0 ||
         config_long("HTTP_THREADS", 4, 1, 256, &threads, errbuf, sizeof errbuf) != 0 ||
+        config_duration_ms("HTTP_REQUEST_TIMEOUT", "30s", 1000, 3600000, &request_timeout_ms, errbuf,
+                           sizeof errbuf) != 0 ||
         config_duration_ms("PRODUCE_TIMEOUT", "5s", 100, 300000, &produce_timeout_ms, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("TOKEN_CACHE_REFRESH", "100ms", 0, 60000, &token_refresh_ms, errbuf, sizeof errbuf) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &grace_ms, errbuf, sizeof errbuf) != 0 ||
@@ -151,6 +156,7 @@ int main(int argc, char **argv)
         .listen_addr = listen_addr,
         .addr_setting = "LISTEN_ADDR",
         .threads = (int)threads,
+        .request_timeout_ms = request_timeout_ms,
         .api = &api,
         .dispatch = router_dispatch,
         .body_limit = router_body_limit,

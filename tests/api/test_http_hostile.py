@@ -375,3 +375,66 @@ def test_refused_heads_get_a_json_error_and_a_close(api, head, status):
     head_part, _, body = raw.partition(b"\r\n\r\n")
     assert b"\r\nConnection: close\r\n" in head_part + b"\r\n"
     assert json.loads(body)["message"]
+
+
+def _trickle(port, prefix, drip, interval, timeout):
+    """Sends prefix, then drip one byte every interval seconds, until the server answers and closes or timeout.
+    Returns (everything received, seconds from the first byte to the server's close)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    start = time.monotonic()
+    got = b""
+    try:
+        s.sendall(prefix)
+        s.setblocking(False)
+        i = 0
+        while time.monotonic() - start < timeout:
+            try:
+                b = s.recv(65536)
+                if not b:
+                    return got, time.monotonic() - start
+                got += b
+            except BlockingIOError:
+                pass
+            try:
+                s.send(drip[i % len(drip):i % len(drip) + 1])
+                i += 1
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                pass
+            time.sleep(interval)
+        return got, None
+    finally:
+        s.close()
+
+
+def test_request_trickled_past_the_request_timeout_gets_408(redis_server):
+    """A client sending one byte every 0.2 s is never idle, so the 30 s idle timeout alone would let it hold a
+    connection forever (and enough such clients every connection the server allows). HTTP_REQUEST_TIMEOUT
+    (here 2 s from the request's first byte) answers it 408 with a JSON message and closes — a head that never
+    ends and a body that never ends alike — while requests at normal speed go on being served."""
+    a = ProducerApi(redis_server.url, f"127.0.0.1:{closed_port()}", HTTP_REQUEST_TIMEOUT="2s")
+    try:
+        for prefix, drip in (
+                (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ", b"abcdefgh"),  # a head that never ends
+                (b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                 b"Content-Type: application/json\r\n\r\n[", b" ")):  # a body that never ends
+            got, took = _trickle(a.port, prefix, drip, 0.2, timeout=15)
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 "), got
+            assert b"\r\nConnection: close" in head, got
+            assert json.loads(body) == {"message": "request not received in time"}
+            assert took is not None and 2.0 <= took <= 6.0, took  # swept once a second
+            assert a.healthy()
+        # a keep-alive connection that waits between whole requests is idle, not trickling: served each time
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        try:
+            for _ in range(2):
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = s.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200 "), answer
+                time.sleep(2.5)
+        finally:
+            s.close()
+        assert a.running, a.stderr_text()[-3000:]
+        a.stop()
+    finally:
+        a.cleanup()

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Variables of producer-api's config table: never inherited from the caller's environment.
 _OWN_VARS = ("LISTEN_ADDR", "REDIS_URL", "KAFKA_BROKERS", "TOPIC_PREFIX", "TOPIC_PARTITIONS",
-             "TOPIC_REPLICATION", "PRODUCE_TIMEOUT", "ALLOW_PRIVATE_TARGETS", "HTTP_THREADS",
+             "TOPIC_REPLICATION", "PRODUCE_TIMEOUT", "ALLOW_PRIVATE_TARGETS", "HTTP_THREADS", "HTTP_REQUEST_TIMEOUT",
              "SHUTDOWN_GRACE", "LOG_LEVEL", "TOKEN_CACHE_REFRESH")
 
 
