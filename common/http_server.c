@@ -541,6 +541,8 @@ static void parse_input(http_conn *conn)
         size_t avail = conn->in_len - conn->in_off;
         switch (conn->state) {
         case CONN_HEAD: {
+            if (avail > 0 && conn->reading_since_ms == 0)
+                conn->reading_since_ms = time_monotonic_ms(); /* blank lines count: they keep it from being idle */
             /* empty lines before a request (some clients send CRLF after a body) are dropped as they come, so
              * that a stream of them is neither rescanned nor held */
             while (conn->head_scanned == 0 && avail > 0 &&
@@ -552,8 +554,6 @@ static void parse_input(http_conn *conn)
             }
             if (avail == 0)
                 return;
-            if (conn->reading_since_ms == 0)
-                conn->reading_since_ms = time_monotonic_ms();
             size_t head_len = http_head_length(conn->in + conn->in_off, avail, &conn->head_scanned);
             if (head_len == 0) {
                 if (avail > HEAD_MAX) {
@@ -790,9 +790,13 @@ static void sweep_idle(http_loop *loop, int64_t now_ms)
         if (conn->state != CONN_HANDLING && now_ms - conn->last_active_ms > IDLE_TIMEOUT_MS) {
             conn_close(conn);
         } else if (reading && conn->reading_since_ms != 0 && now_ms - conn->reading_since_ms > request_timeout_ms) {
-            conn->head.keep_alive = 0;
-            refuse(conn, 408, "request not received in time");
-            conn_run(conn); /* writes the 408, then closes */
+            if (conn->state == CONN_HEAD && conn->in_off == conn->in_len) {
+                conn_close(conn); /* only blank lines since the last request: closed like an idle connection */
+            } else {
+                conn->head.keep_alive = 0;
+                refuse(conn, 408, "request not received in time");
+                conn_run(conn); /* writes the 408, then closes */
+            }
         }
         conn = next;
     }

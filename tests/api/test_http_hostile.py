@@ -410,7 +410,8 @@ def test_request_trickled_past_the_request_timeout_gets_408(redis_server):
     """A client sending one byte every 0.2 s is never idle, so the 30 s idle timeout alone would let it hold a
     connection forever (and enough such clients every connection the server allows). HTTP_REQUEST_TIMEOUT
     (here 2 s from the request's first byte) answers it 408 with a JSON message and closes — a head that never
-    ends and a body that never ends alike — while requests at normal speed go on being served."""
+    ends and a body that never ends alike (a stream of blank lines is closed without one) — while requests at
+    normal speed go on being served."""
     a = ProducerApi(redis_server.url, f"127.0.0.1:{closed_port()}", HTTP_REQUEST_TIMEOUT="2s")
     try:
         for prefix, drip in (
@@ -424,6 +425,9 @@ def test_request_trickled_past_the_request_timeout_gets_408(redis_server):
             assert json.loads(body) == {"message": "request not received in time"}
             assert took is not None and 2.0 <= took <= 6.0, took  # swept once a second
             assert a.healthy()
+        # blank lines between requests are allowed, but a stream of nothing else is closed (no unsolicited 408)
+        got, took = _trickle(a.port, b"\r\n", b"\r\n", 0.2, timeout=15)
+        assert got == b"" and took is not None and 2.0 <= took <= 6.0, (got, took)
         # a keep-alive connection that waits between whole requests is idle, not trickling: served each time
         s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
         try:
