@@ -105,7 +105,7 @@ typedef struct http_loop {
 } http_loop;
 
 struct http_server {
-    http_server_config config;      /* copied; config.api and the strings are borrowed */
+    http_server_config config;      /* copied, request_timeout_ms defaulted; config.api and the strings borrowed */
     int listen_fd;
     int loop_count;
     http_loop *loops;
@@ -113,7 +113,6 @@ struct http_server {
     atomic_int in_flight;           /* requests with a head parsed and no reply completed */
     atomic_int connections;         /* open connections, all loops */
     int connection_limit;           /* CONNECTION_LIMIT, lowered to what RLIMIT_NOFILE leaves */
-    int64_t request_timeout_ms;     /* config.request_timeout_ms or REQUEST_TIMEOUT_MS */
 };
 
 /* Servers kept at exit because a request was still suspended (a late resume must find its loop): reachable, so
@@ -783,7 +782,7 @@ static void sweep_idle(http_loop *loop, int64_t now_ms)
 {
     loop->last_sweep_ms = now_ms;
     http_conn *conn = loop->conns;
-    int64_t request_timeout_ms = loop->server->request_timeout_ms;
+    int64_t request_timeout_ms = loop->server->config.request_timeout_ms;
     while (conn != NULL) {
         http_conn *next = conn->next;
         int reading = conn->state == CONN_HEAD || conn->state == CONN_BODY || conn->state == CONN_CHUNKED;
@@ -938,7 +937,8 @@ http_server *http_server_start(const http_server_config *config, char *errbuf, s
     atomic_init(&server->in_flight, 0);
     atomic_init(&server->connections, 0);
     server->connection_limit = config->max_connections > 0 ? config->max_connections : CONNECTION_LIMIT;
-    server->request_timeout_ms = config->request_timeout_ms > 0 ? config->request_timeout_ms : REQUEST_TIMEOUT_MS;
+    if (server->config.request_timeout_ms <= 0)
+        server->config.request_timeout_ms = REQUEST_TIMEOUT_MS;
     struct rlimit files;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
         files.rlim_cur < (rlim_t)server->connection_limit + FD_RESERVE)

@@ -67,8 +67,9 @@ static int dispatch(api_request *req, api_reply *reply)
     } else {
         size_t len = 0;
         reply->text_owned = metrics_render(dm->reg, &len);
-        reply->status = reply->text_owned != NULL ? 200 : 500;
-        if (reply->text_owned == NULL)
+        if (reply->text_owned != NULL)
+            reply->status = 200;
+        else
             api_reply_message(reply, 500, "out of memory");
     }
     return API_DONE;
