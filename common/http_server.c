@@ -789,8 +789,12 @@ static void sweep_idle(http_loop *loop, int64_t now_ms)
         if (conn->state != CONN_HANDLING && now_ms - conn->last_active_ms > IDLE_TIMEOUT_MS) {
             conn_close(conn);
         } else if (reading && conn->reading_since_ms != 0 && now_ms - conn->reading_since_ms > request_timeout_ms) {
-            if (conn->state == CONN_HEAD && conn->in_off == conn->in_len) {
-                conn_close(conn); /* only blank lines since the last request: closed like an idle connection */
+            size_t pending = conn->in_len - conn->in_off;
+            if (conn->state == CONN_HEAD &&
+                (pending == 0 || (pending == 1 && conn->in[conn->in_off] == '\r'))) {
+                /* only blank lines since the last request (the last one's CR may have come without its LF yet):
+                 * closed like an idle connection */
+                conn_close(conn);
             } else {
                 conn->head.keep_alive = 0;
                 refuse(conn, 408, "request not received in time");

@@ -428,6 +428,17 @@ def test_request_trickled_past_the_request_timeout_gets_408(redis_server):
         # blank lines between requests are allowed, but a stream of nothing else is closed (no unsolicited 408)
         got, took = _trickle(a.port, b"\r\n", b"\r\n", 0.2, timeout=15)
         assert got == b"" and took is not None and 2.0 <= took <= 6.0, (got, took)
+        # the same when the timeout falls between a blank line's CR and its LF (the trickle above hits that about
+        # every other run; here it always does)
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=15)
+        try:
+            start = time.monotonic()
+            s.sendall(b"\r\n\r\n\r")
+            got = s.recv(65536)
+            took = time.monotonic() - start
+        finally:
+            s.close()
+        assert got == b"" and 2.0 <= took <= 6.0, (got, took)
         # a keep-alive connection that waits between whole requests is idle, not trickling: served each time
         s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
         try:
