@@ -5,6 +5,7 @@
 #include "envelope.h"
 #include "event_types.h"
 #include "log.h"
+#include "refusal_log.h"
 #include "timeutil.h"
 
 #include <stddef.h>
@@ -72,6 +73,7 @@ struct dispatch {
     int backpressure;            /* MAX_IN_FLIGHT reached, not yet back to half */
     backlog_hold *holds;         /* owned array: partitions waiting for backlogged webhooks */
     size_t hold_count, hold_cap;
+    refusal_log *refusals;       /* owned: refused deliveries summed per webhook for the log */
 };
 
 dispatch *dispatch_new(const dispatch_options *opts, subscriber_cache *cache, dispatcher_metrics *dm)
@@ -83,7 +85,10 @@ dispatch *dispatch_new(const dispatch_options *opts, subscriber_cache *cache, di
     d->cache = cache;
     d->dm = dm;
     d->breaker = breaker_new(opts->per_webhook_in_flight, opts->per_webhook_queue, opts->breaker_failures, dm);
-    if (d->breaker == NULL) {
+    d->refusals = refusal_log_new();
+    if (d->breaker == NULL || d->refusals == NULL) {
+        breaker_free(d->breaker);
+        refusal_log_free(d->refusals);
         free(d);
         return NULL;
     }
@@ -195,7 +200,7 @@ static void log_delivery(dispatch *d, long long webhook_id, const char *event_id
 static void log_attempt(const dispatch *d, const event_ctx *ev, const delivery_slot *slot, const subscriber *sub,
                         const delivery_result *res)
 {
-    if (res->ok && !d->opts.log_successes)
+    if (res->ok && !d->opts.log_every_attempt)
         return;
     log_line l;
     if (!log_line_begin(&l, res->ok ? LOG_INFO : LOG_WARN, "delivery attempt"))
@@ -227,25 +232,27 @@ static void log_attempt(const dispatch *d, const event_ctx *ev, const delivery_s
 /* Hands a failed attempt to the hook. Returns 1 when the hook owns the slot's completion now, 0 when
  * there is no hook (the slot is finished by the caller). */
 static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub,
-                    const delivery_result *res)
+                    const delivery_result *res, int quiet)
 {
     if (d->opts.on_failure == NULL)
         return 0;
     envelope view; /* the event's data lives in its delivery body only (fan_out) */
     if (envelope_view_in_body(&ev->env, ev->body, ev->body_len, &view) != 0)
         view = ev->env;
-    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res};
+    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res, quiet};
     d->handoffs++;
     d->opts.on_failure(d->opts.failure_ctx, &f, slot);
     return 1;
 }
 
-/* Logs and counts one attempt; hands a failure to the hook. Returns 1 when the hook took it (completes later). */
+/* Logs (unless quiet: a refusal summed by the refusal log) and counts one attempt; hands a failure to the hook.
+ * Returns 1 when the hook took it (completes later). */
 static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub,
-                          const delivery_result *res)
+                          const delivery_result *res, int quiet)
 {
     dm_count_attempt(d->dm, res->outcome, res->status, res->latency_ms / 1000.0);
-    log_attempt(d, ev, slot, sub, res);
+    if (!quiet)
+        log_attempt(d, ev, slot, sub, res);
     log_delivery(d, sub->id, ev->env.id, slot->attempt, res);
     if (slot->admitted) {
         slot->admitted = 0;
@@ -253,7 +260,7 @@ static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const
     }
     if (res->ok)
         return 0;
-    return hand_off(d, ev, slot, sub, res);
+    return hand_off(d, ev, slot, sub, res, quiet);
 }
 
 /* A delivery finished (or could not start): account it against its event. */
@@ -280,7 +287,12 @@ static int refuse(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscri
     delivery_result res = {0, open ? DM_BREAKER_OPEN : DM_BACKLOG_FULL, 0, 0.0,
                            open ? "circuit breaker open" : "receiver backlog full", now / 1000, -1, now};
     slot->admitted = 0;
-    return record_attempt(d, ev, slot, sub, &res);
+    /* thousands a second while a receiver is down: the first of each webhook's interval gets its lines, the rest
+     * are summed (refusal_log.h), unless LOG_ATTEMPTS=all */
+    int quiet = !d->opts.log_every_attempt &&
+                !refusal_log_note(d->refusals, sub->id, sub->url, open ? REFUSED_BREAKER_OPEN : REFUSED_BACKLOG_FULL,
+                                  time_monotonic_ms());
+    return record_attempt(d, ev, slot, sub, &res, quiet);
 }
 
 /* Hands an admitted delivery to libcurl (its DELIVERY_TIMEOUT starts now). Returns 1 when the slot completes
@@ -297,7 +309,7 @@ static int launch(dispatch *d, event_ctx *ev, delivery_slot *slot)
         return 1;
     }
     delivery_result res = {0, DM_NETWORK_ERROR, 0, 0.0, "delivery could not be started", now / 1000, -1, now};
-    return record_attempt(d, ev, slot, sub, &res);
+    return record_attempt(d, ev, slot, sub, &res, 0);
 }
 
 /* A waiter left its webhook's FIFO: its slot, no longer counted as queued. */
@@ -356,7 +368,7 @@ void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const deli
     long long id = req->webhook_id;
     d->in_flight--;
     metric_gauge_add(d->dm->in_flight, -1);
-    if (record_attempt(d, ev, slot, &ev->subs->items[slot->index], res) == 0)
+    if (record_attempt(d, ev, slot, &ev->subs->items[slot->index], res, 0) == 0)
         slot_done(d, ev);
     drain(d, id); /* a slot came free (or the breaker opened) */
 }
@@ -619,6 +631,7 @@ static void shed_stalled(dispatch *d)
 void dispatch_tick(dispatch *d)
 {
     shed_stalled(d);
+    refusal_log_flush(d->refusals, time_monotonic_ms(), 0);
     while (d->wait_head != NULL && !d->intake_stopped) { /* no new deliveries once shutdown began */
         event_ctx *ev = d->wait_head;
         if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)
@@ -667,5 +680,11 @@ void dispatch_free(dispatch *d)
         consumer_partition_unref(d->holds[i].ps);
     free(d->holds);
     breaker_free(d->breaker);
+    refusal_log_free(d->refusals);
     free(d);
+}
+
+void dispatch_log_refusals(dispatch *d)
+{
+    refusal_log_flush(d->refusals, time_monotonic_ms(), 1);
 }

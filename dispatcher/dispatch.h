@@ -39,6 +39,8 @@ typedef struct failed_delivery {
     int attempt;                   /* the attempt that failed */
     const retry_record *history;   /* the retry record the delivery came from (earlier attempts), or NULL */
     const delivery_result *result; /* how it failed */
+    int quiet;                     /* a refusal summed in a "deliveries refused" line instead of logged on its own:
+                                    * the hook logs nothing per delivery either */
 } failed_delivery;
 
 /* The token of one hand-off; the hook completes it with dispatch_handoff_done() once the delivery is durable
@@ -63,7 +65,8 @@ typedef struct dispatch_options {
     long per_webhook_queue;           /* PER_WEBHOOK_QUEUE: deliveries one webhook may have waiting (>= 0) */
     long breaker_failures;            /* BREAKER_FAILURES (0: no breaker) */
     webhook_store *log_store;         /* delivery log (webhook_store_log_attempt), borrowed; NULL: none */
-    int log_successes;                /* LOG_ATTEMPTS=all: a "delivery attempt" line for successes too */
+    int log_every_attempt;            /* LOG_ATTEMPTS=all: a "delivery attempt" line for successes and for every
+                                       * refusal too (else refusals are summed per webhook: refusal_log.h) */
 } dispatch_options;
 
 /* Creates the dispatch. The engine and consumer are attached afterwards (they call back into it). */
@@ -84,8 +87,12 @@ int dispatch_has_room(void *ctx);
 /* delivery_done_fn: one finished attempt. */
 void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const delivery_result *res);
 
-/* Periodic work (every tick): retries events waiting for Redis. */
+/* Periodic work (every tick): retries events waiting for Redis, sheds stalled webhooks' queues, writes the
+ * "deliveries refused" lines whose interval has run. */
 void dispatch_tick(dispatch *d);
+
+/* Writes the refusals counted since their webhooks' last "deliveries refused" line (at shutdown). */
+void dispatch_log_refusals(dispatch *d);
 
 /* After each loop iteration: stores finished offsets and reports backpressure (gauge, log). Returns 1 when the
  * backpressure state ended (poll the consumers then). */

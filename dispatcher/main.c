@@ -58,7 +58,8 @@ static const config_var vars[] = {
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
     {"LOG_ATTEMPTS", "failures",
-     "which delivery attempts get a \"delivery attempt\" log line: failures (failed or refused) or all"},
+     "which delivery attempts get a \"delivery attempt\" log line: failures (failed; refused ones summed per webhook "
+     "every 10 s) or all (successes and every refusal too)"},
 };
 
 /* Settings read from the environment. */
@@ -68,7 +69,7 @@ typedef struct settings {
     long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
-    int log_successes; /* LOG_ATTEMPTS=all */
+    int log_every_attempt; /* LOG_ATTEMPTS=all */
     retry_policy policy;
 } settings;
 
@@ -96,7 +97,7 @@ static int read_settings(settings *s, char *err, size_t errlen)
         snprintf(err, errlen, "LOG_ATTEMPTS: must be failures or all");
         return -1;
     }
-    s->log_successes = strcmp(log_attempts, "all") == 0;
+    s->log_every_attempt = strcmp(log_attempts, "all") == 0;
     if (s->policy.tiers > CONSUMER_MAX_EXTRA) {
         snprintf(err, errlen, "RETRY_SCHEDULE: at most %d distinct delays", CONSUMER_MAX_EXTRA);
         return -1;
@@ -227,6 +228,7 @@ static int run(app *a)
         log_json(LOG_WARN, "events still waiting for Redis at shutdown (they will be redelivered)", "{s:I}",
                  "events", (json_int_t)dispatch_waiting(a->dispatch));
     dispatch_after_batch(a->dispatch);
+    dispatch_log_refusals(a->dispatch); /* the refusals counted since their last "deliveries refused" line */
     webhook_store_flush(a->store);
     return 0;
 }
@@ -297,7 +299,7 @@ int main(int argc, char **argv)
     }
     dispatch_options dopts = {a.cfg.max_in_flight, retry_stage_on_failure, a.retry, a.cfg.policy.tiers > 0,
                               a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures, a.store,
-                              a.cfg.log_successes};
+                              a.cfg.log_every_attempt};
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;
@@ -346,7 +348,7 @@ int main(int argc, char **argv)
              a.cfg.policy.tiers, "per_webhook_in_flight", (json_int_t)a.cfg.per_webhook_in_flight,
              "per_webhook_queue", (json_int_t)a.cfg.per_webhook_queue,
              "breaker_failures", (json_int_t)a.cfg.breaker_failures, "log_attempts",
-             a.cfg.log_successes ? "all" : "failures");
+             a.cfg.log_every_attempt ? "all" : "failures");
     if (a.cfg.allow_private)
         log_json(LOG_WARN, "ALLOW_PRIVATE_TARGETS is on: the SSRF guard is off", NULL);
 

@@ -407,7 +407,8 @@ static int tier_for_delay(const retry_policy *p, int scheduled, long long delay_
     return best;
 }
 
-/* The "retry scheduled" line, built without jansson (one per failed or refused attempt). */
+/* The "retry scheduled" line, built without jansson (one per failed attempt, and per refusal that got its own
+ * "delivery attempt" line). */
 static void log_retry_scheduled(const failed_delivery *f, int attempt, const char *tier, long long delay_ms)
 {
     log_line l;
@@ -495,7 +496,8 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
     } else {
         rec->due_ms = now + delay;
         payload = retry_record_encode(rec, &len);
-        log_retry_scheduled(f, rec->attempt, rs->policy.tier_name[tier], delay);
+        if (!f->quiet) /* a summed refusal: its "deliveries refused" line stands for this one too */
+            log_retry_scheduled(f, rec->attempt, rs->policy.tier_name[tier], delay);
     }
     retry_record_clear(rec);
     free(rec);

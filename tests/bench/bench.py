@@ -409,7 +409,8 @@ class DeliveryCounter:
 
 
 def attempt_outcomes(log_path: Path) -> dict:
-    """{outcome: count} of the dispatcher's "delivery attempt" log lines."""
+    """{outcome: count} of the dispatcher's "delivery attempt" log lines, plus the refusals summed in its
+    "deliveries refused" lines (LOG_ATTEMPTS=failures logs only the first of each webhook's interval on its own)."""
     counts = {}
     try:
         with open(log_path, "rb") as f:
@@ -418,6 +419,11 @@ def attempt_outcomes(log_path: Path) -> dict:
                     m = re.search(rb'"outcome":"([a-z_]+)"', line)
                     k = m.group(1).decode() if m else "?"
                     counts[k] = counts.get(k, 0) + 1
+                elif b'"deliveries refused"' in line:
+                    for k in ("breaker_open", "backlog_full"):
+                        m = re.search(rb'"' + k.encode() + rb'":(\d+)', line)
+                        if m and int(m.group(1)):
+                            counts[k] = counts.get(k, 0) + int(m.group(1))
     except OSError:
         pass
     return counts

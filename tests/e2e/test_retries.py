@@ -213,7 +213,7 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     # without the per-webhook cap and its bounded queue the hanging receiver would take the whole MAX_IN_FLIGHT
     # budget (queued deliveries count toward it) and pause consumption
     d = stack.dispatcher(MAX_IN_FLIGHT="40", PER_WEBHOOK_IN_FLIGHT="10", PER_WEBHOOK_QUEUE="5", DELIVERY_TIMEOUT="15s",
-                         SHUTDOWN_GRACE="1s", **FAST).wait_ready()
+                         SHUTDOWN_GRACE="1s", LOG_ATTEMPTS="failures", **FAST).wait_ready()
     start = time.monotonic()
     ids = []
     for b in range(10):  # bursts below the cap: the healthy receiver is never over it
@@ -227,8 +227,17 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     # succeeded in nothing for half a second (before that they queue; the tick then sheds the queue down to 5)
     assert m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}'] >= 60
     assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
+    # LOG_ATTEMPTS=failures: the first refusal gets its own "delivery attempt" line, the rest are summed in one
+    # "deliveries refused" line per interval (written at the latest on shutdown); none is lost from the log
+    refused = m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}']
+    d.proc.stop()
     full = [a for a in d.attempts() if a["outcome"] == "backlog_full"]
-    assert full and all(a["error"] == "receiver backlog full" and a["status"] == 0 for a in full)
+    assert len(full) == 1 and full[0]["error"] == "receiver backlog full" and full[0]["status"] == 0, full
+    summed = [line for line in d.proc.log_lines() if line.get("msg") == "deliveries refused"]
+    assert summed and all(line["url"] == slow.url("/hang") and line["breaker_open"] == 0 for line in summed), summed
+    assert len(full) + sum(line["backlog_full"] for line in summed) == refused, (full, summed)
+    scheduled = [line for line in d.proc.log_lines() if line.get("msg") == "retry scheduled"]
+    assert sum(1 for line in scheduled if line["error"] == "receiver backlog full") == 1, scheduled
 
 
 def test_healthy_receiver_absorbs_a_burst_past_its_queue_bound(stack):

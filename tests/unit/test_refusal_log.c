@@ -1,0 +1,145 @@
+/* Unit tests for dispatcher/refusal_log.c: the first refusal of a webhook's interval is logged on its own, the
+ * rest are summed into one "deliveries refused" line per interval, and nothing counted is lost (cmocka). stderr
+ * is pointed at a SOCK_SEQPACKET socket, so each written line arrives as one record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "refusal_log.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int reader = -1;
+static int saved_stderr = -1;
+
+static int setup(void **state)
+{
+    (void)state;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0)
+        return -1;
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(sv[0], STDERR_FILENO);
+    close(sv[0]);
+    reader = sv[1];
+    fcntl(reader, F_SETFL, O_NONBLOCK);
+    return log_init("test", "info");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    close(reader);
+    return 0;
+}
+
+/* The next line written, parsed; NULL when nothing more was written. */
+static json_t *next_line(void)
+{
+    char buf[8192];
+    ssize_t n = read(reader, buf, sizeof buf - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    json_t *line = json_loads(buf, 0, NULL);
+    assert_non_null(line);
+    return line;
+}
+
+static long long field_int(json_t *line, const char *key)
+{
+    json_t *v = json_object_get(line, key);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static void first_is_logged_rest_summed_per_interval(void **state)
+{
+    (void)state;
+    refusal_log *r = refusal_log_new();
+    assert_non_null(r);
+    assert_int_equal(refusal_log_note(r, 7, "https://a.example/h", REFUSED_BREAKER_OPEN, 1000), 1);
+    assert_int_equal(refusal_log_note(r, 9, "https://b.example/h", REFUSED_BACKLOG_FULL, 1000), 1);
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(refusal_log_note(r, 7, "https://a.example/h", i % 5 ? REFUSED_BREAKER_OPEN
+                                                                                : REFUSED_BACKLOG_FULL, 1000 + i), 0);
+    assert_int_equal(refusal_log_pending(r), 500);
+
+    refusal_log_flush(r, 1000 + REFUSAL_LOG_INTERVAL_MS - 1, 0); /* the interval has not run yet */
+    assert_null(next_line());
+
+    refusal_log_flush(r, 1000 + REFUSAL_LOG_INTERVAL_MS, 0);
+    json_t *line = next_line(); /* webhook 7 only: 9 had nothing after its first refusal */
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "deliveries refused");
+    assert_string_equal(json_string_value(json_object_get(line, "level")), "warn");
+    assert_int_equal(field_int(line, "webhook_id"), 7);
+    assert_string_equal(json_string_value(json_object_get(line, "url")), "https://a.example/h");
+    assert_int_equal(field_int(line, "refused"), 500);
+    assert_int_equal(field_int(line, "breaker_open"), 400);
+    assert_int_equal(field_int(line, "backlog_full"), 100);
+    json_decref(line);
+    assert_null(next_line());
+    assert_int_equal(refusal_log_pending(r), 0);
+
+    /* 9's quiet interval forgot it: its next refusal is logged on its own again; 7 keeps being summed */
+    assert_int_equal(refusal_log_note(r, 9, "https://b.example/h", REFUSED_BACKLOG_FULL, 12000), 1);
+    assert_int_equal(refusal_log_note(r, 7, "https://a.example/h", REFUSED_BREAKER_OPEN, 12000), 0);
+    refusal_log_flush(r, 2000 + 2 * REFUSAL_LOG_INTERVAL_MS, 0);
+    line = next_line();
+    assert_non_null(line);
+    assert_int_equal(field_int(line, "webhook_id"), 7);
+    assert_int_equal(field_int(line, "refused"), 1);
+    json_decref(line);
+    assert_null(next_line());
+
+    /* 7 had a whole interval without a refusal: forgotten, so its next one is logged on its own */
+    refusal_log_flush(r, 2000 + 3 * REFUSAL_LOG_INTERVAL_MS, 0);
+    assert_null(next_line());
+    assert_int_equal(refusal_log_note(r, 7, "https://a.example/h", REFUSED_BREAKER_OPEN, 40000), 1);
+    refusal_log_free(r);
+}
+
+static void shutdown_writes_what_is_counted(void **state)
+{
+    (void)state;
+    refusal_log *r = refusal_log_new();
+    assert_non_null(r);
+    for (long long id = 1; id <= 40; id++) /* more webhooks than the first allocation */
+        for (int i = 0; i < 3; i++)
+            refusal_log_note(r, id, "https://c.example/h", REFUSED_BREAKER_OPEN, 5);
+    refusal_log_flush(r, 6, 1);
+    long long total = 0;
+    int lines = 0;
+    json_t *line;
+    while ((line = next_line()) != NULL) {
+        total += field_int(line, "refused");
+        lines++;
+        json_decref(line);
+    }
+    assert_int_equal(lines, 40);
+    assert_int_equal(total, 80);
+    assert_int_equal(refusal_log_pending(r), 0);
+    refusal_log_flush(r, 7, 1);
+    assert_null(next_line());
+    refusal_log_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(first_is_logged_rest_summed_per_interval),
+        cmocka_unit_test(shutdown_writes_what_is_counted),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
