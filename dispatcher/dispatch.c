@@ -241,7 +241,8 @@ static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subsc
         view = ev->env;
     failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res, quiet};
     d->handoffs++;
-    d->opts.on_failure(d->opts.failure_ctx, &f, slot);
+    if (d->opts.on_failure(d->opts.failure_ctx, &f, slot) && quiet)
+        refusal_log_note_dead(d->refusals, sub->id);
     return 1;
 }
 

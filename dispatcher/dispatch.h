@@ -40,7 +40,8 @@ typedef struct failed_delivery {
     const retry_record *history;   /* the retry record the delivery came from (earlier attempts), or NULL */
     const delivery_result *result; /* how it failed */
     int quiet;                     /* a refusal summed in a "deliveries refused" line instead of logged on its own:
-                                    * the hook logs nothing per delivery either */
+                                    * the hook logs nothing per delivery either (its return value tells whether
+                                    * the summary counts it as dead-lettered) */
 } failed_delivery;
 
 /* The token of one hand-off; the hook completes it with dispatch_handoff_done() once the delivery is durable
@@ -48,8 +49,9 @@ typedef struct failed_delivery {
 typedef struct dispatch_handoff dispatch_handoff;
 
 /* The failure hook: NULL means a failed attempt is only logged and counted. It may complete the hand-off
- * inside the call or later, exactly once. */
-typedef void (*dispatch_failure_fn)(void *ctx, const failed_delivery *failure, dispatch_handoff *handoff);
+ * inside the call or later, exactly once. Returns 1 when the delivery goes to the dead-letter topic (counted in
+ * the refusal log for a quiet refusal), 0 otherwise. */
+typedef int (*dispatch_failure_fn)(void *ctx, const failed_delivery *failure, dispatch_handoff *handoff);
 
 /* Completes a hand-off (the event's offset may then complete). */
 void dispatch_handoff_done(dispatch_handoff *handoff);

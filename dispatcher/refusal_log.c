@@ -19,6 +19,7 @@ typedef struct refusal_entry {
     int64_t since_ms;          /* start of the current interval (monotonic) */
     long long breaker_open;    /* counted in this interval, not yet written */
     long long backlog_full;
+    long long dead_lettered;   /* of those, the ones whose last attempt it was */
 } refusal_entry;
 
 struct refusal_log {
@@ -65,9 +66,16 @@ int refusal_log_note(refusal_log *r, long long webhook_id, const char *url, refu
     char *copy = strdup(url != NULL ? url : "");
     if (copy == NULL)
         return 1;
-    r->entries[r->count] = (refusal_entry){webhook_id, copy, now_ms, 0, 0};
+    r->entries[r->count] = (refusal_entry){webhook_id, copy, now_ms, 0, 0, 0};
     r->last = r->count++;
     return 1; /* the first of its interval: logged on its own */
+}
+
+void refusal_log_note_dead(refusal_log *r, long long webhook_id)
+{
+    refusal_entry *e = find(r, webhook_id);
+    if (e != NULL)
+        e->dead_lettered++;
 }
 
 static void write_summary(const refusal_entry *e, int64_t now_ms)
@@ -86,6 +94,8 @@ static void write_summary(const refusal_entry *e, int64_t now_ms)
     json_buf_int(b, e->breaker_open);
     json_buf_key(b, "backlog_full");
     json_buf_int(b, e->backlog_full);
+    json_buf_key(b, "dead_lettered");
+    json_buf_int(b, e->dead_lettered);
     json_buf_key(b, "seconds");
     json_buf_fixed1(b, (double)(now_ms - e->since_ms) / 1000.0);
     log_line_end(&l);
@@ -101,7 +111,7 @@ void refusal_log_flush(refusal_log *r, int64_t now_ms, int all)
         }
         if (e->breaker_open + e->backlog_full > 0) {
             write_summary(e, now_ms);
-            e->breaker_open = e->backlog_full = 0;
+            e->breaker_open = e->backlog_full = e->dead_lettered = 0;
             e->since_ms = now_ms;
             if (!all) {
                 i++;

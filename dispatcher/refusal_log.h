@@ -7,8 +7,11 @@
  * webhook (the benchmark's isolation row: ~2,400 a second at 1,000 events a second, two log lines each). With
  * LOG_ATTEMPTS=failures the first refusal of a webhook is logged on its own ("delivery attempt", as any failed
  * attempt) and the ones after it are counted; every REFUSAL_LOG_INTERVAL_MS the counts of each webhook are written
- * as one "deliveries refused" line, until an interval passes without a refusal. Every refusal is still counted in
- * hookd_dispatcher_deliveries_total, written to the webhook's delivery log and kept in its retry record.
+ * as one "deliveries refused" line, until an interval passes without a refusal. A counted refusal that was its
+ * delivery's last attempt is counted as dead-lettered in that line instead of a "delivery dead-lettered" line of
+ * its own (a receiver down for the whole schedule dead-letters every event). Every refusal is still counted in
+ * hookd_dispatcher_deliveries_total, written to the webhook's delivery log and kept in its retry or dead-letter
+ * record.
  *
  * Ownership: the table owns its entries (and a copy of each webhook's URL). Thread contract: the event-loop
  * thread only.
@@ -33,6 +36,9 @@ refusal_log *refusal_log_new(void);
 /* Notes one refusal of webhook id at now_ms (monotonic). Returns 1 when this refusal should get its own line (the
  * first of the webhook's interval, or when the table is out of memory), 0 when it was counted for the summary. */
 int refusal_log_note(refusal_log *r, long long webhook_id, const char *url, refusal_kind kind, int64_t now_ms);
+
+/* Notes that a refusal counted for webhook id went to the dead-letter topic (its last attempt). */
+void refusal_log_note_dead(refusal_log *r, long long webhook_id);
 
 /* Writes a "deliveries refused" line for every webhook whose interval has run (all: every webhook with counted
  * refusals, at shutdown) and forgets the webhooks that had none in it. */

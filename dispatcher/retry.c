@@ -430,13 +430,13 @@ static void log_retry_scheduled(const failed_delivery *f, int attempt, const cha
     log_line_end(&l);
 }
 
-void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff *handoff)
+int retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff *handoff)
 {
     retry_stage *rs = ctx;
     retry_record *rec = calloc(1, sizeof *rec);
     if (rec == NULL) {
         log_json(LOG_ERROR, "out of memory building a retry record (the event will be consumed again)", NULL);
-        return;
+        return 0;
     }
     if (f->history != NULL) {
         for (int i = 0; i < f->history->attempt_count; i++)
@@ -445,7 +445,7 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
     if (envelope_copy(&rec->env, f->env) != 0) {
         free(rec);
         log_json(LOG_ERROR, "out of memory building a retry record (the event will be consumed again)", NULL);
-        return;
+        return 0;
     }
     rec->webhook_id = f->webhook_id;
     int64_t now = time_now_ms();
@@ -489,9 +489,10 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
         snprintf(rec->webhook_url, sizeof rec->webhook_url, "%s", f->url);
         snprintf(rec->reason, sizeof rec->reason, "%s", dead_reason);
         payload = retry_record_encode(rec, &len);
-        log_json(LOG_WARN, "delivery dead-lettered", "{s:s, s:I, s:i, s:s, s:s}", "event_id", f->env->id,
-                 "webhook_id", (json_int_t)f->webhook_id, "attempts", rec->attempt_count, "reason", dead_reason,
-                 "topic", rs->dead_topic);
+        if (!f->quiet) /* a summed refusal: counted as dead-lettered in its "deliveries refused" line */
+            log_json(LOG_WARN, "delivery dead-lettered", "{s:s, s:I, s:i, s:s, s:s}", "event_id", f->env->id,
+                     "webhook_id", (json_int_t)f->webhook_id, "attempts", rec->attempt_count, "reason", dead_reason,
+                     "topic", rs->dead_topic);
         tier = DEAD_TIER;
     } else {
         rec->due_ms = now + delay;
@@ -503,9 +504,10 @@ void retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handof
     free(rec);
     if (payload == NULL) {
         log_json(LOG_ERROR, "cannot encode a retry record (the event will be consumed again)", NULL);
-        return;
+        return 0;
     }
     send_record(rs, tier, f->webhook_id, payload, len, handoff, gone);
+    return tier == DEAD_TIER;
 }
 
 int retry_stage_replay(retry_stage *rs, const retry_record *src)

@@ -54,7 +54,7 @@ int retry_stage_tier_count(const retry_stage *rs);
 const char *const *retry_stage_tier_topics(const retry_stage *rs);
 
 /* dispatch_failure_fn (ctx = the stage). */
-void retry_stage_on_failure(void *ctx, const failed_delivery *failure, dispatch_handoff *handoff);
+int retry_stage_on_failure(void *ctx, const failed_delivery *failure, dispatch_handoff *handoff);
 
 /* LOOP_TAG_PRODUCER: serves delivery reports. */
 void retry_stage_serve(retry_stage *rs);

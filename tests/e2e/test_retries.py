@@ -297,6 +297,39 @@ def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):
     assert any(i["status"] is None and i["error"] == "circuit breaker open" for i in items), items
 
 
+def test_refusals_of_a_down_receiver_are_summed_in_the_log_and_none_is_lost(stack):
+    """LOG_ATTEMPTS=failures: while a webhook's breaker is open, its refused deliveries (new events and due
+    retries) are not logged one by one: the first gets its lines, the rest are counted into "deliveries refused"
+    lines, dead-lettered ones included. Every refusal and dead letter is in the metrics, and the logged plus the
+    summed add up to them exactly."""
+    rcv = stack.receiver()
+    rcv.configure("/down", status=500)
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/down"), "assignment.created")
+    d = stack.dispatcher(BREAKER_FAILURES="1", RETRY_SCHEDULE="1s", LOG_ATTEMPTS="failures").wait_ready()
+    stack.api.post_events([project_event(org, 0, "assignment.created")])
+    wait_until(lambda: metric(d, "hookd_dispatcher_breakers_open") == 1, 15, what="breaker open")
+    n = 40
+    stack.api.post_events([project_event(org, 1 + i, "assignment.created") for i in range(n)])
+    wait_until(lambda: metric(d, 'hookd_dispatcher_dead_lettered_total{reason="exhausted"}') >= n + 1, 30,
+               what="every event dead-lettered after its two attempts")
+    m = d.metrics()
+    d.proc.stop()
+    refused = m['hookd_dispatcher_deliveries_total{outcome="breaker_open",status_class="none"}']
+    dead = m['hookd_dispatcher_dead_lettered_total{reason="exhausted"}']
+    assert refused >= n, m  # the 40 first attempts at least (half-open probes are real attempts)
+    lines = d.proc.log_lines()
+    logged = [x for x in lines if x.get("msg") == "delivery attempt" and x["outcome"] == "breaker_open"]
+    summed = [x for x in lines if x.get("msg") == "deliveries refused"]
+    logged_dead = [x for x in lines if x.get("msg") == "delivery dead-lettered"]
+    assert summed and all(x["webhook_id"] == hook["id"] and x["backlog_full"] == 0 for x in summed), summed
+    assert len(logged) + sum(x["breaker_open"] for x in summed) == refused, (logged, summed, refused)
+    assert len(logged_dead) + sum(x["dead_lettered"] for x in summed) == dead, (logged_dead, summed, dead)
+    assert len(logged) < refused / 4, f"{len(logged)} of {refused} refusals logged one by one"
+    scheduled = [x for x in lines if x.get("msg") == "retry scheduled" and x["error"] == "circuit breaker open"]
+    assert len(scheduled) <= len(logged), (scheduled, logged)
+
+
 def test_both_signatures_verify_during_a_rotation(stack):
     rcv = stack.receiver()
     org = stack.new_org()

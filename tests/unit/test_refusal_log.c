@@ -73,6 +73,9 @@ static void first_is_logged_rest_summed_per_interval(void **state)
     for (int i = 0; i < 500; i++)
         assert_int_equal(refusal_log_note(r, 7, "https://a.example/h", i % 5 ? REFUSED_BREAKER_OPEN
                                                                                 : REFUSED_BACKLOG_FULL, 1000 + i), 0);
+    for (int i = 0; i < 30; i++)
+        refusal_log_note_dead(r, 7);
+    refusal_log_note_dead(r, 12345); /* not counted for a webhook without refusals: nothing to attach it to */
     assert_int_equal(refusal_log_pending(r), 500);
 
     refusal_log_flush(r, 1000 + REFUSAL_LOG_INTERVAL_MS - 1, 0); /* the interval has not run yet */
@@ -88,6 +91,7 @@ static void first_is_logged_rest_summed_per_interval(void **state)
     assert_int_equal(field_int(line, "refused"), 500);
     assert_int_equal(field_int(line, "breaker_open"), 400);
     assert_int_equal(field_int(line, "backlog_full"), 100);
+    assert_int_equal(field_int(line, "dead_lettered"), 30);
     json_decref(line);
     assert_null(next_line());
     assert_int_equal(refusal_log_pending(r), 0);
@@ -100,6 +104,7 @@ static void first_is_logged_rest_summed_per_interval(void **state)
     assert_non_null(line);
     assert_int_equal(field_int(line, "webhook_id"), 7);
     assert_int_equal(field_int(line, "refused"), 1);
+    assert_int_equal(field_int(line, "dead_lettered"), 0);
     json_decref(line);
     assert_null(next_line());
 
