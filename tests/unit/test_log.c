@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "stderr_capture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,42 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static int reader = -1; /* the other end of stderr */
-static int saved_stderr = -1;
-
-static int setup(void **state)
-{
-    (void)state;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0)
-        return -1;
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(sv[0], STDERR_FILENO);
-    close(sv[0]);
-    reader = sv[1];
-    fcntl(reader, F_SETFL, O_NONBLOCK);
-    return log_init("test", "info");
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    close(reader);
-    return 0;
-}
-
-/* The next record written to stderr (one write call), or -1 when there is none. */
-static ssize_t next_write(char *buf, size_t cap)
-{
-    ssize_t n = read(reader, buf, cap - 1);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
-}
 
 static void log_numbered(int i)
 {
@@ -71,15 +36,15 @@ static void test_unbatched_lines_go_out_one_write_each(void **state)
     log_line l;
     assert_int_equal(log_line_begin(&l, LOG_DEBUG, "below the level"), 0); /* nothing written */
     log_numbered(3);
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "\"msg\":\"delivery attempt\",\"n\":1}\n"));
     assert_non_null(strstr(buf, "\"service\":\"test\""));
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "\"level\":\"warn\""));
     assert_non_null(strstr(buf, "\"x\":2"));
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "\"n\":3}\n"));
-    assert_int_equal(next_write(buf, sizeof buf), -1);
+    assert_int_equal(stderr_capture_next(buf, sizeof buf), -1);
 }
 
 static void test_batch_waits_for_flush_and_keeps_order(void **state)
@@ -90,9 +55,9 @@ static void test_batch_waits_for_flush_and_keeps_order(void **state)
     log_numbered(1);
     log_json(LOG_INFO, "in between", NULL);
     log_numbered(2);
-    assert_int_equal(next_write(buf, sizeof buf), -1); /* nothing written yet */
+    assert_int_equal(stderr_capture_next(buf, sizeof buf), -1); /* nothing written yet */
     log_flush();
-    ssize_t n = next_write(buf, sizeof buf);
+    ssize_t n = stderr_capture_next(buf, sizeof buf);
     assert_true(n > 0);
     const char *a = strstr(buf, "\"n\":1}\n");
     const char *b = strstr(buf, "\"msg\":\"in between\"");
@@ -102,9 +67,9 @@ static void test_batch_waits_for_flush_and_keeps_order(void **state)
     assert_non_null(c);
     assert_true(a < b && b < c);
     assert_int_equal(buf[n - 1], '\n');
-    assert_int_equal(next_write(buf, sizeof buf), -1); /* one write for the three lines */
+    assert_int_equal(stderr_capture_next(buf, sizeof buf), -1); /* one write for the three lines */
     log_flush();                                       /* nothing pending: no empty write */
-    assert_int_equal(next_write(buf, sizeof buf), -1);
+    assert_int_equal(stderr_capture_next(buf, sizeof buf), -1);
     log_batch_end();
 }
 
@@ -118,7 +83,7 @@ static void test_batch_writes_whole_lines_up_to_pipe_buf(void **state)
     log_batch_end(); /* flushes the rest and stops batching */
     int seen = 0, writes = 0;
     ssize_t n;
-    while ((n = next_write(buf, sizeof buf)) > 0) {
+    while ((n = stderr_capture_next(buf, sizeof buf)) > 0) {
         writes++;
         assert_true(n <= LOG_BATCH_MAX);
         assert_int_equal(buf[n - 1], '\n'); /* whole lines only */
@@ -132,7 +97,7 @@ static void test_batch_writes_whole_lines_up_to_pipe_buf(void **state)
     assert_int_equal(seen, 200);
     assert_true(writes > 1 && writes < 200);
     log_numbered(7); /* batching ended: written at once */
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
 }
 
 static void test_line_longer_than_a_batch_goes_alone(void **state)
@@ -146,15 +111,15 @@ static void test_line_longer_than_a_batch_goes_alone(void **state)
     log_json(LOG_INFO, "big", "{s:s}", "v", big);
     log_numbered(2);
     log_batch_end();
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "\"n\":1}"));
     assert_null(strstr(buf, "yyyy")); /* the small line was flushed before the big one */
-    ssize_t n = next_write(buf, sizeof buf);
+    ssize_t n = stderr_capture_next(buf, sizeof buf);
     assert_true(n > (ssize_t)sizeof big);
     assert_non_null(strstr(buf, "\"msg\":\"big\""));
-    assert_true(next_write(buf, sizeof buf) > 0);
+    assert_true(stderr_capture_next(buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "\"n\":2}"));
-    assert_int_equal(next_write(buf, sizeof buf), -1);
+    assert_int_equal(stderr_capture_next(buf, sizeof buf), -1);
 }
 
 int main(void)
@@ -165,5 +130,5 @@ int main(void)
         cmocka_unit_test(test_batch_writes_whole_lines_up_to_pipe_buf),
         cmocka_unit_test(test_line_longer_than_a_batch_goes_alone),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, stderr_capture_setup, stderr_capture_teardown);
 }

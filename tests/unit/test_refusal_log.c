@@ -10,47 +10,17 @@
 
 #include "log.h"
 #include "refusal_log.h"
+#include "stderr_capture.h"
 
-#include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static int reader = -1;
-static int saved_stderr = -1;
-
-static int setup(void **state)
-{
-    (void)state;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0)
-        return -1;
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(sv[0], STDERR_FILENO);
-    close(sv[0]);
-    reader = sv[1];
-    fcntl(reader, F_SETFL, O_NONBLOCK);
-    return log_init("test", "info");
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    close(reader);
-    return 0;
-}
 
 /* The next line written, parsed; NULL when nothing more was written. */
 static json_t *next_line(void)
 {
     char buf[8192];
-    ssize_t n = read(reader, buf, sizeof buf - 1);
-    if (n <= 0)
+    if (stderr_capture_next(buf, sizeof buf) <= 0)
         return NULL;
-    buf[n] = '\0';
     json_t *line = json_loads(buf, 0, NULL);
     assert_non_null(line);
     return line;
@@ -146,5 +116,5 @@ int main(void)
         cmocka_unit_test(first_is_logged_rest_summed_per_interval),
         cmocka_unit_test(shutdown_writes_what_is_counted),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, stderr_capture_setup, stderr_capture_teardown);
 }
