@@ -6,12 +6,12 @@
  * Owns connections and request bodies: parses heads with common/http_parser (malformed HTTP gets a JSON 4xx and
  * the connection is closed), reads Content-Length and chunked bodies up to the route's limit (413 past it,
  * decided from Content-Length before reading when possible, with `Expect: 100-continue` before the client sends
- * it), hands complete requests to the program's dispatch function on the loop's thread, and writes the api_reply as JSON with
- * Date, Content-Length and, when the connection ends, `Connection: close`. Keep-alive and pipelined requests are
- * answered in order, one at a time per connection; a connection silent for 30 s is closed (a request waiting
- * for Kafka never is), a request still arriving request_timeout_ms after its first byte gets 408 (a client
- * trickling bytes to hold a connection), and past max_connections (20,000 by default, or the file-descriptor limit less 128) new
- * ones are closed on accept.
+ * it), hands complete requests to the program's dispatch function on the loop's thread, and writes the api_reply
+ * as JSON with Date, Content-Length and, when the connection ends, `Connection: close`. Keep-alive and pipelined
+ * requests are answered in order, one at a time per connection; a connection silent for 30 s is closed (a
+ * request waiting for Kafka never is), a request still arriving request_timeout_ms after its first byte gets 408
+ * (a client trickling bytes to hold a connection), and past max_connections (20,000 by default, or the
+ * file-descriptor limit less 128) new ones are closed on accept.
  *
  * Requests may suspend (events waiting for Kafka) without holding a thread: api_request_resume(), from any
  * thread, queues the request on its loop and wakes it through an eventfd (one write per batch of resumes);

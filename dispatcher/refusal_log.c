@@ -111,11 +111,11 @@ void refusal_log_flush(refusal_log *r, int64_t now_ms, int all)
         }
         if (e->breaker_open + e->backlog_full > 0) {
             write_summary(e, now_ms);
-            e->breaker_open = e->backlog_full = e->dead_lettered = 0;
-            e->since_ms = now_ms;
-            if (!all) {
+            if (!all) { /* still refusing: the next interval is summed too */
+                e->breaker_open = e->backlog_full = e->dead_lettered = 0;
+                e->since_ms = now_ms;
                 i++;
-                continue; /* still refusing: the next interval is summed too */
+                continue;
             }
         }
         /* a whole interval without a refusal (or shutdown): the next refusal is logged on its own again */

@@ -44,7 +44,7 @@ void refusal_log_note_dead(refusal_log *r, long long webhook_id);
  * refusals, at shutdown) and forgets the webhooks that had none in it. */
 void refusal_log_flush(refusal_log *r, int64_t now_ms, int all);
 
-/* Refusals counted and not yet written, all webhooks (tests and the shutdown path). */
+/* Refusals counted and not yet written, all webhooks (for tests). */
 long long refusal_log_pending(const refusal_log *r);
 
 void refusal_log_free(refusal_log *r);

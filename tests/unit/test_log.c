@@ -10,12 +10,8 @@
 #include "log.h"
 #include "stderr_capture.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static void log_numbered(int i)
 {
