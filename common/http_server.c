@@ -95,6 +95,8 @@ typedef struct http_loop {
     pthread_mutex_t lock;           /* guards resumed_head/tail and wake_pending */
     http_conn *resumed_head, *resumed_tail;
     int wake_pending;               /* wake_fd written and not yet read */
+    int resumed_here;               /* this loop's own thread queued a resume during the current batch of events
+                                     * (no wake_fd write): served when the batch ends; loop thread only */
     http_conn *conns;               /* every connection of this loop */
     http_conn *closed;              /* closed during this batch of events, freed after it (a later event of the
                                      * same epoll_wait may still name them) */
@@ -114,6 +116,10 @@ struct http_server {
     atomic_int connections;         /* open connections, all loops */
     int connection_limit;           /* CONNECTION_LIMIT, lowered to what RLIMIT_NOFILE leaves */
 };
+
+/* The loop whose thread this is (NULL on other threads): a resume queued from a loop's own thread (a delivery
+ * report served there) needs no eventfd write, the loop serves it when its current batch of events ends. */
+static _Thread_local struct http_loop *running_loop;
 
 /* Servers kept at exit because a request was still suspended (a late resume must find its loop): reachable, so
  * leak checkers do not count them. Written by the main thread only. */
@@ -145,8 +151,13 @@ void api_request_resume(api_request *req)
     else
         loop->resumed_head = conn;
     loop->resumed_tail = conn;
-    int wake = !loop->wake_pending;
-    loop->wake_pending = 1;
+    int wake = 0;
+    if (running_loop == loop) {
+        loop->resumed_here = 1;
+    } else {
+        wake = !loop->wake_pending;
+        loop->wake_pending = 1;
+    }
     pthread_mutex_unlock(&loop->lock);
     if (wake) {
         uint64_t one = 1;
@@ -748,16 +759,21 @@ static void accept_connections(http_loop *loop)
     }
 }
 
-/* Runs the resume handlers of the requests other threads woke, and answers them. */
-static void serve_resumed(http_loop *loop)
+/* Runs the resume handlers of the requests resumed (by other threads, woken through wake_fd, or by this one),
+ * and answers them. from_wake: wake_fd was readable (read it; only then may another thread write it again). */
+static void serve_resumed(http_loop *loop, int from_wake)
 {
-    uint64_t count;
-    ssize_t n = read(loop->wake_fd, &count, sizeof count);
-    (void)n;
+    if (from_wake) {
+        uint64_t count;
+        ssize_t n = read(loop->wake_fd, &count, sizeof count);
+        (void)n;
+    }
+    loop->resumed_here = 0;
     pthread_mutex_lock(&loop->lock);
     http_conn *conn = loop->resumed_head;
     loop->resumed_head = loop->resumed_tail = NULL;
-    loop->wake_pending = 0;
+    if (from_wake)
+        loop->wake_pending = 0;
     pthread_mutex_unlock(&loop->lock);
     while (conn != NULL) {
         http_conn *next = conn->resume_next;
@@ -810,6 +826,7 @@ static void *loop_main(void *arg)
     http_loop *loop = arg;
     http_server *server = loop->server;
     struct epoll_event events[EVENTS_PER_WAIT];
+    running_loop = loop;
     while (!atomic_load(&server->stopping)) {
         int n = epoll_wait(loop->epoll_fd, events, EVENTS_PER_WAIT, 1000);
         if (n < 0 && errno != EINTR) {
@@ -821,10 +838,14 @@ static void *loop_main(void *arg)
             if (ptr == &server->listen_fd)
                 accept_connections(loop);
             else if (ptr == &loop->wake_fd)
-                serve_resumed(loop);
+                serve_resumed(loop, 1);
+            else if (ptr == &server->config.notify_fd)
+                server->config.on_notify(server->config.notify_arg);
             else if (!((http_conn *)ptr)->closed)
                 conn_run(ptr);
         }
+        if (loop->resumed_here)
+            serve_resumed(loop, 0);
         int64_t now = time_monotonic_ms();
         if (now - loop->last_sweep_ms >= 1000)
             sweep_idle(loop, now);
@@ -956,9 +977,12 @@ http_server *http_server_start(const http_server_config *config, char *errbuf, s
         pthread_mutex_init(&loop->lock, NULL);
         struct epoll_event listen_ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &server->listen_fd};
         struct epoll_event wake_ev = {.events = EPOLLIN, .data.ptr = &loop->wake_fd};
+        struct epoll_event notify_ev = {.events = EPOLLIN | EPOLLET, .data.ptr = &server->config.notify_fd};
         if (loop->epoll_fd < 0 || loop->wake_fd < 0 ||
             epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, listen_fd, &listen_ev) != 0 ||
             epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->wake_fd, &wake_ev) != 0 ||
+            (i == 0 && config->on_notify != NULL &&
+             epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, config->notify_fd, &notify_ev) != 0) ||
             pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
             snprintf(errbuf, errlen, "cannot start the HTTP threads: %s", strerror(errno));
             server->loop_count = i + 1;

@@ -53,6 +53,12 @@ typedef struct http_server_config {
     size_t (*body_limit)(const char *method, const char *path);
     /* Called once per answered request (status and time from its head to its reply), or NULL. */
     void (*observe)(const struct api_context *api, const char *path, int status, int64_t elapsed_us);
+    /* Optional (on_notify NULL: none): a descriptor the first loop also watches for input, edge-triggered, and
+     * the function that loop then runs with notify_arg, e.g. Kafka's delivery reports served on the thread of the
+     * requests they resume. on_notify must read whatever made notify_fd readable. */
+    int notify_fd;
+    void (*on_notify)(void *notify_arg);
+    void *notify_arg;
 } http_server_config;
 
 /* Starts listening and the loops. Returns NULL with errbuf filled on failure. */
