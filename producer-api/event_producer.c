@@ -8,9 +8,12 @@
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct event_producer {
@@ -18,7 +21,9 @@ struct event_producer {
     rd_kafka_topic_t *topics[EVENT_TYPE_COUNT];  /* topic handles, owned */
     char topic_names[EVENT_TYPE_COUNT][128];     /* prefix + event type */
     event_producer_options options;              /* copy; topic_prefix points at the environment */
-    pthread_t poller;                            /* serves delivery reports, creates topics */
+    rd_kafka_queue_t *reports;                   /* the main queue (delivery reports, errors), a reference */
+    int reports_fd;                              /* eventfd, owned: librdkafka writes it when reports queue up */
+    pthread_t poller;                            /* creates topics; serves reports nobody else served */
     atomic_int stopping;                         /* set by destroy: the poller exits */
     atomic_int topics_ready;                     /* the eight topics exist */
 };
@@ -100,21 +105,36 @@ done:
     return rc;
 }
 
-/* The poller: creates the topics (retrying every 2 s until it works) and serves delivery reports. */
+void event_producer_serve_reports(void *arg)
+{
+    event_producer *producer = arg;
+    uint64_t count;
+    ssize_t n = read(producer->reports_fd, &count, sizeof count); /* first: a report queued after it writes again */
+    (void)n;
+    for (int i = 0; i < 64 && rd_kafka_poll(producer->rk, 0) > 0; i++)
+        ;
+}
+
+/* The poller: creates the topics (retrying every 2 s until it works). Reports are served by whoever watches
+ * reports_fd; every 100 ms the poller also serves any left waiting, so a producer nobody watches (a tool, a
+ * server not started yet) still gets its callbacks. It does not block in rd_kafka_poll(): a thread waiting there
+ * is woken for every report batch, one more thread hop per request than the HTTP loop alone. */
 static void *poller_main(void *arg)
 {
     event_producer *producer = arg;
     long long next_topic_attempt = 0;
     long long tick = 0;
+    const struct timespec tick_length = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
     while (!atomic_load(&producer->stopping)) {
         if (!atomic_load(&producer->topics_ready) && tick >= next_topic_attempt) {
             if (create_topics(producer) == 0) {
                 atomic_store(&producer->topics_ready, 1);
                 log_json(LOG_INFO, "topics ready", "{s:s}", "prefix", producer->options.topic_prefix);
             }
-            next_topic_attempt = tick + 20; /* 20 polls of 100 ms */
+            next_topic_attempt = tick + 20; /* 20 ticks of 100 ms */
         }
-        rd_kafka_poll(producer->rk, 100);
+        nanosleep(&tick_length, NULL);
+        rd_kafka_poll(producer->rk, 0);
         tick++;
     }
     return NULL;
@@ -127,6 +147,7 @@ event_producer *event_producer_create(const event_producer_options *options, cha
     if (producer == NULL)
         return NULL;
     producer->options = *options;
+    producer->reports_fd = -1;
     atomic_init(&producer->stopping, 0);
     atomic_init(&producer->topics_ready, 0);
     for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
@@ -175,15 +196,36 @@ event_producer *event_producer_create(const event_producer_options *options, cha
     conf = NULL; /* owned by rk now */
     for (int i = 0; i < EVENT_TYPE_COUNT; i++)
         producer->topics[i] = rd_kafka_topic_new(producer->rk, producer->topic_names[i], NULL);
+    producer->reports = rd_kafka_queue_get_main(producer->rk);
+    producer->reports_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (producer->reports_fd < 0) {
+        snprintf(errbuf, errlen, "cannot create an eventfd for kafka delivery reports");
+        goto fail;
+    }
+    /* librdkafka writes the 8-byte value whenever the queue goes from empty to not empty */
+    static const uint64_t one = 1;
+    rd_kafka_queue_io_event_enable(producer->reports, producer->reports_fd, &one, sizeof one);
     if (pthread_create(&producer->poller, NULL, poller_main, producer) != 0) {
         snprintf(errbuf, errlen, "cannot start the kafka poller thread");
-        for (int i = 0; i < EVENT_TYPE_COUNT; i++)
-            rd_kafka_topic_destroy(producer->topics[i]);
-        rd_kafka_destroy(producer->rk);
-        free(producer);
-        return NULL;
+        goto fail;
     }
     return producer;
+fail:
+    if (producer->reports_fd >= 0) {
+        rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
+        close(producer->reports_fd);
+    }
+    rd_kafka_queue_destroy(producer->reports);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        rd_kafka_topic_destroy(producer->topics[i]);
+    rd_kafka_destroy(producer->rk);
+    free(producer);
+    return NULL;
+}
+
+int event_producer_reports_fd(const event_producer *producer)
+{
+    return producer->reports_fd;
 }
 
 int event_producer_send(event_producer *producer, const envelope *env, void *opaque)
@@ -224,10 +266,13 @@ void event_producer_destroy(event_producer *producer)
 {
     if (producer == NULL)
         return;
-    rd_kafka_flush(producer->rk, (int)producer->options.produce_timeout_ms + 1000);
+    rd_kafka_flush(producer->rk, (int)producer->options.produce_timeout_ms + 1000); /* serves reports itself */
     atomic_store(&producer->stopping, 1);
     pthread_join(producer->poller, NULL);
+    rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
     rd_kafka_poll(producer->rk, 0);
+    rd_kafka_queue_destroy(producer->reports);
+    close(producer->reports_fd);
     for (int i = 0; i < EVENT_TYPE_COUNT; i++)
         rd_kafka_topic_destroy(producer->topics[i]);
     rd_kafka_destroy(producer->rk);

@@ -2,12 +2,15 @@
  * event_producer — writes envelopes to Kafka, one topic per event type, and tells each request when its
  * events are durable.
  *
- * Owns an idempotent librdkafka producer (acks=all) and one poller thread that serves delivery reports and,
- * until it succeeds, creates the eight topics through the Admin API. Every message sent with
- * event_producer_send() gets exactly one call of the delivered callback, on the poller thread: ok = 1 when the
- * broker acknowledged it, 0 when it failed or was not acknowledged within PRODUCE_TIMEOUT.
+ * Owns an idempotent librdkafka producer (acks=all), an eventfd that becomes readable when delivery reports are
+ * waiting, and one poller thread that, until it succeeds, creates the eight topics through the Admin API. Every
+ * message sent with event_producer_send() gets exactly one call of the delivered callback: ok = 1 when the
+ * broker acknowledged it, 0 when it failed or was not acknowledged within PRODUCE_TIMEOUT. The callback runs on
+ * the thread that serves the reports: normally the one watching event_producer_reports_fd() (an HTTP loop, so
+ * a report reaches the request it resumes without a thread of its own in between); the poller serves whatever
+ * is left every 100 ms, and flush/destroy serve the rest on the caller's thread.
  *
- * Thread contract: send/ready may be called from any thread; create/destroy from the main thread.
+ * Thread contract: send/ready/serve_reports may be called from any thread; create/destroy from the main thread.
  */
 #ifndef HOOKD_EVENT_PRODUCER_H
 #define HOOKD_EVENT_PRODUCER_H
@@ -23,7 +26,7 @@ typedef struct event_producer_options {
     long long produce_timeout_ms; /* PRODUCE_TIMEOUT: message.timeout.ms */
     int partitions;               /* TOPIC_PARTITIONS, for topics it creates */
     int replication;              /* TOPIC_REPLICATION, for topics it creates */
-    event_delivered_fn delivered; /* called once per message on the poller thread */
+    event_delivered_fn delivered; /* called once per message, on the thread serving reports */
 } event_producer_options;
 
 typedef struct event_producer event_producer;
@@ -31,6 +34,14 @@ typedef struct event_producer event_producer;
 /* Builds the producer from the environment (KAFKA_BROKERS, KAFKA_<PROPERTY>) and starts the poller thread.
  * Kafka need not be reachable. Returns NULL with errbuf filled when the configuration is refused. */
 event_producer *event_producer_create(const event_producer_options *options, char *errbuf, size_t errlen);
+
+/* The eventfd (owned by the producer, valid until destroy) that becomes readable when delivery reports wait;
+ * watch it for input, edge-triggered or not, and call event_producer_serve_reports() when it is. */
+int event_producer_reports_fd(const event_producer *producer);
+
+/* Serves the delivery reports waiting (the delivered callbacks run on this thread). Takes the producer as a void
+ * pointer so that it can be handed to an event loop as it is. */
+void event_producer_serve_reports(void *producer);
 
 /* Queues env (encoded here) for its topic with key = organization id. Returns 0 when queued (the callback
  * will follow), -1 when it could not even be queued (no callback). */

@@ -161,6 +161,10 @@ int main(int argc, char **argv)
         .dispatch = router_dispatch,
         .body_limit = router_body_limit,
         .observe = observe_request,
+        /* delivery reports are served on the first loop: no thread of their own between Kafka and the reply */
+        .notify_fd = event_producer_reports_fd(api.producer),
+        .on_notify = event_producer_serve_reports,
+        .notify_arg = api.producer,
     };
     server = http_server_start(&http, errbuf, sizeof errbuf);
     if (server == NULL) {
