@@ -14,8 +14,9 @@
  * file-descriptor limit less 128) new ones are closed on accept.
  *
  * Requests may suspend (events waiting for Kafka) without holding a thread: api_request_resume(), from any
- * thread, queues the request on its loop and wakes it through an eventfd (one write per batch of resumes);
- * the loop runs the resume handler and answers. A client that hangs up meanwhile still has its resume handler
+ * thread, queues the request on its loop and wakes it through an eventfd (one write per batch of resumes; none
+ * when called on the loop's own thread, which answers at the end of its current batch of events); the loop runs
+ * the resume handler and answers. A client that hangs up meanwhile still has its resume handler
  * run (claims settle), then the connection closes.
  *
  * Why not libmicrohttpd (producer-api's server until 2026-12-03, the dispatcher's metrics port's until

@@ -140,6 +140,21 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
+/* Frees what create made once rd_kafka_new() succeeded (the poller thread is not running): the report eventfd,
+ * the queue reference, the topic handles, the librdkafka handle and the struct. */
+static void free_handles(event_producer *producer)
+{
+    if (producer->reports_fd >= 0) {
+        rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
+        close(producer->reports_fd);
+    }
+    rd_kafka_queue_destroy(producer->reports);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        rd_kafka_topic_destroy(producer->topics[i]);
+    rd_kafka_destroy(producer->rk);
+    free(producer);
+}
+
 event_producer *event_producer_create(const event_producer_options *options, char *errbuf, size_t errlen)
 {
     char value[32];
@@ -211,15 +226,7 @@ event_producer *event_producer_create(const event_producer_options *options, cha
     }
     return producer;
 fail:
-    if (producer->reports_fd >= 0) {
-        rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
-        close(producer->reports_fd);
-    }
-    rd_kafka_queue_destroy(producer->reports);
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
-        rd_kafka_topic_destroy(producer->topics[i]);
-    rd_kafka_destroy(producer->rk);
-    free(producer);
+    free_handles(producer);
     return NULL;
 }
 
@@ -269,12 +276,6 @@ void event_producer_destroy(event_producer *producer)
     rd_kafka_flush(producer->rk, (int)producer->options.produce_timeout_ms + 1000); /* serves reports itself */
     atomic_store(&producer->stopping, 1);
     pthread_join(producer->poller, NULL);
-    rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
     rd_kafka_poll(producer->rk, 0);
-    rd_kafka_queue_destroy(producer->reports);
-    close(producer->reports_fd);
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
-        rd_kafka_topic_destroy(producer->topics[i]);
-    rd_kafka_destroy(producer->rk);
-    free(producer);
+    free_handles(producer);
 }
