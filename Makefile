@@ -88,8 +88,13 @@ test-api: all
 	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api $(PYTEST_ARGS)
 	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
+# the sanitized build is compiled on every core first (the test recipes themselves run one at a time)
 test-asan:
+	$(MAKE) -j$$(nproc) SANITIZE=1 build-tests
 	$(MAKE) SANITIZE=1 test
+
+.PHONY: build-tests
+build-tests: all $(UNIT_BIN)
 
 run: all
 	bash deploy/local/run.sh
