@@ -654,6 +654,10 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         kafka_config_set(conf, "auto.commit.interval.ms", "250", errbuf, errlen) != 0 ||
         /* an offset commit or heartbeat written behind a fetch request must not wait for a TCP ACK */
         kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
+        /* librdkafka's default backoff grows to 10 s while a broker is unreachable: consumption resumed up to 10 s
+         * after the broker was back (tests/e2e/test_resilience.py, Kafka outage tests). One attempt a second per
+         * broker costs nothing while it is down. */
+        kafka_config_set(conf, "reconnect.backoff.max.ms", "1000", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "topic.metadata.refresh.interval.ms", "2000", errbuf, errlen) != 0 ||
