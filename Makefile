@@ -44,7 +44,7 @@ help:
 	@echo "make            build bin/producer-api and bin/dispatcher"
 	@echo "make deps       install the Debian packages the build, tests and make run need (as root)"
 	@echo "make test       unit tests, then API and end-to-end tests against real Redis and Kafka"
-	@echo "make test-asan  the test suite built with AddressSanitizer + UBSan (less three long outage tests)"
+	@echo "make test-asan  the test suite built with AddressSanitizer + UBSan (less one Kafka restart test)"
 	@echo "make test-valgrind  unit tests and an end-to-end subset under valgrind memcheck"
 	@echo "make test-faults    kills, outages and bad receivers; prints the lost-pairs table"
 	@echo "make fuzz       every libFuzzer harness, FUZZ_SECONDS (60) each"
@@ -88,14 +88,12 @@ test-api: all
 	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/api $(PYTEST_ARGS)
 	HOOKD_BIN=$(BIN) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-# The sanitized build is compiled on every core first (the test recipes themselves run one at a time). Three
-# outage tests that mostly wait (Kafka down or restarted, Redis paused during a rebalance: ~90 s between them) run
-# in the plain suite only, which kept CI under 30 minutes on a slower VM (2026-12-04). What only they drive — a
-# partition lost in a Kafka outage and taken back, a partition revoked while Redis is paused — no longer runs under
-# ASan (valgrind never ran it); the Redis-stall and kill tests still cover pausing and restarts under ASan.
-ASAN_DESELECT := --deselect tests/e2e/test_resilience.py::test_deliveries_finished_while_kafka_is_down_are_not_repeated \
-                 --deselect tests/e2e/test_resilience.py::test_kafka_restart_consumption_resumes_by_itself \
-                 --deselect tests/e2e/test_resilience.py::test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back
+# The sanitized build is compiled on every core first (the test recipes themselves run one at a time). One
+# outage test, a Kafka restart (~20 s, mostly the broker stopping and starting), runs in the plain suite only: the
+# Kafka outage test that loses and takes back every partition drives the same restart, so under ASan it adds time
+# and no path. The other two long outage tests were made to wait less (plain build 41 -> 33 s and 17 -> 8-11 s;
+# 31 and 11 s under ASan) and run here again.
+ASAN_DESELECT := --deselect tests/e2e/test_resilience.py::test_kafka_restart_consumption_resumes_by_itself
 test-asan:
 	$(MAKE) -j$$(nproc) SANITIZE=1 build-tests
 	$(MAKE) SANITIZE=1 test PYTEST_ARGS="$(PYTEST_ARGS) $(ASAN_DESELECT)"

@@ -138,10 +138,22 @@ class RedisServer:
             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True)
         return out.stdout.decode(errors="replace").strip()
 
+    def freeze(self) -> None:
+        """Stop the server process (SIGSTOP): connections stay open, commands get no answer, as in a stall.
+        Unlike ``CLIENT PAUSE``, it lasts until thaw(), however long the test needs it."""
+        assert self.running
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """End a freeze() (SIGCONT). Idempotent."""
+        if self.running:
+            self.proc.send_signal(signal.SIGCONT)
+
     def _kill(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server would not act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
