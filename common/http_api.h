@@ -23,6 +23,8 @@ struct api_request;
 typedef struct api_reply {
     int status;                /* HTTP status */
     json_t *body;              /* owned; NULL for an empty body */
+    char *json_owned;          /* or the body already as compact JSON text (malloc'd), freed by the server: a hot
+                                * path's reply without a jansson tree (producer-api's 202) */
     char retry_after[16];      /* Retry-After header value, empty for none */
     const char *allow;         /* Allow header for 405, static string or NULL */
     const char *text;          /* a text/plain body (static or owned by text_owned) instead of JSON */
@@ -62,5 +64,8 @@ void api_request_resume(api_request *req);
 void api_reply_json(api_reply *reply, int status, json_t *body);
 /* {"message": message} with status. */
 void api_reply_message(api_reply *reply, int status, const char *message);
+/* status with text, compact JSON the caller formatted (malloc'd; the reply takes it, NULL means out of memory:
+ * the reply becomes a 500). */
+void api_reply_json_text(api_reply *reply, int status, char *text);
 
 #endif

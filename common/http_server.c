@@ -263,6 +263,9 @@ static int queue_reply(http_conn *conn, api_reply *reply, int is_head)
         text = (char *)reply->text;
         free_text = 0;
         content_type = "text/plain; charset=utf-8";
+    } else if (reply->json_owned != NULL) {
+        text = reply->json_owned;
+        reply->json_owned = NULL;
     } else if (reply->body != NULL) {
         text = json_dumps(reply->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     } else {
@@ -431,6 +434,7 @@ static void finish(http_conn *conn, api_reply *reply)
     if (queue_reply(conn, reply, is_head) != 0)
         conn->close_after_write = 1;
     free(reply->text_owned);
+    free(reply->json_owned);
     json_decref(reply->body);
     request_end(conn);
     conn->state = CONN_WRITING;

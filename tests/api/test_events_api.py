@@ -411,6 +411,22 @@ def test_client_id_repeated_within_one_batch(client, org, kafka_broker):
     assert [m[0]["data"]["id"] for m in msgs] == [1]
 
 
+def test_accepted_ids_needing_escapes_come_back_as_sent(client, org, kafka_broker):
+    """The 202 body is formatted without jansson: ids holding a quote or a backslash (printable ASCII, so valid)
+    must come back escaped, in order, and the body must be exactly its Content-Length of compact JSON."""
+    odd = [f'q"{uuid.uuid4().hex[:8]}"', f"b\\{uuid.uuid4().hex[:8]}\\", f'{{"}}[{uuid.uuid4().hex[:8]}],']
+    r = post(client, event("user.created", 1, id=odd[0]))
+    assert r.body == {"id": odd[0]}
+    assert r.content == json.dumps({"id": odd[0]}, separators=(",", ":")).encode()
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    batch = [event("user.created", 2 + i, id=cid) for i, cid in enumerate(odd[1:])] + [event("user.created", 9)]
+    r = post(client, batch)
+    assert [x["id"] for x in r.body["data"]][:2] == odd[1:]
+    assert r.content == json.dumps(r.body, separators=(",", ":")).encode()
+    ids = {m[0]["id"] for m in messages_of(kafka_broker, "user.created", org)}
+    assert set(odd) | {r.body["data"][2]["id"]} <= ids
+
+
 # --------------------------------------------------------------------------- organizations
 def test_org_token_posts_for_its_own_org_only(client, org, kafka_broker):
     a = post(client, event("project.created", 1)).body["id"]
