@@ -59,6 +59,11 @@ typedef struct http_conn {
     int in_request;                 /* req is live (counted in the server's in_flight) */
     int closed;                     /* conn_close() ran: freed when the loop's current batch of events is done */
     int read_closed;                /* the peer sent EOF: answer what is pending, then close */
+    int socket_drained;             /* the last recv() came back short (or EAGAIN) and no input event came since:
+                                     * the socket is empty, and with edge-triggered epoll the next bytes bring an
+                                     * event of their own, so the recv() that would only say EAGAIN is skipped
+                                     * (two of them per request on a keep-alive connection) */
+    int eof_pending;                /* EPOLLRDHUP came: read until recv() says EOF, short reads or not */
     int close_after_write;          /* close once out is written */
     int64_t last_active_ms;         /* for the idle timeout */
     int64_t reading_since_ms;       /* first byte of the request being read, 0 between requests: a client that
@@ -698,16 +703,24 @@ static int conn_run(http_conn *conn)
             /* the head limit stops a head before this; only a request being handled holds input this long */
             return 0;
         }
+        if (conn->socket_drained)
+            return 0; /* nothing came since the socket was found empty: the next bytes bring an event */
         ssize_t n = recv(conn->fd, conn->in + conn->in_len, room, 0);
         if (n > 0) {
             conn->in_len += (size_t)n;
             conn->last_active_ms = time_monotonic_ms();
+            /* a short read took everything the socket held, unless an EOF is waiting behind it (no event of its
+             * own would announce that one: EPOLLRDHUP already came) */
+            if ((size_t)n < room && !conn->eof_pending)
+                conn->socket_drained = 1;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn->socket_drained = 1;
             return 0;
+        }
         /* EOF or a reset: a request still being handled is answered (or fails to be) first */
         conn->read_closed = 1;
         if (conn->state == CONN_HANDLING)
@@ -845,8 +858,14 @@ static void *loop_main(void *arg)
                 serve_resumed(loop, 1);
             else if (ptr == &server->config.notify_fd)
                 server->config.on_notify(server->config.notify_arg);
-            else if (!((http_conn *)ptr)->closed)
-                conn_run(ptr);
+            else if (!((http_conn *)ptr)->closed) {
+                http_conn *conn = ptr;
+                if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                    conn->socket_drained = 0; /* input (or its end, or an error) arrived: read again */
+                if (events[i].events & (EPOLLRDHUP | EPOLLHUP))
+                    conn->eof_pending = 1;
+                conn_run(conn);
+            }
         }
         if (loop->resumed_here)
             serve_resumed(loop, 0);

@@ -355,6 +355,50 @@ def test_keep_alive_connection_serves_many_requests(api, token):
         s.close()
 
 
+def _closed_within(s, seconds):
+    """Reads s until the server closes it (True) or `seconds` pass without that (False); data is discarded."""
+    s.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if not s.recv(65536):
+                return True
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+    return False
+
+
+def test_request_and_its_end_of_input_together_are_answered_then_closed(api):
+    """The request and the client's FIN in one go: the server reads the request without asking the socket again
+    once a read comes back short (edge-triggered epoll brings the next bytes' event), so the EOF already waiting
+    behind the request must still be seen (EPOLLRDHUP) and the connection closed after the reply — not held
+    until the 30 s idle timeout."""
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        status, _, _ = read_response(s)
+        assert status == 200
+        assert _closed_within(s, 5), "the server kept a connection whose client had finished sending"
+    finally:
+        s.close()
+
+
+def test_client_ending_a_keep_alive_connection_after_a_reply_is_closed_promptly(api):
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+    try:
+        for _ in range(2):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(s)[0] == 200
+        time.sleep(0.2)  # the server has found the socket empty since: only the FIN's own event can wake it
+        s.shutdown(socket.SHUT_WR)
+        assert _closed_within(s, 5), "the server missed the end of input of an idle keep-alive connection"
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("head,status", [
     (b"POST /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
      400),  # the request-smuggling pair
