@@ -290,7 +290,19 @@ void stub_check_reply(const api_reply *reply)
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         ok |= reply->status == known[i];
     FUZZ_CHECK(ok, "status %d", reply->status);
-    FUZZ_CHECK(reply->body != NULL || reply->text != NULL, "status %d without a body", reply->status);
+    FUZZ_CHECK(reply->body != NULL || reply->text != NULL || reply->json_owned != NULL, "status %d without a body",
+               reply->status);
+    FUZZ_CHECK(reply->body == NULL || reply->json_owned == NULL, "two bodies");
+    if (reply->json_owned != NULL) { /* formatted by hand (the 202 of events): must be one compact JSON object */
+        json_error_t error;
+        json_t *parsed = json_loads(reply->json_owned, JSON_REJECT_DUPLICATES, &error);
+        FUZZ_CHECK(json_is_object(parsed), "hand-formatted body is not a JSON object: %s (%s)", reply->json_owned,
+                   error.text);
+        char *compact = json_dumps(parsed, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        FUZZ_CHECK(compact != NULL && strcmp(compact, reply->json_owned) == 0, "hand-formatted body not compact");
+        free(compact);
+        json_decref(parsed);
+    }
     if (reply->body != NULL) {
         FUZZ_CHECK(json_is_object(reply->body), "body is not an object");
         char *text = json_dumps(reply->body, JSON_COMPACT);

@@ -68,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(reply.status == 404, "%s %s -> %d", method, path, reply.status);
 
     json_decref(reply.body);
+    free(reply.json_owned);
     free(req.body);
     free(per_page);
     free(page);
