@@ -37,8 +37,13 @@
 
 typedef struct breaker_table breaker_table;
 
-/* No attempt of a webhook with attempts in flight succeeded for this long: its receiver is not keeping up. */
-#define BREAKER_STALL_MS 500
+/* No attempt of a webhook with attempts in flight succeeded for this long: its receiver is not keeping up (it
+ * hangs, or answers slower than any healthy receiver should). It must cover a first answer, which includes
+ * connecting and the TLS handshake: at 0.5 s, healthy 50 ms receivers behind a loaded machine's first handshakes
+ * were taken for hanging ones and thousands of their deliveries refused ("receiver backlog full"). The price of
+ * the longer wait is paid only when a receiver really hangs: for up to this long its partition is held (and its
+ * first intake may fill MAX_IN_FLIGHT) before its deliveries are refused instead. */
+#define BREAKER_STALL_MS 2000
 
 /* A full FIFO whose oldest delivery has waited this long belongs to a receiver slower than its burst
  * (breaker_backlogged). A fast receiver empties even a long FIFO sooner and never counts as backlogged. */

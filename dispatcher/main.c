@@ -52,7 +52,7 @@ static const config_var vars[] = {
     {"TOPIC_REPLICATION", "1", "replication factor of the retry tier and dead-letter topics"},
     {"PER_WEBHOOK_IN_FLIGHT", "16", "attempts one webhook may have running; more wait in its in-memory queue"},
     {"PER_WEBHOOK_QUEUE", "200",
-     "deliveries a stalled webhook (no attempt succeeded for 0.5 s) may keep waiting; beyond it they fail their "
+     "deliveries a stalled webhook (no attempt succeeded for 2 s) may keep waiting; beyond it they fail their "
      "attempt; a slow one's further events wait in Kafka"},
     {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},

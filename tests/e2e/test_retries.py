@@ -224,7 +224,8 @@ def test_hanging_receiver_does_not_hold_up_a_healthy_one(stack):
     assert took < 6, f"healthy receiver waited for the hanging one ({took:.1f}s)"
     m = d.metrics()
     # 10 in flight + 5 queued; the other 65 first attempts fail ("receiver backlog full") once the receiver has
-    # succeeded in nothing for half a second (before that they queue; the tick then sheds the queue down to 5)
+    # succeeded in nothing for 2 s (BREAKER_STALL_MS; before that its partition is held, the healthy receiver's
+    # events with it, and the tick then sheds the queue down to 5)
     assert m['hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}'] >= 60
     assert len(slow.requests()) <= 10  # never more than the cap at the hanging receiver
     # LOG_ATTEMPTS=failures: the first refusal gets its own "delivery attempt" line, the rest are summed in one
@@ -256,6 +257,29 @@ def test_healthy_receiver_absorbs_a_burst_past_its_queue_bound(stack):
     m = d.metrics()
     assert m.get('hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}', 0) == 0
     assert m["hookd_dispatcher_deliveries_queued"] == 0
+
+
+def test_receiver_answering_in_a_second_is_held_back_not_refused(stack):
+    """A receiver that takes a second per answer is slow, not hanging: a burst past cap + queue waits (its partition
+    is held) and every delivery succeeds at its first attempt. With a 0.5 s stall threshold its first answers came
+    too late and the burst past the queue failed as "receiver backlog full" (checked: 30 and 38 attempts refused)."""
+    rcv = stack.receiver()
+    rcv.configure("/second", delay=1.0)
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/second"), "assignment.updated")
+    d = stack.dispatcher(PER_WEBHOOK_IN_FLIGHT="8", PER_WEBHOOK_QUEUE="4", **FAST).wait_ready()
+    ids = []
+    for b in range(4):  # after the first one, bursts arrive while the queue is full: they are held in Kafka
+        ids += stack.api.post_events([project_event(org, 10 * b + i, "assignment.updated") for i in range(10)])
+        time.sleep(0.3)
+    assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 60), d.proc.tail()
+    wait_until(lambda: len(d.attempts()) >= len(ids), 10, what="every attempt logged")
+    attempts = [a for a in d.attempts() if a["webhook_id"] == hook["id"]]
+    assert {(a["outcome"], a["attempt"]) for a in attempts} == {("success", 1)}, attempts
+    assert sorted(a["event_id"] for a in attempts) == sorted(ids)
+    m = d.metrics()
+    assert m.get('hookd_dispatcher_deliveries_total{outcome="backlog_full",status_class="none"}', 0) == 0
+    assert m["hookd_dispatcher_backlog_holds_total"] >= 1
 
 
 def test_breaker_opens_after_failures_and_closes_after_a_probe(stack):

@@ -72,6 +72,25 @@ static void test_progressing_webhook_queues_past_the_bound(void **state)
     fixture_free(f);
 }
 
+/* A receiver whose first answers take a second (connecting, the TLS handshake, a slow handler) is slow, not
+ * hanging: its burst past the bound is held back (backlogged), not refused. It was refused at 0.5 s. */
+static void test_first_answer_after_a_second_is_slow_not_stalled(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(2, 1, 0);
+    assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[0], 0), BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[1], 0), BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[2], 0), BREAKER_QUEUED);
+    assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[3], 1000), BREAKER_QUEUED);
+    breaker_waiter *out[4];
+    assert_int_equal(breaker_shed(f->t, 1000, out, 4), 0);
+    assert_int_equal(breaker_backlogged(f->t, 4, 1000), 1);
+    /* no answer at all for BREAKER_STALL_MS: now it hangs */
+    assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[4], BREAKER_STALL_MS), BREAKER_REJECT_FULL);
+    assert_int_equal(breaker_backlogged(f->t, 4, BREAKER_STALL_MS), 0);
+    fixture_free(f);
+}
+
 /* Backlogged: healthy (attempts finishing), FIFO at PER_WEBHOOK_QUEUE, its oldest waiter BREAKER_BACKLOG_MS old. */
 static void test_backlogged_means_full_slow_and_healthy(void **state)
 {
@@ -172,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_cap_then_fifo_in_order),
         cmocka_unit_test(test_progressing_webhook_queues_past_the_bound),
         cmocka_unit_test(test_stalled_webhook_refuses_and_sheds_the_oldest),
+        cmocka_unit_test(test_first_answer_after_a_second_is_slow_not_stalled),
         cmocka_unit_test(test_backlogged_means_full_slow_and_healthy),
         cmocka_unit_test(test_breaker_opens_rejects_probes_and_closes),
     };
