@@ -216,6 +216,12 @@ int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms)
            now_ms - s->head->queued_ms >= BREAKER_BACKLOG_MS && !stalled(s, now_ms);
 }
 
+int breaker_stalled(breaker_table *t, long long id, int64_t now_ms)
+{
+    const hook_state *s = get(t, id, 0);
+    return s != NULL && (s->open || stalled(s, now_ms));
+}
+
 long breaker_queued(breaker_table *t, long long id)
 {
     const hook_state *s = get(t, id, 0);

@@ -95,6 +95,10 @@ size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size
  * breaker's too. */
 int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms);
 
+/* 1 when webhook id is stalled or its breaker is open: its deliveries are refused past its FIFO's bound (or all
+ * of them), not waited for, so a partition held for it (breaker_backlogged) has nothing left to wait for. */
+int breaker_stalled(breaker_table *t, long long id, int64_t now_ms);
+
 /* Deliveries waiting in webhook id's FIFO (0 for an unknown webhook). */
 long breaker_queued(breaker_table *t, long long id);
 

@@ -321,6 +321,14 @@ static delivery_slot *leave_queue(dispatch *d, breaker_waiter *w)
     return (delivery_slot *)((char *)w - offsetof(delivery_slot, wait));
 }
 
+/* Releases the partition of hold i and forgets the hold (the last one takes its place). */
+static void release_hold_at(dispatch *d, size_t i)
+{
+    consumer_release(d->holds[i].ps); /* a no-op when its delay already ran out or it was revoked */
+    consumer_partition_unref(d->holds[i].ps);
+    d->holds[i] = d->holds[--d->hold_count];
+}
+
 /* Releases the partitions held for webhook id once its FIFO is down to half of PER_WEBHOOK_QUEUE (the other
  * half covers the re-fetch), and forgets them. */
 static void release_backlog_holds(dispatch *d, long long id)
@@ -332,9 +340,7 @@ static void release_backlog_holds(dispatch *d, long long id)
             i++;
             continue;
         }
-        consumer_release(d->holds[i].ps); /* a no-op when its delay already ran out or it was revoked */
-        consumer_partition_unref(d->holds[i].ps);
-        d->holds[i] = d->holds[--d->hold_count];
+        release_hold_at(d, i);
     }
 }
 
@@ -629,9 +635,25 @@ static void shed_stalled(dispatch *d)
     } while (n == BATCH);
 }
 
+/* Releases the partitions held for webhooks that turned out to hang (stalled, or breaker open): their events are
+ * refused now, not waited for, and the other webhooks of those partitions should not wait out the hold's
+ * BACKLOG_HOLD_MAX_MS for nothing. */
+static void release_holds_of_stalled(dispatch *d)
+{
+    int64_t now_ms = time_monotonic_us() / 1000;
+    for (size_t i = 0; i < d->hold_count;) {
+        if (!breaker_stalled(d->breaker, d->holds[i].webhook_id, now_ms)) {
+            i++;
+            continue;
+        }
+        release_hold_at(d, i);
+    }
+}
+
 void dispatch_tick(dispatch *d)
 {
     shed_stalled(d);
+    release_holds_of_stalled(d);
     refusal_log_flush(d->refusals, time_monotonic_ms(), 0);
     while (d->wait_head != NULL && !d->intake_stopped) { /* no new deliveries once shutdown began */
         event_ctx *ev = d->wait_head;

@@ -85,9 +85,12 @@ static void test_first_answer_after_a_second_is_slow_not_stalled(void **state)
     breaker_waiter *out[4];
     assert_int_equal(breaker_shed(f->t, 1000, out, 4), 0);
     assert_int_equal(breaker_backlogged(f->t, 4, 1000), 1);
-    /* no answer at all for BREAKER_STALL_MS: now it hangs */
+    assert_int_equal(breaker_stalled(f->t, 4, 1000), 0);
+    /* no answer at all for BREAKER_STALL_MS: now it hangs (a partition held for it is released) */
     assert_int_equal(breaker_admit(f->t, 4, 0, &f->w[4], BREAKER_STALL_MS), BREAKER_REJECT_FULL);
     assert_int_equal(breaker_backlogged(f->t, 4, BREAKER_STALL_MS), 0);
+    assert_int_equal(breaker_stalled(f->t, 4, BREAKER_STALL_MS), 1);
+    assert_int_equal(breaker_stalled(f->t, 99, BREAKER_STALL_MS), 0); /* unknown: idle */
     fixture_free(f);
 }
 
@@ -173,6 +176,7 @@ static void test_breaker_opens_rejects_probes_and_closes(void **state)
         breaker_finish(f->t, 9, 0, 0, i);
     }
     assert_int_equal(breaker_open_count(f->t), 1);
+    assert_int_equal(breaker_stalled(f->t, 9, 3), 1); /* open: its deliveries are refused, not waited for */
     breaker_verdict v;
     assert_ptr_equal(breaker_dequeue(f->t, 9, &v), &f->w[3]); /* the waiter is failed at once */
     assert_int_equal(v, BREAKER_REJECT_OPEN);
@@ -181,6 +185,7 @@ static void test_breaker_opens_rejects_probes_and_closes(void **state)
     assert_int_equal(breaker_admit(f->t, 9, 1, &f->w[6], 5), BREAKER_REJECT_OPEN); /* one probe at a time */
     breaker_finish(f->t, 9, 1, 1, 6);
     assert_int_equal(breaker_open_count(f->t), 0);
+    assert_int_equal(breaker_stalled(f->t, 9, 6), 0);
     assert_int_equal(breaker_admit(f->t, 9, 0, &f->w[7], 7), BREAKER_GO);
     fixture_free(f);
 }
