@@ -323,13 +323,16 @@ class Stack:
         return p
 
     def wait_assigned(self, p, timeout=60):
+        # the rows' event topics are created by their producer-api (BENCH_API_ENV="TOPIC_PARTITIONS=3": a what-if)
+        event_partitions = int(Stack.what_if_env({}, "BENCH_API_ENV").get("TOPIC_PARTITIONS", "12"))
+
         def assigned():
             if not p.alive():
                 raise HarnessError(f"{p.name} exited:\n{p.tail()}")
             try:
                 with urllib.request.urlopen(p.metrics_url, timeout=2) as r:
                     m = re.search(r"^hookd_dispatcher_assigned_partitions (\S+)", r.read().decode(), re.M)
-                return m is not None and float(m.group(1)) >= 96  # 8 topics x 12 partitions
+                return m is not None and float(m.group(1)) >= 8 * event_partitions  # 8 event topics
             except OSError:
                 return False
         wait_until(assigned, timeout, f"{p.name} partitions assigned")
