@@ -195,7 +195,10 @@ class World:
         log(f"redis (AOF) on {self.redis.port}, kafka on {self.kafka.bootstrap} in {time.monotonic() - t:.1f}s")
 
     def close(self) -> None:
-        self.kafka.stop()
+        if KEEP:
+            self.kafka.stop()
+        else:
+            self.kafka.kill()  # its data is removed below: no clean shutdown needed (it took seconds)
         self.redis.stop()
         if KEEP:
             log(f"kept {self.dir}")

@@ -281,10 +281,14 @@ class KafkaBroker:
         (self.dir / "kafka.pid").unlink(missing_ok=True)
 
     def cleanup(self) -> None:
-        """Stop and remove the data directory (if this object created it)."""
-        self.stop()
+        """Stop and remove the data directory (if this object created it). A directory about to be removed needs
+        no clean shutdown: the broker is killed. A graceful stop closed every partition log of the session first,
+        15.8 s at the end of tests/e2e (hundreds of partitions: topics per test), paid by each suite run in CI."""
         if self._own_tmp:
+            self.kill()
             shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            self.stop()
 
     def __enter__(self) -> "KafkaBroker":
         return self.start()
