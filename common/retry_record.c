@@ -48,7 +48,7 @@ char *retry_record_encode(const retry_record *rec, size_t *len)
     char *env = envelope_encode(&rec->env, &env_len);
     if (env == NULL)
         return NULL;
-    size_t cap = env_len + 256 + escaped_room(rec->webhook_url) + escaped_room(rec->reason);
+    size_t cap = env_len + 288 + escaped_room(rec->webhook_url) + escaped_room(rec->reason);
     for (int i = 0; i < rec->attempt_count; i++)
         cap += 128 + escaped_room(rec->attempts[i].error);
     char *text = malloc(cap);
@@ -101,6 +101,10 @@ char *retry_record_encode(const retry_record *rec, size_t *len)
         json_buf_key(&b, "dead_lettered_at");
         buf_time(&b, rec->dead_ms);
     }
+    if (rec->parked > 0) {
+        json_buf_key(&b, "parked");
+        json_buf_int(&b, rec->parked);
+    }
     json_buf_raw(&b, "}", 1);
     if (b.overflow) { /* cannot happen: cap covers every field at its worst */
         free(text);
@@ -114,9 +118,10 @@ char *retry_record_encode(const retry_record *rec, size_t *len)
 /* ---- decoding: one pass of json_scan over the message, no tree --------------------------------------------- */
 
 /* The record's own members. */
-enum { RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS, RR_URL, RR_REASON, RR_DEAD_AT, RR_COUNT };
-static const char *const record_names[RR_COUNT] = {"envelope", "webhook_id", "attempt",   "due_at",
-                                                   "attempts", "webhook_url", "reason", "dead_lettered_at"};
+enum { RR_ENVELOPE, RR_WEBHOOK_ID, RR_ATTEMPT, RR_DUE_AT, RR_ATTEMPTS, RR_URL, RR_REASON, RR_DEAD_AT, RR_PARKED,
+       RR_COUNT };
+static const char *const record_names[RR_COUNT] = {"envelope", "webhook_id", "attempt", "due_at", "attempts",
+                                                   "webhook_url", "reason", "dead_lettered_at", "parked"};
 /* The members of one element of "attempts". */
 enum { AT_ATTEMPT, AT_AT, AT_STATUS, AT_LATENCY, AT_ERROR, AT_COUNT };
 static const char *const attempt_names[AT_COUNT] = {"attempt", "at", "status", "latency_ms", "error"};
@@ -238,5 +243,8 @@ int retry_record_decode(const char *buf, size_t len, retry_record *out, char *er
     take_string(&m, RR_URL, out->webhook_url, sizeof out->webhook_url);
     take_string(&m, RR_REASON, out->reason, sizeof out->reason);
     take_time(&m, RR_DEAD_AT, &out->dead_ms);
+    long long parked = 0;
+    take_integer(&m, RR_PARKED, 0, INT_MAX, &parked);
+    out->parked = (int)parked;
     return 0;
 }

@@ -6,9 +6,12 @@
  *    "attempts": [{"attempt": 1, "at": "<RFC 3339 ms>", "status": 500, "latency_ms": 12.5, "error": "..."}],
  *    "webhook_url": "https://...",                       (dead letters: where it was going)
  *    "reason": "gave up after 4 attempts",               (dead letters)
- *    "dead_lettered_at": "<RFC 3339 ms>"}                (dead letters)
+ *    "dead_lettered_at": "<RFC 3339 ms>",                (dead letters)
+ *    "parked": 2}                                        (parked deliveries: how many times)
  *
- * "attempt" is the number of the attempt the message is waiting to make. The message key is the webhook id.
+ * "attempt" is the number of the attempt the message is waiting to make. A *parked* delivery (its webhook was
+ * backlogged when it came up: dispatch.h) waits on the first tier without having used that attempt; "parked"
+ * counts how many times that happened to it and is absent for 0. The message key is the webhook id.
  * Ownership: a retry_record owns its envelope's data; clear it with retry_record_clear().
  */
 #ifndef HOOKD_RETRY_RECORD_H
@@ -40,6 +43,7 @@ typedef struct retry_record {
     char webhook_url[2049];       /* dead letters: the target */
     char reason[RETRY_ERROR_MAX]; /* dead letters: why it stopped */
     int64_t dead_ms;              /* dead letters: when; 0 otherwise */
+    int parked;                   /* times parked while its webhook was backlogged (0: a plain retry) */
 } retry_record;
 
 /* Appends an attempt to the history (dropping the oldest when full). */

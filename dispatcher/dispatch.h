@@ -5,10 +5,20 @@
  *     (Redis down: the event waits in a FIFO, consumption pauses) -> body built once -> one delivery per
  *     active webhook (a retry: to its one webhook; gone: dropped and counted) -> per-webhook isolation
  *     (breaker.h: at the in-flight cap -> waits in the webhook's FIFO and starts when one of its attempts
- *     ends; FIFO full or breaker open -> a failed attempt that is not sent) -> each attempt ends in
+ *     ends; FIFO full or breaker open -> a failed attempt that is not sent; *backlogged* (a full FIFO of a
+ *     receiver that keeps answering, slower than its traffic) -> *parked*, below) -> each attempt ends in
  *     on_attempt_done: one JSON log line, metrics, a delivery-log record, and for a
  *     failure the failure hook (the retry stage, asynchronous) -> when the event's last delivery is done or
  *     durably handed on, consumer_complete(offset).
+ *
+ * Parking: with a retry stage, and while less than half of max_in_flight is taken, a delivery whose webhook is
+ * backlogged (breaker_backlogged) is not queued behind its FIFO: it is handed to the failure hook as parked
+ * (failed_delivery.parked), which writes it to a retry tier without using its attempt, and the event's other
+ * deliveries go out at once. When it falls due and the webhook is still backlogged it is parked again. So a slow
+ * receiver takes at most its FIFO of max_in_flight and holds back nothing else, not even the organizations that
+ * share its partition. Otherwise (no retry stage; or the dispatcher is itself the bottleneck, where parking would
+ * only move deliveries to Kafka and back) a fresh event is put back into Kafka and its partition held until the
+ * FIFO is half empty (a partition hold).
  *
  * Backpressure: while deliveries in flight plus deliveries queued are at max_in_flight the consumers take no
  * message (dispatch_has_room, checked per message); the paused gauge reads 1 from the limit until back to half.
@@ -30,18 +40,21 @@
 
 #include <stddef.h>
 
-/* A failed attempt (sent, or refused without sending: breaker open, receiver backlog full), as the retry stage
- * receives it. Every pointer is valid only during the hook call; the hook copies what it keeps. */
+/* A failed attempt (sent, or refused without sending: breaker open, receiver backlog full), or a parked delivery
+ * (not attempted: its webhook is backlogged), as the retry stage receives it. Every pointer is valid only during
+ * the hook call; the hook copies what it keeps. */
 typedef struct failed_delivery {
     const envelope *env;           /* the event */
     long long webhook_id;
     const char *url;
     int attempt;                   /* the attempt that failed */
     const retry_record *history;   /* the retry record the delivery came from (earlier attempts), or NULL */
-    const delivery_result *result; /* how it failed */
+    const delivery_result *result; /* how it failed; NULL when parked */
     int quiet;                     /* a refusal summed in a "deliveries refused" line instead of logged on its own:
                                     * the hook logs nothing per delivery either (its return value tells whether
                                     * the summary counts it as dead-lettered) */
+    int parked;                    /* not a failure: attempt is the one still to make, wait on the first tier
+                                    * (never dead-lettered) */
 } failed_delivery;
 
 /* The token of one hand-off; the hook completes it with dispatch_handoff_done() once the delivery is durable

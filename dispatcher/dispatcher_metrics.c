@@ -27,7 +27,12 @@ dispatcher_metrics *dm_new(void)
                                       "Times the Kafka fetcher was woken after the local queue ran dry from full.", NULL);
     dm->backlog_holds = metrics_counter(r, "hookd_dispatcher_backlog_holds_total",
                                         "Times a partition was held at an event for a webhook whose queue was full "
-                                        "(PER_WEBHOOK_QUEUE) while its receiver kept answering.", NULL);
+                                        "(PER_WEBHOOK_QUEUE) while its receiver kept answering (without a retry "
+                                        "stage only; else the delivery is parked).", NULL);
+    dm->deliveries_parked = metrics_counter(r, "hookd_dispatcher_deliveries_parked_total",
+                                            "Deliveries parked on a retry tier, without using an attempt, because "
+                                            "their webhook's queue was full (PER_WEBHOOK_QUEUE) while its receiver "
+                                            "kept answering; a delivery parked again counts again.", NULL);
     dm->finished_before_loss = metrics_counter(r, "hookd_dispatcher_events_finished_before_loss_total",
                                                "Events consumed again after a lost partition was assigned back to "
                                                "this process, which had already finished them: not delivered again.",

@@ -32,6 +32,7 @@ typedef struct dispatcher_metrics {
     metric_series *events_consumed;                         /* messages taken from Kafka */
     metric_series *fetch_kicks;                             /* stopped Kafka fetchers woken (consumer.c) */
     metric_series *backlog_holds;                           /* partitions held for a backlogged webhook */
+    metric_series *deliveries_parked;                       /* deliveries parked for a backlogged webhook */
     metric_series *finished_before_loss;                    /* consumed again after a lost partition came back,
                                                              * already delivered: skipped (consumer.c) */
     metric_series *events_malformed;                        /* envelopes that failed to decode (skipped) */

@@ -20,6 +20,8 @@ typedef struct refusal_entry {
     long long breaker_open;    /* counted in this interval, not yet written */
     long long backlog_full;
     long long dead_lettered;   /* of those, the ones whose last attempt it was */
+    long long parked;          /* parked deliveries counted in this interval, not yet written */
+    int refusal_seen, park_seen; /* a refusal / a park of this webhook had its own line since it was added */
 } refusal_entry;
 
 struct refusal_log {
@@ -49,10 +51,17 @@ int refusal_log_note(refusal_log *r, long long webhook_id, const char *url, refu
 {
     refusal_entry *e = find(r, webhook_id);
     if (e != NULL) {
+        int *seen = kind == PARKED_BACKLOGGED ? &e->park_seen : &e->refusal_seen;
+        if (!*seen) { /* the first of its kind (refusal or park) for this webhook: its own line too */
+            *seen = 1;
+            return 1;
+        }
         if (kind == REFUSED_BREAKER_OPEN)
             e->breaker_open++;
-        else
+        else if (kind == REFUSED_BACKLOG_FULL)
             e->backlog_full++;
+        else
+            e->parked++;
         return 0;
     }
     if (r->count == r->cap) {
@@ -66,7 +75,8 @@ int refusal_log_note(refusal_log *r, long long webhook_id, const char *url, refu
     char *copy = strdup(url != NULL ? url : "");
     if (copy == NULL)
         return 1;
-    r->entries[r->count] = (refusal_entry){webhook_id, copy, now_ms, 0, 0, 0};
+    r->entries[r->count] = (refusal_entry){webhook_id, copy, now_ms, 0, 0, 0, 0, kind != PARKED_BACKLOGGED,
+                                           kind == PARKED_BACKLOGGED};
     r->last = r->count++;
     return 1; /* the first of its interval: logged on its own */
 }
@@ -78,8 +88,29 @@ void refusal_log_note_dead(refusal_log *r, long long webhook_id)
         e->dead_lettered++;
 }
 
+static void write_parked(const refusal_entry *e, int64_t now_ms)
+{
+    log_line l;
+    if (!log_line_begin(&l, LOG_INFO, "deliveries parked"))
+        return;
+    json_buf *b = &l.fields;
+    json_buf_key(b, "webhook_id");
+    json_buf_int(b, e->webhook_id);
+    json_buf_key(b, "url");
+    json_buf_string(b, e->url);
+    json_buf_key(b, "parked");
+    json_buf_int(b, e->parked);
+    json_buf_key(b, "seconds");
+    json_buf_fixed1(b, (double)(now_ms - e->since_ms) / 1000.0);
+    log_line_end(&l);
+}
+
 static void write_summary(const refusal_entry *e, int64_t now_ms)
 {
+    if (e->parked > 0)
+        write_parked(e, now_ms);
+    if (e->breaker_open + e->backlog_full == 0)
+        return;
     log_line l;
     if (!log_line_begin(&l, LOG_WARN, "deliveries refused"))
         return;
@@ -109,16 +140,16 @@ void refusal_log_flush(refusal_log *r, int64_t now_ms, int all)
             i++;
             continue;
         }
-        if (e->breaker_open + e->backlog_full > 0) {
+        if (e->breaker_open + e->backlog_full + e->parked > 0) {
             write_summary(e, now_ms);
-            if (!all) { /* still refusing: the next interval is summed too */
-                e->breaker_open = e->backlog_full = e->dead_lettered = 0;
+            if (!all) { /* still refusing (or parking): the next interval is summed too */
+                e->breaker_open = e->backlog_full = e->dead_lettered = e->parked = 0;
                 e->since_ms = now_ms;
                 i++;
                 continue;
             }
         }
-        /* a whole interval without a refusal (or shutdown): the next refusal is logged on its own again */
+        /* a whole interval without a refusal or park (or shutdown): the next one is logged on its own again */
         free(e->url);
         r->entries[i] = r->entries[--r->count];
     }

@@ -13,6 +13,11 @@
  * hookd_dispatcher_deliveries_total, written to the webhook's delivery log and kept in its retry or dead-letter
  * record.
  *
+ * Parked deliveries (dispatch.h: a backlogged webhook's deliveries wait on a retry tier without using an attempt)
+ * are summed the same way, in an info line "deliveries parked" per webhook and interval: they say which webhook
+ * is behind, and how far. Refusals and parks each have a first line of their own (a webhook is often parked
+ * while it is slow and then refused once it is seen to hang).
+ *
  * Ownership: the table owns its entries (and a copy of each webhook's URL). Thread contract: the event-loop
  * thread only.
  */
@@ -28,6 +33,7 @@ typedef struct refusal_log refusal_log;
 typedef enum refusal_kind {
     REFUSED_BREAKER_OPEN,
     REFUSED_BACKLOG_FULL,
+    PARKED_BACKLOGGED,           /* not a refusal: a delivery parked for a backlogged webhook (dispatch.h) */
 } refusal_kind;
 
 /* An empty table, or NULL when out of memory. */
@@ -40,7 +46,7 @@ int refusal_log_note(refusal_log *r, long long webhook_id, const char *url, refu
 /* Notes that a refusal counted for webhook id went to the dead-letter topic (its last attempt). */
 void refusal_log_note_dead(refusal_log *r, long long webhook_id);
 
-/* Writes a "deliveries refused" line for every webhook whose interval has run (all: every webhook with counted
+/* Writes a "deliveries refused" (and a "deliveries parked") line for every webhook whose interval has run (all: every webhook with counted
  * refusals, at shutdown) and forgets the webhooks that had none in it. */
 void refusal_log_flush(refusal_log *r, int64_t now_ms, int all);
 

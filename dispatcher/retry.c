@@ -18,11 +18,13 @@
 #define TOPIC_MAX 256
 #define CREATE_RETRY_MS 5000
 #define DEAD_TIER (-1)
+#define PARK_MAX_DELAY_MS 60000
 
 /* One record written and not acknowledged yet. Owned by the stage (listed in rs->pending). */
 typedef struct pending {
     int tier;                    /* tier index, or DEAD_TIER */
     int dead_gone;               /* dead letter because of a 410 */
+    int parked;                  /* a parked delivery, not a retry (not counted per tier) */
     char key[24];                /* webhook id */
     char *payload;               /* owned; librdkafka borrows it until the delivery report */
     size_t len;
@@ -103,7 +105,7 @@ static void produce(retry_stage *rs, pending *p)
 
 /* Takes ownership of payload and writes it. */
 static void send_record(retry_stage *rs, int tier, long long webhook_id, char *payload, size_t len,
-                        dispatch_handoff *handoff, int dead_gone)
+                        dispatch_handoff *handoff, int dead_gone, int parked)
 {
     pending *p = calloc(1, sizeof *p);
     if (p == NULL) {
@@ -113,6 +115,7 @@ static void send_record(retry_stage *rs, int tier, long long webhook_id, char *p
     }
     p->tier = tier;
     p->dead_gone = dead_gone;
+    p->parked = parked;
     snprintf(p->key, sizeof p->key, "%lld", webhook_id);
     p->payload = payload;
     p->len = len;
@@ -143,7 +146,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     if (p->tier == DEAD_TIER)
         metric_counter_add(p->dead_gone ? rs->dm->dead_gone : rs->dm->dead_exhausted, 1);
-    else
+    else if (!p->parked) /* parked deliveries are counted when parked (dispatch) */
         metric_counter_add(rs->tier_counter[p->tier], 1);
     pending_unlink(rs, p);
     dispatch_handoff *h = p->handoff;
@@ -432,6 +435,18 @@ static void log_retry_scheduled(const failed_delivery *f, int attempt, const cha
     log_line_end(&l);
 }
 
+/* The tier of a delivery parked for the n-th time (times >= 1): the n-th tier, but none whose delay is over
+ * PARK_MAX_DELAY_MS unless it is the first. A webhook that stays backlogged has its parked deliveries re-read
+ * (and, still backlogged, written again) every ~30 s with the default schedule rather than every 5 s — each time
+ * is a Kafka write and read of the record — and none waits more than a minute past the backlog's end. */
+static int park_tier(const retry_policy *p, int times)
+{
+    int tier = 0;
+    while (tier + 1 < p->tiers && tier + 1 < times && p->tier_delay_ms[tier + 1] <= PARK_MAX_DELAY_MS)
+        tier++;
+    return tier;
+}
+
 int retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff *handoff)
 {
     retry_stage *rs = ctx;
@@ -451,6 +466,23 @@ int retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff
     }
     rec->webhook_id = f->webhook_id;
     int64_t now = time_now_ms();
+    if (f->parked) { /* not a failure: the same attempt waits one tier delay (no jitter: due times stay in
+                      * order within the tier) */
+        rec->attempt = f->attempt;
+        rec->parked = (f->history != NULL ? f->history->parked : 0) + 1;
+        int tier = park_tier(&rs->policy, rec->parked);
+        rec->due_ms = now + rs->policy.tier_delay_ms[tier];
+        size_t len = 0;
+        char *payload = retry_record_encode(rec, &len);
+        retry_record_clear(rec);
+        free(rec);
+        if (payload == NULL) {
+            log_json(LOG_ERROR, "cannot encode a retry record (the event will be consumed again)", NULL);
+            return 0;
+        }
+        send_record(rs, tier, f->webhook_id, payload, len, handoff, 0, 1);
+        return 0;
+    }
     int tier;
     long long delay;
     const char *dead_reason = NULL;
@@ -508,7 +540,7 @@ int retry_stage_on_failure(void *ctx, const failed_delivery *f, dispatch_handoff
         log_json(LOG_ERROR, "cannot encode a retry record (the event will be consumed again)", NULL);
         return 0;
     }
-    send_record(rs, tier, f->webhook_id, payload, len, handoff, gone);
+    send_record(rs, tier, f->webhook_id, payload, len, handoff, gone, 0);
     return tier == DEAD_TIER;
 }
 
@@ -535,7 +567,7 @@ int retry_stage_replay(retry_stage *rs, const retry_record *src)
     free(rec);
     if (payload == NULL)
         return -1;
-    send_record(rs, 0, id, payload, len, NULL, 0);
+    send_record(rs, 0, id, payload, len, NULL, 0, 0);
     return 0;
 }
 

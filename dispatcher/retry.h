@@ -14,6 +14,9 @@
  *                     -> k was the last attempt: dead letter ("gave up after k attempts")
  *                     -> else tier retry_tier_for_attempt(k), attempt k + 1, due now + retry_next_delay_ms
  *                        (jitter; Retry-After of a 429/503 honoured, capped at 1 h)
+ *   parked delivery    -> (its webhook backlogged: dispatch.h) the same attempt k, parked n times now, on the
+ *                        n-th tier but none over 60 s beyond the first (park_tier), due now + that tier's
+ *                        delay; never dead-lettered, not counted per tier (hookd_dispatcher_deliveries_parked_total)
  *
  * At start it creates the tier topics and the dead topic (Admin API, TOPIC_PARTITIONS x TOPIC_REPLICATION;
  * "already exists" is fine), retried every 5 s until the broker answers.

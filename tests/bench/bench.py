@@ -652,6 +652,8 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
             time.sleep(0.25)
         end = proc_stat(d.pid)
         perf_detach(perf)
+        parked = metric_value(d, "hookd_dispatcher_deliveries_parked_total")
+        holds = metric_value(d, "hookd_dispatcher_backlog_holds_total")
         d.stop(timeout=8)  # SIGKILL after 8 s: a dispatcher buried under timeouts may not drain in time
         got = deliveries_since(st.deliveries_log, off, f"/{key}/")  # parsed once, after the run
         if len(got) < expected:
@@ -670,12 +672,22 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         failed = sum(v for k, v in oc.items() if k != "success")
         out.append(dict(rate=rate, base=b["ok_per_s"], curl=c["ok_per_s"], conns=conns, wrk_conns=wc, cpu_us=cpu_us,
                         rss_max=max(rss) if rss else None, delivered=len(got), expected=expected,
-                        failed=failed, outcomes=oc))
+                        failed=failed, outcomes=oc, parked=parked, holds=holds))
         log(f"{key} run {i + 1}: {len(got)}/{expected} in {ts[-1] - ts[0]:.1f}s = {rate:.0f}/s over {conns} conns, "
             f"nginx+wrk {b['ok_per_s']:.0f}/s ({b['errors']} wrk socket errors), libcurl alone {c['ok_per_s']:.0f}/s "
             f"({c['failed']} failed), {cpu_us or 0:.0f} CPU-us/delivery, RSS max "
-            f"{(max(rss) if rss else 0) / 2**20:.1f} MiB, attempt outcomes {oc}")
+            f"{(max(rss) if rss else 0) / 2**20:.1f} MiB, attempt outcomes {oc}, parked {parked}, holds {holds}")
     return out
+
+
+def metric_value(p, name):
+    """One unlabelled sample of a process's /metrics, or None when it cannot be read."""
+    try:
+        with urllib.request.urlopen(p.metrics_url, timeout=2) as r:
+            m = re.search(rf"^{re.escape(name)} (\S+)", r.read().decode(), re.M)
+        return float(m.group(1)) if m else None
+    except OSError:
+        return None
 
 
 def row_dispatch(st: Stack, cfg, res):

@@ -35,6 +35,27 @@ if not BIN.is_absolute():
 PARTITIONS = 2  # per topic, in these tests
 
 
+def kafka_partition(key: str, partitions: int) -> int:
+    """The partition librdkafka's murmur2 partitioners (and Java's default) choose for a key."""
+    data, m = key.encode(), 0x5BD1E995
+    h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    whole = len(data) - len(data) % 4
+    for i in range(0, whole, 4):
+        k = (int.from_bytes(data[i:i + 4], "little") * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    rest = data[whole:]
+    if len(rest) == 3:
+        h ^= rest[2] << 16
+    if len(rest) >= 2:
+        h ^= rest[1] << 8
+    if rest:
+        h = ((h ^ rest[0]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
 def http(method: str, url: str, body=None, token: Optional[str] = None, timeout: float = 10.0):
     """(status, parsed JSON or text) of one HTTP request; a bytes body is sent as it is, anything else as JSON."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None

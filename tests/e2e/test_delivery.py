@@ -6,7 +6,7 @@ import hmac
 import json
 import time
 
-from conftest import http, wait_until
+from conftest import PARTITIONS, http, kafka_partition, wait_until
 
 VERSION = "0.1.0"
 
@@ -288,31 +288,46 @@ def test_backpressure_pauses_and_resumes(stack):
     wait_until(lambda: d.metrics()["hookd_dispatcher_consumption_paused"] == 0, 10, what="resumed")
 
 
-def test_busy_webhook_does_not_hold_back_other_partitions(stack):
-    """A healthy but slow receiver (50 ms) with a burst of 3,000 events. Its deliveries queue in memory behind its
-    PER_WEBHOOK_IN_FLIGHT attempts; before the fix that queue took all of MAX_IN_FLIGHT, the dispatcher stopped
-    taking messages, and an event of another organization (another topic here) waited behind the burst's messages
-    in librdkafka's local queue: 11.1-11.5 s, measured. Now the busy webhook's partition waits in Kafka once its
-    queue is full and slow (breaker_backlogged), and the other event goes out at once (0.01-0.02 s)."""
+def test_busy_webhook_does_not_hold_back_its_partition_neighbours(stack):
+    """A healthy but slow receiver (50 ms) with a burst of 3,000 events, and another organization whose key falls
+    on the same partition of the same topic. The slow webhook's deliveries queue in memory behind its
+    PER_WEBHOOK_IN_FLIGHT attempts. Before 2026-12-03 that queue took all of MAX_IN_FLIGHT and every other event
+    waited behind the burst (11.1-11.5 s, measured); until 2026-12-05 the busy webhook's partition was held in Kafka
+    once its queue was full, which spared other partitions but not this neighbour: it waited for the burst's pace
+    (16.3 s, checked with RETRY_SCHEDULE=none, which still works that way). Now the busy webhook's deliveries past
+    its full queue are parked on a retry tier without using an attempt once the dispatcher has half of
+    MAX_IN_FLIGHT free again (the burst's first intake takes up to all of it: until it drains to half, ~1.6 s at
+    this receiver's pace, the partition is held), and the neighbour's event goes out then: 2-3 s."""
     slow, fast = stack.receiver(), stack.receiver()
     slow.configure("/busy", delay=0.05)
-    busy_org, other_org = stack.new_org(), stack.new_org()
+    busy_org = stack.new_org()
+    other_org = stack.new_org()
+    while kafka_partition(str(other_org), PARTITIONS) != kafka_partition(str(busy_org), PARTITIONS):
+        other_org = stack.new_org()
     stack.api.create_webhook(busy_org, slow.url("/busy"), "project.created")
-    stack.api.create_webhook(other_org, fast.url("/other"), "user.created")
-    d = stack.dispatcher().wait_ready()
-    stack.api.post_events([project_event(busy_org, i) for i in range(3000)])
+    stack.api.create_webhook(other_org, fast.url("/other"), "project.created")
+    d = stack.dispatcher(RETRY_SCHEDULE="1s,1s,1s").wait_ready()
+    ids = stack.api.post_events([project_event(busy_org, i) for i in range(3000)])
     assert slow.wait_for(lambda reqs: len(reqs) >= 100, 20), "the burst is not being delivered"
     start = time.monotonic()
-    [other_id] = stack.api.post_events([project_event(other_org, 1, "user.created")])
+    [other_id] = stack.api.post_events([project_event(other_org, 1)])
     assert fast.wait_for(lambda reqs: any(r.headers["webhook-id"] == other_id for r in reqs), 30)
     waited = time.monotonic() - start
-    assert waited < 2.0, f"the other organization's event waited {waited:.1f} s behind the burst"
-    assert len(slow.requests()) < 2500, "the burst was (nearly) finished first: nothing was measured"
-    assert d.metrics()["hookd_dispatcher_backlog_holds_total"] > 0
-    # the burst itself loses and repeats nothing (every event exactly once), at its receiver's pace
-    assert slow.wait_for(lambda reqs: len(reqs) >= 3000, 60)
+    print(f"the neighbour waited {waited:.2f} s")
+    assert waited < 6.0, f"the neighbour's event waited {waited:.1f} s behind the burst"
+    assert len(slow.requests()) < 2000, "the burst was (nearly) finished first: nothing was measured"
+    m = d.metrics()
+    assert m["hookd_dispatcher_deliveries_parked_total"] > 0  # (and a few holds while the first intake drains)
+    # the burst itself loses and repeats nothing (every event exactly once), each at its first attempt: parking is
+    # not a failure
+    assert slow.wait_for(lambda reqs: len(reqs) >= 3000, 90), f"{len(slow.requests())} of 3000"
     time.sleep(0.5)
-    reqs = slow.requests()
-    ids = [r.headers["webhook-id"] for r in reqs]
-    assert len(ids) == 3000 and len(set(ids)) == 3000
-    assert d.metrics()["hookd_dispatcher_events_consumed_total"] == 3001  # a put-back event counts when taken
+    got = [r.headers["webhook-id"] for r in slow.requests()]
+    assert len(got) == 3000 and set(got) == set(ids)
+    attempts = [a for a in d.attempts() if a["organization_id"] == busy_org]
+    assert len(attempts) == 3000 and {(a["outcome"], a["attempt"]) for a in attempts} == {("success", 1)}
+    m = d.metrics()
+    assert m["hookd_dispatcher_events_consumed_total"] == 3001
+    assert not [k for k, v in m.items() if k.startswith("hookd_dispatcher_retries_scheduled_total") and v > 0]
+    parked = [line for line in d.proc.log_lines() if line.get("msg") == "delivery parked: its webhook is backlogged"]
+    assert parked and parked[0]["url"] == slow.url("/busy") and parked[0]["attempt"] == 1

@@ -110,11 +110,53 @@ static void shutdown_writes_what_is_counted(void **state)
     refusal_log_free(r);
 }
 
+/* Parked deliveries are summed per webhook into an info line of their own, not counted as refusals. */
+static void parked_deliveries_get_a_line_of_their_own(void **state)
+{
+    (void)state;
+    refusal_log *r = refusal_log_new();
+    assert_non_null(r);
+    assert_int_equal(refusal_log_note(r, 4, "https://p.example/h", PARKED_BACKLOGGED, 100), 1);
+    for (int i = 0; i < 250; i++)
+        assert_int_equal(refusal_log_note(r, 4, "https://p.example/h", PARKED_BACKLOGGED, 100 + i), 0);
+    assert_int_equal(refusal_log_pending(r), 0); /* refusals only */
+    refusal_log_flush(r, 100 + REFUSAL_LOG_INTERVAL_MS, 0);
+    json_t *line = next_line();
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "deliveries parked");
+    assert_string_equal(json_string_value(json_object_get(line, "level")), "info");
+    assert_int_equal(field_int(line, "webhook_id"), 4);
+    assert_int_equal(field_int(line, "parked"), 250);
+    json_decref(line);
+    assert_null(next_line()); /* no "deliveries refused" line: nothing was refused */
+
+    /* both in one interval: the first refusal still gets its own line (a webhook is parked while slow, then
+     * refused once it hangs), and one summary line each */
+    assert_int_equal(refusal_log_note(r, 4, "https://p.example/h", PARKED_BACKLOGGED, 11000), 0);
+    assert_int_equal(refusal_log_note(r, 4, "https://p.example/h", REFUSED_BACKLOG_FULL, 11001), 1);
+    assert_int_equal(refusal_log_note(r, 4, "https://p.example/h", REFUSED_BACKLOG_FULL, 11002), 0);
+    refusal_log_flush(r, 100 + 2 * REFUSAL_LOG_INTERVAL_MS, 0);
+    line = next_line();
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "deliveries parked");
+    assert_int_equal(field_int(line, "parked"), 1);
+    json_decref(line);
+    line = next_line();
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "deliveries refused");
+    assert_int_equal(field_int(line, "refused"), 1);
+    assert_int_equal(field_int(line, "backlog_full"), 1);
+    json_decref(line);
+    assert_null(next_line());
+    refusal_log_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_is_logged_rest_summed_per_interval),
         cmocka_unit_test(shutdown_writes_what_is_counted),
+        cmocka_unit_test(parked_deliveries_get_a_line_of_their_own),
     };
     return cmocka_run_group_tests(tests, stderr_capture_setup, stderr_capture_teardown);
 }

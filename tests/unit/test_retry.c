@@ -141,6 +141,42 @@ static void retry_record_round_trips(void **state)
     assert_int_equal(retry_record_decode("nope", 4, &back, err, sizeof err), -1);
 }
 
+/* A parked delivery's record says how many times it was parked; a plain retry's says nothing (and reads as 0). */
+static void retry_record_keeps_the_times_parked(void **state)
+{
+    (void)state;
+    retry_record rec;
+    memset(&rec, 0, sizeof rec);
+    const char *env_text = "{\"id\":\"e2\",\"type\":\"user.created\",\"organization_id\":9,"
+                           "\"occurred_at\":\"2026-11-29T01:02:03.000Z\",\"data\":{\"id\":5}}";
+    char err[160];
+    assert_int_equal(envelope_decode(env_text, strlen(env_text), &rec.env, err, sizeof err), 0);
+    rec.webhook_id = 3;
+    rec.attempt = 1;
+    rec.due_ms = 1795917445123LL;
+    size_t len = 0;
+    char *text = retry_record_encode(&rec, &len);
+    assert_non_null(text);
+    assert_null(strstr(text, "parked"));
+    retry_record back;
+    assert_int_equal(retry_record_decode(text, len, &back, err, sizeof err), 0);
+    assert_int_equal(back.parked, 0);
+    free(text);
+    retry_record_clear(&back);
+
+    rec.parked = 3;
+    text = retry_record_encode(&rec, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"parked\":3"));
+    assert_int_equal(retry_record_decode(text, len, &back, err, sizeof err), 0);
+    assert_int_equal(back.parked, 3);
+    assert_int_equal(back.attempt, 1);
+    assert_int_equal(back.attempt_count, 0);
+    free(text);
+    retry_record_clear(&back);
+    retry_record_clear(&rec);
+}
+
 /* A record as releases before 2026-11-30 wrote it (jansson: data re-serialised, so "Zoë" as UTF-8): still read. */
 static const char OLD_RECORD[] =
     "{\"envelope\":{\"id\":\"e1\",\"type\":\"user.created\",\"organization_id\":9,"
@@ -285,6 +321,7 @@ int main(void)
         cmocka_unit_test(jitter_stays_within_twenty_percent_and_retry_after_wins),
         cmocka_unit_test(retry_after_seconds_and_dates),
         cmocka_unit_test(retry_record_round_trips),
+        cmocka_unit_test(retry_record_keeps_the_times_parked),
         cmocka_unit_test(retry_record_reads_earlier_records_and_writes_the_same_layout),
         cmocka_unit_test(retry_record_strings_stay_valid_utf8),
         cmocka_unit_test(retry_record_refuses_malformed_records),
