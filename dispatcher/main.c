@@ -53,7 +53,7 @@ static const config_var vars[] = {
     {"PER_WEBHOOK_IN_FLIGHT", "16", "attempts one webhook may have running; more wait in its in-memory queue"},
     {"PER_WEBHOOK_QUEUE", "200",
      "deliveries a stalled webhook (no attempt succeeded for 2 s) may keep waiting; beyond it they fail their "
-     "attempt; a slow one's further events wait in Kafka"},
+     "attempt; a slow one's further deliveries are parked on a retry tier without using an attempt"},
     {"BREAKER_FAILURES", "10", "consecutive failed attempts that open a webhook's circuit breaker (0: never)"},
     {"METRICS_ADDR", "0.0.0.0:9090", "listen address of /healthz, /readyz and /metrics"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
