@@ -16,6 +16,7 @@ typedef struct hook_state {
     breaker_waiter *head, *tail; /* FIFO of deliveries waiting for a slot */
     long failures;            /* consecutive failed attempts */
     int64_t progress_ms;      /* last time an attempt succeeded, or one started with none in flight */
+    int64_t busy_since_ms;    /* when the FIFO last went from empty to non-empty (meaningful while queued > 0) */
     int open;                 /* breaker open */
     int probing;              /* a probe is in flight */
     struct hook_state *next;
@@ -127,6 +128,8 @@ breaker_verdict breaker_admit(breaker_table *t, long long id, int may_probe, bre
          * keeps finishing attempts (a healthy one absorbing a burst, bounded by MAX_IN_FLIGHT) */
         if (s->queued >= t->max_queue && stalled(s, now_ms))
             return BREAKER_REJECT_FULL;
+        if (s->queued == 0)
+            s->busy_since_ms = now_ms;
         w->next = NULL;
         w->queued_ms = now_ms;
         if (s->tail != NULL)
@@ -214,6 +217,12 @@ int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms)
     const hook_state *s = get(t, id, 0);
     return s != NULL && !s->open && s->queued > 0 && s->queued >= t->max_queue &&
            now_ms - s->head->queued_ms >= BREAKER_BACKLOG_MS && !stalled(s, now_ms);
+}
+
+int breaker_behind(breaker_table *t, long long id, int64_t now_ms)
+{
+    const hook_state *s = get(t, id, 0);
+    return breaker_backlogged(t, id, now_ms) && now_ms - s->busy_since_ms >= BREAKER_BEHIND_MS;
 }
 
 int breaker_stalled(breaker_table *t, long long id, int64_t now_ms)

@@ -49,6 +49,10 @@ typedef struct breaker_table breaker_table;
  * (breaker_backlogged). A fast receiver empties even a long FIFO sooner and never counts as backlogged. */
 #define BREAKER_BACKLOG_MS 100
 
+/* A backlogged webhook whose FIFO has not been empty for this long is *behind* its traffic (breaker_behind), not
+ * catching up from a burst: a burst drains (the FIFO empties) within it. */
+#define BREAKER_BEHIND_MS 1000
+
 /* A delivery waiting in its webhook's FIFO (embedded in the caller's delivery state). */
 typedef struct breaker_waiter {
     struct breaker_waiter *next;
@@ -94,6 +98,11 @@ size_t breaker_shed(breaker_table *t, int64_t now_ms, breaker_waiter **out, size
  * the whole MAX_IN_FLIGHT budget. A stalled webhook's deliveries are refused instead (breaker_admit), an open
  * breaker's too. */
 int breaker_backlogged(breaker_table *t, long long id, int64_t now_ms);
+
+/* 1 when webhook id is backlogged (above) and its FIFO has not been empty for BREAKER_BEHIND_MS: a receiver that
+ * stays slower than its traffic rather than one catching up from a burst. The dispatch parks such a webhook's
+ * deliveries on a retry tier (dispatch.h) instead of holding its partition. */
+int breaker_behind(breaker_table *t, long long id, int64_t now_ms);
 
 /* 1 when webhook id is stalled or its breaker is open: its deliveries are refused past its FIFO's bound (or all
  * of them), not waited for, so a partition held for it (breaker_backlogged) has nothing left to wait for. */

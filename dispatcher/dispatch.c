@@ -380,8 +380,8 @@ void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const deli
     drain(d, id); /* a slot came free (or the breaker opened) */
 }
 
-/* Whether a backlogged webhook's delivery is parked now (else: queued, or for a fresh event its partition held).
- * Parking needs a retry stage, and it pays only while the dispatcher has capacity to spare for the neighbours it
+/* Whether a webhook that is behind (breaker_behind) gets its deliveries parked now (else: queued, or for a fresh
+ * event its partition held). Parking needs a retry stage, and it pays only while the dispatcher has capacity to spare for the neighbours it
  * frees: below half of MAX_IN_FLIGHT taken. Past that the dispatcher itself is the bottleneck (every webhook is
  * behind, not one slow receiver) and parking only moves deliveries to Kafka and back: in the dispatch benchmark
  * (100,000 events, 8 webhooks, one fast receiver) 38,000-68,000 deliveries were parked per run, RSS went past
@@ -421,7 +421,7 @@ static int start_one(dispatch *d, event_ctx *ev, size_t index, int attempt)
     slot->ev = ev;
     slot->index = index;
     slot->attempt = attempt;
-    if (may_park(d) && breaker_backlogged(d->breaker, sub->id, time_monotonic_us() / 1000))
+    if (may_park(d) && breaker_behind(d->breaker, sub->id, time_monotonic_us() / 1000))
         return park(d, ev, slot, sub);
     /* a due retry may be the half-open probe; without retry tiers any delivery may (else nothing ever would) */
     breaker_verdict v = breaker_admit(d->breaker, sub->id, ev->rec != NULL || !d->opts.has_retries, &slot->wait,
@@ -504,8 +504,9 @@ static int remember_hold(dispatch *d, long long id, partition_state *ps)
     return 0;
 }
 
-/* When its deliveries are not parked (may_park: no retry stage, or the dispatcher past half of MAX_IN_FLIGHT), a
- * fresh event with a backlogged subscriber (a full FIFO whose receiver is slower than its burst:
+/* When its deliveries are not parked (may_park: no retry stage, or the dispatcher past half of MAX_IN_FLIGHT; or
+ * the webhook is only catching up from a burst, not behind: breaker_behind), a fresh event with a backlogged
+ * subscriber (a full FIFO whose receiver is slower than its burst:
  * breaker_backlogged) is put back into Kafka instead of queueing behind it: the event's offset is untracked (the
  * commit point stays at it) and its partition is held there (paused and seeked back; librdkafka drops what it
  * prefetched of it) until that webhook's FIFO is half empty, BACKLOG_HOLD_MAX_MS at most. Without this, a
@@ -516,13 +517,16 @@ static int remember_hold(dispatch *d, long long id, partition_state *ps)
  * webhook each, already paced by their tier). Returns 1 when the event was put back (and freed), else 0. */
 static int put_back_if_backlogged(dispatch *d, event_ctx *ev)
 {
-    if (ev->rec != NULL || may_park(d)) /* fan_out parks instead */
+    if (ev->rec != NULL)
         return 0;
     int64_t now_ms = time_monotonic_us() / 1000;
-    const subscriber *busy = NULL;
-    for (size_t i = 0; i < ev->subs->count && busy == NULL; i++)
-        if (breaker_backlogged(d->breaker, ev->subs->items[i].id, now_ms))
+    int parking = may_park(d);
+    const subscriber *busy = NULL; /* a backlogged subscriber that fan_out would not park */
+    for (size_t i = 0; i < ev->subs->count && busy == NULL; i++) {
+        long long id = ev->subs->items[i].id;
+        if (breaker_backlogged(d->breaker, id, now_ms) && !(parking && breaker_behind(d->breaker, id, now_ms)))
             busy = &ev->subs->items[i];
+    }
     if (busy == NULL || remember_hold(d, busy->id, ev->ps) != 0)
         return 0;
     if (consumer_untrack(ev->ps, ev->offset) != 0)

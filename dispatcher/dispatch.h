@@ -12,13 +12,14 @@
  *     durably handed on, consumer_complete(offset).
  *
  * Parking: with a retry stage, and while less than half of max_in_flight is taken, a delivery whose webhook is
- * backlogged (breaker_backlogged) is not queued behind its FIFO: it is handed to the failure hook as parked
+ * behind its traffic (breaker_behind: backlogged, its FIFO not empty for a second) is not queued behind its FIFO: it is handed to the failure hook as parked
  * (failed_delivery.parked), which writes it to a retry tier without using its attempt, and the event's other
  * deliveries go out at once. When it falls due and the webhook is still backlogged it is parked again. So a slow
  * receiver takes at most its FIFO of max_in_flight and holds back nothing else, not even the organizations that
- * share its partition. Otherwise (no retry stage; or the dispatcher is itself the bottleneck, where parking would
- * only move deliveries to Kafka and back) a fresh event is put back into Kafka and its partition held until the
- * FIFO is half empty (a partition hold).
+ * share its partition. Otherwise (no retry stage; the dispatcher is itself the bottleneck, where parking would
+ * only move deliveries to Kafka and back; or a webhook only catching up from a burst, which a parked delivery's
+ * tier delay would cost more than a hold of under a second) a fresh event for a backlogged webhook is put back
+ * into Kafka and its partition held until the FIFO is half empty (a partition hold).
  *
  * Backpressure: while deliveries in flight plus deliveries queued are at max_in_flight the consumers take no
  * message (dispatch_has_room, checked per message); the paused gauge reads 1 from the limit until back to half.

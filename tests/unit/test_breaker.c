@@ -131,6 +131,46 @@ static void test_backlogged_means_full_slow_and_healthy(void **state)
     fixture_free(f);
 }
 
+/* Behind = backlogged with a FIFO that has not been empty for BREAKER_BEHIND_MS: a burst being caught up is not. */
+static void test_behind_means_backlogged_for_a_second_without_emptying(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new(1, 3, 0);
+    const int64_t t0 = 1000;
+    breaker_verdict v;
+    assert_int_equal(breaker_behind(f->t, 6, t0), 0); /* unknown webhook */
+    assert_int_equal(breaker_admit(f->t, 6, 0, &f->w[0], t0), BREAKER_GO);
+    for (int i = 1; i <= 3; i++) /* the FIFO is busy from t0 + 1 */
+        assert_int_equal(breaker_admit(f->t, 6, 0, &f->w[i], t0 + i), BREAKER_QUEUED);
+    assert_int_equal(breaker_backlogged(f->t, 6, t0 + 500), 1);
+    assert_int_equal(breaker_behind(f->t, 6, t0 + 500), 0); /* may still be a burst it catches up with */
+    /* the receiver answers (progress, not stalled) but the FIFO refills before it empties */
+    const int64_t t1 = t0 + 900;
+    breaker_finish(f->t, 6, 1, 0, t1);
+    assert_ptr_equal(breaker_dequeue(f->t, 6, &v), &f->w[1]);
+    assert_int_equal(v, BREAKER_GO);
+    assert_int_equal(breaker_admit(f->t, 6, 0, &f->w[4], t1), BREAKER_QUEUED);
+    assert_int_equal(breaker_behind(f->t, 6, t0 + BREAKER_BEHIND_MS), 0);
+    assert_int_equal(breaker_behind(f->t, 6, t0 + 1 + BREAKER_BEHIND_MS), 1);
+    /* the FIFO empties: the next fill starts a new second */
+    int64_t t2 = t0 + 1 + BREAKER_BEHIND_MS;
+    for (int i = 0; i < 4; i++) {
+        breaker_finish(f->t, 6, 1, 0, t2);
+        breaker_waiter *w = breaker_dequeue(f->t, 6, &v);
+        if (i < 3)
+            assert_non_null(w);
+    }
+    assert_int_equal(breaker_queued(f->t, 6), 0);
+    const int64_t t3 = t2 + 10;
+    assert_int_equal(breaker_admit(f->t, 6, 0, &f->w[5], t3), BREAKER_GO);
+    for (int i = 6; i <= 8; i++)
+        assert_int_equal(breaker_admit(f->t, 6, 0, &f->w[i], t3), BREAKER_QUEUED);
+    assert_int_equal(breaker_backlogged(f->t, 6, t3 + 1 + BREAKER_BACKLOG_MS), 1);
+    assert_int_equal(breaker_behind(f->t, 6, t3 + BREAKER_BEHIND_MS - 1), 0);
+    assert_int_equal(breaker_behind(f->t, 6, t3 + BREAKER_BEHIND_MS), 1);
+    fixture_free(f);
+}
+
 static void test_stalled_webhook_refuses_and_sheds_the_oldest(void **state)
 {
     (void)state;
@@ -198,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_stalled_webhook_refuses_and_sheds_the_oldest),
         cmocka_unit_test(test_first_answer_after_a_second_is_slow_not_stalled),
         cmocka_unit_test(test_backlogged_means_full_slow_and_healthy),
+        cmocka_unit_test(test_behind_means_backlogged_for_a_second_without_emptying),
         cmocka_unit_test(test_breaker_opens_rejects_probes_and_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
