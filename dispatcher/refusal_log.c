@@ -88,48 +88,41 @@ void refusal_log_note_dead(refusal_log *r, long long webhook_id)
         e->dead_lettered++;
 }
 
-static void write_parked(const refusal_entry *e, int64_t now_ms)
+/* One summary line of webhook e: its id and URL, the n named counts, and how long the interval ran. */
+static void write_counts(const refusal_entry *e, log_level level, const char *msg, const char *const *names,
+                         const long long *counts, size_t n, int64_t now_ms)
 {
     log_line l;
-    if (!log_line_begin(&l, LOG_INFO, "deliveries parked"))
+    if (!log_line_begin(&l, level, msg))
         return;
     json_buf *b = &l.fields;
     json_buf_key(b, "webhook_id");
     json_buf_int(b, e->webhook_id);
     json_buf_key(b, "url");
     json_buf_string(b, e->url);
-    json_buf_key(b, "parked");
-    json_buf_int(b, e->parked);
+    for (size_t i = 0; i < n; i++) {
+        json_buf_key(b, names[i]);
+        json_buf_int(b, counts[i]);
+    }
     json_buf_key(b, "seconds");
     json_buf_fixed1(b, (double)(now_ms - e->since_ms) / 1000.0);
     log_line_end(&l);
 }
 
+/* The interval's lines of webhook e: "deliveries parked" (info) and "deliveries refused" (warn), each when it
+ * counted any. */
 static void write_summary(const refusal_entry *e, int64_t now_ms)
 {
-    if (e->parked > 0)
-        write_parked(e, now_ms);
-    if (e->breaker_open + e->backlog_full == 0)
-        return;
-    log_line l;
-    if (!log_line_begin(&l, LOG_WARN, "deliveries refused"))
-        return;
-    json_buf *b = &l.fields;
-    json_buf_key(b, "webhook_id");
-    json_buf_int(b, e->webhook_id);
-    json_buf_key(b, "url");
-    json_buf_string(b, e->url);
-    json_buf_key(b, "refused");
-    json_buf_int(b, e->breaker_open + e->backlog_full);
-    json_buf_key(b, "breaker_open");
-    json_buf_int(b, e->breaker_open);
-    json_buf_key(b, "backlog_full");
-    json_buf_int(b, e->backlog_full);
-    json_buf_key(b, "dead_lettered");
-    json_buf_int(b, e->dead_lettered);
-    json_buf_key(b, "seconds");
-    json_buf_fixed1(b, (double)(now_ms - e->since_ms) / 1000.0);
-    log_line_end(&l);
+    if (e->parked > 0) {
+        static const char *const names[] = {"parked"};
+        write_counts(e, LOG_INFO, "deliveries parked", names, &e->parked, 1, now_ms);
+    }
+    if (e->breaker_open + e->backlog_full > 0) {
+        static const char *const names[] = {"refused", "breaker_open", "backlog_full", "dead_lettered"};
+        const long long counts[] = {e->breaker_open + e->backlog_full, e->breaker_open, e->backlog_full,
+                                    e->dead_lettered};
+        write_counts(e, LOG_WARN, "deliveries refused", names, counts, 4, now_ms);
+    }
 }
 
 void refusal_log_flush(refusal_log *r, int64_t now_ms, int all)
