@@ -229,6 +229,19 @@ static void log_attempt(const dispatch *d, const event_ctx *ev, const delivery_s
     log_line_end(&l);
 }
 
+/* Hands one delivery of ev to the failure hook (a failed attempt, or parked: res NULL) and counts the hand-off
+ * until the hook completes it. Returns what the hook returned (1: dead-lettered). */
+static int call_hook(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub,
+                     const delivery_result *res, int quiet, int parked)
+{
+    envelope view; /* the event's data lives in its delivery body only (fan_out) */
+    if (envelope_view_in_body(&ev->env, ev->body, ev->body_len, &view) != 0)
+        view = ev->env;
+    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res, quiet, parked};
+    d->handoffs++;
+    return d->opts.on_failure(d->opts.failure_ctx, &f, slot);
+}
+
 /* Hands a failed attempt to the hook. Returns 1 when the hook owns the slot's completion now, 0 when
  * there is no hook (the slot is finished by the caller). */
 static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub,
@@ -236,12 +249,7 @@ static int hand_off(dispatch *d, event_ctx *ev, delivery_slot *slot, const subsc
 {
     if (d->opts.on_failure == NULL)
         return 0;
-    envelope view; /* the event's data lives in its delivery body only (fan_out) */
-    if (envelope_view_in_body(&ev->env, ev->body, ev->body_len, &view) != 0)
-        view = ev->env;
-    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, res, quiet};
-    d->handoffs++;
-    if (d->opts.on_failure(d->opts.failure_ctx, &f, slot) && quiet)
+    if (call_hook(d, ev, slot, sub, res, quiet, 0) && quiet)
         refusal_log_note_dead(d->refusals, sub->id);
     return 1;
 }
@@ -381,8 +389,8 @@ void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const deli
 }
 
 /* Whether a webhook that is behind (breaker_behind) gets its deliveries parked now (else: queued, or for a fresh
- * event its partition held). Parking needs a retry stage, and it pays only while the dispatcher has capacity to spare for the neighbours it
- * frees: below half of MAX_IN_FLIGHT taken. Past that the dispatcher itself is the bottleneck (every webhook is
+ * event its partition held). Parking needs a retry stage, and it pays only while the dispatcher has capacity to
+ * spare for the neighbours it frees: below half of MAX_IN_FLIGHT taken. Past that the dispatcher itself is the bottleneck (every webhook is
  * behind, not one slow receiver) and parking only moves deliveries to Kafka and back: in the dispatch benchmark
  * (100,000 events, 8 webhooks, one fast receiver) 38,000-68,000 deliveries were parked per run, RSS went past
  * 64 MiB and deliveries came back late; holds cost that row 29-58 partition pauses. */
@@ -397,18 +405,13 @@ static int may_park(const dispatch *d)
  * Returns 1: the hook completes the slot once the record is durable. */
 static int park(dispatch *d, event_ctx *ev, delivery_slot *slot, const subscriber *sub)
 {
-    envelope view; /* the event's data lives in its delivery body only (fan_out) */
-    if (envelope_view_in_body(&ev->env, ev->body, ev->body_len, &view) != 0)
-        view = ev->env;
-    failed_delivery f = {&view, sub->id, sub->url, slot->attempt, ev->rec, NULL, 1, 1};
     metric_counter_add(d->dm->deliveries_parked, 1);
     if (refusal_log_note(d->refusals, sub->id, sub->url, PARKED_BACKLOGGED, time_monotonic_ms()) ||
         d->opts.log_every_attempt)
         log_json(LOG_INFO, "delivery parked: its webhook is backlogged", "{s:s, s:I, s:s, s:i, s:i}", "event_id",
                  ev->env.id, "webhook_id", (json_int_t)sub->id, "url", sub->url, "attempt", slot->attempt,
                  "times_parked", (ev->rec != NULL ? ev->rec->parked : 0) + 1);
-    d->handoffs++;
-    d->opts.on_failure(d->opts.failure_ctx, &f, slot);
+    call_hook(d, ev, slot, sub, NULL, 1, 1);
     return 1;
 }
 
