@@ -21,6 +21,9 @@
 /* the local queue's limits (librdkafka properties; why these: consumer_new) */
 #define QUEUE_MAX_KBYTES "8192"
 #define QUEUE_MAX_MESSAGES "10000"
+/* the same for each member when the event topics have one each (member_conf) */
+#define MEMBER_QUEUE_MAX_KBYTES "2048"
+#define MEMBER_QUEUE_MAX_MESSAGES "2500"
 /* How long the state of a lost partition is kept for the case it is assigned back (departed_remember) */
 #define LOST_MEMORY_MS 120000
 
@@ -28,6 +31,7 @@
 struct partition_state {
     int refs;
     struct consumer *c;        /* borrowed; valid while assigned */
+    struct consumer_member *member; /* borrowed; the client it is assigned to, valid while assigned */
     char topic[TOPIC_MAX];
     int type;                  /* event type index of the topic */
     int partition;
@@ -56,10 +60,23 @@ typedef struct partition_row {
     int cap;
 } partition_row;
 
-struct consumer {
+/* One librdkafka client of the consumer, a member of the group, subscribed to the topic slots [slot_lo, slot_hi).
+ * Why several (consumer.h, "Members"): a fetch names every partition its client holds on the broker, and each
+ * produced event completes the fetch that names its partition. */
+typedef struct consumer_member {
+    struct consumer *c;        /* borrowed: the consumer this member belongs to */
     rd_kafka_t *rk;            /* owned */
     rd_kafka_queue_t *queue;   /* owned: the consumer queue (main queue forwarded to it) */
-    int event_fd;              /* owned: signalled by librdkafka when the queue becomes non-empty */
+    int slot_lo, slot_hi;      /* its topics */
+    int healthy;               /* its last statistics: a broker up and its group steady */
+    long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
+} consumer_member;
+
+struct consumer {
+    consumer_member members[CONSUMER_MAX_MEMBERS];
+    int member_count;
+    int next_member;           /* where consumer_drain goes on (round robin over the members) */
+    int event_fd;              /* owned: signalled by librdkafka when a member's queue becomes non-empty */
     event_loop *loop;          /* borrowed */
     dispatcher_metrics *dm;    /* borrowed */
     consumer_message_fn on_message;
@@ -77,7 +94,6 @@ struct consumer {
     int unknown_topic_logged[CONSUMER_SLOTS];
     long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
     long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
-    long long dry_bytes, dry_msgs; /* consumed since the queue last ran dry or the fetcher was last kicked */
     departed_partition *departed;  /* owned array: partitions lost lately */
     int departed_count, departed_cap;
 };
@@ -195,9 +211,10 @@ static int finished_when_lost(partition_state *ps, int64_t offset)
     return 0;
 }
 
-/* Adds an assigned partition to the table. Returns 0 or -1. */
-static int table_attach(consumer *c, const char *topic, int partition)
+/* Adds a partition assigned to member m to the table. Returns 0 or -1. */
+static int table_attach(consumer_member *m, const char *topic, int partition)
 {
+    consumer *c = m->c;
     int type = topic_type(c, topic);
     if (type < 0 || partition < 0) {
         log_json(LOG_WARN, "assigned a partition of an unexpected topic", "{s:s, s:i}", "topic", topic,
@@ -223,6 +240,7 @@ static int table_attach(consumer *c, const char *topic, int partition)
     }
     ps->refs = 1;
     ps->c = c;
+    ps->member = m;
     snprintf(ps->topic, sizeof ps->topic, "%s", topic);
     ps->type = type;
     ps->partition = partition;
@@ -253,6 +271,7 @@ static void table_detach(consumer *c, const char *topic, int partition)
         c->retry_assigned_count--;
     ps->assigned = 0;
     ps->c = NULL;
+    ps->member = NULL;
     metrics_remove(c->dm->reg, ps->lag);
     ps->lag = NULL;
     consumer_partition_unref(ps);
@@ -291,12 +310,13 @@ static void collect(partition_state *ps, rd_kafka_topic_partition_list_t *list)
     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = next;
 }
 
-/* Stores list (offsets already filled) and records what was stored. */
-static void store_list(consumer *c, rd_kafka_topic_partition_list_t *list)
+/* Stores list (offsets already filled; partitions of member m) and records what was stored. */
+static void store_list(consumer_member *m, rd_kafka_topic_partition_list_t *list)
 {
+    consumer *c = m->c;
     if (list->cnt == 0)
         return;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(m->rk, list);
     for (int i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *p = &list->elems[i];
         partition_state *ps = table_find(c, topic_type(c, p->topic), p->partition);
@@ -315,31 +335,36 @@ void consumer_store_offsets(consumer *c)
     if (!c->dirty)
         return;
     c->dirty = 0;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (int t = 0; t < c->topic_count; t++)
-        for (int p = 0; p < c->rows[t].cap; p++)
-            if (c->rows[t].parts[p] != NULL)
-                collect(c->rows[t].parts[p], list);
-    store_list(c, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    for (int i = 0; i < c->member_count; i++) {
+        consumer_member *m = &c->members[i];
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+        for (int t = m->slot_lo; t < m->slot_hi; t++)
+            for (int p = 0; p < c->rows[t].cap; p++)
+                if (c->rows[t].parts[p] != NULL)
+                    collect(c->rows[t].parts[p], list);
+        store_list(m, list);
+        rd_kafka_topic_partition_list_destroy(list);
+    }
 }
 
 /* ---- pause / resume ------------------------------------------------------------------------------------- */
 
-static void apply_pause(consumer *c, rd_kafka_topic_partition_list_t *parts, int pause)
+/* Pauses or resumes parts (partitions of the client rk). */
+static void apply_pause(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int pause)
 {
     if (parts == NULL || parts->cnt == 0)
         return;
-    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, parts) : rd_kafka_resume_partitions(c->rk, parts);
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(rk, parts) : rd_kafka_resume_partitions(rk, parts);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_json(LOG_WARN, pause ? "pause failed" : "resume failed", "{s:s}", "error", rd_kafka_err2str(err));
 }
 
-/* Seeks every partition of list (not empty) to its offset, asynchronously (the fetcher wakes at once). why names
- * the caller in the log line (with the first partition) when librdkafka refuses. Returns 0, or -1 when it did. */
-static int seek_to(consumer *c, rd_kafka_topic_partition_list_t *list, const char *why)
+/* Seeks every partition of list (not empty; partitions of the client rk) to its offset, asynchronously (the
+ * fetcher wakes at once). why names the caller in the log line (with the first partition) when librdkafka refuses.
+ * Returns 0, or -1 when it did. */
+static int seek_to(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, const char *why)
 {
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, 0 /* asynchronous */);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(rk, list, 0 /* asynchronous */);
     if (error == NULL)
         return 0;
     log_json(LOG_WARN, "seek failed", "{s:s, s:s, s:i, s:i, s:s}", "for", why, "topic", list->elems[0].topic,
@@ -354,8 +379,11 @@ void consumer_set_paused(consumer *c, unsigned reason, int on)
     c->pause_reasons = on ? (before | reason) : (before & ~reason);
     if ((before != 0) == (c->pause_reasons != 0))
         return;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(c->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int m = 0; m < c->member_count; m++) {
+        rd_kafka_t *rk = c->members[m].rk;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
         if (c->pause_reasons == 0) { /* held partitions stay paused until they are due */
             rd_kafka_topic_partition_list_t *keep = rd_kafka_topic_partition_list_new(parts->cnt);
             for (int i = 0; i < parts->cnt; i++) {
@@ -363,10 +391,10 @@ void consumer_set_paused(consumer *c, unsigned reason, int on)
                 if (ps == NULL || !ps->held)
                     rd_kafka_topic_partition_list_add(keep, parts->elems[i].topic, parts->elems[i].partition);
             }
-            apply_pause(c, keep, 0);
+            apply_pause(rk, keep, 0);
             rd_kafka_topic_partition_list_destroy(keep);
         } else {
-            apply_pause(c, parts, 1);
+            apply_pause(rk, parts, 1);
         }
         rd_kafka_topic_partition_list_destroy(parts);
     }
@@ -411,8 +439,8 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = offset;
     if (!ps->held)
-        apply_pause(c, list, 1);
-    seek_to(c, list, "hold");
+        apply_pause(ps->member->rk, list, 1);
+    seek_to(ps->member->rk, list, "hold");
     rd_kafka_topic_partition_list_destroy(list);
     ps->held = 1;
     ps->hold_offset = offset;
@@ -422,15 +450,16 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     hold_rearm(c);
 }
 
-/* Resumes the held partitions of list (when no global pause reason is set) and seeks each to its head message
- * again: a resume alone does not wake librdkafka 2.0's fetcher (it fetched up to a second later, kick_fetcher()),
- * a seek to a concrete offset does. The partition was paused at that offset, so the seek skips nothing. */
-static void resume_held(consumer *c, rd_kafka_topic_partition_list_t *list)
+/* Resumes the held partitions of list (partitions of member m) when no global pause reason is set, and seeks each
+ * to its head message again: a resume alone does not wake librdkafka 2.0's fetcher (it fetched up to a second
+ * later, kick_fetcher()), a seek to a concrete offset does. The partition was paused at that offset, so the seek
+ * skips nothing. */
+static void resume_held(consumer_member *m, rd_kafka_topic_partition_list_t *list)
 {
-    if (c->pause_reasons != 0 || list->cnt == 0)
+    if (m->c->pause_reasons != 0 || list->cnt == 0)
         return; /* they resume with the global pause's end (consumer_set_paused) */
-    apply_pause(c, list, 0);
-    seek_to(c, list, "resume");
+    apply_pause(m->rk, list, 0);
+    seek_to(m->rk, list, "resume");
 }
 
 void consumer_release(partition_state *ps)
@@ -441,7 +470,7 @@ void consumer_release(partition_state *ps)
     ps->held = 0;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
-    resume_held(c, list);
+    resume_held(ps->member, list);
     rd_kafka_topic_partition_list_destroy(list);
     hold_rearm(c);
 }
@@ -450,17 +479,20 @@ void consumer_on_hold_timer(consumer *c)
 {
     loop_fd_drain(c->hold_fd);
     int64_t now = time_monotonic_ms();
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
-    for (int t = 0; t < c->topic_count; t++)
-        for (int p = 0; p < c->rows[t].cap; p++) {
-            partition_state *ps = c->rows[t].parts[p];
-            if (ps != NULL && ps->held && ps->hold_until_ms <= now) {
-                ps->held = 0;
-                rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
+    for (int i = 0; i < c->member_count; i++) {
+        consumer_member *m = &c->members[i];
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+        for (int t = m->slot_lo; t < m->slot_hi; t++)
+            for (int p = 0; p < c->rows[t].cap; p++) {
+                partition_state *ps = c->rows[t].parts[p];
+                if (ps != NULL && ps->held && ps->hold_until_ms <= now) {
+                    ps->held = 0;
+                    rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
+                }
             }
-        }
-    resume_held(c, list);
-    rd_kafka_topic_partition_list_destroy(list);
+        resume_held(m, list);
+        rd_kafka_topic_partition_list_destroy(list);
+    }
     hold_rearm(c);
 }
 
@@ -469,22 +501,24 @@ void consumer_on_hold_timer(consumer *c)
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
-    consumer *c = opaque;
+    consumer_member *m = opaque;
+    consumer *c = m->c;
     const char *protocol = rd_kafka_rebalance_protocol(rk); /* NULL when no group protocol is in force (close) */
     int cooperative = protocol != NULL && strcmp(protocol, "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++)
-            table_attach(c, parts->elems[i].topic, parts->elems[i].partition);
+            table_attach(m, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, parts);
         if (c->pause_reasons != 0)
-            apply_pause(c, parts, 1);
-        log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s}", "count", parts->cnt, "total",
-                 c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE");
+            apply_pause(rk, parts, 1);
+        log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s, s:s}", "count", parts->cnt, "total",
+                 c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE", "topic",
+                 parts->cnt > 0 ? parts->elems[0].topic : "");
     } else {
         int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
         if (!lost) {
@@ -495,7 +529,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 if (ps != NULL)
                     collect(ps, done);
             }
-            store_list(c, done);
+            store_list(m, done);
             if (done->cnt > 0) {
                 rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, done, 0);
                 if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -507,7 +541,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
          * paused with nothing left to resume it: one held for a slow webhook (a member joined and left), or every
          * one revoked while consumption as a whole was paused (Redis down) and assigned back after it resumed.
          * Every revoked partition leaves unpaused; one assigned while a global pause is on is paused again then. */
-        apply_pause(c, parts, 0);
+        apply_pause(rk, parts, 0);
         for (int i = 0; i < parts->cnt; i++) {
             partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
             if (lost && ps != NULL)
@@ -518,8 +552,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             error = rd_kafka_incremental_unassign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, NULL);
-        log_json(lost ? LOG_WARN : LOG_INFO, lost ? "partitions lost" : "partitions revoked", "{s:i, s:i, s:s}",
-                 "count", parts->cnt, "total", c->assigned_count, "reason", rd_kafka_err2str(err));
+        log_json(lost ? LOG_WARN : LOG_INFO, lost ? "partitions lost" : "partitions revoked", "{s:i, s:i, s:s, s:s}",
+                 "count", parts->cnt, "total", c->assigned_count, "reason", rd_kafka_err2str(err), "topic",
+                 parts->cnt > 0 ? parts->elems[0].topic : "");
     }
     if (error != NULL) {
         log_json(LOG_ERROR, "incremental rebalance failed", "{s:s}", "error", rd_kafka_error_string(error));
@@ -533,13 +568,25 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         metric_gauge_set(c->dm->partitions, c->assigned_count);
 }
 
+/* Kafka is healthy for /readyz while every member's last word says so (an event consumer only). */
+static void publish_health(consumer *c)
+{
+    if (c->retry_only)
+        return;
+    int ok = 1;
+    for (int i = 0; i < c->member_count; i++)
+        ok = ok && c->members[i].healthy;
+    atomic_store(&c->dm->kafka_ok, ok);
+    metric_gauge_set(c->dm->kafka_up, ok);
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    consumer *c = opaque;
+    consumer_member *m = opaque;
     (void)rk;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        atomic_store(&c->dm->kafka_ok, 0);
-        metric_gauge_set(c->dm->kafka_up, 0);
+        m->healthy = 0;
+        publish_health(m->c);
     }
     /* connection failures are already logged by librdkafka's own log lines: keep them at debug here */
     log_level level = err == RD_KAFKA_RESP_ERR__FATAL                                              ? LOG_ERROR
@@ -573,16 +620,13 @@ static void on_partition_lag(void *ctx, const char *topic, int partition, long l
  * place (kafka_stats.c): a jansson tree of the ~80 KB document stalled this loop 2.3 ms each time. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
-    consumer *c = opaque;
+    consumer_member *m = opaque;
     (void)rk;
     kafka_stats_health health;
-    if (kafka_stats_read(json, json_len, &health, on_partition_lag, c) != 0)
+    if (kafka_stats_read(json, json_len, &health, on_partition_lag, m->c) != 0)
         return 0;
-    int ok = health.brokers_up > 0 && health.group_steady;
-    if (!c->retry_only) {
-        atomic_store(&c->dm->kafka_ok, ok);
-        metric_gauge_set(c->dm->kafka_up, ok);
-    }
+    m->healthy = health.brokers_up > 0 && health.group_steady;
+    publish_health(m->c);
     return 0; /* librdkafka frees json */
 }
 
@@ -596,49 +640,24 @@ static long long conf_number(const rd_kafka_conf_t *conf, const char *name, cons
     return atoll(rd_kafka_conf_get(conf, name, value, &len) == RD_KAFKA_CONF_OK ? value : fallback);
 }
 
-consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
-                       consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen)
+/* The librdkafka configuration of member m (client.id suffix: its topic's event type when it has one topic of
+ * its own). NULL with errbuf on failure. */
+static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *opts, char *errbuf, size_t errlen)
 {
-    consumer *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    c->event_fd = -1;
-    c->loop = loop;
-    c->dm = dm;
-    c->on_message = on_message;
-    c->ctx = ctx;
-    c->hold_fd = -1;
-    c->retry_only = opts->retry_only;
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
-        if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
-            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
-            free(c);
-            return NULL;
-        }
-    }
-    c->topic_count = EVENT_TYPE_COUNT;
-    for (int i = 0; i < opts->extra_count && i < CONSUMER_MAX_EXTRA; i++) {
-        if (snprintf(c->topics[c->topic_count], TOPIC_MAX, "%s", opts->extra_topics[i]) >= TOPIC_MAX) {
-            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
-            free(c);
-            return NULL;
-        }
-        c->topic_count++;
-    }
-    c->hold_fd = loop_timerfd_new();
-    if (c->hold_fd < 0 || event_loop_add(loop, c->hold_fd, EPOLLIN, LOOP_TAG_HOLD) != 0) {
-        snprintf(errbuf, errlen, "hold timer: %s", strerror(errno));
-        if (c->hold_fd >= 0)
-            close(c->hold_fd);
-        free(c);
-        return NULL;
-    }
+    consumer *c = m->c;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char hostname[128] = "host", client_id[192];
+    char hostname[128] = "host", client_id[256];
     gethostname(hostname, sizeof hostname - 1);
-    snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d", hostname, (int)getpid());
+    if (c->member_count > 1)
+        snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d-%s", hostname, (int)getpid(),
+                 event_type_name(m->slot_lo));
+    else
+        snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d", hostname, (int)getpid());
+    /* With a member per event topic, each one's prefetch is a quarter of the single consumer's: eight busy topics
+     * hold at most twice what one consumer held, one busy topic a quarter of it (docs/BENCHMARKS.md,
+     * 2026-12-05 06:12). */
+    const char *queue_kbytes = c->member_count > 1 ? MEMBER_QUEUE_MAX_KBYTES : QUEUE_MAX_KBYTES;
+    const char *queue_messages = c->member_count > 1 ? MEMBER_QUEUE_MAX_MESSAGES : QUEUE_MAX_MESSAGES;
     /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */
     if (kafka_config_set(conf, "group.id", opts->group, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
@@ -669,68 +688,154 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
          * 4,096 KiB gave ~32,000/s. The count limit bounds small events, whose per-message overhead (~400 B) the
          * byte limit does not see: the 1 M-event backlog of 150 B events peaks at ~56 MiB RSS with 10,000.
          * docs/BENCHMARKS.md, 2026-11-29 14:40. */
-        kafka_config_set(conf, "queued.max.messages.kbytes", QUEUE_MAX_KBYTES, errbuf, errlen) != 0 ||
-        kafka_config_set(conf, "queued.min.messages", QUEUE_MAX_MESSAGES, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.max.messages.kbytes", queue_kbytes, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "queued.min.messages", queue_messages, errbuf, errlen) != 0 ||
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "max.partition.fetch.bytes", "262144", errbuf, errlen) != 0 ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
-        event_loop_del(loop, c->hold_fd);
-        close(c->hold_fd);
-        free(c);
         return NULL;
     }
-    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_opaque(conf, m);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
-    /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's) */
-    c->queue_max_bytes = conf_number(conf, "queued.max.messages.kbytes", QUEUE_MAX_KBYTES) * 1024;
-    c->queue_max_msgs = conf_number(conf, "queued.min.messages", QUEUE_MAX_MESSAGES);
+    /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's); the same for every member */
+    c->queue_max_bytes = conf_number(conf, "queued.max.messages.kbytes", queue_kbytes) * 1024;
+    c->queue_max_msgs = conf_number(conf, "queued.min.messages", queue_messages);
+    return conf;
+}
+
+/* Creates member m's client, wires its queue to the consumer's eventfd and subscribes it to its topics. Returns 0,
+ * or -1 with errbuf (m->rk is then NULL or still to be destroyed by the caller). */
+static int member_start(consumer_member *m, const consumer_options *opts, char *errbuf, size_t errlen)
+{
+    consumer *c = m->c;
+    rd_kafka_conf_t *conf = member_conf(m, opts, errbuf, errlen);
+    if (conf == NULL)
+        return -1;
     char kerr[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
-    if (c->rk == NULL) {
+    if ((m->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr)) == NULL) {
         snprintf(errbuf, errlen, "kafka consumer: %s", kerr);
         rd_kafka_conf_destroy(conf);
-        event_loop_del(loop, c->hold_fd);
-        close(c->hold_fd);
-        free(c);
-        return NULL;
+        return -1;
     }
-    rd_kafka_poll_set_consumer(c->rk); /* main queue (errors, stats) forwarded to the consumer queue */
-    c->queue = rd_kafka_queue_get_consumer(c->rk);
-    c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->queue == NULL || c->event_fd < 0 ||
-        event_loop_add(loop, c->event_fd, EPOLLIN, c->retry_only ? LOOP_TAG_KAFKA_RETRY : LOOP_TAG_KAFKA) != 0) {
-        snprintf(errbuf, errlen, "kafka queue: %s", strerror(errno));
-        goto err;
+    rd_kafka_poll_set_consumer(m->rk); /* main queue (errors, stats) forwarded to the consumer queue */
+    if ((m->queue = rd_kafka_queue_get_consumer(m->rk)) == NULL) {
+        snprintf(errbuf, errlen, "kafka queue: not available");
+        return -1;
     }
     static const uint64_t one = 1;
-    rd_kafka_queue_io_event_enable(c->queue, c->event_fd, &one, sizeof one);
-
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(c->topic_count);
-    for (int i = c->retry_only ? EVENT_TYPE_COUNT : 0; i < c->topic_count; i++)
+    rd_kafka_queue_io_event_enable(m->queue, c->event_fd, &one, sizeof one);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(m->slot_hi - m->slot_lo);
+    for (int i = m->slot_lo; i < m->slot_hi; i++)
         rd_kafka_topic_partition_list_add(subs, c->topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(m->rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errbuf, errlen, "kafka subscribe: %s", rd_kafka_err2str(err));
-        goto err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Frees what consumer_new built when it failed part way (members are destroyed without a group close). */
+static void consumer_discard(consumer *c)
+{
+    for (int i = 0; i < c->member_count; i++) {
+        consumer_member *m = &c->members[i];
+        if (m->queue != NULL) {
+            rd_kafka_queue_io_event_enable(m->queue, -1, NULL, 0);
+            rd_kafka_queue_destroy(m->queue);
+        }
+        if (m->rk != NULL)
+            rd_kafka_destroy(m->rk);
+    }
+    if (c->event_fd >= 0) {
+        event_loop_del(c->loop, c->event_fd);
+        close(c->event_fd);
+    }
+    if (c->hold_fd >= 0) {
+        event_loop_del(c->loop, c->hold_fd);
+        close(c->hold_fd);
+    }
+    free(c);
+}
+
+consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
+                       consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen)
+{
+    consumer *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->event_fd = -1;
+    c->loop = loop;
+    c->dm = dm;
+    c->on_message = on_message;
+    c->ctx = ctx;
+    c->hold_fd = -1;
+    c->retry_only = opts->retry_only;
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
+        if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
+            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
+            consumer_discard(c);
+            return NULL;
+        }
+    }
+    c->topic_count = EVENT_TYPE_COUNT;
+    for (int i = 0; i < opts->extra_count && i < CONSUMER_MAX_EXTRA; i++) {
+        if (snprintf(c->topics[c->topic_count], TOPIC_MAX, "%s", opts->extra_topics[i]) >= TOPIC_MAX) {
+            snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
+            consumer_discard(c);
+            return NULL;
+        }
+        c->topic_count++;
+    }
+    c->hold_fd = loop_timerfd_new();
+    if (c->hold_fd < 0 || event_loop_add(loop, c->hold_fd, EPOLLIN, LOOP_TAG_HOLD) != 0) {
+        snprintf(errbuf, errlen, "hold timer: %s", strerror(errno));
+        if (c->hold_fd >= 0)
+            close(c->hold_fd);
+        c->hold_fd = -1;
+        consumer_discard(c);
+        return NULL;
+    }
+    c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->event_fd < 0 ||
+        event_loop_add(loop, c->event_fd, EPOLLIN, c->retry_only ? LOOP_TAG_KAFKA_RETRY : LOOP_TAG_KAFKA) != 0) {
+        snprintf(errbuf, errlen, "kafka queue: %s", strerror(errno));
+        if (c->event_fd >= 0)
+            close(c->event_fd);
+        c->event_fd = -1;
+        consumer_discard(c);
+        return NULL;
+    }
+    /* the members: the tier topics together; the event topics one each, or together */
+    if (c->retry_only) {
+        c->members[0] = (consumer_member){.slot_lo = EVENT_TYPE_COUNT, .slot_hi = c->topic_count};
+        c->member_count = 1;
+    } else if (opts->member_per_topic) {
+        for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+            c->members[i] = (consumer_member){.slot_lo = i, .slot_hi = i + 1};
+        c->member_count = EVENT_TYPE_COUNT;
+    } else {
+        c->members[0] = (consumer_member){.slot_lo = 0, .slot_hi = EVENT_TYPE_COUNT};
+        c->member_count = 1;
+    }
+    for (int i = 0; i < c->member_count; i++)
+        c->members[i].c = c;
+    for (int i = 0; i < c->member_count; i++) {
+        if (member_start(&c->members[i], opts, errbuf, errlen) != 0) {
+            consumer_discard(c);
+            return NULL;
+        }
     }
     return c;
-err:
-    if (c->queue != NULL)
-        rd_kafka_queue_destroy(c->queue);
-    if (c->event_fd >= 0)
-        close(c->event_fd);
-    rd_kafka_destroy(c->rk);
-    event_loop_del(loop, c->hold_fd);
-    close(c->hold_fd);
-    free(c);
-    return NULL;
 }
 
 /* A consumer error delivered as a message. */
@@ -769,17 +874,18 @@ void consumer_set_room(consumer *c, consumer_room_fn room)
  * queue is empty and the seek goes to the next message not yet taken (a fetch response that lands in between is
  * discarded by librdkafka and fetched again). Held partitions, partitions not consumed from yet and a paused
  * consumer are left alone. */
-static void kick_fetcher(consumer *c)
+static void kick_fetcher(consumer_member *m)
 {
-    int full = c->dry_msgs * 4 >= c->queue_max_msgs * 3 || c->dry_bytes * 4 >= c->queue_max_bytes * 3;
-    c->dry_msgs = c->dry_bytes = 0;
+    consumer *c = m->c;
+    int full = m->dry_msgs * 4 >= c->queue_max_msgs * 3 || m->dry_bytes * 4 >= c->queue_max_bytes * 3;
+    m->dry_msgs = m->dry_bytes = 0;
     if (!full || c->pause_reasons != 0)
         return;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_assignment(m->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
-    if (rd_kafka_position(c->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_position(m->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < parts->cnt; i++) {
             const rd_kafka_topic_partition_t *tp = &parts->elems[i];
             partition_state *ps = table_find(c, topic_type(c, tp->topic), tp->partition);
@@ -787,43 +893,62 @@ static void kick_fetcher(consumer *c)
                 rd_kafka_topic_partition_list_add(seek, tp->topic, tp->partition)->offset = tp->offset;
         }
     }
-    if (seek->cnt > 0 && seek_to(c, seek, "fetch kick") == 0)
+    if (seek->cnt > 0 && seek_to(m->rk, seek, "fetch kick") == 0)
         metric_counter_add(c->dm->fetch_kicks, 1);
     rd_kafka_topic_partition_list_destroy(seek);
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Hands one message (or consumer error) of member m to the dispatcher. */
+static void serve_message(consumer *c, rd_kafka_message_t *msg)
+{
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        message_error(c, msg);
+        return;
+    }
+    partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(msg->rkt)), (int)msg->partition);
+    if (ps == NULL || ps->held) {
+        /* a held partition was seeked back: this one comes again */
+    } else if (ps->previous != NULL && finished_when_lost(ps, msg->offset)) {
+        if (consumer_track(ps, msg->offset) == 0)
+            consumer_complete(ps, msg->offset);
+        metric_counter_add(c->dm->finished_before_loss, 1);
+    } else {
+        c->on_message(c->ctx, ps, msg);
+    }
+}
+
+/* The members are polled in turn, one message each, so a backlog on one event topic does not keep the others'
+ * fresh events waiting behind a whole batch; a member found empty is skipped for the rest of the call. */
 int consumer_drain(consumer *c, int max, int64_t budget_us)
 {
     loop_fd_drain(c->event_fd);
     int64_t stop_at = time_monotonic_us() + budget_us;
-    for (int n = 0; n < max; n++) {
+    unsigned empty = 0, all = (1u << c->member_count) - 1;
+    int next = c->next_member;
+    for (int n = 0; n < max;) {
         if (c->room != NULL && !c->room(c->ctx))
-            return 1; /* the rest stays in librdkafka's (bounded) queue until there is room */
+            return 1; /* the rest stays in librdkafka's (bounded) queues until there is room */
         if (n > 0 && time_monotonic_us() >= stop_at)
             return 1; /* the loop's other work gets a turn; the rest is served on the next pass */
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
-        if (m == NULL) {
-            kick_fetcher(c);
-            return 0;
+        consumer_member *m = &c->members[next];
+        unsigned bit = 1u << next;
+        next = (next + 1) % c->member_count;
+        c->next_member = next;
+        if (empty & bit)
+            continue;
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 0);
+        if (msg == NULL) {
+            kick_fetcher(m);
+            if ((empty |= bit) == all)
+                return 0;
+            continue;
         }
-        c->dry_msgs++;
-        c->dry_bytes += (long long)m->len;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            message_error(c, m);
-        } else {
-            partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(m->rkt)), (int)m->partition);
-            if (ps == NULL || ps->held) {
-                /* a held partition was seeked back: this one comes again */
-            } else if (ps->previous != NULL && finished_when_lost(ps, m->offset)) {
-                if (consumer_track(ps, m->offset) == 0)
-                    consumer_complete(ps, m->offset);
-                metric_counter_add(c->dm->finished_before_loss, 1);
-            } else {
-                c->on_message(c->ctx, ps, m);
-            }
-        }
-        rd_kafka_message_destroy(m);
+        n++;
+        m->dry_msgs++;
+        m->dry_bytes += (long long)msg->len;
+        serve_message(c, msg);
+        rd_kafka_message_destroy(msg);
     }
     return 1;
 }
@@ -835,25 +960,34 @@ int consumer_close(consumer *c)
     int rc = 0;
     c->dirty = 1;
     consumer_store_offsets(c);
-    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        log_json(LOG_ERROR, "final commit failed", "{s:s}", "error", rd_kafka_err2str(err));
-        rc = -1;
-    } else {
-        log_json(LOG_INFO, "offsets committed", NULL);
+    for (int i = 0; i < c->member_count; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->members[i].rk, NULL, 0);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            log_json(LOG_ERROR, "final commit failed", "{s:s, s:s}", "topic", c->topics[c->members[i].slot_lo],
+                     "error", rd_kafka_err2str(err));
+            rc = -1;
+        }
     }
-    rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
-    err = rd_kafka_consumer_close(c->rk); /* serves the final revoke through rebalance_cb */
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_json(LOG_WARN, "consumer close", "{s:s}", "error", rd_kafka_err2str(err));
-    rd_kafka_queue_destroy(c->queue);
-    rd_kafka_destroy(c->rk);
+    if (rc == 0)
+        log_json(LOG_INFO, "offsets committed", NULL);
+    for (int i = 0; i < c->member_count; i++) {
+        consumer_member *m = &c->members[i];
+        rd_kafka_queue_io_event_enable(m->queue, -1, NULL, 0);
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(m->rk); /* serves the final revoke through rebalance_cb */
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_json(LOG_WARN, "consumer close", "{s:s}", "error", rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < c->member_count; i++) {
+        rd_kafka_queue_destroy(c->members[i].queue);
+        rd_kafka_destroy(c->members[i].rk);
+    }
     for (int t = 0; t < c->topic_count; t++) {
         for (int p = 0; p < c->rows[t].cap; p++) {
             partition_state *ps = c->rows[t].parts[p];
             if (ps != NULL) {
                 ps->assigned = 0;
                 ps->c = NULL;
+                ps->member = NULL;
                 consumer_partition_unref(ps);
             }
         }

@@ -1,7 +1,16 @@
 /*
- * consumer — the Kafka side: one librdkafka consumer in group KAFKA_GROUP subscribed to the eight event
- * topics, with cooperative-sticky assignment, auto commit of offsets that this module stores itself, and the
- * consumer queue wired to the event loop through an eventfd (rd_kafka_queue_io_event_enable).
+ * consumer — the Kafka side: librdkafka consumers in group KAFKA_GROUP subscribed to the eight event topics, with
+ * cooperative-sticky assignment, auto commit of offsets that this module stores itself, and the consumer queues
+ * wired to the event loop through one eventfd (rd_kafka_queue_io_event_enable).
+ *
+ * Members: by default (CONSUMER_PER_TOPIC=1) each event topic has a librdkafka client of its own, eight members of
+ * the group per process, drained in turn. librdkafka 2.0 names every partition a client holds on a broker in each
+ * fetch request, and every produced event completes the fetch waiting on its partition: with one client for the
+ * eight topics (96 partitions by default) each event cost the broker a 96-partition fetch, whose garbage was the
+ * latency row's tail (docs/BENCHMARKS.md, 2026-12-04 23:51 and 2026-12-05 06:12). One client per topic makes it a
+ * 12-partition fetch, and the partitions still spread over as many replicas as before. The price: eight group
+ * members and broker connections per process. CONSUMER_PER_TOPIC=0 keeps one client. The retry-tier consumer is
+ * always one client.
  *
  * Offsets: every assigned partition has a partition_state with an offset_tracker. The dispatcher tracks each
  * message it takes on (consumer_track) and completes it when all its deliveries finished (consumer_complete);
@@ -13,7 +22,7 @@
  * Pausing: consumer_set_paused(reason) pauses every assigned partition while any reason is set (backpressure,
  * Redis outage, shutdown); partitions assigned while paused are paused at once. The queue keeps being polled.
  *
- * Ownership: the consumer owns the rd_kafka_t, its queue and eventfd, and the partition table. A
+ * Ownership: the consumer owns its members' rd_kafka_t and queues, the eventfd, and the partition table. A
  * partition_state is reference counted: the table holds one reference while the partition is assigned, every
  * message in progress holds one (consumer_partition_ref / _unref); a revoked partition's state lives on,
  * detached, until its last message finishes (its completions are then ignored for storing).
@@ -50,8 +59,10 @@ typedef struct consumer_options {
     int extra_count;           /* at most CONSUMER_MAX_EXTRA */
     int retry_only;            /* subscribe to extra_topics only (the retry-tier consumer, tag LOOP_TAG_KAFKA_RETRY);
                                 * it leaves the readiness flag and the event-partition gauge alone */
+    int member_per_topic;      /* CONSUMER_PER_TOPIC: a librdkafka client per event topic (ignored with retry_only) */
 } consumer_options;
 
+#define CONSUMER_MAX_MEMBERS EVENT_TYPE_COUNT
 #define CONSUMER_MAX_EXTRA 32
 #define CONSUMER_SLOTS (EVENT_TYPE_COUNT + CONSUMER_MAX_EXTRA)
 

@@ -39,6 +39,8 @@ static const config_var vars[] = {
     {"KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS, "Kafka bootstrap servers"},
     {"KAFKA_GROUP", "hookd-dispatcher", "consumer group id"},
     {"TOPIC_PREFIX", "webhooks.", "topic name prefix; topics are <prefix><event_type>"},
+    {"CONSUMER_PER_TOPIC", "1",
+     "1: a Kafka consumer (group member) per event topic, so a fetch names one topic's partitions; 0: one for all"},
     {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations"},
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
@@ -69,6 +71,7 @@ typedef struct settings {
     long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
+    int consumer_per_topic;
     int log_every_attempt; /* LOG_ATTEMPTS=all */
     retry_policy policy;
 } settings;
@@ -85,6 +88,7 @@ static int read_settings(settings *s, char *err, size_t errlen)
         config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
         config_long("DELIVERY_THREADS", 2, 1, DELIVERY_THREADS_MAX, &s->delivery_threads, err, errlen) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
+        config_bool("CONSUMER_PER_TOPIC", 1, &s->consumer_per_topic, err, errlen) != 0 ||
         config_long("TOPIC_PARTITIONS", 12, 1, 10000, &s->partitions, err, errlen) != 0 ||
         config_long("TOPIC_REPLICATION", 1, 1, 100, &s->replication, err, errlen) != 0 ||
         config_long("PER_WEBHOOK_IN_FLIGHT", 16, 1, 1000000, &s->per_webhook_in_flight, err, errlen) != 0 ||
@@ -314,7 +318,7 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "metrics server", "{s:s}", "error", err);
         goto out;
     }
-    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix, NULL, 0, 0};
+    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix, NULL, 0, 0, a.cfg.consumer_per_topic};
     if ((a.consumer = consumer_new(&copts, a.loop, a.dm, dispatch_on_message, a.dispatch, err, sizeof err)) ==
         NULL) {
         log_json(LOG_ERROR, "kafka consumer", "{s:s}", "error", err);
@@ -326,7 +330,7 @@ int main(int argc, char **argv)
     if (retry_stage_tier_count(a.retry) > 0) {
         snprintf(a.retry_group, sizeof a.retry_group, "%s.retry", a.cfg.group);
         consumer_options ropts2 = {a.retry_group, a.cfg.topic_prefix, retry_stage_tier_topics(a.retry),
-                                   retry_stage_tier_count(a.retry), 1};
+                                   retry_stage_tier_count(a.retry), 1, 0};
         if ((a.retry_consumer = consumer_new(&ropts2, a.loop, a.dm, dispatch_on_message, a.dispatch, err,
                                              sizeof err)) == NULL) {
             log_json(LOG_ERROR, "kafka retry consumer", "{s:s}", "error", err);
