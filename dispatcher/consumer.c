@@ -76,6 +76,7 @@ struct consumer {
     consumer_member members[CONSUMER_MAX_MEMBERS];
     int member_count;
     int next_member;           /* where consumer_drain goes on (round robin over the members) */
+    unsigned empty_members;    /* bit i: member i's queue was found empty and the eventfd has not fired since */
     int event_fd;              /* owned: signalled by librdkafka when a member's queue becomes non-empty */
     event_loop *loop;          /* borrowed */
     dispatcher_metrics *dm;    /* borrowed */
@@ -919,12 +920,18 @@ static void serve_message(consumer *c, rd_kafka_message_t *msg)
 }
 
 /* The members are polled in turn, one message each, so a backlog on one event topic does not keep the others'
- * fresh events waiting behind a whole batch; a member found empty is skipped for the rest of the call. */
+ * fresh events waiting behind a whole batch. A member found empty is skipped until the eventfd fires again:
+ * librdkafka writes it when a queue that was served (polled) gets something, so a member's new messages, rebalance
+ * or statistics always fire it, and the seven idle members of a busy dispatcher are not polled on every pass. */
 int consumer_drain(consumer *c, int max, int64_t budget_us)
 {
-    loop_fd_drain(c->event_fd);
+    if (loop_fd_drain(c->event_fd))
+        c->empty_members = 0;
     int64_t stop_at = time_monotonic_us() + budget_us;
-    unsigned empty = 0, all = (1u << c->member_count) - 1;
+    unsigned all = (1u << c->member_count) - 1;
+    unsigned empty = c->empty_members;
+    if (empty == all)
+        return 0;
     int next = c->next_member;
     for (int n = 0; n < max;) {
         if (c->room != NULL && !c->room(c->ctx))
@@ -940,7 +947,8 @@ int consumer_drain(consumer *c, int max, int64_t budget_us)
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 0);
         if (msg == NULL) {
             kick_fetcher(m);
-            if ((empty |= bit) == all)
+            c->empty_members = (empty |= bit);
+            if (empty == all)
                 return 0;
             continue;
         }

@@ -104,11 +104,13 @@ int loop_timerfd_arm(int fd, long long ms, long long interval_ms)
     return timerfd_settime(fd, 0, &its, NULL);
 }
 
-void loop_fd_drain(int fd)
+int loop_fd_drain(int fd)
 {
     uint64_t value;
+    int fired = 0;
     while (read(fd, &value, sizeof value) == (ssize_t)sizeof value)
-        ;
+        fired = 1;
+    return fired;
 }
 
 int loop_signalfd_new(void)

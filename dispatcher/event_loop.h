@@ -59,8 +59,8 @@ int loop_timerfd_new(void);
  * ms < 0 disarms. Returns 0 or -1. */
 int loop_timerfd_arm(int fd, long long ms, long long interval_ms);
 
-/* Reads and discards a timerfd's or eventfd's counter (non-blocking). */
-void loop_fd_drain(int fd);
+/* Reads and discards a timerfd's or eventfd's counter (non-blocking). Returns 1 when it had fired, else 0. */
+int loop_fd_drain(int fd);
 
 /* Blocks SIGTERM and SIGINT for the process (call before any thread starts) and returns a non-blocking
  * signalfd for them, or -1. SIGPIPE is ignored. */
