@@ -21,6 +21,8 @@
 /* the local queue's limits (librdkafka properties; why these: consumer_new) */
 #define QUEUE_MAX_KBYTES "8192"
 #define QUEUE_MAX_MESSAGES "10000"
+/* the retry-tier consumer's fetches wait for this much (or fetch.wait.max.ms) at the broker (member_conf) */
+#define RETRY_FETCH_MIN_BYTES "1048576"
 /* the same for each member when the event topics have one each (member_conf) */
 #define MEMBER_QUEUE_MAX_KBYTES "2048"
 #define MEMBER_QUEUE_MAX_MESSAGES "2500"
@@ -695,6 +697,12 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "max.partition.fetch.bytes", "262144", errbuf, errlen) != 0 ||
+        /* The tier consumer names every tier's partitions (120 by default) in each fetch, and each retry record
+         * produced would complete its fetch at once: a hanging receiver's refusals (1,000 records/s in the
+         * isolation benchmark) made the broker answer that many 120-partition fetches, whose garbage is the
+         * latency tail of everyone else (consumer.h, "Members"). Its records are due seconds later, so the broker
+         * may collect them for up to fetch.wait.max.ms (500 ms) first. */
+        (c->retry_only && kafka_config_set(conf, "fetch.min.bytes", RETRY_FETCH_MIN_BYTES, errbuf, errlen) != 0) ||
         kafka_config_from_env(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
