@@ -774,6 +774,19 @@ static void consumer_discard(consumer *c)
     free(c);
 }
 
+/* Registers *fd, just created (-1 when that failed), on loop with tag. Returns 0, or -1 with errbuf ("what: errno")
+ * after closing it and setting *fd to -1. */
+static int watch_new_fd(event_loop *loop, int *fd, loop_tag tag, const char *what, char *errbuf, size_t errlen)
+{
+    if (*fd >= 0 && event_loop_add(loop, *fd, EPOLLIN, tag) == 0)
+        return 0;
+    snprintf(errbuf, errlen, "%s: %s", what, strerror(errno));
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    return -1;
+}
+
 consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatcher_metrics *dm,
                        consumer_message_fn on_message, void *ctx, char *errbuf, size_t errlen)
 {
@@ -806,21 +819,13 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         c->topic_count++;
     }
     c->hold_fd = loop_timerfd_new();
-    if (c->hold_fd < 0 || event_loop_add(loop, c->hold_fd, EPOLLIN, LOOP_TAG_HOLD) != 0) {
-        snprintf(errbuf, errlen, "hold timer: %s", strerror(errno));
-        if (c->hold_fd >= 0)
-            close(c->hold_fd);
-        c->hold_fd = -1;
+    if (watch_new_fd(loop, &c->hold_fd, LOOP_TAG_HOLD, "hold timer", errbuf, errlen) != 0) {
         consumer_discard(c);
         return NULL;
     }
     c->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->event_fd < 0 ||
-        event_loop_add(loop, c->event_fd, EPOLLIN, c->retry_only ? LOOP_TAG_KAFKA_RETRY : LOOP_TAG_KAFKA) != 0) {
-        snprintf(errbuf, errlen, "kafka queue: %s", strerror(errno));
-        if (c->event_fd >= 0)
-            close(c->event_fd);
-        c->event_fd = -1;
+    if (watch_new_fd(loop, &c->event_fd, c->retry_only ? LOOP_TAG_KAFKA_RETRY : LOOP_TAG_KAFKA, "kafka queue", errbuf,
+                     errlen) != 0) {
         consumer_discard(c);
         return NULL;
     }
