@@ -226,6 +226,12 @@ class Dispatcher:
                         ALLOW_PRIVATE_TARGETS="1", DELIVERY_TIMEOUT=f"{int(memcheck.scaled(5))}s", SHUTDOWN_GRACE="20s",
                         KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="500", LOG_LEVEL="info",
                         LOG_ATTEMPTS="all")  # attempts() reads every attempt from the log
+        if memcheck.VALGRIND:
+            # valgrind runs a process's threads one at a time: eight librdkafka clients (CONSUMER_PER_TOPIC=1, some
+            # 50 threads) took the valgrind stage of CI from 280 to 518 s (one test from ~30 s to 4 min), past
+            # CI's 30 minutes. Under valgrind the dispatchers use one client (the same consumer.c with one member);
+            # make test-asan runs every test with the eight.
+            self.env.setdefault("CONSUMER_PER_TOPIC", "0")
         self.env.update(env)
         for name in [k for k, v in self.env.items() if v is None]:  # env={"X": None}: X unset, its default
             del self.env[name]
