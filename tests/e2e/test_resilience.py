@@ -25,6 +25,15 @@ def pairs(receivers):
     return c
 
 
+def org_per_partition(stack):
+    """{partition: a new organization whose key hashes to it}, one for each partition of a topic."""
+    orgs = {}
+    while len(orgs) < PARTITIONS:
+        org = stack.new_org()
+        orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
+    return orgs
+
+
 def setup_hooks(stack, rcv, org, n_hooks=2, types=TYPES):
     for t in types:
         for i in range(n_hooks):
@@ -83,10 +92,7 @@ def test_two_dispatchers_share_the_group_exactly_once(stack):
     partition number of every topic (one librdkafka client per topic, each balanced on its own): an organization
     keyed to each partition, so both members get events whatever they were assigned."""
     rcv = stack.receiver()
-    orgs = {}  # partition -> organization keyed to it
-    while len(orgs) < PARTITIONS:
-        org = stack.new_org()
-        orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
+    orgs = org_per_partition(stack)
     for org in orgs.values():
         setup_hooks(stack, rcv, org)
     d1 = stack.dispatcher("d1").wait_ready()
@@ -250,10 +256,7 @@ def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back
     start does not wait for the paused one) joins during the outage and leaves after it; then every partition of
     every topic gets an event, and each must be delivered."""
     rcv = stack.receiver()
-    orgs = {}  # partition -> organization keyed to it
-    while len(orgs) < PARTITIONS:
-        org = stack.new_org()
-        orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
+    orgs = org_per_partition(stack)
     for t in EVENT_TYPES:
         for org in orgs.values():
             stack.api.create_webhook(org, rcv.url(f"/{t}/{org}"), t)
