@@ -83,7 +83,8 @@ int offset_tracker_unadd(offset_tracker *t, int64_t offset)
     return 0;
 }
 
-int offset_tracker_complete(offset_tracker *t, int64_t offset)
+/* The index of offset in the window, or -1 when no entry holds it. */
+static long find(const offset_tracker *t, int64_t offset)
 {
     if (t->count == 0 || offset < at(t, 0)->offset || offset > t->last_added)
         return -1;
@@ -96,8 +97,23 @@ int offset_tracker_complete(offset_tracker *t, int64_t offset)
         else
             hi = mid;
     }
-    if (lo == t->count || at(t, lo)->offset != offset || at(t, lo)->done)
+    return lo < t->count && at(t, lo)->offset == offset ? (long)lo : -1;
+}
+
+offset_state offset_tracker_state(const offset_tracker *t, int64_t offset)
+{
+    if (t->last_added < 0 || offset > t->last_added)
+        return OFFSET_UNSEEN;
+    long i = find(t, offset);
+    return i >= 0 && !at(t, (size_t)i)->done ? OFFSET_PENDING : OFFSET_FINISHED;
+}
+
+int offset_tracker_complete(offset_tracker *t, int64_t offset)
+{
+    long i = find(t, offset);
+    if (i < 0 || at(t, (size_t)i)->done)
         return -1;
+    size_t lo = (size_t)i;
     at(t, lo)->done = 1;
     t->pending--;
     while (t->count > 0 && at(t, 0)->done) {

@@ -38,6 +38,13 @@ int offset_tracker_unadd(offset_tracker *t, int64_t offset);
 /* Marks a recorded offset finished. Returns 0, or -1 when it is not pending (unknown or already finished). */
 int offset_tracker_complete(offset_tracker *t, int64_t offset);
 
+/* What the tracker knows of an offset: OFFSET_UNSEEN past the last one added (or nothing added yet),
+ * OFFSET_PENDING when it was added and is not finished, OFFSET_FINISHED when it was finished, skipped between two
+ * adds, or lies before the window (everything there is finished; the tracker cannot tell an offset before its
+ * first add from a finished one: the caller knows where it started). */
+typedef enum { OFFSET_UNSEEN, OFFSET_PENDING, OFFSET_FINISHED } offset_state;
+offset_state offset_tracker_state(const offset_tracker *t, int64_t offset);
+
 /* The offset to store: the lowest unfinished offset, else last added + 1; -1 when nothing was ever added. */
 int64_t offset_tracker_committable(const offset_tracker *t);
 

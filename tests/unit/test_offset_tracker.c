@@ -142,7 +142,33 @@ static void test_random_against_model(void **state)
         }
         assert_int_equal(offset_tracker_pending(t), live);
         assert_int_equal(offset_tracker_committable(t), lowest < next_add ? lowest : next_add);
+        int64_t probe = rand() % (next_add + 2); /* anywhere up to one past the last added */
+        offset_state want = probe >= next_add ? OFFSET_UNSEEN : done[probe] ? OFFSET_FINISHED : OFFSET_PENDING;
+        assert_int_equal(offset_tracker_state(t, probe), want);
     }
+    offset_tracker_free(t);
+}
+
+/* What a state lost with its partition knows of each offset: finished out of order, pending, skipped, unseen. */
+static void test_state(void **state)
+{
+    (void)state;
+    offset_tracker *t = offset_tracker_new();
+    assert_int_equal(offset_tracker_state(t, 0), OFFSET_UNSEEN);
+    for (int64_t o = 10; o <= 12; o++)
+        assert_int_equal(offset_tracker_add(t, o), 0);
+    assert_int_equal(offset_tracker_add(t, 15), 0); /* 13 and 14 skipped (compaction) */
+    assert_int_equal(offset_tracker_complete(t, 12), 0);
+    assert_int_equal(offset_tracker_state(t, 10), OFFSET_PENDING);
+    assert_int_equal(offset_tracker_state(t, 11), OFFSET_PENDING);
+    assert_int_equal(offset_tracker_state(t, 12), OFFSET_FINISHED); /* past the commit point, finished */
+    assert_int_equal(offset_tracker_state(t, 13), OFFSET_FINISHED);
+    assert_int_equal(offset_tracker_state(t, 15), OFFSET_PENDING);
+    assert_int_equal(offset_tracker_state(t, 16), OFFSET_UNSEEN);
+    assert_int_equal(offset_tracker_complete(t, 10), 0);
+    assert_int_equal(offset_tracker_state(t, 10), OFFSET_FINISHED); /* dropped from the window */
+    assert_int_equal(offset_tracker_unadd(t, 15), 0);
+    assert_int_equal(offset_tracker_state(t, 15), OFFSET_UNSEEN); /* put back: it comes again */
     offset_tracker_free(t);
 }
 
@@ -152,7 +178,7 @@ int main(void)
         cmocka_unit_test(test_empty),       cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order), cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_gaps),        cmocka_unit_test(test_random_against_model),
-        cmocka_unit_test(test_unadd),
+        cmocka_unit_test(test_unadd),       cmocka_unit_test(test_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
