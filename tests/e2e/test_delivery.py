@@ -46,7 +46,7 @@ def test_fan_out_headers_body_signature(stack):
         d.proc.tail()
     time.sleep(1.0)  # anything extra would show up by now
     reqs = rcv.requests()
-    assert sorted((r.path, r.headers["webhook-id"]) for r in reqs) == sorted(expected)  # exactly once each
+    assert sorted((r.path, r.headers["webhook-id"]) for r in reqs) == sorted(expected), d.story()  # exactly once each
 
     secrets = {f"/org/{i}": h["secret"] for i, h in enumerate(hooks)}
     by_id = dict(zip(ids, events))
