@@ -2,7 +2,7 @@
 
   HOOKD_VALGRIND=1      prefix every bin/producer-api and bin/dispatcher with valgrind memcheck; one log per
                         process: $HOOKD_VALGRIND_DIR (default: the launcher's own directory)/vg.<name>.<pid>.log
-  ASAN_OPTIONS, ...     (make test-asan) a sanitizer report aborts the process; problems() finds it afterwards
+  ASAN_OPTIONS, ...     (make test) a sanitizer report aborts the process; problems() finds it afterwards
 
     argv = memcheck.wrap([str(binary)], name="dispatcher1", logdir=workdir)
     timeout = memcheck.scaled(15)                    # x VALGRIND_SLOWDOWN under valgrind
