@@ -34,6 +34,9 @@
  * open breaker at ~70 us each) held the loop for 130-180 ms without it, and with it every fresh event consumed
  * behind the burst (docs/BENCHMARKS.md, isolation row, 2026-11-30). */
 #define DRAIN_BUDGET_US 2000
+/* The retry tiers' share of a pass is smaller: their records are due seconds after they were written, a fresh
+ * event consumed meanwhile waits for the rest of their share. */
+#define RETRY_DRAIN_BUDGET_US 500
 
 static const config_var vars[] = {
     {"KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS, "Kafka bootstrap servers"},
@@ -208,11 +211,15 @@ static int run(app *a)
             }
             }
         }
-        if (kafka_more)
+        if (kafka_more) {
             kafka_more = consumer_drain(a->consumer, DRAIN_BATCH, DRAIN_BUDGET_US);
+            /* fresh events' deliveries leave now, not after this pass's retry records (up to DRAIN_BUDGET_US more:
+             * the retry tiers of a receiver that is down bring back about as many records as the event topics) */
+            delivery_flush(a->engine);
+        }
         if (retry_more)
             retry_more =
-                a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH, DRAIN_BUDGET_US);
+                a->retry_consumer != NULL && consumer_drain(a->retry_consumer, DRAIN_BATCH, RETRY_DRAIN_BUDGET_US);
         if (dispatch_after_batch(a->dispatch))
             kafka_more = retry_more = 1;
         delivery_flush(a->engine); /* attempts started in this pass go to the delivery threads */
