@@ -492,15 +492,25 @@ def write_lua(path: Path, body: str, headers: dict):
     path.write_text(WRK_LUA.format(body=lua_string(body), headers=hs))
 
 
+def children_cpu_s():
+    """utime+stime of this process's waited-for children (wrk, curl_post): subtract two readings around a run."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def wrk(url, script, conns, seconds, threads=2):
+    cpu0, ticks0 = children_cpu_s(), machine_ticks()
     r = run(["wrk", "-t", str(min(threads, conns)), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
              "-s", str(script), url], seconds + 60)
+    cpu, busy = children_cpu_s() - cpu0, machine_busy_pct(ticks0, machine_ticks())
     m = re.search(r"WRKJSON (\{.*\})", r.stdout)
     if not m:
         raise HarnessError(f"wrk gave no summary: {r.stdout[-1000:]}")
     j = json.loads(m.group(1))
     ok = j["requests"] - j["non2xx"]
     j["ok_per_s"] = ok / (j["duration_us"] / 1e6)
+    j["cpu_us"] = cpu * 1e6 / max(j["requests"], 1)  # wrk's own CPU per request
+    j["busy"] = busy  # the whole machine (wrk, the server and whatever else runs), % of one core
     return j
 
 
@@ -511,13 +521,17 @@ def curl_alone(url, body: str, headers: dict, ca: str, conns, seconds, threads, 
     body_file = work / "curl-post-body.json"
     body_file.write_text(body)
     hs = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    cpu0, ticks0 = children_cpu_s(), machine_ticks()
     r = run([str(CURL_POST), "-u", url, "-c", str(conns), "-s", str(seconds), "-f", str(body_file), "-a", ca,
              "-t", str(max(1, min(threads, conns))), *hs, "-H", "Expect:", "-H", "Accept:"], seconds + 60)
+    cpu, busy = children_cpu_s() - cpu0, machine_busy_pct(ticks0, machine_ticks())
     m = re.search(r"CURLPOSTJSON (\{.*\})", r.stdout)
     if not m:
         raise HarnessError(f"curl_post gave no summary: {r.stdout[-1000:]} {r.stderr[-1000:]}")
     j = json.loads(m.group(1))
     j["ok_per_s"] = j["ok"] / (j["duration_us"] / 1e6)
+    j["cpu_us"] = cpu * 1e6 / max(j["requests"], 1)  # curl_post's CPU per request (TLS handshakes included)
+    j["busy"] = busy
     return j
 
 
@@ -634,7 +648,7 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         off = file_size(st.deliveries_log)
         d = st.start_dispatcher(prefix, f"dispatcher-{key}{i}")
         perf = perf_attach(d.pid, st.dir / f"perf-dispatcher-{key}.data") if i == 0 else None
-        rss, first_cpu, first_seen = [], None, None
+        rss, first_cpu, first_seen, first_ticks = [], None, None, None
         deadline = time.monotonic() + cfg.dispatch_timeout
         counter = DeliveryCounter(st.deliveries_log, off, f"/{key}/")
         seen = 0
@@ -646,11 +660,11 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
                 rss.append(s[1])
             seen = counter.poll()
             if seen and first_cpu is None and s:
-                first_cpu, first_seen = s[0], seen
+                first_cpu, first_seen, first_ticks = s[0], seen, machine_ticks()
             if seen >= expected:
                 break
             time.sleep(0.25)
-        end = proc_stat(d.pid)
+        end, end_ticks = proc_stat(d.pid), machine_ticks()
         perf_detach(perf)
         parked = metric_value(d, "hookd_dispatcher_deliveries_parked_total")
         holds = metric_value(d, "hookd_dispatcher_backlog_holds_total")
@@ -670,12 +684,20 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         c = curl_alone(st.https("/baseline"), sample_body, headers, st.ca.ca_cert, wc, cfg.wrk_s, threads, st.dir)
         oc = attempt_outcomes(d.log_path)
         failed = sum(v for k, v in oc.items() if k != "success")
+        # how busy the machine was while the dispatcher delivered (first delivery seen to the end; sampled every
+        # 0.25 s, so the tail after the last delivery is in it), and during the two baselines: below 200 % on two
+        # cores, a side waited rather than ran out of CPU
+        busy = machine_busy_pct(first_ticks, end_ticks) if first_ticks is not None else None
         out.append(dict(rate=rate, base=b["ok_per_s"], curl=c["ok_per_s"], conns=conns, wrk_conns=wc, cpu_us=cpu_us,
+                        busy=busy, wrk_busy=b["busy"], curl_busy=c["busy"], curl_cpu_us=c["cpu_us"],
+                        wrk_cpu_us=b["cpu_us"],
                         rss_max=max(rss) if rss else None, delivered=len(got), expected=expected,
                         failed=failed, outcomes=oc, parked=parked, holds=holds))
         log(f"{key} run {i + 1}: {len(got)}/{expected} in {ts[-1] - ts[0]:.1f}s = {rate:.0f}/s over {conns} conns, "
             f"nginx+wrk {b['ok_per_s']:.0f}/s ({b['errors']} wrk socket errors), libcurl alone {c['ok_per_s']:.0f}/s "
-            f"({c['failed']} failed), {cpu_us or 0:.0f} CPU-us/delivery, RSS max "
+            f"({c['failed']} failed), {cpu_us or 0:.0f} CPU-us/delivery (libcurl alone {c['cpu_us']:.0f}, wrk "
+            f"{b['cpu_us']:.0f} per request), machine busy {busy or 0:.0f} % (wrk {b['busy'] or 0:.0f} %, libcurl alone "
+            f"{c['busy'] or 0:.0f} %), RSS max "
             f"{(max(rss) if rss else 0) / 2**20:.1f} MiB, attempt outcomes {oc}, parked {parked}, holds {holds}")
     return out
 
@@ -690,19 +712,24 @@ def metric_value(p, name):
         return None
 
 
+def dispatch_summary(r, n):
+    """The medians of dispatch_runs' per-run figures (a figure that could not be read is left out of its median)."""
+    def med(key):
+        xs = [x[key] for x in r if x[key] is not None]
+        return median(xs) if xs else None
+    return dict(value=med("rate"), base=med("base"), curl=med("curl"), ratio=median([x["rate"] / x["base"] for x in r]),
+                curl_ratio=median([x["rate"] / x["curl"] for x in r]),
+                curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=med("failed"),
+                delivered=med("delivered"), conns=med("conns"), cpu_us=med("cpu_us"), curl_cpu_us=med("curl_cpu_us"),
+                wrk_cpu_us=med("wrk_cpu_us"), busy=med("busy"), wrk_busy=med("wrk_busy"), curl_busy=med("curl_busy"),
+                rss_max=max(x["rss_max"] or 0 for x in r), n=n, complete=all(x["delivered"] >= x["expected"] for x in r))
+
+
 def row_dispatch(st: Stack, cfg, res):
     r = dispatch_runs(st, cfg, "dsp.", "project.created", list(range(1001, 1009)), 1, cfg.dispatch_n, "d")
-    res["dispatch"] = dict(curl=median([x["curl"] for x in r]), curl_ratio=median([x["rate"] / x["curl"] for x in r]), curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
-                           ratio=median([x["rate"] / x["base"] for x in r]),
-                           conns=median([x["conns"] for x in r]), cpu_us=median([x["cpu_us"] for x in r]),
-                           rss_max=max(x["rss_max"] or 0 for x in r), n=cfg.dispatch_n,
-                           complete=all(x["delivered"] >= x["expected"] for x in r))
+    res["dispatch"] = dispatch_summary(r, cfg.dispatch_n)
     r = dispatch_runs(st, cfg, "fan.", "project.updated", list(range(2001, 2005)), 10, cfg.dispatch_n // 10, "f")
-    res["fanout"] = dict(curl=median([x["curl"] for x in r]), curl_ratio=median([x["rate"] / x["curl"] for x in r]), curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=median([x["failed"] for x in r]), delivered=median([x["delivered"] for x in r]), value=median([x["rate"] for x in r]), base=median([x["base"] for x in r]),
-                         ratio=median([x["rate"] / x["base"] for x in r]),
-                         conns=median([x["conns"] for x in r]), cpu_us=median([x["cpu_us"] for x in r]),
-                         rss_max=max(x["rss_max"] or 0 for x in r), n=cfg.dispatch_n // 10,
-                         complete=all(x["delivered"] >= x["expected"] for x in r))
+    res["fanout"] = dispatch_summary(r, cfg.dispatch_n // 10)
 
 
 def latency_run(st: Stack, cfg, prefix, org, key, hang_port=None):
@@ -846,7 +873,9 @@ def table(res, cfg):
                                  f"{'' if r['complete'] else ' — INCOMPLETE'}",
                       "deliveries/s", f"wrk → same nginx, {fmt(min(r['conns'], WRK_MAX_CONNS))} conns",
                       f"; libcurl multi alone, same conns and threads: {fmt(r['curl'])} deliveries/s = "
-                      f"{fmt(r['curl_base_ratio'], ' ×', 2)} wrk (hookd at {fmt(r['curl_ratio'], ' ×', 2)} of it)")
+                      f"{fmt(r['curl_base_ratio'], ' ×', 2)} wrk (hookd at {fmt(r['curl_ratio'], ' ×', 2)} of it); "
+                      f"machine busy (of {100 * (os.cpu_count() or 1)} %): hookd {fmt(r['busy'], ' %')}, wrk "
+                      f"{fmt(r['wrk_busy'], ' %')}, libcurl alone {fmt(r['curl_busy'], ' %')}")
         else:
             ratio_row(name, key, what, "", "")
     lat, iso = res.get("latency"), res.get("isolation")
@@ -886,8 +915,14 @@ def table(res, cfg):
     if ing and ing.get("cpu_us") is not None:
         what.append("producer-api per request, ingress row")
         figures.append(fmt(ing["cpu_us"], " CPU-µs", 0))
+    base_cost = []
+    for name, r in (("dispatch", dsp), ("fan-out", fan)):
+        if r and r.get("curl_cpu_us") is not None:
+            base_cost.append(f"{name}: libcurl alone {fmt(r['curl_cpu_us'], ' CPU-µs', 0)}, wrk "
+                             f"{fmt(r['wrk_cpu_us'], ' CPU-µs', 0)} per request")
     if what:
-        rows.append(f"| cost | {'; '.join(what)} | {'; '.join(figures)} | — | — | report | reported |")
+        rows.append(f"| cost | {'; '.join(what)} | {'; '.join(figures)} | {'; '.join(base_cost) or '—'} | — | report "
+                    f"| reported |")
     else:
         rows.append("| cost | | n/a | — | n/a | report | not measured |")
     return "\n".join(rows)
