@@ -492,17 +492,20 @@ def write_lua(path: Path, body: str, headers: dict):
     path.write_text(WRK_LUA.format(body=lua_string(body), headers=hs))
 
 
-def children_cpu_s():
-    """utime+stime of this process's waited-for children (wrk, curl_post): subtract two readings around a run."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+def run_measured(cmd, timeout: float):
+    """run() a baseline tool (wrk, curl_post) and also return its CPU seconds (utime+stime of the waited-for child,
+    from getrusage) and how busy the whole machine was meanwhile (% of one core)."""
+    def children_cpu_s():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+    cpu0, ticks0 = children_cpu_s(), machine_ticks()
+    r = run(cmd, timeout)
+    return r, children_cpu_s() - cpu0, machine_busy_pct(ticks0, machine_ticks())
 
 
 def wrk(url, script, conns, seconds, threads=2):
-    cpu0, ticks0 = children_cpu_s(), machine_ticks()
-    r = run(["wrk", "-t", str(min(threads, conns)), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
-             "-s", str(script), url], seconds + 60)
-    cpu, busy = children_cpu_s() - cpu0, machine_busy_pct(ticks0, machine_ticks())
+    r, cpu, busy = run_measured(["wrk", "-t", str(min(threads, conns)), "-c", str(conns), "-d", f"{seconds}s",
+                                 "--timeout", "10s", "-s", str(script), url], seconds + 60)
     m = re.search(r"WRKJSON (\{.*\})", r.stdout)
     if not m:
         raise HarnessError(f"wrk gave no summary: {r.stdout[-1000:]}")
@@ -521,10 +524,9 @@ def curl_alone(url, body: str, headers: dict, ca: str, conns, seconds, threads, 
     body_file = work / "curl-post-body.json"
     body_file.write_text(body)
     hs = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
-    cpu0, ticks0 = children_cpu_s(), machine_ticks()
-    r = run([str(CURL_POST), "-u", url, "-c", str(conns), "-s", str(seconds), "-f", str(body_file), "-a", ca,
-             "-t", str(max(1, min(threads, conns))), *hs, "-H", "Expect:", "-H", "Accept:"], seconds + 60)
-    cpu, busy = children_cpu_s() - cpu0, machine_busy_pct(ticks0, machine_ticks())
+    r, cpu, busy = run_measured([str(CURL_POST), "-u", url, "-c", str(conns), "-s", str(seconds), "-f", str(body_file),
+                                 "-a", ca, "-t", str(max(1, min(threads, conns))), *hs, "-H", "Expect:", "-H",
+                                 "Accept:"], seconds + 60)
     m = re.search(r"CURLPOSTJSON (\{.*\})", r.stdout)
     if not m:
         raise HarnessError(f"curl_post gave no summary: {r.stdout[-1000:]} {r.stderr[-1000:]}")
