@@ -4,6 +4,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "timeutil.h"
+#include "tls_sessions.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -26,6 +27,7 @@ typedef struct transfer {
     CURL *easy;                    /* owned, configured once, reused */
     delivery_job *job;             /* the attempt it runs (the engine's), NULL while idle */
     delivery_http_attempt http;    /* per-attempt state (headers, SSRF flag, Retry-After, curl error) */
+    int tls_shard;                 /* the TLS session shard easy is attached to, -1 for none yet */
     struct transfer *prev, *next;  /* active list, or free list (next only) */
 } transfer;
 
@@ -50,6 +52,7 @@ struct delivery_worker {
     uint8_t *sock_state;           /* owned: per socket number, what the epoll set holds (SOCK_* bits) */
     size_t sock_state_len;
     signature_cache *signing_keys; /* owned: the webhooks' prepared signing keys (this thread's only) */
+    tls_sessions *tls_sessions;    /* owned: resumable TLS sessions, shared by this thread's easy handles */
 };
 
 /* What the worker's epoll set holds for one socket number, and whether libcurl currently wants it. */
@@ -195,6 +198,7 @@ static transfer *transfer_get(delivery_worker *w)
         return NULL;
     }
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    t->tls_shard = -1;
     delivery_http_easy_setup(t->easy, w->cfg, &t->http);
     t->http.socket_opened = socket_opened;
     t->http.socket_opened_ctx = w;
@@ -256,6 +260,7 @@ static void start_job(delivery_worker *w, delivery_job *job)
     delivery_http_request hreq = {req->url, req->secret, req->previous_secret, req->event_id, req->body,
                                   req->body_len, job->http1_only};
     char err[128];
+    tls_sessions_attach(w->tls_sessions, t->easy, tls_sessions_shard(req->url), &t->tls_shard); /* -1: own cache */
     if (delivery_http_begin(t->easy, &t->http, &hreq, err, sizeof err) != 0) {
         transfer_put(w, t);
         job_not_started(w, job, err);
@@ -400,6 +405,7 @@ static void worker_free(delivery_worker *w)
     }
     if (w->multi != NULL)
         curl_multi_cleanup(w->multi);
+    tls_sessions_free(w->tls_sessions); /* after every easy handle attached to it */
     if (w->timer_fd >= 0)
         close(w->timer_fd);
     if (w->inbox_fd >= 0) {
@@ -433,7 +439,9 @@ delivery_worker *delivery_worker_start(unsigned index, const delivery_http_confi
     w->multi = curl_multi_init();
     w->timer_fd = loop_timerfd_new();
     w->signing_keys = signature_cache_new(); /* used only by the worker's thread once it runs */
+    w->tls_sessions = tls_sessions_new();    /* likewise */
     if (w->inbox_fd < 0 || w->loop == NULL || w->multi == NULL || w->timer_fd < 0 || w->signing_keys == NULL ||
+        w->tls_sessions == NULL ||
         event_loop_add(w->loop, w->timer_fd, EPOLLIN, LOOP_TAG_CURL_TIMER) != 0 ||
         event_loop_add(w->loop, w->inbox_fd, EPOLLIN, LOOP_TAG_DELIVERY_INBOX) != 0) {
         snprintf(errbuf, errlen, "cannot set up delivery worker %u: %s", index, strerror(errno));

@@ -161,6 +161,34 @@ def test_receiver_closing_idle_connections_costs_no_delivery_time(stack):
     assert {a["outcome"] for a in d.attempts()} == {"success"}
 
 
+def test_new_connections_resume_the_tls_session(stack):
+    """A delivery thread keeps the TLS sessions its connections got (tls_sessions.c): a connection it opens
+    later to the same receiver resumes one instead of a full handshake, whichever pooled easy handle opens it.
+    One delivery first (its connection does the full handshake and brings the session), then a burst that
+    needs new connections at once (the receiver answers after 0.3 s, so the burst's deliveries overlap): every
+    one of them must be resumed, as the receiver sees it. One delivery thread, so the burst meets the thread
+    that holds the session."""
+    rcv = stack.receiver()
+    rcv.configure("/tls", delay=0.3)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/tls"), "project.created")
+    d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
+    stack.api.post_events([project_event(org, 0)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 1, 30), d.proc.tail()
+    time.sleep(0.5)  # the answer (and the session ticket sent with it) has been read
+    stack.api.post_events([project_event(org, n) for n in range(1, 9)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 9, 30), d.proc.tail()
+    first_request_of = {}
+    for r in rcv.requests():
+        first_request_of.setdefault(r.client_port, r)
+    connections = list(first_request_of.values())
+    assert connections[0].tls_resumed is False  # nothing to resume yet
+    assert len(connections) >= 6, f"the burst used {len(connections) - 1} new connections: it did not overlap"
+    full = [c.client_port for c in connections[1:] if c.tls_resumed is not True]
+    assert not full, f"{len(full)} of {len(connections) - 1} later connections did a full TLS handshake"
+    assert {a["outcome"] for a in d.attempts()} == {"success"}
+
+
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
     rcv = stack.receiver()
     org = stack.new_org()

@@ -8,7 +8,7 @@
         r.wait_for(lambda reqs: len(reqs) >= 3, timeout=10)
 
 Every request is recorded (method, path, headers with lower-cased names, raw body bytes, monotonic arrival
-time) and answered with the path's configured status (default 200) after its configured delay (default 0).
+time, the connection's client port and whether its TLS handshake resumed a session) and answered with the path's configured status (default 200) after its configured delay (default 0).
 The server speaks HTTP/1.1 with keep-alive, like a real receiver.
 """
 
@@ -63,6 +63,8 @@ class Request:
     body: bytes
     at: float                 # time.monotonic() on arrival
     header_list: List[Tuple[str, str]] = field(default_factory=list)  # as sent, in order
+    client_port: int = 0      # the TCP connection it came on (the client's port)
+    tls_resumed: Optional[bool] = None  # whether that connection's TLS handshake resumed an earlier session
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -76,7 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         recv: "Receiver" = self.server.receiver  # type: ignore[attr-defined]
         req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                      time.monotonic(), list(self.headers.items()))
+                      time.monotonic(), list(self.headers.items()), self.client_address[1],
+                      getattr(self.connection, "session_reused", None))
         status, delay, headers = recv._record(req)
         if delay:
             time.sleep(delay)
