@@ -179,7 +179,7 @@ error_log {d}/nginx-error.log warn;
 events {{ worker_connections {wconns}; use epoll; multi_accept on; }}
 http {{
     access_log off;
-    log_format hook '$msec $http_webhook_id $connection $uri';
+    log_format hook '$msec $http_webhook_id $connection $uri $ssl_session_reused';
     client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
     uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
     client_max_body_size 2m; client_body_buffer_size 1m;
@@ -370,7 +370,8 @@ class Stack:
 
 
 def deliveries_since(path: Path, offset: int, uri_prefix: str):
-    """[(msec, webhook_id, connection)] of access-log lines past offset whose uri starts with uri_prefix."""
+    """[(msec, webhook_id, connection, resumed)] of access-log lines past offset whose uri starts with uri_prefix;
+    resumed: whether the connection's TLS handshake resumed a session (False over plain HTTP)."""
     out = []
     try:
         with open(path, "rb") as f:
@@ -380,8 +381,8 @@ def deliveries_since(path: Path, offset: int, uri_prefix: str):
         return out
     for line in data.split(b"\n"):
         parts = line.split(b" ")
-        if len(parts) == 4 and parts[3].startswith(uri_prefix.encode()):
-            out.append((float(parts[0]), parts[1].decode(), parts[2].decode()))
+        if len(parts) == 5 and parts[3].startswith(uri_prefix.encode()):
+            out.append((float(parts[0]), parts[1].decode(), parts[2].decode(), parts[4] == b"r"))
     return out
 
 
@@ -679,6 +680,9 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         ts = sorted(g[0] for g in got)
         rate = (len(ts) - 1) / max(ts[-1] - ts[0], 1e-3)
         conns = len({g[2] for g in got})
+        # connections whose TLS handshake resumed a session (nginx's $ssl_session_reused, the same for each of a
+        # connection's requests)
+        resumed = len({g[2] for g in got if g[3]})
         cpu_us = (end[0] - first_cpu) * 1e6 / max(seen - first_seen, 1) if end and first_cpu is not None else None
         wc = max(1, min(conns, WRK_MAX_CONNS))
         time.sleep(2.0)  # let nginx finish closing the dispatcher's connections
@@ -691,11 +695,12 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
         # cores, a side waited rather than ran out of CPU
         busy = machine_busy_pct(first_ticks, end_ticks) if first_ticks is not None else None
         out.append(dict(rate=rate, base=b["ok_per_s"], curl=c["ok_per_s"], conns=conns, wrk_conns=wc, cpu_us=cpu_us,
+                        resumed_pct=100.0 * resumed / max(conns, 1),
                         busy=busy, wrk_busy=b["busy"], curl_busy=c["busy"], curl_cpu_us=c["cpu_us"],
                         wrk_cpu_us=b["cpu_us"],
                         rss_max=max(rss) if rss else None, delivered=len(got), expected=expected,
                         failed=failed, outcomes=oc, parked=parked, holds=holds))
-        log(f"{key} run {i + 1}: {len(got)}/{expected} in {ts[-1] - ts[0]:.1f}s = {rate:.0f}/s over {conns} conns, "
+        log(f"{key} run {i + 1}: {len(got)}/{expected} in {ts[-1] - ts[0]:.1f}s = {rate:.0f}/s over {conns} conns ({resumed} TLS-resumed), "
             f"nginx+wrk {b['ok_per_s']:.0f}/s ({b['errors']} wrk socket errors), libcurl alone {c['ok_per_s']:.0f}/s "
             f"({c['failed']} failed), {cpu_us or 0:.0f} CPU-us/delivery (libcurl alone {c['cpu_us']:.0f}, wrk "
             f"{b['cpu_us']:.0f} per request), machine busy {busy or 0:.0f} % (wrk {b['busy'] or 0:.0f} %, libcurl alone "
@@ -722,7 +727,7 @@ def dispatch_summary(r, n):
     return dict(value=med("rate"), base=med("base"), curl=med("curl"), ratio=median([x["rate"] / x["base"] for x in r]),
                 curl_ratio=median([x["rate"] / x["curl"] for x in r]),
                 curl_base_ratio=median([x["curl"] / x["base"] for x in r]), failed=med("failed"),
-                delivered=med("delivered"), conns=med("conns"), cpu_us=med("cpu_us"), curl_cpu_us=med("curl_cpu_us"),
+                delivered=med("delivered"), conns=med("conns"), resumed_pct=med("resumed_pct"), cpu_us=med("cpu_us"), curl_cpu_us=med("curl_cpu_us"),
                 wrk_cpu_us=med("wrk_cpu_us"), busy=med("busy"), wrk_busy=med("wrk_busy"), curl_busy=med("curl_busy"),
                 rss_max=max(x["rss_max"] or 0 for x in r), n=n, complete=all(x["delivered"] >= x["expected"] for x in r))
 
@@ -870,7 +875,8 @@ def table(res, cfg):
         r = res.get(key)
         if r:
             ratio_row(name, key, f"{r['n']:,} pre-loaded 1 KiB events, {what}, HTTPS nginx 204; dispatcher used "
-                                 f"{fmt(r['conns'])} conns; {fmt(r['delivered'])} delivered within "
+                                 f"{fmt(r['conns'])} conns ({fmt(r['resumed_pct'], ' %')} of their TLS handshakes "
+                                 f"resumed a session); {fmt(r['delivered'])} delivered within "
                                  f"{cfg.dispatch_timeout} s, {fmt(r['failed'])} failed attempts"
                                  f"{'' if r['complete'] else ' — INCOMPLETE'}",
                       "deliveries/s", f"wrk → same nginx, {fmt(min(r['conns'], WRK_MAX_CONNS))} conns",
