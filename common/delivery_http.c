@@ -167,10 +167,29 @@ static CURLcode ssl_ctx_cb(CURL *e, void *ssl_ctx, void *userptr)
     return CURLE_OK;
 }
 
+/* CURLOPT_PREREQFUNCTION: the connection is up (TLS handshake done) and the request is about to go out; the
+ * connection is detached from the handle once the transfer is done, so whether its handshake resumed a session
+ * is read here. */
+static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    delivery_http_attempt *a = clientp;
+    struct curl_tlssessioninfo *tls = NULL;
+    if (curl_easy_getinfo(a->easy, CURLINFO_TLS_SSL_PTR, &tls) == CURLE_OK && tls != NULL &&
+        tls->backend == CURLSSLBACKEND_OPENSSL && tls->internals != NULL)
+        a->tls_resumed = SSL_session_reused((SSL *)tls->internals) ? 1 : 0;
+    return CURL_PREREQFUNC_OK;
+}
+
 void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery_http_attempt *a)
 {
     memset(a, 0, sizeof *a);
     a->cfg = cfg;
+    a->easy = e;
+    a->tls_resumed = -1;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -203,6 +222,8 @@ void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery
     curl_easy_setopt(e, CURLOPT_HEADERDATA, a);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, a);
     if (tls_is_openssl())
         curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
 }
@@ -270,12 +291,24 @@ int delivery_http_begin(CURL *e, delivery_http_attempt *a, const delivery_http_r
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
     a->start_us = time_monotonic_us();
+    a->tls_resumed = -1;
     return 0;
+}
+
+/* The attempt's new connection's TLS handshake, if it opened one (the metric hookd_dispatcher_tls_handshakes_total).
+ * NUM_CONNECTS is the transfer's own count of connections it created. */
+static delivery_http_tls tls_handshake_of(CURL *e, const delivery_http_attempt *a)
+{
+    long connects = 0;
+    if (a->tls_resumed < 0 || curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK || connects <= 0)
+        return DELIVERY_HTTP_TLS_NONE;
+    return a->tls_resumed ? DELIVERY_HTTP_TLS_RESUMED : DELIVERY_HTTP_TLS_FULL;
 }
 
 void delivery_http_finish(CURL *e, delivery_http_attempt *a, CURLcode code, delivery_http_result *res)
 {
     memset(res, 0, sizeof *res);
+    res->tls_handshake = tls_handshake_of(e, a);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     res->status = status;

@@ -68,6 +68,14 @@ typedef struct delivery_http_request {
 } delivery_http_request;
 
 /* How one attempt ended. */
+/* Whether an attempt opened a connection and how its TLS handshake went. */
+typedef enum delivery_http_tls {
+    DELIVERY_HTTP_TLS_NONE = 0, /* no new connection (a kept-alive one, an HTTP/2 stream), none that got as far
+                                 * as the request, or not known (a TLS backend other than OpenSSL) */
+    DELIVERY_HTTP_TLS_FULL,     /* a new connection with a full handshake */
+    DELIVERY_HTTP_TLS_RESUMED,  /* a new connection that resumed an earlier TLS session */
+} delivery_http_tls;
+
 typedef struct delivery_http_result {
     int ok;                            /* 1 for a 2xx */
     delivery_http_outcome outcome;
@@ -77,6 +85,7 @@ typedef struct delivery_http_result {
     int64_t started_at_ms;             /* epoch ms when the attempt began */
     long long retry_after_ms;          /* the response's Retry-After (any status), -1 when none/invalid */
     int http2_reset;                   /* 1: libcurl failed the HTTP/2 stream (CURLE_HTTP2_STREAM/CURLE_HTTP2) */
+    delivery_http_tls tls_handshake;   /* the attempt's new connection's handshake, if it opened one */
     char error[DELIVERY_HTTP_ERROR_MAX]; /* "" on success, else a short reason ("HTTP status 500", "timeout") */
 } delivery_http_result;
 
@@ -101,6 +110,9 @@ typedef struct delivery_http_attempt {
      * secret). delivery_http_easy_setup() clears it; set it after. */
     signature_cache *signing_keys;
     size_t response_bytes;           /* response body bytes (dropped) */
+    CURL *easy;                      /* the handle this attempt state belongs to (delivery_http_easy_setup) */
+    int tls_resumed;                 /* -1 unknown; else SSL_session_reused() of the connection the request used,
+                                      * read just before it was sent (CURLOPT_PREREQFUNCTION) */
     char retry_after[64];            /* raw Retry-After value of the last response, "" none */
     char errbuf[CURL_ERROR_SIZE];    /* libcurl's detailed error */
 } delivery_http_attempt;

@@ -55,6 +55,13 @@ dispatcher_metrics *dm_new(void)
         }
     }
     static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    for (int resumed = 0; resumed < 2; resumed++)
+        dm->tls_handshakes[resumed] = metrics_counter(
+            r, "hookd_dispatcher_tls_handshakes_total",
+            "TLS handshakes of the connections deliveries opened (a kept-alive connection or HTTP/2 stream opens "
+            "none): resumed=\"true\" when the receiver resumed an earlier connection's session, \"false\" for a "
+            "full handshake (its certificate signed and checked).",
+            resumed ? "resumed=\"true\"" : "resumed=\"false\"");
     dm->latency = metrics_histogram(r, "hookd_dispatcher_attempt_duration_seconds",
                                     "Delivery attempt latency, request start to response or failure.", NULL, bounds,
                                     sizeof bounds / sizeof bounds[0]);
@@ -119,6 +126,11 @@ metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name)
     snprintf(labels, sizeof labels, "tier=\"%s\"", escaped);
     return metrics_counter(dm->reg, "hookd_dispatcher_retries_scheduled_total",
                            "Retries written to a retry tier, by tier.", labels);
+}
+
+void dm_count_tls_handshake(dispatcher_metrics *dm, int resumed)
+{
+    metric_counter_add(dm->tls_handshakes[resumed ? 1 : 0], 1);
 }
 
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds)

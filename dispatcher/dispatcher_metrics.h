@@ -39,6 +39,8 @@ typedef struct dispatcher_metrics {
     metric_series *events_no_subscribers;                   /* events with no active webhook */
     metric_series *deliveries[DM_OUTCOME_COUNT][DM_STATUS_CLASSES]; /* attempts by outcome x status class */
     metric_series *latency;                                 /* attempt latency histogram, seconds */
+    metric_series *tls_handshakes[2];                       /* new connections' TLS handshakes: [0] full,
+                                                             * [1] resumed a session */
     metric_series *in_flight;                               /* deliveries started and not finished */
     metric_series *queued;                                  /* deliveries waiting in a per-webhook queue */
     metric_series *pending_events;                          /* events waiting for Redis */
@@ -71,6 +73,9 @@ metric_series *dm_tier_series(dispatcher_metrics *dm, const char *tier_name);
 /* Counts one attempt. status is the HTTP status or 0 when there was no response. Attempts that were not sent
  * (DM_BREAKER_OPEN, DM_BACKLOG_FULL) are counted but not observed in the latency histogram. */
 void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, double latency_seconds);
+
+/* Counts the TLS handshake of a new connection an attempt opened (resumed: 1 when it resumed a session). */
+void dm_count_tls_handshake(dispatcher_metrics *dm, int resumed);
 
 /* The outcome label text. */
 const char *dm_outcome_name(dm_outcome outcome);

@@ -194,6 +194,11 @@ def test_new_connections_resume_the_tls_session(stack):
         f"{len(later) - len(resumed)} of {len(later)} later connections did a full TLS handshake: " + \
         str([(c.client_port, c.tls_resumed, round(c.at - connections[0].at, 3)) for c in connections])
     assert {a["outcome"] for a in d.attempts()} == {"success"}
+    # the dispatcher counts the handshakes it made as the receiver saw them
+    wait_until(lambda: len(d.attempts()) >= 9, 10, what="nine attempts logged")
+    m = d.metrics()
+    assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="true"}') == len(resumed), m
+    assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="false"}') == len(connections) - len(resumed), m
 
 
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
