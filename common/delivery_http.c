@@ -189,7 +189,6 @@ void delivery_http_easy_setup(CURL *e, const delivery_http_config *cfg, delivery
     memset(a, 0, sizeof *a);
     a->cfg = cfg;
     a->easy = e;
-    a->tls_resumed = -1;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");

@@ -199,9 +199,7 @@ static void finish(delivery_engine *eng, delivery_job *job)
     res.timestamp = hres->timestamp;
     res.retry_after_ms = hres->retry_after_ms;
     res.started_at_ms = hres->started_at_ms;
-    res.tls_handshake = hres->tls_handshake == DELIVERY_HTTP_TLS_RESUMED ? 2
-                        : hres->tls_handshake == DELIVERY_HTTP_TLS_FULL  ? 1
-                                                                          : 0;
+    res.tls_handshake = hres->tls_handshake;
     eng->done(eng->ctx, &job->req, &res);
     job_put(eng, job);
 }

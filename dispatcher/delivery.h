@@ -21,6 +21,7 @@
 #ifndef HOOKD_DELIVERY_H
 #define HOOKD_DELIVERY_H
 
+#include "delivery_http.h"
 #include "dispatcher_metrics.h"
 #include "event_loop.h"
 
@@ -58,7 +59,7 @@ typedef struct delivery_result {
     long long timestamp;       /* the webhook-timestamp that was sent */
     long long retry_after_ms;  /* Retry-After of a non-2xx response, -1 when none */
     int64_t started_at_ms;     /* epoch ms when the attempt started */
-    int tls_handshake;         /* 0: no new connection (or unknown), 1: a full TLS handshake, 2: a resumed one */
+    delivery_http_tls tls_handshake; /* the TLS handshake of the connection the attempt opened, if it opened one */
 } delivery_result;
 
 typedef void (*delivery_done_fn)(void *ctx, const delivery_request *req, const delivery_result *res);

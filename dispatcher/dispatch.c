@@ -260,8 +260,8 @@ static int record_attempt(dispatch *d, event_ctx *ev, delivery_slot *slot, const
                           const delivery_result *res, int quiet)
 {
     dm_count_attempt(d->dm, res->outcome, res->status, res->latency_ms / 1000.0);
-    if (res->tls_handshake != 0)
-        dm_count_tls_handshake(d->dm, res->tls_handshake == 2);
+    if (res->tls_handshake != DELIVERY_HTTP_TLS_NONE)
+        dm_count_tls_handshake(d->dm, res->tls_handshake == DELIVERY_HTTP_TLS_RESUMED);
     if (!quiet)
         log_attempt(d, ev, slot, sub, res);
     log_delivery(d, sub->id, ev->env.id, slot->attempt, res);
