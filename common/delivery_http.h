@@ -111,8 +111,9 @@ typedef struct delivery_http_attempt {
     signature_cache *signing_keys;
     size_t response_bytes;           /* response body bytes (dropped) */
     CURL *easy;                      /* the handle this attempt state belongs to (delivery_http_easy_setup) */
-    int tls_resumed;                 /* -1 unknown (delivery_http_begin); else SSL_session_reused() of the connection the request used,
-                                      * read just before it was sent (CURLOPT_PREREQFUNCTION) */
+    int tls_resumed;                 /* -1 unknown (set by delivery_http_begin); else SSL_session_reused() of
+                                      * the connection the request used, read just before it was sent
+                                      * (CURLOPT_PREREQFUNCTION) */
     char retry_after[64];            /* raw Retry-After value of the last response, "" none */
     char errbuf[CURL_ERROR_SIZE];    /* libcurl's detailed error */
 } delivery_http_attempt;
