@@ -67,7 +67,6 @@ typedef struct delivery_http_request {
     int http1_only;              /* 1: HTTP/1.1 even where the receiver offers HTTP/2 (see http2_reset) */
 } delivery_http_request;
 
-/* How one attempt ended. */
 /* Whether an attempt opened a connection and how its TLS handshake went. */
 typedef enum delivery_http_tls {
     DELIVERY_HTTP_TLS_NONE = 0, /* no new connection (a kept-alive one, an HTTP/2 stream), none that got as far
@@ -76,6 +75,7 @@ typedef enum delivery_http_tls {
     DELIVERY_HTTP_TLS_RESUMED,  /* a new connection that resumed an earlier TLS session */
 } delivery_http_tls;
 
+/* How one attempt ended. */
 typedef struct delivery_http_result {
     int ok;                            /* 1 for a 2xx */
     delivery_http_outcome outcome;
