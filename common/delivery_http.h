@@ -132,6 +132,13 @@ int delivery_http_signatures(signature_cache *keys, const char *secret, const ch
                              const char *event_id, long long timestamp, const char *body, size_t body_len, char *out,
                              size_t outlen);
 
+/* Prepares an OpenSSL SSL_CTX that libcurl made for one connection (delivery_http_easy_setup installs it as the
+ * CURLOPT_SSL_CTX_FUNCTION when libcurl uses OpenSSL; exposed for the unit tests): OpenSSL keeps the connection's
+ * read and write buffers between records, and a TLS 1.3 session stays resumable after a connection used it, so
+ * the many connections a burst opens to one receiver all resume the one session libcurl keeps for it (OpenSSL
+ * would otherwise retire a session after its first use). ssl_ctx is an SSL_CTX *; the caller keeps ownership. */
+void delivery_http_prepare_ssl_ctx(void *ssl_ctx);
+
 /* Sets every per-handle option (protocols, no redirects, HTTP/2 over TLS, TLS verification, CA file, no proxy,
  * timeout, keep-alive, user agent, SSRF open-socket guard, body discard, Retry-After header capture, POST) with
  * a as the callbacks' state. Call once per handle; the handle may be reused for many attempts. */

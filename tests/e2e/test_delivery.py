@@ -167,8 +167,10 @@ def test_new_connections_resume_the_tls_session(stack):
     One delivery first (its connection does the full handshake and brings the session), then a burst that
     needs new connections at once (the receiver answers after 0.3 s, so the burst's deliveries overlap): they
     must resume it, as the receiver sees it (the build before tls_sessions.c resumed none of them: each was
-    opened by a pooled handle that had not connected there). One delivery thread, so the burst meets the thread
-    that holds the session."""
+    opened by a pooled handle that had not connected there). Every one of them: OpenSSL retires a TLS 1.3 session
+    once a connection has used it, and a burst's connections that started after the first one's handshake came
+    out full (1 to 7 of 7 resumed) until delivery_http_prepare_ssl_ctx kept the session resumable. One delivery
+    thread, so the burst meets the thread that holds the session."""
     rcv = stack.receiver()
     rcv.configure("/tls", delay=0.3)
     org = stack.new_org()
@@ -187,11 +189,7 @@ def test_new_connections_resume_the_tls_session(stack):
     assert len(connections) >= 6, f"the burst used {len(connections) - 1} new connections: it did not overlap"
     later = connections[1:]
     resumed = [c for c in later if c.tls_resumed is True]
-    # Alone, natively and under ASan, all 7 resumed; in the full ASan suite 4 of 7 once and 1 of 7 once, under
-    # valgrind 2 of 7: once the burst's first resumed connection has the session tickets issued to it, the later
-    # handshakes that offer those come out full (libcurl 7.88 / OpenSSL 3.0; the cause is open, docs/BENCHMARKS.md
-    # 2026-12-06 02:12). The build before tls_sessions.c resumed none: it only asserts that some did.
-    assert len(resumed) >= 1, \
+    assert len(resumed) == len(later), \
         f"{len(later) - len(resumed)} of {len(later)} later connections did a full TLS handshake: " + \
         str([(c.client_port, c.tls_resumed, round(c.at - connections[0].at, 3)) for c in connections])
     assert {a["outcome"] for a in d.attempts()} == {"success"}
