@@ -11,6 +11,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,26 +191,81 @@ static void tls_info_cb(const SSL *ssl, int where, int ret)
     }
 }
 
+/* Logging the sessions libcurl keeps (delivery_http_prepare_ssl_ctx's log): the connection's SSL_CTX carries the
+ * log's address and the receiver's authority key (ex_data), and its new-session callback, which libcurl 7.88
+ * installs before calling ours (one function, the same for every context), is wrapped. */
+typedef int (*new_session_fn)(SSL *ssl, SSL_SESSION *session);
+static int log_index = -1, key_index = -1;
+static pthread_once_t ex_index_once = PTHREAD_ONCE_INIT;
+static _Atomic uintptr_t libcurl_new_session; /* libcurl's callback, stored by every thread with the same value */
+
+static void ex_index_init(void)
+{
+    log_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    key_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static int logging_new_session_cb(SSL *ssl, SSL_SESSION *session)
+{
+    new_session_fn libcurl_cb = (new_session_fn)atomic_load(&libcurl_new_session);
+    int kept = libcurl_cb != NULL ? libcurl_cb(ssl, session) : 0; /* 1: libcurl keeps it (and our reference) */
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    delivery_http_session_log *log = SSL_CTX_get_ex_data(ctx, log_index);
+    if (kept && log != NULL) {
+        log->keys[log->stored % DELIVERY_HTTP_SESSION_LOG] = (uint64_t)(uintptr_t)SSL_CTX_get_ex_data(ctx, key_index);
+        log->stored++;
+    }
+    return kept;
+}
+
+uint64_t delivery_http_authority_key(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p != NULL ? p + 3 : url;
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *p != '\0' && *p != '/' && *p != '?' && *p != '#'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        h = (h ^ c) * 1099511628211u;
+    }
+    return h;
+}
+
 /* See delivery_http.h. libcurl 7.88 sets SSL_MODE_RELEASE_BUFFERS on the
  * SSL_CTX it makes for each connection, so OpenSSL frees a connection's ~17 KiB read buffer after every record
  * it reads and its write buffer after every write, and allocates them again for the next: four 17 KiB
  * malloc/free round trips per delivery, through glibc's slow path (chunks that size skip the thread caches).
  * Keeping them costs memory per open connection: measured +1 MiB RSS with 80 connections and +3 MiB with
  * 320 (only the touched pages of the two buffers count). The info callback: tls_info_cb above. */
-void delivery_http_prepare_ssl_ctx(void *ssl_ctx)
+void delivery_http_prepare_ssl_ctx(void *ssl_ctx, delivery_http_session_log *log, uint64_t key)
 {
     SSL_CTX *ctx = ssl_ctx;
     SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_get_info_callback(ctx) == NULL) /* never replace one libcurl might install itself */
         SSL_CTX_set_info_callback(ctx, tls_info_cb);
+    new_session_fn current = SSL_CTX_sess_get_new_cb(ctx);
+    if (log == NULL || current == NULL || current == logging_new_session_cb)
+        return;
+    pthread_once(&ex_index_once, ex_index_init);
+    uintptr_t seen = atomic_load(&libcurl_new_session);
+    if (log_index < 0 || key_index < 0 || (seen != 0 && seen != (uintptr_t)current))
+        return; /* a second, different callback: not the libcurl this was written for; leave it alone */
+    atomic_store(&libcurl_new_session, (uintptr_t)current);
+    if (SSL_CTX_set_ex_data(ctx, log_index, log) == 1 &&
+        SSL_CTX_set_ex_data(ctx, key_index, (void *)(uintptr_t)key) == 1)
+        SSL_CTX_sess_set_new_cb(ctx, logging_new_session_cb);
 }
 
-/* CURLOPT_SSL_CTX_FUNCTION (OpenSSL builds of libcurl only): each connection's SSL_CTX, before its handshake. */
+/* CURLOPT_SSL_CTX_FUNCTION (OpenSSL builds of libcurl only): each connection's SSL_CTX, before its handshake;
+ * userptr is the CURLOPT_SSL_CTX_DATA the handle's owner set (its session log), or NULL. */
 static CURLcode ssl_ctx_cb(CURL *e, void *ssl_ctx, void *userptr)
 {
-    (void)e;
-    (void)userptr;
-    delivery_http_prepare_ssl_ctx(ssl_ctx);
+    char *url = NULL;
+    uint64_t key = 0;
+    if (userptr != NULL && curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != NULL)
+        key = delivery_http_authority_key(url);
+    delivery_http_prepare_ssl_ctx(ssl_ctx, userptr, key);
     return CURLE_OK;
 }
 

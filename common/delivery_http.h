@@ -132,12 +132,28 @@ int delivery_http_signatures(signature_cache *keys, const char *secret, const ch
                              const char *event_id, long long timestamp, const char *body, size_t body_len, char *out,
                              size_t outlen);
 
+/* A receiver's key: a 64-bit hash (FNV-1a) of its URL's authority (the text between "://" and the path, ASCII
+ * letters folded to lower case; a URL without "://" hashes as a whole). Never fails. */
+uint64_t delivery_http_authority_key(const char *url);
+
+/* The TLS sessions libcurl kept on one thread's connections, newest last: keys[(stored - 1) % N] is the
+ * authority key of the latest. Written by the connections' new-session callback (delivery_http_prepare_ssl_ctx). */
+#define DELIVERY_HTTP_SESSION_LOG 8
+typedef struct delivery_http_session_log {
+    unsigned long stored;                     /* sessions kept so far */
+    uint64_t keys[DELIVERY_HTTP_SESSION_LOG]; /* the receivers of the latest ones */
+} delivery_http_session_log;
+
 /* Prepares an OpenSSL SSL_CTX that libcurl made for one connection (delivery_http_easy_setup installs it as the
  * CURLOPT_SSL_CTX_FUNCTION when libcurl uses OpenSSL; exposed for the unit tests): OpenSSL keeps the connection's
  * read and write buffers between records, and a TLS 1.3 session stays resumable after a connection used it, so
  * the many connections a burst opens to one receiver all resume the one session libcurl keeps for it (OpenSSL
- * would otherwise retire a session after its first use). ssl_ctx is an SSL_CTX *; the caller keeps ownership. */
-void delivery_http_prepare_ssl_ctx(void *ssl_ctx);
+ * would otherwise retire a session after its first use). When log is not NULL, each session the context's
+ * new-session callback (libcurl's) keeps is recorded in it under key (the receiver's authority key). A handle's
+ * owner asks for that by setting CURLOPT_SSL_CTX_DATA to its log (delivery_worker.c, "first contact"); the log
+ * must outlive every connection the handle opens and is only written on the thread that drives the handle.
+ * ssl_ctx is an SSL_CTX *; the caller keeps ownership of it and of the log. */
+void delivery_http_prepare_ssl_ctx(void *ssl_ctx, delivery_http_session_log *log, uint64_t key);
 
 /* Sets every per-handle option (protocols, no redirects, HTTP/2 over TLS, TLS verification, CA file, no proxy,
  * timeout, keep-alive, user agent, SSRF open-socket guard, body discard, Retry-After header capture, POST) with

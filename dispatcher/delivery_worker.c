@@ -2,6 +2,7 @@
 #include "delivery_worker.h"
 
 #include "event_loop.h"
+#include "first_contact.h"
 #include "log.h"
 #include "timeutil.h"
 #include "tls_sessions.h"
@@ -28,6 +29,7 @@ typedef struct transfer {
     delivery_job *job;             /* the attempt it runs (the engine's), NULL while idle */
     delivery_http_attempt http;    /* per-attempt state (headers, SSRF flag, Retry-After, curl error) */
     int tls_shard;                 /* the TLS session shard easy is attached to, -1 for none yet */
+    int scout_slot;                /* first_contact slot when the attempt is a receiver's scout, else -1 */
     struct transfer *prev, *next;  /* active list, or free list (next only) */
 } transfer;
 
@@ -53,6 +55,8 @@ struct delivery_worker {
     size_t sock_state_len;
     signature_cache *signing_keys; /* owned: the webhooks' prepared signing keys (this thread's only) */
     tls_sessions *tls_sessions;    /* owned: resumable TLS sessions, shared by this thread's easy handles */
+    first_contact *contacts;       /* owned: receivers met, and the jobs held while a scout meets a new one */
+    delivery_http_session_log sessions; /* the TLS sessions this thread's connections kept (CURLOPT_SSL_CTX_DATA) */
 };
 
 /* What the worker's epoll set holds for one socket number, and whether libcurl currently wants it. */
@@ -199,12 +203,14 @@ static transfer *transfer_get(delivery_worker *w)
     }
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     t->tls_shard = -1;
+    t->scout_slot = -1;
     delivery_http_easy_setup(t->easy, w->cfg, &t->http);
     t->http.socket_opened = socket_opened;
     t->http.socket_opened_ctx = w;
     t->http.signing_keys = w->signing_keys;
     curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETFUNCTION, socket_close_cb);
     curl_easy_setopt(t->easy, CURLOPT_CLOSESOCKETDATA, w);
+    curl_easy_setopt(t->easy, CURLOPT_SSL_CTX_DATA, &w->sessions); /* outlives every connection: see worker_free */
     return t;
 }
 
@@ -249,11 +255,32 @@ static void job_not_started(delivery_worker *w, delivery_job *job, const char *w
     job_finished(w, job);
 }
 
-static void start_job(delivery_worker *w, delivery_job *job)
+static void launch(delivery_worker *w, delivery_job *job, int scout_slot);
+
+/* Launches the jobs first_contact released (a chain linked by next; their receiver is known now). */
+static void launch_released(delivery_worker *w, delivery_job *job)
+{
+    while (job != NULL) {
+        delivery_job *next = job->next;
+        launch(w, job, -1);
+        job = next;
+    }
+}
+
+/* A scout's attempt ended (or never started): its receiver's held jobs go. */
+static void scout_done(delivery_worker *w, int scout_slot)
+{
+    if (scout_slot >= 0)
+        launch_released(w, first_contact_scout_done(w->contacts, scout_slot));
+}
+
+/* Adds job's transfer to libcurl; scout_slot >= 0 when it is a receiver's scout (first_contact.h). */
+static void launch(delivery_worker *w, delivery_job *job, int scout_slot)
 {
     transfer *t = transfer_get(w);
     if (t == NULL) {
         job_not_started(w, job, "out of memory");
+        scout_done(w, scout_slot);
         return;
     }
     const delivery_request *req = &job->req;
@@ -264,20 +291,41 @@ static void start_job(delivery_worker *w, delivery_job *job)
     if (delivery_http_begin(t->easy, &t->http, &hreq, err, sizeof err) != 0) {
         transfer_put(w, t);
         job_not_started(w, job, err);
+        scout_done(w, scout_slot);
         return;
     }
     CURLMcode rc = curl_multi_add_handle(w->multi, t->easy);
     if (rc != CURLM_OK) {
         transfer_put(w, t);
         job_not_started(w, job, curl_multi_strerror(rc));
+        scout_done(w, scout_slot);
         return;
     }
     t->job = job;
+    t->scout_slot = scout_slot;
     t->prev = NULL;
     t->next = w->active;
     if (w->active != NULL)
         w->active->prev = t;
     w->active = t;
+}
+
+/* Starts job now, as a new receiver's scout, or holds it while that receiver's scout is out (first_contact.h). */
+static void start_job(delivery_worker *w, delivery_job *job)
+{
+    int slot = -1;
+    switch (first_contact_admit(w->contacts, delivery_http_authority_key(job->req.url), job, time_monotonic_us(),
+                                &slot)) {
+    case FIRST_CONTACT_HELD:
+        return;
+    case FIRST_CONTACT_SCOUT:
+        launch(w, job, slot);
+        return;
+    case FIRST_CONTACT_GO:
+    default:
+        launch(w, job, -1);
+        return;
+    }
 }
 
 /* Turns one finished transfer into its job's result and recycles the handle. */
@@ -291,9 +339,12 @@ static void finish(delivery_worker *w, transfer *t, CURLcode code)
     if (t->next != NULL)
         t->next->prev = t->prev;
     delivery_job *job = t->job;
+    int scout_slot = t->scout_slot;
+    t->scout_slot = -1;
     delivery_http_finish(t->easy, &t->http, code, &job->result);
     transfer_put(w, t);
     job_finished(w, job);
+    scout_done(w, scout_slot);
 }
 
 /* Collects every finished transfer. */
@@ -359,12 +410,23 @@ static void on_inbox(delivery_worker *w)
     }
 }
 
+/* How long the loop may sleep: not past the next first-contact hold deadline (at least 1 ms), nor 1 s. */
+static int wait_ms(const delivery_worker *w)
+{
+    if (w->timeout_now)
+        return 0;
+    if (first_contact_holding(w->contacts) == 0)
+        return 1000;
+    int64_t left_us = first_contact_next_deadline(w->contacts) - time_monotonic_us();
+    return left_us <= 1000 ? 1 : left_us >= 1000000 ? 1000 : (int)((left_us + 999) / 1000);
+}
+
 static void *worker_main(void *arg)
 {
     delivery_worker *w = arg;
     loop_event evs[256];
     while (!atomic_load(&w->stop)) {
-        int n = event_loop_wait(w->loop, evs, 256, w->timeout_now ? 0 : 1000);
+        int n = event_loop_wait(w->loop, evs, 256, wait_ms(w));
         for (int i = 0; i < n; i++) {
             switch (evs[i].tag) {
             case LOOP_TAG_CURL_SOCKET:
@@ -380,6 +442,8 @@ static void *worker_main(void *arg)
                 break;
             }
         }
+        if (first_contact_holding(w->contacts) > 0) /* a session came in, or a hold ran out */
+            launch_released(w, first_contact_release_due(w->contacts, time_monotonic_us(), &w->sessions));
         run_pending(w);
         if (w->out_head != NULL) {
             job_queue_push(w->done, w->out_head, w->out_tail);
@@ -406,6 +470,7 @@ static void worker_free(delivery_worker *w)
     if (w->multi != NULL)
         curl_multi_cleanup(w->multi);
     tls_sessions_free(w->tls_sessions); /* after every easy handle attached to it */
+    first_contact_free(w->contacts);    /* after the multi handle: no connection logs to w->sessions any more */
     if (w->timer_fd >= 0)
         close(w->timer_fd);
     if (w->inbox_fd >= 0) {
@@ -440,8 +505,9 @@ delivery_worker *delivery_worker_start(unsigned index, const delivery_http_confi
     w->timer_fd = loop_timerfd_new();
     w->signing_keys = signature_cache_new(); /* used only by the worker's thread once it runs */
     w->tls_sessions = tls_sessions_new();    /* likewise */
+    w->contacts = first_contact_new();       /* likewise */
     if (w->inbox_fd < 0 || w->loop == NULL || w->multi == NULL || w->timer_fd < 0 || w->signing_keys == NULL ||
-        w->tls_sessions == NULL ||
+        w->tls_sessions == NULL || w->contacts == NULL ||
         event_loop_add(w->loop, w->timer_fd, EPOLLIN, LOOP_TAG_CURL_TIMER) != 0 ||
         event_loop_add(w->loop, w->inbox_fd, EPOLLIN, LOOP_TAG_DELIVERY_INBOX) != 0) {
         snprintf(errbuf, errlen, "cannot set up delivery worker %u: %s", index, strerror(errno));

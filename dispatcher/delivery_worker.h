@@ -8,8 +8,10 @@
  * attempts (docs/DESIGN.md "Delivery threads").
  *
  * The worker takes jobs from its inbox (delivery_worker_submit), starts each as a transfer (signing it with the
- * attempt's timestamp: delivery_http_begin), drives the transfers with curl_multi_socket_action from its epoll
- * loop (pattern: curl's docs/examples/ephiperfifo.c), and when a transfer ends fills the job's result and pushes
+ * attempt's timestamp: delivery_http_begin; a burst to a receiver the thread has not met yet sends one first and
+ * holds the rest until that connection brought a TLS session, at most FIRST_CONTACT_HOLD_MS: first_contact.h),
+ * drives the transfers with curl_multi_socket_action from its epoll loop (pattern: curl's
+ * docs/examples/ephiperfifo.c), and when a transfer ends fills the job's result and pushes
  * it on the done queue it was given: one push per loop pass with every job that ended in it. A job that cannot
  * even start (invalid secret, out of memory) comes back at once as a failed attempt (network_error, "delivery
  * could not be started: ...").

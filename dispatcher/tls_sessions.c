@@ -1,6 +1,8 @@
 /* tls_sessions — see tls_sessions.h. */
 #include "tls_sessions.h"
 
+#include "delivery_http.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +40,7 @@ tls_sessions *tls_sessions_new(void)
 
 unsigned tls_sessions_shard(const char *url)
 {
-    const char *p = strstr(url, "://");
-    p = p != NULL ? p + 3 : url;
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *p != '\0' && *p != '/' && *p != '?' && *p != '#'; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        h = (h ^ c) * 16777619u;
-    }
-    return h % TLS_SESSION_SHARDS;
+    return (unsigned)(delivery_http_authority_key(url) % TLS_SESSION_SHARDS);
 }
 
 int tls_sessions_attach(tls_sessions *cache, CURL *easy, unsigned shard, int *current)

@@ -38,8 +38,7 @@ tls_sessions *tls_sessions_new(void);
 /* Frees the cache (NULL is ignored); see Ownership. */
 void tls_sessions_free(tls_sessions *cache);
 
-/* The shard for url: a hash of its authority (the text between "://" and the path, ASCII letters folded to lower
- * case). Never fails; a URL without "://" hashes as a whole. */
+/* The shard for url: its authority key (delivery_http_authority_key: the host and port) modulo the shards. */
 unsigned tls_sessions_shard(const char *url);
 
 /* Attaches easy (not in a transfer) to shard's share unless *current already says it is; *current is the caller's

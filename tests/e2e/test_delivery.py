@@ -200,6 +200,35 @@ def test_new_connections_resume_the_tls_session(stack):
     assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="false"}') == len(connections) - len(resumed), m
 
 
+def test_a_burst_to_a_new_receiver_resumes_the_first_connections_session(stack):
+    """A delivery thread meeting a receiver for the first time with a burst sends one delivery first and holds the
+    rest until that connection has brought a TLS session (dispatcher/first_contact.c): one full handshake, the
+    other connections resume it. Before, every connection of the burst was a full handshake (no session existed
+    yet). The receiver answers after 0.3 s, so the burst needs a connection per delivery."""
+    rcv = stack.receiver()
+    rcv.configure("/first", delay=0.3)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/first"), "project.created")
+    d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
+    stack.api.post_events([project_event(org, n) for n in range(16)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 16, 30), d.proc.tail()
+    first_request_of = {}
+    for r in rcv.requests():
+        first_request_of.setdefault(r.client_port, r)
+    connections = sorted(first_request_of.values(), key=lambda c: c.at)
+    assert len(connections) >= 6, f"the burst used {len(connections)} connections: it did not overlap"
+    full = [c for c in connections if c.tls_resumed is not True]
+    assert len(full) == 1, [(c.client_port, c.tls_resumed, round(c.at - connections[0].at, 3)) for c in connections]
+    assert full[0] is connections[0]  # the scout's
+    # the held deliveries waited for the scout's session, not for its answer (0.3 s) nor the hold's end (0.25 s)
+    assert connections[1].at - connections[0].at < 0.2, [round(c.at - connections[0].at, 3) for c in connections]
+    wait_until(lambda: len(d.attempts()) >= 16, 10, what="sixteen attempts logged")
+    assert {a["outcome"] for a in d.attempts()} == {"success"}
+    m = d.metrics()
+    assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="false"}') == 1, m
+    assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="true"}') == len(connections) - 1, m
+
+
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
     rcv = stack.receiver()
     org = stack.new_org()

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -67,7 +68,7 @@ static SSL_CTX *client_ctx(int prepared)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     if (prepared)
-        delivery_http_prepare_ssl_ctx(ctx);
+        delivery_http_prepare_ssl_ctx(ctx, NULL, 0);
     return ctx;
 }
 
@@ -199,6 +200,40 @@ static void test_the_cache_mode_is_restored_after_the_handshake(void **state)
     forget_sessions();
 }
 
+/* With a session log, every session the context's own new-session callback keeps is recorded under the
+ * receiver's key, and the callback still runs (libcurl keeps its sessions as before). */
+static void test_kept_sessions_are_logged_under_the_receivers_key(void **state)
+{
+    (void)state;
+    SSL_CTX *server = server_ctx(TLS1_3_VERSION);
+    delivery_http_session_log log;
+    memset(&log, 0, sizeof log);
+    connection c;
+    c.client_ctx = client_ctx(0);
+    delivery_http_prepare_ssl_ctx(c.client_ctx, &log, 0xfeedu);
+    delivery_http_prepare_ssl_ctx(c.client_ctx, &log, 0xfeedu); /* twice: wrapped once */
+    c.client = SSL_new(c.client_ctx);
+    c.server = SSL_new(server);
+    BIO *client_bio = NULL, *server_bio = NULL;
+    assert_int_equal(BIO_new_bio_pair(&client_bio, 0, &server_bio, 0), 1);
+    SSL_set_bio(c.client, client_bio, client_bio);
+    SSL_set_bio(c.server, server_bio, server_bio);
+    SSL_set_connect_state(c.client);
+    SSL_set_accept_state(c.server);
+    for (int round = 0; round < 20; round++) {
+        SSL_do_handshake(c.client);
+        SSL_do_handshake(c.server);
+    }
+    assert_int_equal(log.stored, 0); /* no ticket read yet */
+    read_tickets(&c);
+    assert_true(sessions_stored >= 1);
+    assert_int_equal(log.stored, (unsigned long)sessions_stored); /* one entry per session the callback kept */
+    assert_int_equal(log.keys[0], 0xfeedu);
+    close_connection(&c);
+    SSL_CTX_free(server);
+    forget_sessions();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_without_the_callback_openssl_retires_the_session_after_one_use),
         cmocka_unit_test(test_tls12_sessions_are_still_stored_and_resumed),
         cmocka_unit_test(test_the_cache_mode_is_restored_after_the_handshake),
+        cmocka_unit_test(test_kept_sessions_are_logged_under_the_receivers_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
