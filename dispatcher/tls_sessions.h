@@ -8,8 +8,9 @@
  * every reconnect after a receiver closed idle connections) paid a full handshake: in the fan-out benchmark 1,071
  * of 1,085 connections were full handshakes, each costing the receiver a certificate signature (~0.3 ms of RSA-2048
  * on the benchmark machine) and the dispatcher a chain verification. With a cache shared by the thread's handles
- * 54-84 % of them resumed (the first burst of a run starts before any session exists; with libcurl 7.88 some of
- * the connections that offer one session at once still end in a full handshake, docs/BENCHMARKS.md 2026-12-06).
+ * 54-84 % of them resumed; with a session kept resumable after its first use (delivery_http_prepare_ssl_ctx) and
+ * a receiver's first connection going alone (first_contact.h), all but one per thread (docs/BENCHMARKS.md,
+ * 2026-12-06).
  *
  * How: libcurl's share interface (CURLSH, CURL_LOCK_DATA_SSL_SESSION). A share holds only 8 sessions in libcurl
  * 7.88 (least recently used dropped first) and that size cannot be set, so the cache is TLS_SESSION_SHARDS shares
