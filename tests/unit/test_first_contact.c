@@ -92,17 +92,24 @@ static void test_a_hold_runs_out(void **state)
     first_contact_free(fc);
 }
 
+/* Two new receivers a and b, each with its scout out (jobs 0 and 2) and one job held (1 and 3). */
+static void scout_two(first_contact *fc, uint64_t a, uint64_t b)
+{
+    int slot = -1, unused = -1;
+    assert_int_equal(first_contact_admit(fc, a, &jobs[0], 0, &slot), FIRST_CONTACT_SCOUT);
+    assert_int_equal(first_contact_admit(fc, a, &jobs[1], 0, &unused), FIRST_CONTACT_HELD);
+    assert_int_equal(first_contact_admit(fc, b, &jobs[2], 0, &slot), FIRST_CONTACT_SCOUT);
+    assert_int_equal(first_contact_admit(fc, b, &jobs[3], 0, &unused), FIRST_CONTACT_HELD);
+    assert_int_equal(first_contact_holding(fc), 2);
+}
+
 static void test_a_session_kept_for_the_receiver_releases_its_jobs_only(void **state)
 {
     (void)state;
     first_contact *fc = first_contact_new();
-    int a = -1, b = -1, unused = -1;
     delivery_http_session_log log;
     memset(&log, 0, sizeof log);
-    assert_int_equal(first_contact_admit(fc, 11, &jobs[0], 0, &a), FIRST_CONTACT_SCOUT);
-    assert_int_equal(first_contact_admit(fc, 11, &jobs[1], 0, &unused), FIRST_CONTACT_HELD);
-    assert_int_equal(first_contact_admit(fc, 12, &jobs[2], 0, &b), FIRST_CONTACT_SCOUT);
-    assert_int_equal(first_contact_admit(fc, 12, &jobs[3], 0, &unused), FIRST_CONTACT_HELD);
+    scout_two(fc, 11, 12);
     assert_null(first_contact_release_due(fc, 10, &log)); /* nothing kept yet */
     log.keys[log.stored++ % DELIVERY_HTTP_SESSION_LOG] = 99; /* another receiver's session */
     log.keys[log.stored++ % DELIVERY_HTTP_SESSION_LOG] = 12;
@@ -119,13 +126,9 @@ static void test_a_wrapped_log_releases_every_hold(void **state)
 {
     (void)state;
     first_contact *fc = first_contact_new();
-    int a = -1, b = -1, unused = -1;
     delivery_http_session_log log;
     memset(&log, 0, sizeof log);
-    assert_int_equal(first_contact_admit(fc, 21, &jobs[0], 0, &a), FIRST_CONTACT_SCOUT);
-    assert_int_equal(first_contact_admit(fc, 21, &jobs[1], 0, &unused), FIRST_CONTACT_HELD);
-    assert_int_equal(first_contact_admit(fc, 22, &jobs[2], 0, &b), FIRST_CONTACT_SCOUT);
-    assert_int_equal(first_contact_admit(fc, 22, &jobs[3], 0, &unused), FIRST_CONTACT_HELD);
+    scout_two(fc, 21, 22);
     for (int i = 0; i < DELIVERY_HTTP_SESSION_LOG + 1; i++) /* more sessions than the log remembers */
         log.keys[log.stored++ % DELIVERY_HTTP_SESSION_LOG] = 1000 + (uint64_t)i;
     int got[8];
