@@ -302,8 +302,8 @@ class Stack:
         self._org += 1
         return self._org
 
-    def receiver(self) -> Receiver:
-        r = Receiver(self.ca).start()
+    def receiver(self, tickets: bool = True) -> Receiver:
+        r = Receiver(self.ca, tickets=tickets).start()
         self._receivers.append(r)
         return r
 

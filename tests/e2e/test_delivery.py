@@ -229,6 +229,28 @@ def test_a_burst_to_a_new_receiver_resumes_the_first_connections_session(stack):
     assert m.get('hookd_dispatcher_tls_handshakes_total{resumed="true"}') == len(connections) - 1, m
 
 
+def test_a_receiver_without_session_resumption_holds_a_first_burst_250_ms_at_most(stack):
+    """The first-contact hold ends after FIRST_CONTACT_HOLD_MS (250 ms) when no session ever comes (the receiver
+    issues no tickets), not when the first delivery's answer comes (0.5 s here): a receiver that cannot resume
+    costs its first burst that wait once, and nothing is stuck."""
+    rcv = stack.receiver(tickets=False)
+    rcv.configure("/noresume", delay=0.5)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/noresume"), "project.created")
+    d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
+    stack.api.post_events([project_event(org, n) for n in range(6)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 6, 30), d.proc.tail()
+    first_request_of = {}
+    for r in rcv.requests():
+        first_request_of.setdefault(r.client_port, r)
+    connections = sorted(first_request_of.values(), key=lambda c: c.at)
+    assert len(connections) == 6 and not any(c.tls_resumed for c in connections)
+    waited = [round(c.at - connections[0].at, 3) for c in connections[1:]]
+    assert all(0.15 < w < 0.45 for w in waited), waited
+    wait_until(lambda: len(d.attempts()) >= 6, 10, what="six attempts logged")
+    assert {a["outcome"] for a in d.attempts()} == {"success"}
+
+
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
     rcv = stack.receiver()
     org = stack.new_org()

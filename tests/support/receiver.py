@@ -117,7 +117,7 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """An HTTPS receiver on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, ca: TestCA, port: int = 0):
+    def __init__(self, ca: TestCA, port: int = 0, tickets: bool = True):
         self._lock = threading.Condition()
         self._requests: List[Request] = []
         self._config: Dict[str, Tuple[int, float]] = {}
@@ -127,6 +127,9 @@ class Receiver:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(ca.server_cert, ca.server_key)
         ctx.set_alpn_protocols(["http/1.1"])
+        if not tickets:  # no TLS session resumption at all: no TLS 1.3 tickets, no TLS 1.2 tickets
+            ctx.num_tickets = 0
+            ctx.options |= ssl.OP_NO_TICKET
         # handshake lazily in the request's own thread, not in the accept loop
         self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.port = self._httpd.server_address[1]
