@@ -255,14 +255,14 @@ static void job_not_started(delivery_worker *w, delivery_job *job, const char *w
     job_finished(w, job);
 }
 
-static void launch(delivery_worker *w, delivery_job *job, int scout_slot);
+static void launch(delivery_worker *w, delivery_job *job, uint64_t authority_key, int scout_slot);
 
 /* Launches the jobs first_contact released (a chain linked by next; their receiver is known now). */
 static void launch_released(delivery_worker *w, delivery_job *job)
 {
     while (job != NULL) {
         delivery_job *next = job->next;
-        launch(w, job, -1);
+        launch(w, job, delivery_http_authority_key(job->req.url), -1);
         job = next;
     }
 }
@@ -274,8 +274,9 @@ static void scout_done(delivery_worker *w, int scout_slot)
         launch_released(w, first_contact_scout_done(w->contacts, scout_slot));
 }
 
-/* Adds job's transfer to libcurl; scout_slot >= 0 when it is a receiver's scout (first_contact.h). */
-static void launch(delivery_worker *w, delivery_job *job, int scout_slot)
+/* Adds job's transfer to libcurl; authority_key is its URL's (delivery_http_authority_key), scout_slot >= 0 when
+ * it is a receiver's scout (first_contact.h). */
+static void launch(delivery_worker *w, delivery_job *job, uint64_t authority_key, int scout_slot)
 {
     transfer *t = transfer_get(w);
     if (t == NULL) {
@@ -287,7 +288,7 @@ static void launch(delivery_worker *w, delivery_job *job, int scout_slot)
     delivery_http_request hreq = {req->url, req->secret, req->previous_secret, req->event_id, req->body,
                                   req->body_len, job->http1_only};
     char err[128];
-    tls_sessions_attach(w->tls_sessions, t->easy, tls_sessions_shard(req->url), &t->tls_shard); /* -1: own cache */
+    tls_sessions_attach(w->tls_sessions, t->easy, tls_sessions_shard(authority_key), &t->tls_shard); /* -1: own */
     if (delivery_http_begin(t->easy, &t->http, &hreq, err, sizeof err) != 0) {
         transfer_put(w, t);
         job_not_started(w, job, err);
@@ -314,16 +315,16 @@ static void launch(delivery_worker *w, delivery_job *job, int scout_slot)
 static void start_job(delivery_worker *w, delivery_job *job)
 {
     int slot = -1;
-    switch (first_contact_admit(w->contacts, delivery_http_authority_key(job->req.url), job, time_monotonic_us(),
-                                &slot)) {
+    uint64_t key = delivery_http_authority_key(job->req.url);
+    switch (first_contact_admit(w->contacts, key, job, time_monotonic_us(), &slot)) {
     case FIRST_CONTACT_HELD:
         return;
     case FIRST_CONTACT_SCOUT:
-        launch(w, job, slot);
+        launch(w, job, key, slot);
         return;
     case FIRST_CONTACT_GO:
     default:
-        launch(w, job, -1);
+        launch(w, job, key, -1);
         return;
     }
 }

@@ -1,11 +1,7 @@
 /* tls_sessions — see tls_sessions.h. */
 #include "tls_sessions.h"
 
-#include "delivery_http.h"
-
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The shards; a NULL entry never exists once tls_sessions_new returned. */
 struct tls_sessions {
@@ -38,9 +34,9 @@ tls_sessions *tls_sessions_new(void)
     return cache;
 }
 
-unsigned tls_sessions_shard(const char *url)
+unsigned tls_sessions_shard(uint64_t authority_key)
 {
-    return (unsigned)(delivery_http_authority_key(url) % TLS_SESSION_SHARDS);
+    return (unsigned)(authority_key % TLS_SESSION_SHARDS);
 }
 
 int tls_sessions_attach(tls_sessions *cache, CURL *easy, unsigned shard, int *current)

@@ -28,6 +28,7 @@
 #define HOOKD_TLS_SESSIONS_H
 
 #include <curl/curl.h>
+#include <stdint.h>
 
 #define TLS_SESSION_SHARDS 16
 
@@ -39,8 +40,9 @@ tls_sessions *tls_sessions_new(void);
 /* Frees the cache (NULL is ignored); see Ownership. */
 void tls_sessions_free(tls_sessions *cache);
 
-/* The shard for url: its authority key (delivery_http_authority_key: the host and port) modulo the shards. */
-unsigned tls_sessions_shard(const char *url);
+/* The shard for a receiver: its authority key (delivery_http_authority_key of its URL: the host and port)
+ * modulo the shards. */
+unsigned tls_sessions_shard(uint64_t authority_key);
 
 /* Attaches easy (not in a transfer) to shard's share unless *current already says it is; *current is the caller's
  * record of the handle's shard (start it at -1). Returns 0, or -1 when libcurl refused (the handle then keeps its
