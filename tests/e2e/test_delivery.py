@@ -181,10 +181,7 @@ def test_new_connections_resume_the_tls_session(stack):
     time.sleep(0.5)  # the answer (and the session ticket sent with it) has been read
     stack.api.post_events([project_event(org, n) for n in range(1, 9)])
     assert rcv.wait_for(lambda reqs: len(reqs) >= 9, 30), d.proc.tail()
-    first_request_of = {}
-    for r in rcv.requests():
-        first_request_of.setdefault(r.client_port, r)
-    connections = list(first_request_of.values())
+    connections = rcv.connections()
     assert connections[0].tls_resumed is False  # nothing to resume yet
     assert len(connections) >= 6, f"the burst used {len(connections) - 1} new connections: it did not overlap"
     later = connections[1:]
@@ -212,10 +209,7 @@ def test_a_burst_to_a_new_receiver_resumes_the_first_connections_session(stack):
     d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
     stack.api.post_events([project_event(org, n) for n in range(16)])
     assert rcv.wait_for(lambda reqs: len(reqs) >= 16, 30), d.proc.tail()
-    first_request_of = {}
-    for r in rcv.requests():
-        first_request_of.setdefault(r.client_port, r)
-    connections = sorted(first_request_of.values(), key=lambda c: c.at)
+    connections = rcv.connections()
     assert len(connections) >= 6, f"the burst used {len(connections)} connections: it did not overlap"
     full = [c for c in connections if c.tls_resumed is not True]
     assert len(full) == 1, [(c.client_port, c.tls_resumed, round(c.at - connections[0].at, 3)) for c in connections]
@@ -240,10 +234,7 @@ def test_a_receiver_without_session_resumption_holds_a_first_burst_250_ms_at_mos
     d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
     stack.api.post_events([project_event(org, n) for n in range(6)])
     assert rcv.wait_for(lambda reqs: len(reqs) >= 6, 30), d.proc.tail()
-    first_request_of = {}
-    for r in rcv.requests():
-        first_request_of.setdefault(r.client_port, r)
-    connections = sorted(first_request_of.values(), key=lambda c: c.at)
+    connections = rcv.connections()
     assert len(connections) == 6 and not any(c.tls_resumed for c in connections)
     waited = [round(c.at - connections[0].at, 3) for c in connections[1:]]
     assert all(0.15 < w < 0.45 for w in waited), waited

@@ -5,6 +5,7 @@
         r.url("/a")                         # https://127.0.0.1:P/a
         r.configure("/slow", status=200, delay=5.0)
         r.requests()                        # [Request(method, path, headers, body, at), ...]
+        r.connections()                     # the first request of each connection
         r.wait_for(lambda reqs: len(reqs) >= 3, timeout=10)
 
 Every request is recorded (method, path, headers with lower-cased names, raw body bytes, monotonic arrival
@@ -169,6 +170,13 @@ class Receiver:
     def requests(self, path: Optional[str] = None) -> List[Request]:
         with self._lock:
             return [r for r in self._requests if path is None or r.path == path]
+
+    def connections(self) -> List[Request]:
+        """The first request of each connection (told apart by client port), by arrival time."""
+        first: Dict[int, Request] = {}
+        for r in self.requests():
+            first.setdefault(r.client_port, r)
+        return sorted(first.values(), key=lambda r: r.at)
 
     def clear(self) -> None:
         with self._lock:
