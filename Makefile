@@ -119,8 +119,12 @@ clean:
 bench: all
 	HOOKD_BIN=$(BIN) $(PYTHON) tests/bench/bench.py
 
+# bench-smoke also runs tests/bench/dispatch_probe.py small (two settings, socket queues and, where strace is
+# installed, system calls) so that the probe the BENCHMARKS log quotes keeps working.
 bench-smoke: all
 	HOOKD_BIN=$(BIN) $(PYTHON) tests/bench/bench.py --smoke
+	HOOKD_BIN=$(BIN) $(PYTHON) tests/bench/dispatch_probe.py --smoke --runs 2 --config "" --config "MAX_IN_FLIGHT=2000" \
+		--sockets $(if $(shell command -v strace),--syscalls)
 
 # --- fuzzing and memory checks (tests/fuzz/README.md) ------------------------------------------------------------
 # make fuzz                 build every libFuzzer harness (clang) into build-fuzz/ and run each FUZZ_SECONDS

@@ -15,6 +15,7 @@ configurations given, so that every configuration meets the same stack in the sa
 --sockets   samples `ss` every 50 ms during each run: how many connections hold an unread request on nginx's side
             and an unread response on the dispatcher's (who waits for whom). Each sample is a process: compare
             runs made with the same flags.
+--smoke     5,000 deliveries per run: `make bench-smoke` (CI) runs it so that it cannot rot.
 --syscalls  one more run, with the first configuration, with `strace -c -f` attached to the dispatcher for 1.5 s:
             its system call counts (strace slows the dispatcher a lot: compare counts per delivery, not times).
 
@@ -179,13 +180,14 @@ def main() -> int:
     ap.add_argument("--config", action="append", default=[])
     ap.add_argument("--sockets", action="store_true")
     ap.add_argument("--syscalls", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="5,000 deliveries per run instead of 100,000 (make bench-smoke)")
     args = ap.parse_args()
     if args.syscalls and not subprocess.run(["which", "strace"], capture_output=True).stdout:
         ap.error("--syscalls needs strace")
     configs = [parse_config(c) for c in (args.config or [""])]
     hooks, key = (10, "f") if args.fanout else (1, "d")
     orgs = list(range(2001, 2005)) if args.fanout else list(range(1001, 1009))
-    n_events = 100000 // hooks
+    n_events = (5000 if args.smoke else 100000) // hooks
     bench.build_tool()
     st = bench.Stack(Path(tempfile.mkdtemp(prefix="hookd-probe-", dir=os.environ.get("TMPDIR", "/tmp"))))
     try:
