@@ -174,13 +174,14 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--fanout", action="store_true")
-    ap.add_argument("--runs", type=int, default=4)
-    ap.add_argument("--config", action="append", default=[])
-    ap.add_argument("--sockets", action="store_true")
-    ap.add_argument("--syscalls", action="store_true")
-    ap.add_argument("--smoke", action="store_true", help="5,000 deliveries per run instead of 100,000 (make bench-smoke)")
+    ap = argparse.ArgumentParser(usage="%(prog)s [options]", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fanout", action="store_true", help="the fan-out workload")
+    ap.add_argument("--runs", type=int, default=4, help="dispatcher runs (default 4)")
+    ap.add_argument("--config", action="append", default=[], help="dispatcher settings of one configuration")
+    ap.add_argument("--sockets", action="store_true", help="sample who holds unread data")
+    ap.add_argument("--syscalls", action="store_true", help="one more run under strace -c")
+    ap.add_argument("--smoke", action="store_true", help="5,000 deliveries per run")
     args = ap.parse_args()
     if args.syscalls and not subprocess.run(["which", "strace"], capture_output=True).stdout:
         ap.error("--syscalls needs strace")
