@@ -105,7 +105,7 @@ def parse_config(text):
 def one_run(st, args, run, binary, env, key, expected, others, trace=False):
     """One dispatcher run over the pre-loaded events, printed. With trace, only strace's counts are printed: a
     traced dispatcher is too slow for its other figures to mean anything."""
-    bench.BIN = binary
+    bench.BIN = binary  # Stack.start_dispatcher runs bench.BIN / "dispatcher"
     off = bench.file_size(st.deliveries_log)
     d = st.start_dispatcher(f"{key}.", f"dispatcher-{key}{run}", **env)
     counter = bench.DeliveryCounter(st.deliveries_log, off, f"/{key}/")
@@ -136,7 +136,8 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
             traced = counter.poll() - traced_from
             tracer.send_signal(signal.SIGINT)
             tracer.wait()
-    last = (time.monotonic(), thread_stats(d.pid), bench.machine_ticks(), {k: cpu_seconds(v) for k, v in others.items()})
+    last = (time.monotonic(), thread_stats(d.pid), bench.machine_ticks(),
+            {k: cpu_seconds(v) for k, v in others.items()})
     holds = bench.metric_value(d, "hookd_dispatcher_backlog_holds_total")
     parked = bench.metric_value(d, "hookd_dispatcher_deliveries_parked_total")
     kicks = bench.metric_value(d, "hookd_dispatcher_fetch_kicks_total")
@@ -165,12 +166,21 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
         print(f"    {name:16s} {100 * (last[3][name] - first[3][name]) / elapsed:5.1f} % of a core")
     conns = {g[2] for g in got}
     print(f"    connections {len(conns)}, {len({g[2] for g in got if g[3]})} resumed a TLS session; "
-          f"backlog holds {holds:.0f}, parked {parked:.0f}, fetch kicks {kicks:.0f}")
+          f"backlog holds {count(holds)}, parked {count(parked)}, fetch kicks {count(kicks)}")
     if queues:
-        print(f"    unread requests on nginx's side (of {len(conns)} connections): "
-              f"{min(q[0] for q in queues)}–{max(q[0] for q in queues)}, median {sorted(q[0] for q in queues)[len(queues) // 2]}; "
-              f"unread responses on the dispatcher's: {min(q[1] for q in queues)}–{max(q[1] for q in queues)}, "
-              f"median {sorted(q[1] for q in queues)[len(queues) // 2]} ({len(queues)} samples)")
+        print(f"    unread requests on nginx's side (of {len(conns)} connections): {spread([q[0] for q in queues])}; "
+              f"unread responses on the dispatcher's: {spread([q[1] for q in queues])} ({len(queues)} samples)")
+
+
+def spread(values):
+    """"low–high, median m" of a non-empty list of numbers."""
+    ordered = sorted(values)
+    return f"{ordered[0]}–{ordered[-1]}, median {ordered[len(ordered) // 2]}"
+
+
+def count(value):
+    """A counter read from /metrics, or "?" when it could not be read."""
+    return "?" if value is None else f"{value:.0f}"
 
 
 def main() -> int:
