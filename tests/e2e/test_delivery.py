@@ -199,8 +199,8 @@ def test_new_connections_resume_the_tls_session(stack):
 
 def first_burst(stack, path, delay, count, **receiver_options):
     """A dispatcher with one delivery thread meets a new receiver (answering after delay seconds) with a burst of
-    count events to one webhook. Returns the receiver, the dispatcher and the receiver's connections once all
-    count deliveries arrived."""
+    count events to one webhook. Returns the dispatcher and the receiver's connections once all count deliveries
+    arrived."""
     rcv = stack.receiver(**receiver_options)
     rcv.configure(path, delay=delay)
     org = stack.new_org()
@@ -208,7 +208,7 @@ def first_burst(stack, path, delay, count, **receiver_options):
     d = stack.dispatcher(DELIVERY_THREADS="1").wait_ready()
     stack.api.post_events([project_event(org, n) for n in range(count)])
     assert rcv.wait_for(lambda reqs: len(reqs) >= count, 30), d.proc.tail()
-    return rcv, d, rcv.connections()
+    return d, rcv.connections()
 
 
 def test_a_burst_to_a_new_receiver_resumes_the_first_connections_session(stack):
@@ -216,7 +216,7 @@ def test_a_burst_to_a_new_receiver_resumes_the_first_connections_session(stack):
     rest until that connection has brought a TLS session (dispatcher/first_contact.c): one full handshake, the
     other connections resume it. Before, every connection of the burst was a full handshake (no session existed
     yet). The receiver answers after 0.3 s, so the burst needs a connection per delivery."""
-    _, d, connections = first_burst(stack, "/first", 0.3, 16)
+    d, connections = first_burst(stack, "/first", 0.3, 16)
     assert len(connections) >= 6, f"the burst used {len(connections)} connections: it did not overlap"
     full = [c for c in connections if c.tls_resumed is not True]
     assert len(full) == 1, [(c.client_port, c.tls_resumed, round(c.at - connections[0].at, 3)) for c in connections]
@@ -234,7 +234,7 @@ def test_a_receiver_without_session_resumption_holds_a_first_burst_250_ms_at_mos
     """The first-contact hold ends after FIRST_CONTACT_HOLD_MS (250 ms) when no session ever comes (the receiver
     issues no tickets), not when the first delivery's answer comes (0.5 s here): a receiver that cannot resume
     costs its first burst that wait once, and nothing is stuck."""
-    _, d, connections = first_burst(stack, "/noresume", 0.5, 6, tickets=False)
+    d, connections = first_burst(stack, "/noresume", 0.5, 6, tickets=False)
     assert len(connections) == 6 and not any(c.tls_resumed for c in connections)
     waited = [round(c.at - connections[0].at, 3) for c in connections[1:]]
     assert all(0.15 < w < 0.45 for w in waited), waited
