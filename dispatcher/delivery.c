@@ -157,13 +157,8 @@ int delivery_start(delivery_engine *eng, const delivery_request *req)
     job->req = *req;
     job->http1_only = http1_fallback_active(eng->http1, req->webhook_id, time_monotonic_us() / 1000);
     job->worker = least_busy(eng);
-    job->next = NULL;
     worker_slot *ws = &eng->workers[job->worker];
-    if (ws->pending_tail != NULL)
-        ws->pending_tail->next = job;
-    else
-        ws->pending_head = job;
-    ws->pending_tail = job;
+    job_chain_append(&ws->pending_head, &ws->pending_tail, job);
     ws->active++;
     eng->active_count++;
     return 0;

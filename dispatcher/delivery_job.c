@@ -6,6 +6,16 @@
 #include <stdint.h>
 #include <unistd.h>
 
+void job_chain_append(delivery_job **head, delivery_job **tail, delivery_job *job)
+{
+    job->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
 int job_queue_init(job_queue *q, int wake_fd)
 {
     q->head = q->tail = NULL;

@@ -39,6 +39,10 @@ typedef struct job_queue {
     int wake_fd;                  /* eventfd written when the queue turns non-empty; borrowed */
 } job_queue;
 
+/* Appends job to the chain *head..*tail (linked by next; both NULL when empty). Single-threaded: the chain belongs
+ * to the caller (a worker's finished jobs, a pass's pending jobs, a receiver's held jobs). */
+void job_chain_append(delivery_job **head, delivery_job **tail, delivery_job *job);
+
 /* Initialises an empty queue that wakes wake_fd. Returns 0 or -1. */
 int job_queue_init(job_queue *q, int wake_fd);
 void job_queue_destroy(job_queue *q);

@@ -232,12 +232,7 @@ static void transfer_put(delivery_worker *w, transfer *t)
 /* Queues a finished job for this pass's push to the done queue. */
 static void job_finished(delivery_worker *w, delivery_job *job)
 {
-    job->next = NULL;
-    if (w->out_tail != NULL)
-        w->out_tail->next = job;
-    else
-        w->out_head = job;
-    w->out_tail = job;
+    job_chain_append(&w->out_head, &w->out_tail, job);
 }
 
 /* A job that never went out: a failed attempt with no response. */

@@ -64,12 +64,7 @@ first_contact_verdict first_contact_admit(first_contact *fc, uint64_t key, deliv
     if (found && s->state == SLOT_KNOWN)
         return FIRST_CONTACT_GO;
     if (found) { /* HOLDING: the scout is out */
-        job->next = NULL;
-        if (s->held_tail != NULL)
-            s->held_tail->next = job;
-        else
-            s->held_head = job;
-        s->held_tail = job;
+        job_chain_append(&s->held_head, &s->held_tail, job);
         return FIRST_CONTACT_HELD;
     }
     s->key = key;
