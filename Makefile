@@ -50,6 +50,7 @@ help:
 	@echo "make test-faults    kills, outages and bad receivers; prints the lost-pairs table"
 	@echo "make fuzz       every libFuzzer harness, FUZZ_SECONDS (60) each"
 	@echo "make bench      throughput, latency, memory against same-run baselines (docs/BENCHMARKS.md)"
+	@echo "make bench-smoke    the same, 10 s and small (what CI runs), plus the dispatch probe"
 	@echo "make run        build, start Redis, Kafka and both services locally"
 
 $(BUILD)/%.o: %.c

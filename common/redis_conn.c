@@ -44,7 +44,7 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
     }
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) != 0 || strcmp(scheme, "redis") != 0) {
-        snprintf(errbuf, errlen, "REDIS_URL must look like redis://[:password@]host[:port][/db]");
+        snprintf(errbuf, errlen, "REDIS_URL must look like redis://[[user]:password@]host[:port][/db]");
         goto err;
     }
     if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||

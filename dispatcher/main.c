@@ -44,7 +44,7 @@ static const config_var vars[] = {
     {"TOPIC_PREFIX", "webhooks.", "topic name prefix; topics are <prefix><event_type>"},
     {"CONSUMER_PER_TOPIC", "1",
      "1: a Kafka consumer (group member) per event topic, so a fetch names one topic's partitions; 0: one for all"},
-    {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations"},
+    {"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the webhook registrations (redis://[[user]:password@]host[:port][/db])"},
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
     {"DELIVERY_THREADS", "2", "threads running the HTTP deliveries (1-64; Kafka and dispatch stay on the main thread)"},
