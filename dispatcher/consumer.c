@@ -26,10 +26,6 @@
 /* the same for each member when the event topics have one each (member_conf) */
 #define MEMBER_QUEUE_MAX_KBYTES "2048"
 #define MEMBER_QUEUE_MAX_MESSAGES "2500"
-/* The intake (consumer_drain): messages taken from librdkafka that wait, per partition, for their turn. The event
- * consumer's holds up to this many (or bytes, whichever comes first); the retry-tier consumer's one. */
-#define INTAKE_MAX_MESSAGES 2500
-#define INTAKE_MAX_BYTES (4LL << 20)
 /* How long the state of a lost partition is kept for the case it is assigned back (departed_remember) */
 #define LOST_MEMORY_MS 120000
 /* A message whose delivery that state still has in flight holds its partition this long, then is looked at again */
@@ -51,17 +47,9 @@ struct partition_state {
     int64_t hold_offset;       /* the head message it waits for */
     int64_t hold_until_ms;     /* monotonic: resumed then at the latest */
     int64_t first_taken;       /* first offset tracked, -1 none yet */
-    struct intake_node *intake_head, *intake_tail; /* its messages in the intake, oldest first (consumer_drain) */
-    int intake_count;
     partition_state *previous; /* owned reference or NULL: this partition's state when this consumer lost it last
                                 * (within LOST_MEMORY_MS); what that state finished is not delivered again */
 };
-
-/* One message in the intake (consumer_drain). The nodes come from the consumer's pool. */
-typedef struct intake_node {
-    struct intake_node *next;
-    rd_kafka_message_t *msg;   /* owned */
-} intake_node;
 
 /* A partition this consumer lost (coordinator gone, session expired: nothing could be committed), remembered for
  * LOST_MEMORY_MS in case it is assigned back. */
@@ -111,14 +99,6 @@ struct consumer {
     int unknown_topic_logged[CONSUMER_SLOTS];
     long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
     long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
-    /* the intake (consumer_drain): messages taken from librdkafka, waiting per partition for their turn */
-    partition_state **turns;    /* owned array: the partitions with messages in the intake (one reference each) */
-    int turn_count, turn_cap, turn_next;
-    intake_node *node_pool;     /* owned: intake_max nodes */
-    intake_node *free_nodes;    /* the pool's unused nodes */
-    int intake_max;             /* INTAKE_MAX_MESSAGES, or 1 for the retry-tier consumer */
-    int intake_count;
-    long long intake_bytes;
     departed_partition *departed;  /* owned array: partitions lost lately */
     int departed_count, departed_cap;
 };
@@ -163,88 +143,6 @@ static partition_state *table_find(consumer *c, int type, int partition)
     if (type < 0 || partition < 0 || partition >= c->rows[type].cap)
         return NULL;
     return c->rows[type].parts[partition];
-}
-
-/* ---- the intake ------------------------------------------------------------------------------------------ */
-/* librdkafka's queue holds fetched messages in the order the fetch responses came, a record batch at a time, and a
- * producer's batch can be ~1,000 events of one partition (librdkafka's default batch.size is 1 MB). Served in that
- * order, MAX_IN_FLIGHT filled with one or two organizations' events while the others' waited behind them, so
- * only one or two webhooks had deliveries in flight (docs/BENCHMARKS.md, log "2026-12-06 09:33"). So
- * consumer_drain() first takes messages into the intake, a FIFO per partition (at most intake_max messages and
- * INTAKE_MAX_BYTES), and hands them to the dispatcher one partition at a time in turn. For librdkafka the
- * messages are consumed (its position is past them), so a message leaves the intake only by being served, or
- * dropped with its partition: held (seeked back: it comes again) or revoked (its next owner starts at the last
- * commit, which is before it: nothing untracked is ever committed). */
-
-/* Takes ps out of the turns (its intake is empty) and drops the turns' reference to it. */
-static void intake_leave(consumer *c, partition_state *ps)
-{
-    for (int i = 0; i < c->turn_count; i++)
-        if (c->turns[i] == ps) {
-            c->turns[i] = c->turns[--c->turn_count];
-            break;
-        }
-    consumer_partition_unref(ps);
-}
-
-/* Appends msg (taken from librdkafka; the intake owns it now) to ps's FIFO. The caller checked that a node is free. */
-static void intake_push(consumer *c, partition_state *ps, rd_kafka_message_t *msg)
-{
-    intake_node *node = c->free_nodes;
-    c->free_nodes = node->next;
-    node->next = NULL;
-    node->msg = msg;
-    if (ps->intake_tail != NULL) {
-        ps->intake_tail->next = node;
-    } else {
-        ps->intake_head = node;
-        c->turns[c->turn_count++] = consumer_partition_ref(ps); /* turn_cap >= intake_max: never full here */
-    }
-    ps->intake_tail = node;
-    ps->intake_count++;
-    c->intake_count++;
-    c->intake_bytes += (long long)msg->len;
-}
-
-/* Takes the oldest message of the partition whose turn it is (the caller owns it); the intake is not empty. */
-static rd_kafka_message_t *intake_pop(consumer *c)
-{
-    if (c->turn_next >= c->turn_count)
-        c->turn_next = 0;
-    partition_state *ps = c->turns[c->turn_next];
-    intake_node *node = ps->intake_head;
-    rd_kafka_message_t *msg = node->msg;
-    if ((ps->intake_head = node->next) == NULL)
-        ps->intake_tail = NULL;
-    ps->intake_count--;
-    c->intake_count--;
-    c->intake_bytes -= (long long)msg->len;
-    node->next = c->free_nodes;
-    c->free_nodes = node;
-    if (ps->intake_head == NULL)
-        intake_leave(c, ps); /* the last partition takes this turn's place: it goes next */
-    else
-        c->turn_next++;
-    return msg;
-}
-
-/* Destroys ps's messages in the intake (held: they are fetched again; revoked: not ours any more). */
-static void intake_drop(consumer *c, partition_state *ps)
-{
-    if (ps->intake_count == 0)
-        return;
-    while (ps->intake_head != NULL) {
-        intake_node *node = ps->intake_head;
-        ps->intake_head = node->next;
-        c->intake_bytes -= (long long)node->msg->len;
-        c->intake_count--;
-        rd_kafka_message_destroy(node->msg);
-        node->next = c->free_nodes;
-        c->free_nodes = node;
-    }
-    ps->intake_tail = NULL;
-    ps->intake_count = 0;
-    intake_leave(c, ps);
 }
 
 /* ---- lost partitions ----------------------------------------------------------------------------------- */
@@ -383,7 +281,6 @@ static void table_detach(consumer *c, const char *topic, int partition)
         c->assigned_count--;
     else
         c->retry_assigned_count--;
-    intake_drop(c, ps);
     ps->assigned = 0;
     ps->c = NULL;
     ps->member = NULL;
@@ -513,11 +410,6 @@ void consumer_set_paused(consumer *c, unsigned reason, int on)
         }
         rd_kafka_topic_partition_list_destroy(parts);
     }
-    if (c->pause_reasons == 0) { /* what waits in the intake goes on now, even if nothing new is fetched */
-        static const uint64_t one = 1;
-        if (write(c->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-            log_json(LOG_WARN, "eventfd write failed", "{s:s}", "error", strerror(errno));
-    }
     metric_gauge_set(c->dm->paused, c->pause_reasons != 0);
     log_json(LOG_INFO, c->pause_reasons ? "consumption paused" : "consumption resumed", "{s:i}", "reasons",
              (int)c->pause_reasons);
@@ -556,7 +448,6 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     consumer *c = ps->c;
     if (!ps->assigned || c == NULL)
         return;
-    intake_drop(c, ps); /* after offset: fetched again once the partition resumes */
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = offset;
     if (!ps->held)
@@ -889,8 +780,6 @@ static void consumer_discard(consumer *c)
         event_loop_del(c->loop, c->hold_fd);
         close(c->hold_fd);
     }
-    free(c->node_pool);
-    free(c->turns);
     free(c);
 }
 
@@ -922,20 +811,6 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     c->ctx = ctx;
     c->hold_fd = -1;
     c->retry_only = opts->retry_only;
-    /* the tier consumer's records wait for their due time (holds) one at a time: no turns to take there */
-    c->intake_max = opts->retry_only ? 1 : INTAKE_MAX_MESSAGES;
-    c->node_pool = calloc((size_t)c->intake_max, sizeof *c->node_pool);
-    c->turns = calloc((size_t)c->intake_max, sizeof *c->turns);
-    if (c->node_pool == NULL || c->turns == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        consumer_discard(c);
-        return NULL;
-    }
-    c->turn_cap = c->intake_max;
-    for (int i = 0; i < c->intake_max; i++) {
-        c->node_pool[i].next = c->free_nodes;
-        c->free_nodes = &c->node_pool[i];
-    }
     for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
         if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
             snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
@@ -1047,9 +922,13 @@ static void kick_fetcher(consumer_member *m)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-/* Hands one message of the intake to the dispatcher. */
+/* Hands one message (or consumer error) of member m to the dispatcher. */
 static void serve_message(consumer *c, rd_kafka_message_t *msg)
 {
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        message_error(c, msg);
+        return;
+    }
     partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(msg->rkt)), (int)msg->partition);
     offset_state seen;
     if (ps == NULL || ps->held) {
@@ -1067,68 +946,46 @@ static void serve_message(consumer *c, rd_kafka_message_t *msg)
     }
 }
 
-/* Takes one message from the members, polled in turn (so a backlog on one event topic does not keep the others'
- * fresh events waiting), into the intake; a consumer error is served at once, and a message of a partition that
- * is held (seeked back: it comes again) or not ours is dropped. A member found empty is skipped until the eventfd
- * fires again: librdkafka writes it when a queue that was served (polled) gets something, so a member's new
- * messages, rebalance or statistics always fire it, and the seven idle members of a busy dispatcher are not polled
- * on every pass. Returns 0 when every member is empty. */
-static int intake_fill_one(consumer *c)
-{
-    unsigned all = (1u << c->member_count) - 1;
-    while (c->empty_members != all) {
-        int i = c->next_member;
-        consumer_member *m = &c->members[i];
-        c->next_member = (i + 1) % c->member_count;
-        if (c->empty_members & (1u << i))
-            continue;
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 0); /* may serve a rebalance */
-        if (msg == NULL) {
-            kick_fetcher(m);
-            c->empty_members |= 1u << i;
-            continue;
-        }
-        m->dry_msgs++;
-        m->dry_bytes += (long long)msg->len;
-        partition_state *ps = msg->err != RD_KAFKA_RESP_ERR_NO_ERROR
-                                  ? NULL
-                                  : table_find(c, topic_type(c, rd_kafka_topic_name(msg->rkt)), (int)msg->partition);
-        if (ps != NULL && !ps->held) {
-            intake_push(c, ps, msg);
-            return 1;
-        }
-        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            message_error(c, msg);
-        rd_kafka_message_destroy(msg);
-        return 1;
-    }
-    return 0;
-}
-
-/* Fills the intake from the members (the intake section above), then hands its messages to the dispatcher one
- * partition at a time in turn while the room check says yes. */
+/* The members are polled in turn, one message each, so a backlog on one event topic does not keep the others'
+ * fresh events waiting behind a whole batch. A member found empty is skipped until the eventfd fires again:
+ * librdkafka writes it when a queue that was served (polled) gets something, so a member's new messages, rebalance
+ * or statistics always fire it, and the seven idle members of a busy dispatcher are not polled on every pass. */
 int consumer_drain(consumer *c, int max, int64_t budget_us)
 {
     if (loop_fd_drain(c->event_fd))
         c->empty_members = 0;
     int64_t stop_at = time_monotonic_us() + budget_us;
-    for (int n = 0;; n++) {
-        while (c->intake_count < c->intake_max && c->intake_bytes < INTAKE_MAX_BYTES && intake_fill_one(c))
-            ;
-        if (c->intake_count == 0)
-            return 0; /* and every member is empty */
-        if (c->pause_reasons != 0)
-            return 0; /* the intake waits for the resume, which fires the eventfd (consumer_set_paused) */
-        if (n >= max)
-            return 1;
+    unsigned all = (1u << c->member_count) - 1;
+    unsigned empty = c->empty_members;
+    if (empty == all)
+        return 0;
+    int next = c->next_member;
+    for (int n = 0; n < max;) {
         if (c->room != NULL && !c->room(c->ctx))
-            return 1; /* the rest waits in the intake and librdkafka's (bounded) queues until there is room */
+            return 1; /* the rest stays in librdkafka's (bounded) queues until there is room */
         if (n > 0 && time_monotonic_us() >= stop_at)
             return 1; /* the loop's other work gets a turn; the rest is served on the next pass */
-        rd_kafka_message_t *msg = intake_pop(c);
+        consumer_member *m = &c->members[next];
+        unsigned bit = 1u << next;
+        next = (next + 1) % c->member_count;
+        c->next_member = next;
+        if (empty & bit)
+            continue;
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 0);
+        if (msg == NULL) {
+            kick_fetcher(m);
+            c->empty_members = (empty |= bit);
+            if (empty == all)
+                return 0;
+            continue;
+        }
+        n++;
+        m->dry_msgs++;
+        m->dry_bytes += (long long)msg->len;
         serve_message(c, msg);
         rd_kafka_message_destroy(msg);
     }
+    return 1;
 }
 
 int consumer_close(consumer *c)
@@ -1155,8 +1012,6 @@ int consumer_close(consumer *c)
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
             log_json(LOG_WARN, "consumer close", "{s:s}", "error", rd_kafka_err2str(err));
     }
-    while (c->turn_count > 0) /* partitions not revoked by the close (lost): their messages go before the clients */
-        intake_drop(c, c->turns[0]);
     for (int i = 0; i < c->member_count; i++) {
         rd_kafka_queue_destroy(c->members[i].queue);
         rd_kafka_destroy(c->members[i].rk);
@@ -1176,8 +1031,6 @@ int consumer_close(consumer *c)
     for (int i = 0; i < c->departed_count; i++)
         consumer_partition_unref(c->departed[i].ps);
     free(c->departed);
-    free(c->node_pool);
-    free(c->turns);
     event_loop_del(c->loop, c->event_fd);
     close(c->event_fd);
     event_loop_del(c->loop, c->hold_fd);

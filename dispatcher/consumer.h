@@ -19,13 +19,8 @@
  * A lost partition (nothing could be committed) keeps its state for a while: if it comes back to this consumer,
  * messages that state finished are completed without being handed to on_message again.
  *
- * Intake: consumer_drain() takes messages out of librdkafka into a FIFO per partition and hands them on one
- * partition at a time in turn (consumer.c, "the intake"). A held partition's messages in it are dropped (they
- * are fetched again from the hold's offset), a revoked one's too (never tracked, so never committed).
- *
  * Pausing: consumer_set_paused(reason) pauses every assigned partition while any reason is set (backpressure,
- * Redis outage, shutdown); partitions assigned while paused are paused at once. The queues keep being polled (for
- * rebalances); what waits in the intake is handed on after the resume.
+ * Redis outage, shutdown); partitions assigned while paused are paused at once. The queue keeps being polled.
  *
  * Ownership: the consumer owns its members' rd_kafka_t and queues, the eventfd, and the partition table. A
  * partition_state is reference counted: the table holds one reference while the partition is assigned, every
@@ -82,14 +77,11 @@ typedef int (*consumer_room_fn)(void *ctx);
 /* Sets the room check of consumer_drain (NULL: always room). */
 void consumer_set_room(consumer *c, consumer_room_fn room);
 
-/* Serves the consumer queues: messages, rebalances, errors, statistics. Messages first go into the intake, a FIFO
- * per partition (up to 2,500 messages or 4 MiB; the retry-tier consumer's holds one), and leave it one partition
- * at a time in turn, so that record batches of one partition fetched first do not keep the others' events waiting
- * behind them. Hands at most max messages to on_message, stops once budget_us microseconds of work are spent (so
- * one burst, e.g. a retry tier falling due all at once, cannot hold the event loop and the fresh events behind
- * it), and hands none while the room check says no (they wait in the intake and librdkafka's bounded local
- * queue); returns 1 when more may be waiting (call again without waiting once there is room), 0 when the intake
- * and the queues are empty. */
+/* Serves the consumer queue: messages, rebalances, errors, statistics. Handles at most max messages, stops
+ * once budget_us microseconds of work are spent (so one burst, e.g. a retry tier falling due all at once, cannot
+ * hold the event loop and the fresh events behind it), and takes none while the room check says no (they stay in
+ * librdkafka's bounded local queue); returns 1 when the queue may hold more (call again without waiting once
+ * there is room), 0 when it is empty. */
 int consumer_drain(consumer *c, int max, int64_t budget_us);
 
 /* Records that the dispatcher took on msg's offset. Returns 0, or -1 when the offset was already seen (a

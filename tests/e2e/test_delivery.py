@@ -321,43 +321,6 @@ def test_malformed_message_is_skipped(stack, kafka_broker):
     assert offsets[(topic, 0)] == 3
 
 
-def longest_run(labels: list) -> int:
-    """The longest stretch of equal neighbours in labels."""
-    best = run = 0
-    for i, label in enumerate(labels):
-        run = run + 1 if i > 0 and labels[i - 1] == label else 1
-        best = max(best, run)
-    return best
-
-
-def test_backlogs_of_two_partitions_are_delivered_in_turn(stack, kafka_broker):
-    """Two organizations on the topic's two partitions each have a backlog of 400 events, written as one record
-    batch per partition (a busy producer's batches): a fetch brings both, and librdkafka queues them one batch after
-    the other. The dispatcher takes them into its intake and hands them on one partition at a time in turn
-    (dispatcher/consumer.c), so with a small window (MAX_IN_FLIGHT=8) the deliveries alternate. Before, they came
-    in the queue's order: all 400 of one organization, then the other's (docs/BENCHMARKS.md, log "2026-12-06
-    09:33": with ~1,000-event batches one or two webhooks ran while the others waited)."""
-    rcv = stack.receiver()
-    orgs = {}
-    while len(orgs) < PARTITIONS:
-        org = stack.new_org()
-        orgs.setdefault(kafka_partition(str(org), PARTITIONS), org)
-    a, b = orgs[0], orgs[1]
-    for org in (a, b):
-        stack.api.create_webhook(org, rcv.url(f"/turns/{org}"), "project.created")
-    topic = stack.api.prefix + "project.created"
-    n = 400
-    kafka_broker.produce_many(topic, [(str(org), envelope(f"turn-{org}-{i}", org, i)) for org in (a, b)
-                                      for i in range(n)])
-    d = stack.dispatcher(MAX_IN_FLIGHT="8").wait_ready()
-    assert rcv.wait_for(lambda reqs: len(reqs) >= 2 * n, 60), d.proc.tail()
-    order = [int(r.path.rsplit("/", 1)[1]) for r in rcv.requests()]
-    assert sorted(order) == sorted([a] * n + [b] * n)
-    first = order[:n]  # while both still had most of their backlog
-    assert first.count(a) >= n // 4 and first.count(b) >= n // 4, (first.count(a), first.count(b))
-    assert longest_run(order) < 100, longest_run(order)
-
-
 def test_subscription_changes_apply_within_a_second(stack):
     rcv = stack.receiver()
     org = stack.new_org()

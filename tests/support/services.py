@@ -357,19 +357,6 @@ class KafkaBroker:
             cmd += ["-p", str(partition)]
         subprocess.run(cmd, input=payload, capture_output=True, timeout=timeout, check=True)
 
-    def produce_many(self, topic: str, records: List[Tuple[str, str]], linger_ms: int = 200,
-                     timeout: float = 60.0) -> None:
-        """Produce [(key, value), ...] with one kcat producer that lingers linger_ms, so that each partition's
-        records go out in one record batch (as a busy producer's would) and reach a consumer in one fetch. Keys
-        are partitioned as producer-api does (murmur2: conftest.kafka_partition)."""
-        kcat = self._need_kcat()
-        delim, ksep = b"\x1e", b"\x1f"  # record and unit separators, as in produce()
-        payload = b"".join(k.encode() + ksep + v.encode() + delim for k, v in records)
-        cmd = [kcat, "-b", self.bootstrap, "-P", "-t", topic, "-D", delim.decode(), "-K", ksep.decode(),
-               "-X", "enable.idempotence=true", "-X", f"linger.ms={linger_ms}",
-               "-X", "partitioner=murmur2_random"]  # producer-api's (and Java's), not kcat's crc32 default
-        subprocess.run(cmd, input=payload, capture_output=True, timeout=timeout, check=True)
-
     def consume(self, topic: str, count: int, timeout: float = 10.0, offset: str = "beginning",
                 raw: bool = False) -> List[Tuple[Optional[str], str, int, int]]:
         """Read up to ``count`` messages of ``topic`` from ``offset`` (default: the beginning),
