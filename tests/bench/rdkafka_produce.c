@@ -1,17 +1,18 @@
 /* tests/bench/rdkafka_produce.c — the librdkafka producer alone, for `make bench`.
  *
  * Writes COUNT hookd envelopes to one topic with the producer settings of producer-api
- * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=1, murmur2_random), waits for
+ * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=0.3, murmur2_random), waits for
  * every delivery report and prints one line of JSON:
  *     {"count": N, "delivered": N, "failed": 0, "seconds": S, "per_second": R}
  * Used as the baseline of the "ingress batch" row and to pre-load events for the dispatch, fan-out and
  * memory rows (envelopes exactly as producer-api writes them, key = organization id as decimal text).
  *
  *   rdkafka_produce -b BROKERS -t TOPIC -n COUNT [-o ORGS] [-O FIRST_ORG] [-s PAD_BYTES] [-i ID_PREFIX]
- *                   [-T EVENT_TYPE] [-c PARTITIONS]
+ *                   [-T EVENT_TYPE] [-c PARTITIONS] [-X PROPERTY=VALUE]...
  *   -o/-O  organization of message i = FIRST_ORG + i % ORGS (default 1 + i % 1)
  *   -s     bytes of padding in data.pad (default 900: an envelope of about 1 KiB)
  *   -c     create the topic with that many partitions first (ignored if it exists)
+ *   -X     a librdkafka property set after producer-api's (what-if runs: -X batch.size=262144)
  * Bounded: exits after COUNT messages, or after 120 s waiting for reports (exit 1).
  */
 #include <librdkafka/rdkafka.h>
@@ -113,8 +114,9 @@ int main(int argc, char **argv)
 {
     const char *brokers = "127.0.0.1:9092", *topic = NULL, *id_prefix = "bench", *type = "project.created";
     long count = 0, orgs = 1, first_org = 1, pad = 900;
-    int partitions = 0, opt;
-    while ((opt = getopt(argc, argv, "b:t:n:o:O:s:i:T:c:")) != -1) {
+    int partitions = 0, opt, nextra = 0;
+    char *extra[16];
+    while ((opt = getopt(argc, argv, "b:t:n:o:O:s:i:T:c:X:")) != -1) {
         switch (opt) {
         case 'b': brokers = optarg; break;
         case 't': topic = optarg; break;
@@ -125,9 +127,16 @@ int main(int argc, char **argv)
         case 'i': id_prefix = optarg; break;
         case 'T': type = optarg; break;
         case 'c': partitions = atoi(optarg); break;
+        case 'X':
+            if (nextra == 16 || strchr(optarg, '=') == NULL) {
+                fprintf(stderr, "rdkafka_produce: -X takes PROPERTY=VALUE, at most 16 times\n");
+                return 2;
+            }
+            extra[nextra++] = optarg;
+            break;
         default:
             fprintf(stderr, "usage: %s -b BROKERS -t TOPIC -n COUNT [-o ORGS] [-O FIRST_ORG] [-s PAD] [-i ID_PREFIX] "
-                            "[-T TYPE] [-c PARTITIONS]\n", argv[0]);
+                            "[-T TYPE] [-c PARTITIONS] [-X PROPERTY=VALUE]...\n", argv[0]);
             return 2;
         }
     }
@@ -141,13 +150,18 @@ int main(int argc, char **argv)
     /* the producer-api settings (producer-api/event_producer.c) */
     set(conf, "enable.idempotence", "true");
     set(conf, "acks", "all");
-    set(conf, "linger.ms", "0.5");
+    set(conf, "linger.ms", "0.3");
     set(conf, "socket.nagle.disable", "true");
     set(conf, "compression.type", "lz4");
     set(conf, "partitioner", "murmur2_random");
     set(conf, "message.timeout.ms", "30000");
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "client.id", "hookd-bench-produce");
+    for (int i = 0; i < nextra; i++) {
+        char *eq = strchr(extra[i], '=');
+        *eq = '\0';
+        set(conf, extra[i], eq + 1);
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (rk == NULL) {
