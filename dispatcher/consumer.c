@@ -705,7 +705,7 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
          * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
         kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
-        kafka_config_set(conf, "max.partition.fetch.bytes", "262144", errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "max.partition.fetch.bytes", KAFKA_RECORD_BATCH_MAX_BYTES, errbuf, errlen) != 0 ||
         /* The tier consumer names every tier's partitions (120 by default) in each fetch, and each retry record
          * produced would complete its fetch at once: a hanging receiver's refusals (1,000 records/s in the
          * isolation benchmark) made the broker answer that many 120-partition fetches, whose garbage is the

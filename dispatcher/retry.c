@@ -275,6 +275,8 @@ retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispat
         kafka_config_set(conf, "message.timeout.ms", "0", errbuf, errlen) != 0 || /* never give up locally */
         kafka_config_set(conf, "linger.ms", "25", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "compression.type", "lz4", errbuf, errlen) != 0 ||
+        /* batches the tier consumer's fetches take from every partition at once (common/kafka_config.h) */
+        kafka_config_set(conf, "batch.size", KAFKA_RECORD_BATCH_MAX_BYTES, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
         /* retries and dead letters reach a broker that came back within a second, not up to 10 s later */
         kafka_config_set(conf, "reconnect.backoff.max.ms", "1000", errbuf, errlen) != 0 ||

@@ -185,6 +185,8 @@ event_producer *event_producer_create(const event_producer_options *options, cha
          * overrides */
         kafka_config_set(conf, "linger.ms", "0.3", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "compression.type", "lz4", errbuf, errlen) != 0 ||
+        /* batches the dispatcher's fetches take from every partition at once (common/kafka_config.h) */
+        kafka_config_set(conf, "batch.size", KAFKA_RECORD_BATCH_MAX_BYTES, errbuf, errlen) != 0 ||
         /* a ProduceRequest written while the previous one is unacknowledged must not wait for a TCP ACK */
         kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
         kafka_config_set(conf, "partitioner", "murmur2_random", errbuf, errlen) != 0 ||

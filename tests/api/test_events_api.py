@@ -8,11 +8,14 @@ The broker-stopping test is the last one in the file and leaves the broker runni
     make && /usr/bin/python3 -m pytest -q tests/api/test_events_api.py
 """
 
+import base64
 import datetime
 import json
+import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -244,6 +247,46 @@ def test_body_limit_is_one_mib(client, org, kafka_broker):
     assert 64 * 1024 < len(body) < 1024 * 1024
     r = post(client, body)
     assert len(r.body["data"]) == 9
+
+
+
+def record_batches(partition_dir):
+    """[(first offset, last offset, bytes)] of the record batches in a partition's log segments on the broker's
+    disk, read in Kafka's own format: a batch starts with baseOffset (int64) and batchLength (int32, the bytes
+    after that field); lastOffsetDelta (int32) is at byte 23."""
+    out = []
+    for seg in sorted(partition_dir.glob("*.log")):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 27 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if length <= 0 or pos + 12 + length > len(data):
+                break  # the end of what the broker has written
+            last_delta = struct.unpack_from(">i", data, pos + 23)[0]
+            out.append((base, base + last_delta, 12 + length))
+            pos += 12 + length
+    return out
+
+
+def test_big_requests_are_written_in_batches_a_fetch_takes_whole(client, org, kafka_broker):
+    """producer-api's record batches stay within the dispatcher's max.partition.fetch.bytes (256 KiB): Kafka
+    returns a bigger batch only for the first partition of a fetch, and a backlog of them was consumed one
+    partition at a time (common/kafka_config.h). Random text compresses little, so ~900 KiB of events in one
+    request are ~900 KiB on disk, one partition (one organization): librdkafka's default would write one batch."""
+    batch = []
+    for i in range(500):
+        e = event("project.created", i)
+        e["data"]["note"] = base64.b64encode(os.urandom(1300)).decode()
+        batch.append(e)
+    r = post(client, batch)
+    assert len(r.body["data"]) == 500
+    msgs = wait_messages(kafka_broker, "project.created", org, 500)
+    assert len(msgs) == 500 and len({m[2] for m in msgs}) == 1
+    first, last = msgs[0][3], msgs[-1][3]
+    ours = [b for b in record_batches(kafka_broker.dir / "logs" / f"{topic('project.created')}-{msgs[0][2]}")
+            if b[1] >= first and b[0] <= last]
+    assert sum(b[2] for b in ours) > 800 * 1024, ours  # the payload did not compress away
+    assert max(b[2] for b in ours) <= 256 * 1024, ours
 
 
 # --------------------------------------------------------------------------- validation

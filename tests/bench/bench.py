@@ -353,7 +353,7 @@ class Stack:
         return f"https://127.0.0.1:{self.https_port}{path}"
 
     def produce(self, topic, n, first_org, orgs, pad, id_prefix, event_type, timeout=180):
-        # BENCH_PRODUCE_ENV="batch.size=262144": librdkafka properties for the pre-loads and the batch baseline
+        # BENCH_PRODUCE_ENV="batch.size=1000000": librdkafka properties for the pre-loads and the batch baseline
         extra = [a for k, v in self.what_if_env({}, "BENCH_PRODUCE_ENV").items() for a in ("-X", f"{k}={v}")]
         r = run([str(PRODUCE), "-b", self.kafka.bootstrap, "-t", topic, "-n", str(n), "-O", str(first_org),
                  "-o", str(orgs), "-s", str(pad), "-i", id_prefix, "-T", event_type, "-c", "12", *extra], timeout)

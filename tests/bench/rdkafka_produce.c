@@ -1,8 +1,8 @@
 /* tests/bench/rdkafka_produce.c — the librdkafka producer alone, for `make bench`.
  *
  * Writes COUNT hookd envelopes to one topic with the producer settings of producer-api
- * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=0.3, murmur2_random), waits for
- * every delivery report and prints one line of JSON:
+ * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=0.3, batch.size=262144,
+ * murmur2_random), waits for every delivery report and prints one line of JSON:
  *     {"count": N, "delivered": N, "failed": 0, "seconds": S, "per_second": R}
  * Used as the baseline of the "ingress batch" row and to pre-load events for the dispatch, fan-out and
  * memory rows (envelopes exactly as producer-api writes them, key = organization id as decimal text).
@@ -12,7 +12,7 @@
  *   -o/-O  organization of message i = FIRST_ORG + i % ORGS (default 1 + i % 1)
  *   -s     bytes of padding in data.pad (default 900: an envelope of about 1 KiB)
  *   -c     create the topic with that many partitions first (ignored if it exists)
- *   -X     a librdkafka property set after producer-api's (what-if runs: -X batch.size=262144)
+ *   -X     a librdkafka property set after producer-api's (what-if runs: -X batch.size=1000000)
  * Bounded: exits after COUNT messages, or after 120 s waiting for reports (exit 1).
  */
 #include <librdkafka/rdkafka.h>
@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     set(conf, "enable.idempotence", "true");
     set(conf, "acks", "all");
     set(conf, "linger.ms", "0.3");
+    set(conf, "batch.size", "262144");
     set(conf, "socket.nagle.disable", "true");
     set(conf, "compression.type", "lz4");
     set(conf, "partitioner", "murmur2_random");
