@@ -16,8 +16,9 @@
 
 #define KAFKA_DEFAULT_BROKERS "127.0.0.1:9092"
 
-/* The largest record batch producer-api writes (batch.size) and the most the dispatcher fetches of one partition
- * at a time (max.partition.fetch.bytes); KAFKA_BATCH_SIZE and KAFKA_MAX_PARTITION_FETCH_BYTES override them.
+/* The largest record batch producer-api and the dispatcher's retry producer write (batch.size) and the most the
+ * dispatcher's consumers fetch of one partition at a time (max.partition.fetch.bytes); KAFKA_BATCH_SIZE and
+ * KAFKA_MAX_PARTITION_FETCH_BYTES override them.
  * One figure for both because Kafka returns a batch over the per-partition limit only for the first partition
  * with data in a fetch (KIP-74): with librdkafka's default batches (1 MB) a backlog came one partition per fetch,
  * so the dispatcher worked one or two webhooks at a time (docs/BENCHMARKS.md, 2026-12-06 11:39). batch.size

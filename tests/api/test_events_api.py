@@ -249,7 +249,6 @@ def test_body_limit_is_one_mib(client, org, kafka_broker):
     assert len(r.body["data"]) == 9
 
 
-
 def record_batches(partition_dir):
     """[(first offset, last offset, bytes)] of the record batches in a partition's log segments on the broker's
     disk, read in Kafka's own format: a batch starts with baseOffset (int64) and batchLength (int32, the bytes
