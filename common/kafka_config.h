@@ -21,7 +21,7 @@
  * KAFKA_MAX_PARTITION_FETCH_BYTES override them.
  * One figure for both because Kafka returns a batch over the per-partition limit only for the first partition
  * with data in a fetch (KIP-74): with librdkafka's default batches (1 MB) a backlog came one partition per fetch,
- * so the dispatcher worked one or two webhooks at a time (docs/BENCHMARKS.md, 2026-12-06 11:39). batch.size
+ * so the dispatcher worked one to three webhooks at a time (docs/BENCHMARKS.md, 2026-12-06 11:39). batch.size
  * counts uncompressed bytes, so a batch on disk is at most this. */
 #define KAFKA_RECORD_BATCH_MAX_BYTES "262144"
 
