@@ -16,6 +16,8 @@ configurations given, so that every configuration meets the same stack in the sa
             and an unread response on the dispatcher's (who waits for whom). Each sample is a process: compare
             runs made with the same flags.
 --smoke     5,000 deliveries per run: `make bench-smoke` (CI) runs it so that it cannot rot.
+--timeline  prints each run's deliveries per 100 ms from its first (stalls, ramps, a slow tail), and beside them
+            the dispatcher's in-flight and queued deliveries and events consumed (/metrics read every 25 ms).
 --syscalls  one more run, with the first configuration, with `strace -c -f` attached to the dispatcher for 1.5 s:
             its system call counts (strace slows the dispatcher a lot: compare counts per delivery, not times).
 
@@ -30,8 +32,11 @@ import os
 import signal
 import subprocess
 import sys
+import re
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,6 +101,55 @@ def socket_queues(port):
     return server, client
 
 
+class MetricsSampler:
+    """With --timeline: reads the dispatcher's /metrics every 25 ms in a thread, keeping (wall time, in flight,
+    queued, events consumed, fetch kicks), so a stall in the timeline shows whether the intake window was empty
+    (waiting for Kafka) or full (waiting for receivers or the delivery threads)."""
+
+    NAMES = ("hookd_dispatcher_deliveries_in_flight", "hookd_dispatcher_deliveries_queued",
+             "hookd_dispatcher_events_consumed_total", "hookd_dispatcher_fetch_kicks_total")
+
+    def __init__(self, url):
+        self.url, self.samples, self.stop = url, [], threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as r:
+                    text = r.read().decode()
+                values = []
+                for name in self.NAMES:
+                    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)", text, re.M)
+                    values.append(float(m.group(1)) if m else 0.0)
+                lag = sum(float(v) for v in re.findall(r"^hookd_dispatcher_consumer_lag{[^}]*} (\S+)", text, re.M))
+                self.samples.append((time.time(), *values, lag))
+            except OSError:
+                pass
+            self.stop.wait(0.025)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+
+    def per_bucket(self, t0, n):
+        """Per 100 ms bucket from t0: 'in flight/queued +events consumed' at the bucket's last sample, and when
+        none were consumed '~consumer lag' (librdkafka's, as of its last statistics)."""
+        out = []
+        prev_consumed = None
+        for b in range(n):
+            inside = [s for s in self.samples if t0 + 0.1 * b <= s[0] < t0 + 0.1 * (b + 1)]
+            if not inside:
+                out.append("-")
+                continue
+            last = inside[-1]
+            consumed = last[3] - (prev_consumed if prev_consumed is not None else inside[0][3])
+            prev_consumed = last[3]
+            out.append(f"{last[1]:.0f}/{last[2]:.0f}+{consumed:.0f}" + (f"~{last[5]:.0f}" if consumed == 0 else ""))
+        return out
+
+
 def parse_config(text):
     env = dict(kv.split("=", 1) for kv in text.split(",") if kv)
     binary = Path(env.pop("BIN")) if "BIN" in env else DEFAULT_BIN
@@ -109,6 +163,7 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
     off = bench.file_size(st.deliveries_log)
     d = st.start_dispatcher(f"{key}.", f"dispatcher-{key}{run}", **env)
     counter = bench.DeliveryCounter(st.deliveries_log, off, f"/{key}/")
+    sampler = MetricsSampler(d.metrics_url) if args.timeline and not trace else None
     first = None
     queues = []
     tracer = None
@@ -141,6 +196,8 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
     holds = bench.metric_value(d, "hookd_dispatcher_backlog_holds_total")
     parked = bench.metric_value(d, "hookd_dispatcher_deliveries_parked_total")
     kicks = bench.metric_value(d, "hookd_dispatcher_fetch_kicks_total")
+    if sampler is not None:
+        sampler.finish()
     d.stop(timeout=8)
     got = bench.deliveries_since(st.deliveries_log, off, f"/{key}/")
     if first is None or len(got) < 2:
@@ -167,6 +224,23 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
     conns = {g[2] for g in got}
     print(f"    connections {len(conns)}, {len({g[2] for g in got if g[3]})} resumed a TLS session; "
           f"backlog holds {count(holds)}, parked {count(parked)}, fetch kicks {count(kicks)}")
+    if args.timeline:
+        buckets = [0] * (int((ts[-1] - ts[0]) / 0.1) + 1)
+        for t in ts:
+            buckets[int((t - ts[0]) / 0.1)] += 1
+        print(f"    deliveries per 100 ms from the first: {' '.join(str(b) for b in buckets)}")
+        if sampler is not None:
+            print(f"    in flight/queued +events consumed, per 100 ms: {' '.join(sampler.per_bucket(ts[0], len(buckets)))}")
+        gaps = [(ts[i] - ts[i - 1], ts[i - 1]) for i in range(1, len(ts)) if ts[i] - ts[i - 1] > 0.2]
+        for gap, since in gaps:
+            print(f"    stall: no delivery for {gap * 1000:.0f} ms from {since - ts[0]:.2f} s; the dispatcher's log then:")
+            for line in d.log_path.read_text(errors="replace").splitlines():
+                try:
+                    at = time.mktime(time.strptime(line[7:26], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float(line[26:30])
+                except ValueError:
+                    continue
+                if since - 0.5 <= at <= since + gap + 0.2:
+                    print("        " + line[:240])
     if queues:
         print(f"    unread requests on nginx's side (of {len(conns)} connections): {spread([q[0] for q in queues])}; "
               f"unread responses on the dispatcher's: {spread([q[1] for q in queues])} ({len(queues)} samples)")
@@ -190,6 +264,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=4, help="dispatcher runs (default 4)")
     ap.add_argument("--config", action="append", default=[], help="dispatcher settings of one configuration")
     ap.add_argument("--sockets", action="store_true", help="sample who holds unread data")
+    ap.add_argument("--timeline", action="store_true", help="deliveries per 100 ms of each run")
     ap.add_argument("--syscalls", action="store_true", help="one more run under strace -c")
     ap.add_argument("--smoke", action="store_true", help="5,000 deliveries per run")
     args = ap.parse_args()
