@@ -26,6 +26,11 @@
 /* the same for each member when the event topics have one each (member_conf) */
 #define MEMBER_QUEUE_MAX_KBYTES "2048"
 #define MEMBER_QUEUE_MAX_MESSAGES "2500"
+/* A member whose queue ran dry without a kick is looked at again after this long, and if it is still dry while its
+ * partitions have messages on the broker, kicked then; each such kick doubles the wait, up to the maximum, until a
+ * message arrives (kick_fetcher(), recheck_dry()) */
+#define DRY_RECHECK_MS 20
+#define DRY_RECHECK_MAX_MS 1000
 /* How long the state of a lost partition is kept for the case it is assigned back (departed_remember) */
 #define LOST_MEMORY_MS 120000
 /* A message whose delivery that state still has in flight holds its partition this long, then is looked at again */
@@ -47,6 +52,7 @@ struct partition_state {
     int64_t hold_offset;       /* the head message it waits for */
     int64_t hold_until_ms;     /* monotonic: resumed then at the latest */
     int64_t first_taken;       /* first offset tracked, -1 none yet */
+    int64_t next_offset;       /* after the last message served (or the head a hold waits for), -1 none yet */
     partition_state *previous; /* owned reference or NULL: this partition's state when this consumer lost it last
                                 * (within LOST_MEMORY_MS); what that state finished is not delivered again */
 };
@@ -74,6 +80,8 @@ typedef struct consumer_member {
     int slot_lo, slot_hi;      /* its topics */
     int healthy;               /* its last statistics: a broker up and its group steady */
     long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
+    int64_t recheck_at_ms;     /* when its dry queue is looked at again (recheck_dry); 0: not armed */
+    int recheck_wait_ms;       /* the wait before the next recheck: DRY_RECHECK_MS, doubled by each recheck kick */
 } consumer_member;
 
 struct consumer {
@@ -258,6 +266,7 @@ static int table_attach(consumer_member *m, const char *topic, int partition)
     ps->partition = partition;
     ps->stored = -1;
     ps->first_taken = -1;
+    ps->next_offset = -1;
     ps->assigned = 1;
     ps->previous = departed_take(c, type, partition);
     ps->lag = c->retry_only ? NULL : dm_lag_series(c->dm, topic, partition); /* event topics only */
@@ -425,7 +434,7 @@ int consumer_partition_slot(const partition_state *ps)
     return ps->type;
 }
 
-/* Arms the hold timer for the earliest held partition (disarms when none). */
+/* Arms the hold timer for the earliest held partition or dry-queue recheck (disarms when none). */
 static void hold_rearm(consumer *c)
 {
     int64_t earliest = -1;
@@ -435,6 +444,11 @@ static void hold_rearm(consumer *c)
             if (ps != NULL && ps->held && (earliest < 0 || ps->hold_until_ms < earliest))
                 earliest = ps->hold_until_ms;
         }
+    for (int i = 0; i < c->member_count; i++) {
+        int64_t at = c->members[i].recheck_at_ms;
+        if (at > 0 && (earliest < 0 || at < earliest))
+            earliest = at;
+    }
     if (earliest < 0) {
         loop_timerfd_arm(c->hold_fd, -1, 0);
         return;
@@ -456,6 +470,7 @@ void consumer_hold(partition_state *ps, int64_t offset, long long delay_ms)
     rd_kafka_topic_partition_list_destroy(list);
     ps->held = 1;
     ps->hold_offset = offset;
+    ps->next_offset = offset;
     ps->hold_until_ms = time_monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
     log_json(LOG_DEBUG, "partition waits for its head", "{s:s, s:i, s:I, s:I}", "topic", ps->topic,
              "partition", ps->partition, "offset", (json_int_t)offset, "wait_ms", (json_int_t)delay_ms);
@@ -487,12 +502,15 @@ void consumer_release(partition_state *ps)
     hold_rearm(c);
 }
 
+static void recheck_dry(consumer_member *m, int64_t now);
+
 void consumer_on_hold_timer(consumer *c)
 {
     loop_fd_drain(c->hold_fd);
     int64_t now = time_monotonic_ms();
     for (int i = 0; i < c->member_count; i++) {
         consumer_member *m = &c->members[i];
+        recheck_dry(m, now);
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
         for (int t = m->slot_lo; t < m->slot_hi; t++)
             for (int p = 0; p < c->rows[t].cap; p++) {
@@ -850,8 +868,10 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         c->members[0] = (consumer_member){.slot_lo = 0, .slot_hi = EVENT_TYPE_COUNT};
         c->member_count = 1;
     }
-    for (int i = 0; i < c->member_count; i++)
+    for (int i = 0; i < c->member_count; i++) {
         c->members[i].c = c;
+        c->members[i].recheck_wait_ms = DRY_RECHECK_MS;
+    }
     for (int i = 0; i < c->member_count; i++) {
         if (member_start(&c->members[i], opts, errbuf, errlen) != 0) {
             consumer_discard(c);
@@ -887,39 +907,84 @@ void consumer_set_room(consumer *c, consumer_room_fn room)
     c->room = room;
 }
 
+/* Seeks one assigned partition of member m (not held, served from before) to the offset after the last message
+ * served, which wakes librdkafka's broker thread (kick_fetcher). One partition, not all: a seek is applied partition
+ * by partition, and a fetch the woken broker thread sent between two of them carried the rest at their old version;
+ * their messages filled the queue to its limits and were then dropped unseen, so the fetcher stopped again while
+ * the queue did not look full when it ran dry (230-900 ms without a delivery in about one fan-out benchmark run in
+ * twenty; docs/BENCHMARKS.md, 2026-12-06 13:28). A partition with messages on the broker past that offset (the high
+ * watermark of its last fetch response) is preferred; with_lag_only: only such a partition will do. Nothing is
+ * skipped or repeated: the member's queue is empty, and a response in flight for the partition is discarded by
+ * librdkafka and fetched again. Returns 1 when it seeked. */
+static int kick_one(consumer_member *m, int with_lag_only)
+{
+    consumer *c = m->c;
+    partition_state *chosen = NULL, *fallback = NULL;
+    for (int t = m->slot_lo; t < m->slot_hi && chosen == NULL; t++)
+        for (int p = 0; p < c->rows[t].cap && chosen == NULL; p++) {
+            partition_state *ps = c->rows[t].parts[p];
+            if (ps == NULL || ps->held || !ps->assigned || ps->next_offset < 0)
+                continue;
+            int64_t low = 0, high = -1;
+            if (rd_kafka_get_watermark_offsets(m->rk, ps->topic, ps->partition, &low, &high) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                high > ps->next_offset)
+                chosen = ps;
+            else if (fallback == NULL)
+                fallback = ps;
+        }
+    if (chosen == NULL && !with_lag_only)
+        chosen = fallback;
+    if (chosen == NULL)
+        return 0;
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(seek, chosen->topic, chosen->partition)->offset = chosen->next_offset;
+    int kicked = seek_to(m->rk, seek, "fetch kick") == 0;
+    rd_kafka_topic_partition_list_destroy(seek);
+    if (kicked)
+        metric_counter_add(c->dm->fetch_kicks, 1);
+    return kicked;
+}
+
 /* librdkafka 2.0 stops fetching once the local queue holds queued.min.messages or queued.max.messages.kbytes,
  * and looks at the queue again only when its broker thread next wakes up: after up to a second (librdkafka
  * issue #2879; 2.2 added fetch.queue.backoff.ms for it). A dispatcher that empties a full queue faster than that
- * idles: the dispatch benchmark consumed one full queue (then 16 MiB) per second and no more. So when the queue runs
- * dry after about a full queue's worth was consumed, the fetcher most likely stopped at a limit, and the
- * partitions are seeked to the position the application reached: a seek to a concrete offset wakes the broker
- * thread, which fetches again at once (a pause and resume does not wake it). Nothing is skipped or dropped: the
- * queue is empty and the seek goes to the next message not yet taken (a fetch response that lands in between is
- * discarded by librdkafka and fetched again). Held partitions, partitions not consumed from yet and a paused
- * consumer are left alone. */
+ * idles: the dispatch benchmark consumed one full queue (then 16 MiB) per second and no more. So when member m's
+ * queue runs dry after about a full queue's worth was consumed, the fetcher most likely stopped at a limit, and
+ * kick_one() wakes it at once (a pause and resume does not wake it). Otherwise, when m had consumed something since
+ * it last ran dry, recheck_dry() looks again DRY_RECHECK_MS later: still dry with messages waiting on the broker
+ * means the fetcher is asleep all the same, and it is kicked then. A paused consumer is left alone. */
 static void kick_fetcher(consumer_member *m)
 {
     consumer *c = m->c;
     int full = m->dry_msgs * 4 >= c->queue_max_msgs * 3 || m->dry_bytes * 4 >= c->queue_max_bytes * 3;
+    int consumed = m->dry_msgs > 0;
     m->dry_msgs = m->dry_bytes = 0;
-    if (!full || c->pause_reasons != 0)
+    if (c->pause_reasons != 0)
         return;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(m->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
-    if (rd_kafka_position(m->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < parts->cnt; i++) {
-            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            partition_state *ps = table_find(c, topic_type(c, tp->topic), tp->partition);
-            if (ps != NULL && !ps->held && tp->offset >= 0)
-                rd_kafka_topic_partition_list_add(seek, tp->topic, tp->partition)->offset = tp->offset;
-        }
+    if (full)
+        kick_one(m, 0);
+    if ((full || consumed) && m->recheck_at_ms == 0) {
+        m->recheck_at_ms = time_monotonic_ms() + m->recheck_wait_ms;
+        hold_rearm(c);
     }
-    if (seek->cnt > 0 && seek_to(m->rk, seek, "fetch kick") == 0)
-        metric_counter_add(c->dm->fetch_kicks, 1);
-    rd_kafka_topic_partition_list_destroy(seek);
-    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* The hold timer's look at member m's dry queue (kick_fetcher): when its recheck is due and nothing arrived since,
+ * a partition with messages on the broker is kicked, and the recheck comes again after twice the wait (up to
+ * DRY_RECHECK_MAX_MS: a fetch slower than the wait is discarded by each kick, so the waits grow until one gets
+ * through). A message consumed resets the wait (consumer_drain). */
+static void recheck_dry(consumer_member *m, int64_t now)
+{
+    if (m->recheck_at_ms == 0 || m->recheck_at_ms > now)
+        return;
+    m->recheck_at_ms = 0;
+    if (m->c->pause_reasons != 0 || m->dry_msgs != 0 || rd_kafka_queue_length(m->queue) != 0)
+        return; /* not dry any more (or messages wait for room), or paused */
+    if (!kick_one(m, 1))
+        return; /* nothing waits on the broker: an idle topic's fetch waits there for new messages */
+    m->recheck_wait_ms = m->recheck_wait_ms * 2 < DRY_RECHECK_MAX_MS ? m->recheck_wait_ms * 2 : DRY_RECHECK_MAX_MS;
+    m->recheck_at_ms = now + m->recheck_wait_ms;
 }
 
 /* Hands one message (or consumer error) of member m to the dispatcher. */
@@ -931,6 +996,8 @@ static void serve_message(consumer *c, rd_kafka_message_t *msg)
     }
     partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(msg->rkt)), (int)msg->partition);
     offset_state seen;
+    if (ps != NULL && !ps->held)
+        ps->next_offset = msg->offset + 1;
     if (ps == NULL || ps->held) {
         /* a held partition was seeked back: this one comes again */
     } else if (ps->previous != NULL && (seen = lost_state_of(ps, msg->offset)) != OFFSET_UNSEEN) {
@@ -980,6 +1047,8 @@ int consumer_drain(consumer *c, int max, int64_t budget_us)
             continue;
         }
         n++;
+        m->recheck_at_ms = 0; /* not dry: a recheck due now finds nothing to do (the timer is not re-armed here) */
+        m->recheck_wait_ms = DRY_RECHECK_MS;
         m->dry_msgs++;
         m->dry_bytes += (long long)msg->len;
         serve_message(c, msg);
