@@ -107,6 +107,7 @@ struct consumer {
     int unknown_topic_logged[CONSUMER_SLOTS];
     long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
     long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
+    int fetch_waits;            /* fetch.min.bytes > 1: a fetch waits at the broker while messages are there */
     departed_partition *departed;  /* owned array: partitions lost lately */
     int departed_count, departed_cap;
 };
@@ -742,6 +743,7 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
     /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's); the same for every member */
     c->queue_max_bytes = conf_number(conf, "queued.max.messages.kbytes", queue_kbytes) * 1024;
     c->queue_max_msgs = conf_number(conf, "queued.min.messages", queue_messages);
+    c->fetch_waits = conf_number(conf, "fetch.min.bytes", "1") > 1;
     return conf;
 }
 
@@ -953,7 +955,8 @@ static int kick_one(consumer_member *m, int with_lag_only)
  * queue runs dry after about a full queue's worth was consumed, the fetcher most likely stopped at a limit, and
  * kick_one() wakes it at once (a pause and resume does not wake it). Otherwise, when m had consumed something since
  * it last ran dry, recheck_dry() looks again DRY_RECHECK_MS later: still dry with messages waiting on the broker
- * means the fetcher is asleep all the same, and it is kicked then. A paused consumer is left alone. */
+ * means the fetcher is asleep all the same, and it is kicked then (unless fetches wait at the broker by design:
+ * fetch.min.bytes above 1, as the tier consumer's). A paused consumer is left alone. */
 static void kick_fetcher(consumer_member *m)
 {
     consumer *c = m->c;
@@ -964,7 +967,9 @@ static void kick_fetcher(consumer_member *m)
         return;
     if (full)
         kick_one(m, 0);
-    if ((full || consumed) && m->recheck_at_ms == 0) {
+    /* not where fetches wait at the broker for fetch.min.bytes (the tier consumer): a dry queue with messages on
+     * the broker is how such a fetch waits, and a kick would only restart the wait */
+    if ((full || consumed) && !c->fetch_waits && m->recheck_at_ms == 0) {
         m->recheck_at_ms = time_monotonic_ms() + m->recheck_wait_ms;
         hold_rearm(c);
     }
