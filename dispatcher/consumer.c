@@ -925,7 +925,7 @@ static int kick_one(consumer_member *m, int with_lag_only)
     for (int t = m->slot_lo; t < m->slot_hi && chosen == NULL; t++)
         for (int p = 0; p < c->rows[t].cap && chosen == NULL; p++) {
             partition_state *ps = c->rows[t].parts[p];
-            if (ps == NULL || ps->held || !ps->assigned || ps->next_offset < 0)
+            if (ps == NULL || ps->held || ps->next_offset < 0) /* the table holds assigned partitions only */
                 continue;
             int64_t low = 0, high = -1;
             if (rd_kafka_get_watermark_offsets(m->rk, ps->topic, ps->partition, &low, &high) ==
@@ -984,8 +984,9 @@ static void recheck_dry(consumer_member *m, int64_t now)
     if (m->recheck_at_ms == 0 || m->recheck_at_ms > now)
         return;
     m->recheck_at_ms = 0;
-    if (m->c->pause_reasons != 0 || m->dry_msgs != 0 || rd_kafka_queue_length(m->queue) != 0)
-        return; /* not dry any more (or messages wait for room), or paused */
+    /* a message consumed since would have disarmed it (consumer_drain) */
+    if (m->c->pause_reasons != 0 || rd_kafka_queue_length(m->queue) != 0)
+        return; /* messages wait for room, or paused */
     if (!kick_one(m, 1))
         return; /* nothing waits on the broker: an idle topic's fetch waits there for new messages */
     m->recheck_wait_ms = m->recheck_wait_ms * 2 < DRY_RECHECK_MAX_MS ? m->recheck_wait_ms * 2 : DRY_RECHECK_MAX_MS;
