@@ -713,12 +713,17 @@ def dispatch_runs(st: Stack, cfg, prefix, etype, orgs, hooks_per_org, n_events, 
     return out
 
 
+def metric_in(text, name):
+    """The first sample of metric name in Prometheus text (labelled or not), or None when there is none."""
+    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def metric_value(p, name):
-    """One unlabelled sample of a process's /metrics, or None when it cannot be read."""
+    """One sample of a process's /metrics (metric_in), or None when it cannot be read."""
     try:
         with urllib.request.urlopen(p.metrics_url, timeout=2) as r:
-            m = re.search(rf"^{re.escape(name)} (\S+)", r.read().decode(), re.M)
-        return float(m.group(1)) if m else None
+            return metric_in(r.read().decode(), name)
     except OSError:
         return None
 

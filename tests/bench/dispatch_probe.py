@@ -28,11 +28,12 @@ backlog holds, parked deliveries and fetch kicks. docs/BENCHMARKS.md's log entri
 only: not part of hookd, not run by CI.
 """
 import argparse
+import calendar
 import os
+import re
 import signal
 import subprocess
 import sys
-import re
 import tempfile
 import threading
 import time
@@ -119,10 +120,7 @@ class MetricsSampler:
             try:
                 with urllib.request.urlopen(self.url, timeout=1) as r:
                     text = r.read().decode()
-                values = []
-                for name in self.NAMES:
-                    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)", text, re.M)
-                    values.append(float(m.group(1)) if m else 0.0)
+                values = [bench.metric_in(text, name) or 0.0 for name in self.NAMES]
                 lag = sum(float(v) for v in re.findall(r"^hookd_dispatcher_consumer_lag{[^}]*} (\S+)", text, re.M))
                 self.samples.append((time.time(), *values, lag))
             except OSError:
@@ -236,7 +234,7 @@ def one_run(st, args, run, binary, env, key, expected, others, trace=False):
             print(f"    stall: no delivery for {gap * 1000:.0f} ms from {since - ts[0]:.2f} s; the dispatcher's log then:")
             for line in d.log_path.read_text(errors="replace").splitlines():
                 try:
-                    at = time.mktime(time.strptime(line[7:26], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float(line[26:30])
+                    at = calendar.timegm(time.strptime(line[7:26], "%Y-%m-%dT%H:%M:%S")) + float(line[26:30])
                 except ValueError:
                     continue
                 if since - 0.5 <= at <= since + gap + 0.2:
