@@ -21,6 +21,7 @@
  *
  * Pausing: consumer_set_paused(reason) pauses every assigned partition while any reason is set (backpressure,
  * Redis outage, shutdown); partitions assigned while paused are paused at once. The queue keeps being polled.
+ * When the last reason clears, the partitions resume (held ones stay paused) and each member's fetcher is kicked.
  *
  * Ownership: the consumer owns its members' rd_kafka_t and queues, the eventfd, and the partition table. A
  * partition_state is reference counted: the table holds one reference while the partition is assigned, every
@@ -123,7 +124,7 @@ int consumer_partition_number(const partition_state *ps);
 /* Stores the finished offsets of every assigned partition that advanced (rd_kafka_offsets_store). */
 void consumer_store_offsets(consumer *c);
 
-/* Sets or clears one pause reason. */
+/* Sets or clears one pause reason (see "Pausing" above). */
 void consumer_set_paused(consumer *c, unsigned reason, int on);
 unsigned consumer_paused(const consumer *c);
 
