@@ -9,20 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One delivery-log record waiting for webhook_store_flush(). */
-typedef struct pending_record {
-    long long webhook_id;
-    size_t seq;  /* arrival order */
-    char *json;  /* owned */
-} pending_record;
-
 /* Records past this many are flushed at once rather than held until the next tick. */
 #define PENDING_FLUSH_AT 20000
 
 struct webhook_store {
-    redis_conn *conn;         /* owned */
-    pending_record *pending;  /* owned: delivery-log records not yet sent, in arrival order */
-    size_t pending_len, pending_cap;
+    redis_conn *conn;            /* owned */
+    webhook_log_buffer pending;  /* owned: delivery-log records not yet sent (webhook_store_log_attempt) */
 };
 
 /* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
@@ -86,19 +78,77 @@ webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t er
     return store;
 }
 
-static void pending_clear(webhook_store *store)
+void webhook_log_buffer_clear(webhook_log_buffer *b)
 {
-    for (size_t i = 0; i < store->pending_len; i++)
-        free(store->pending[i].json);
-    store->pending_len = 0;
+    for (size_t i = 0; i < b->len; i++)
+        free(b->records[i].json);
+    b->len = 0;
+}
+
+void webhook_log_buffer_free(webhook_log_buffer *b)
+{
+    webhook_log_buffer_clear(b);
+    free(b->records);
+    b->records = NULL;
+    b->cap = 0;
+}
+
+/* Room for n more records in b. Returns 0, or -1 when out of memory. */
+static int log_buffer_reserve(webhook_log_buffer *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n)
+        cap *= 2;
+    webhook_log_record *grown = realloc(b->records, cap * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    b->records = grown;
+    b->cap = cap;
+    return 0;
+}
+
+void webhook_log_buffer_add(webhook_log_buffer *b, long long id, const char *record_json)
+{
+    if (log_buffer_reserve(b, 1) != 0)
+        return; /* best effort: the record is dropped */
+    char *copy = strdup(record_json);
+    if (copy == NULL)
+        return;
+    b->records[b->len] = (webhook_log_record){id, b->len, copy};
+    b->len++;
+}
+
+size_t webhook_log_buffer_move(webhook_log_buffer *dst, webhook_log_buffer *src, size_t max_len)
+{
+    size_t room = dst->len < max_len ? max_len - dst->len : 0;
+    size_t take = src->len < room ? src->len : room;
+    if (take == src->len && dst->len == 0) { /* the common case: the arrays change hands, capacity kept */
+        webhook_log_buffer spare = *dst;
+        *dst = *src;
+        *src = spare;
+        return 0;
+    }
+    if (take > 0 && log_buffer_reserve(dst, take) != 0)
+        take = 0;
+    for (size_t i = 0; i < take; i++) {
+        dst->records[dst->len] = src->records[i];
+        dst->records[dst->len].seq = dst->len;
+        dst->len++;
+    }
+    for (size_t i = take; i < src->len; i++)
+        free(src->records[i].json);
+    size_t dropped = src->len - take;
+    src->len = 0;
+    return dropped;
 }
 
 void webhook_store_close(webhook_store *store)
 {
     if (store == NULL)
         return;
-    pending_clear(store);
-    free(store->pending);
+    webhook_log_buffer_free(&store->pending);
     redis_conn_close(store->conn);
     free(store);
 }
@@ -511,61 +561,49 @@ store_status webhook_store_deliveries(webhook_store *store, long long org, long 
 
 void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json)
 {
-    if (store->pending_len == store->pending_cap) {
-        size_t cap = store->pending_cap ? store->pending_cap * 2 : 256;
-        pending_record *grown = realloc(store->pending, cap * sizeof *grown);
-        if (grown == NULL)
-            return; /* best effort: the record is dropped */
-        store->pending = grown;
-        store->pending_cap = cap;
-    }
-    char *copy = strdup(record_json);
-    if (copy == NULL)
-        return;
-    store->pending[store->pending_len] = (pending_record){id, store->pending_len, copy};
-    store->pending_len++;
-    if (store->pending_len >= PENDING_FLUSH_AT)
+    webhook_log_buffer_add(&store->pending, id, record_json);
+    if (store->pending.len >= PENDING_FLUSH_AT)
         webhook_store_flush(store);
 }
 
-/* Orders pending records by webhook, then arrival. */
-static int pending_compare(const void *a, const void *b)
+/* Orders held records by webhook, then arrival. */
+static int record_compare(const void *a, const void *b)
 {
-    const pending_record *x = a, *y = b;
+    const webhook_log_record *x = a, *y = b;
     if (x->webhook_id != y->webhook_id)
         return x->webhook_id < y->webhook_id ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int webhook_store_flush(webhook_store *store)
+int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
 {
-    if (store->pending_len == 0)
+    if (log->len == 0)
         return 0;
     if (redis_conn_ensure(store->conn) != 0) {
-        pending_clear(store);
+        webhook_log_buffer_clear(log);
         return -1;
     }
     redisContext *ctx = redis_conn_context(store->conn);
-    qsort(store->pending, store->pending_len, sizeof *store->pending, pending_compare);
+    qsort(log->records, log->len, sizeof *log->records, record_compare);
     char last[16], ttl[24];
     snprintf(last, sizeof last, "%d", WEBHOOK_DELIVERY_LOG_MAX - 1);
     snprintf(ttl, sizeof ttl, "%d", WEBHOOK_DELIVERY_LOG_TTL_S);
     const char *argv[2 + WEBHOOK_DELIVERY_LOG_MAX];
     int commands = 0;
-    for (size_t begin = 0; begin < store->pending_len;) {
+    for (size_t begin = 0; begin < log->len;) {
         size_t end = begin;
-        while (end < store->pending_len && store->pending[end].webhook_id == store->pending[begin].webhook_id)
+        while (end < log->len && log->records[end].webhook_id == log->records[begin].webhook_id)
             end++;
         /* only the newest WEBHOOK_DELIVERY_LOG_MAX survive the trim: push just those, oldest first, so the
          * newest ends up at the head of the list */
         size_t first = end - begin > WEBHOOK_DELIVERY_LOG_MAX ? end - WEBHOOK_DELIVERY_LOG_MAX : begin;
         char key[64];
-        snprintf(key, sizeof key, "hookd:deliveries:%lld", store->pending[begin].webhook_id);
+        snprintf(key, sizeof key, "hookd:deliveries:%lld", log->records[begin].webhook_id);
         int argc = 0;
         argv[argc++] = "LPUSH";
         argv[argc++] = key;
         for (size_t i = first; i < end; i++)
-            argv[argc++] = store->pending[i].json;
+            argv[argc++] = log->records[i].json;
         const char *trim[] = {"LTRIM", key, "0", last};
         const char *expire[] = {"EXPIRE", key, ttl};
         redisAppendCommandArgv(ctx, argc, argv, NULL);
@@ -574,7 +612,7 @@ int webhook_store_flush(webhook_store *store)
         commands += 3;
         begin = end;
     }
-    pending_clear(store);
+    webhook_log_buffer_clear(log);
     for (int i = 0; i < commands; i++) {
         void *reply = NULL;
         if (redisGetReply(ctx, &reply) != REDIS_OK) {
@@ -584,4 +622,9 @@ int webhook_store_flush(webhook_store *store)
         freeReplyObject(reply);
     }
     return commands;
+}
+
+int webhook_store_flush(webhook_store *store)
+{
+    return webhook_store_flush_log(store, &store->pending);
 }

@@ -81,6 +81,37 @@ void webhook_public_view(json_t *obj);
  * after checking it belongs to org (STORE_NOT_FOUND otherwise). */
 store_status webhook_store_deliveries(webhook_store *store, long long org, long long id, json_t **items);
 
+/* Delivery-log records held in memory until a flush, in arrival order. A plain value (zero-initialised is empty),
+ * used by one thread at a time; whole buffers move between threads with webhook_log_buffer_move() under the
+ * callers' lock (the dispatcher collects on its loop and flushes on its Redis thread). */
+typedef struct webhook_log_record {
+    long long webhook_id;
+    size_t seq;  /* arrival order within its buffer */
+    char *json;  /* owned */
+} webhook_log_record;
+
+typedef struct webhook_log_buffer {
+    webhook_log_record *records; /* owned */
+    size_t len, cap;
+} webhook_log_buffer;
+
+/* Appends one attempt record (compact JSON, copied) for webhook id. Dropped when out of memory (best effort). */
+void webhook_log_buffer_add(webhook_log_buffer *log, long long id, const char *record_json);
+
+/* Moves src's records to the end of dst, keeping dst at most max_len long; src is left empty. Returns how many
+ * records were dropped for want of room (or memory). */
+size_t webhook_log_buffer_move(webhook_log_buffer *dst, webhook_log_buffer *src, size_t max_len);
+
+/* Frees the records and keeps the capacity. */
+void webhook_log_buffer_clear(webhook_log_buffer *log);
+
+/* Frees the records and the array; log is empty afterwards and may be used again. */
+void webhook_log_buffer_free(webhook_log_buffer *log);
+
+/* Writes log's records as webhook_store_flush() does and empties log. Returns the number of commands sent, or -1
+ * when Redis is unreachable (the records are dropped). */
+int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log);
+
 /* Appends one attempt record (compact JSON, copied) to webhook id's delivery log, trimmed to
  * WEBHOOK_DELIVERY_LOG_MAX entries and expiring WEBHOOK_DELIVERY_LOG_TTL_S after the last attempt. The record
  * is only held in memory; webhook_store_flush() writes what was held in one round trip, three commands per

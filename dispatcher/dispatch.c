@@ -167,7 +167,7 @@ static void event_complete(dispatch *d, event_ctx *ev)
 static void log_delivery(dispatch *d, long long webhook_id, const char *event_id, int attempt,
                          const delivery_result *res)
 {
-    if (d->opts.log_store == NULL)
+    if (d->opts.delivery_log == NULL)
         return;
     char at[TIME_TEXT_MAX], text[1024];
     time_format_rfc3339(res->started_at_ms > 0 ? res->started_at_ms : time_now_ms(), 1, at);
@@ -191,7 +191,7 @@ static void log_delivery(dispatch *d, long long webhook_id, const char *event_id
     json_buf_string(&b, res->error);
     json_buf_raw(&b, "}", 1);
     if (!b.overflow) /* cannot happen with these fields (event ids and errors are bounded); dropped if it does */
-        webhook_store_log_attempt(d->opts.log_store, webhook_id, text);
+        webhook_log_buffer_add(d->opts.delivery_log, webhook_id, text);
 }
 
 /* The "delivery attempt" log line: warn for a failed or refused attempt; info for a success, and only with

@@ -80,7 +80,8 @@ typedef struct dispatch_options {
     long per_webhook_in_flight;       /* PER_WEBHOOK_IN_FLIGHT (>= 1) */
     long per_webhook_queue;           /* PER_WEBHOOK_QUEUE: deliveries one webhook may have waiting (>= 0) */
     long breaker_failures;            /* BREAKER_FAILURES (0: no breaker) */
-    webhook_store *log_store;         /* delivery log (webhook_store_log_attempt), borrowed; NULL: none */
+    webhook_log_buffer *delivery_log; /* where attempts are recorded for the delivery log, borrowed (the caller
+                                       * hands its records to Redis, redis_worker); NULL: none */
     int log_every_attempt;            /* LOG_ATTEMPTS=all: a "delivery attempt" line for successes and for every
                                        * refusal too (else refusals are summed per webhook: refusal_log.h) */
 } dispatch_options;

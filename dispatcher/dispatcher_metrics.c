@@ -24,7 +24,8 @@ dispatcher_metrics *dm_new(void)
     dm->events_consumed = metrics_counter(r, "hookd_dispatcher_events_consumed_total",
                                           "Events (Kafka messages) consumed.", NULL);
     dm->fetch_kicks = metrics_counter(r, "hookd_dispatcher_fetch_kicks_total",
-                                      "Times the Kafka fetcher was woken after the local queue ran dry from full.", NULL);
+                                      "Times the Kafka fetcher was woken with a seek (its local queue ran dry, or "
+                                      "consumption resumed).", NULL);
     dm->backlog_holds = metrics_counter(r, "hookd_dispatcher_backlog_holds_total",
                                         "Times a partition was held at an event for a webhook whose queue was full "
                                         "(PER_WEBHOOK_QUEUE) while its receiver kept answering (without a retry "
@@ -84,7 +85,12 @@ dispatcher_metrics *dm_new(void)
                                        "Subscriber cache misses (one HVALS each).", NULL);
     dm->cache_flushes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_flushes_total",
                                         "Times the subscriber cache was dropped after a change.", NULL);
-    dm->redis_up = metrics_gauge(r, "hookd_dispatcher_redis_up", "1 when the last Redis call succeeded.", NULL);
+    dm->redis_up = metrics_gauge(r, "hookd_dispatcher_redis_up",
+                                 "1 when the last Redis call succeeded (0 too while a call has waited over 250 ms).",
+                                 NULL);
+    dm->delivery_log_dropped = metrics_counter(r, "hookd_dispatcher_delivery_log_dropped_total",
+                                               "Delivery-log records dropped unwritten because Redis did not keep "
+                                               "up (the oldest held go first).", NULL);
     dm->kafka_up = metrics_gauge(r, "hookd_dispatcher_kafka_up", "1 when a broker is up and the group is joined.",
                                  NULL);
     dm->breakers_open = metrics_gauge(r, "hookd_dispatcher_breakers_open",

@@ -49,6 +49,7 @@ typedef struct dispatcher_metrics {
     metric_series *retry_partitions;                        /* assigned retry-tier partitions */
     metric_series *cache_hits, *cache_misses, *cache_flushes;
     metric_series *redis_up, *kafka_up;
+    metric_series *delivery_log_dropped;                    /* delivery-log records not written (redis_worker) */
     metric_series *breakers_open;                           /* webhooks whose circuit breaker is open */
     metric_series *dead_gone, *dead_exhausted;              /* dead-lettered{reason="gone"|"exhausted"} */
     metric_series *retries_dropped;                         /* due retries whose webhook no longer exists */

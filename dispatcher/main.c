@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics_server.h"
 #include "retry.h"
+#include "redis_worker.h"
 #include "retry_policy.h"
 #include "subscriber_cache.h"
 #include "timeutil.h"
@@ -118,7 +119,10 @@ typedef struct app {
     settings cfg;
     dispatcher_metrics *dm;
     event_loop *loop;
-    webhook_store *store;
+    webhook_store *store;          /* the loop's connection: subscriber lookups */
+    redis_worker *redis;           /* the version reads and delivery-log writes, on a thread of their own */
+    webhook_log_buffer delivery_log; /* attempts recorded since the last tick, handed to redis at each tick */
+    uint64_t log_dropped_seen;     /* redis_worker_log_dropped() as last added to the metric */
     subscriber_cache *cache;
     dispatch *dispatch;
     delivery_engine *engine;
@@ -137,6 +141,8 @@ static void app_free(app *a)
     delivery_engine_free(a->engine);
     dispatch_free(a->dispatch);
     subscriber_cache_free(a->cache);
+    redis_worker_stop(a->redis); /* writes what was handed over last */
+    webhook_log_buffer_free(&a->delivery_log);
     webhook_store_close(a->store);
     if (a->tick_fd >= 0)
         close(a->tick_fd);
@@ -144,6 +150,26 @@ static void app_free(app *a)
         close(a->signal_fd);
     event_loop_free(a->loop);
     dm_free(a->dm);
+}
+
+/* The tick's Redis part, none of which waits for Redis: applies the latest version read by the Redis thread (or
+ * marks Redis down while a call of it is stalled, so that lookups wait rather than block the loop), and hands it the
+ * delivery-log records of the last tick. */
+static void redis_tick(app *a)
+{
+    int ok = 0;
+    long long version = 0;
+    int64_t done_ms = 0, now = time_monotonic_ms();
+    if (redis_worker_poll_result(a->redis, &ok, &version, &done_ms))
+        subscriber_cache_apply_version(a->cache, ok, version, done_ms);
+    else if (redis_worker_stalled(a->redis, now))
+        subscriber_cache_apply_version(a->cache, 0, 0, now);
+    redis_worker_hand_log(a->redis, &a->delivery_log);
+    uint64_t dropped = redis_worker_log_dropped(a->redis);
+    if (dropped > a->log_dropped_seen) {
+        metric_counter_add(a->dm->delivery_log_dropped, dropped - a->log_dropped_seen);
+        a->log_dropped_seen = dropped;
+    }
 }
 
 /* Runs the loop until shutdown completes. Returns the exit code. */
@@ -177,10 +203,9 @@ static int run(app *a)
                 break;
             case LOOP_TAG_TICK:
                 loop_fd_drain(a->tick_fd);
-                subscriber_cache_poll(a->cache);
+                redis_tick(a);
                 dispatch_tick(a->dispatch);
                 retry_stage_tick(a->retry);
-                webhook_store_flush(a->store); /* the delivery log: one pipelined round trip */
                 break;
             case LOOP_TAG_HOLD:
                 consumer_on_hold_timer(a->consumer);
@@ -241,7 +266,7 @@ static int run(app *a)
                  "events", (json_int_t)dispatch_waiting(a->dispatch));
     dispatch_after_batch(a->dispatch);
     dispatch_log_refusals(a->dispatch); /* the refusals counted since their last "deliveries refused" line */
-    webhook_store_flush(a->store);
+    redis_worker_hand_log(a->redis, &a->delivery_log); /* written as the Redis thread stops (app_free) */
     return 0;
 }
 
@@ -302,7 +327,13 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if ((a.redis = redis_worker_start(a.cfg.redis_url, err, sizeof err)) == NULL) {
+        log_json(LOG_ERROR, "redis thread", "{s:s}", "error", err);
+        goto out;
+    }
     a.cache = subscriber_cache_new(a.store, a.dm);
+    if (a.cache != NULL)
+        subscriber_cache_set_stall_probe(a.cache, redis_worker_stalled, a.redis);
     retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};
     if ((a.retry = retry_stage_new(&ropts, a.loop, a.dm, err, sizeof err)) == NULL) {
         log_json(LOG_ERROR, "retry producer", "{s:s}", "error", err);
@@ -310,8 +341,8 @@ int main(int argc, char **argv)
         goto out;
     }
     dispatch_options dopts = {a.cfg.max_in_flight, retry_stage_on_failure, a.retry, a.cfg.policy.tiers > 0,
-                              a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures, a.store,
-                              a.cfg.log_every_attempt};
+                              a.cfg.per_webhook_in_flight, a.cfg.per_webhook_queue, a.cfg.breaker_failures,
+                              &a.delivery_log, a.cfg.log_every_attempt};
     a.dispatch = dispatch_new(&dopts, a.cache, a.dm);
     if (a.cache == NULL || a.dispatch == NULL)
         goto out;

@@ -31,7 +31,16 @@ struct subscriber_cache {
     int64_t retry_at_ms;          /* while failed: no Redis call before this monotonic time (a stalled Redis
                                    * blocks the loop up to 2 x REDIS_CONN_TIMEOUT_MS per call) */
     int backoff_ms;               /* 250 ms doubling to 4 s */
+    int64_t failed_at_ms;         /* monotonic time of the last failed call (or stall) */
+    int (*stalled)(void *ctx, int64_t now_ms); /* optional: Redis is stalled by another thread's measure */
+    void *stalled_ctx;
 };
+
+void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx)
+{
+    cache->stalled = stalled;
+    cache->stalled_ctx = ctx;
+}
 
 subscriber_list *subscriber_list_ref(subscriber_list *list)
 {
@@ -196,7 +205,8 @@ static void redis_result(subscriber_cache *cache, int ok)
             cache->backoff_ms *= 2;
         }
         cache->redis_failed = 1;
-        cache->retry_at_ms = time_monotonic_ms() + cache->backoff_ms;
+        cache->failed_at_ms = time_monotonic_ms();
+        cache->retry_at_ms = cache->failed_at_ms + cache->backoff_ms;
     } else if (cache->redis_failed) {
         log_json(LOG_INFO, "redis available again; subscriber cache dropped", NULL);
         cache->redis_failed = 0;
@@ -229,6 +239,10 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
     }
     if (cache->redis_failed && now < cache->retry_at_ms)
         return -1;
+    if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
+        redis_result(cache, 0); /* a lookup now would block the loop for as long as the stall lasts */
+        return -1;
+    }
     metric_counter_add(cache->dm->cache_misses, 1);
     json_t *items = NULL;
     store_status st = webhook_store_subscribers(cache->store, org, event_type_name(type), &items);
@@ -263,9 +277,17 @@ int subscriber_cache_poll(subscriber_cache *cache)
     if (cache->redis_failed && time_monotonic_ms() < cache->retry_at_ms)
         return -1;
     store_status st = webhook_store_version(cache->store, &version);
-    redis_result(cache, st == STORE_OK);
-    if (st != STORE_OK)
-        return -1;
+    subscriber_cache_apply_version(cache, st == STORE_OK, version, time_monotonic_ms());
+    return st == STORE_OK ? 0 : -1;
+}
+
+void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms)
+{
+    if (ok && cache->redis_failed && done_ms < cache->failed_at_ms)
+        return; /* a read that answered before a later failure was seen: not a sign that Redis is back */
+    redis_result(cache, ok);
+    if (!ok)
+        return;
     if (cache->have_version && version != cache->version) {
         log_json(LOG_DEBUG, "subscriptions changed; cache dropped", "{s:I, s:I}", "from",
                  (json_int_t)cache->version, "to", (json_int_t)version);
@@ -276,5 +298,4 @@ int subscriber_cache_poll(subscriber_cache *cache)
     }
     cache->version = version;
     cache->have_version = 1;
-    return 0;
 }

@@ -2,9 +2,10 @@
  * subscriber_cache — who gets an event: the webhooks of one (organization, event type), cached in process.
  *
  * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until the
- * cache is dropped. subscriber_cache_poll(), called every ~200 ms from the event loop, reads
- * hookd:subs:version (one GET) and drops the whole cache when it changed, and also after Redis was unreachable
- * (changes may have been missed). Entries also expire after SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
+ * cache is dropped. hookd:subs:version is read every ~200 ms (subscriber_cache_poll, or on the dispatcher's Redis
+ * thread and applied with subscriber_cache_apply_version) and the whole cache is dropped when it changed, and also
+ * after Redis was unreachable (changes may have been missed). Entries also expire after
+ * SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
  *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
@@ -53,6 +54,16 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
 
 /* The version check. Returns 0 when Redis answered, -1 when it did not. */
 int subscriber_cache_poll(subscriber_cache *cache);
+
+/* The version check's effects, for a read made elsewhere (the dispatcher's Redis thread, redis_worker) that
+ * completed at monotonic done_ms: ok 0 when Redis did not answer (lookups back off, the cache is dropped when it
+ * answers again); else the cache is dropped when version differs from the last one applied. A successful read
+ * that completed before the last failure the cache saw is ignored. */
+void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms);
+
+/* Gives the cache a probe saying Redis is stalled (a call elsewhere has been waiting too long): a miss then fails
+ * at once, as when Redis is down, instead of blocking the calling thread. stalled(ctx, monotonic ms). */
+void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx);
 
 subscriber_list *subscriber_list_ref(subscriber_list *list);
 void subscriber_list_release(subscriber_list *list);

@@ -5,7 +5,7 @@ import json
 import signal
 import time
 
-from conftest import PARTITIONS, kafka_partition, wait_until
+from conftest import PARTITIONS, http, kafka_partition, wait_until
 from support.event_types import EVENT_TYPES
 from support.services import RedisServer
 from test_delivery import envelope, project_event
@@ -194,6 +194,45 @@ def test_events_produced_during_a_redis_stall_are_fetched_as_soon_as_it_ends(sta
         gaps.append(at[f"second-{n}"] - at[f"first-{n}"])
     assert sorted(gaps)[1] < 0.15, gaps
     assert d.metrics()["hookd_dispatcher_consumption_paused"] == 0
+
+
+def test_cached_subscribers_keep_receiving_while_redis_stalls(stack, redis_server, kafka_broker):
+    """Redis stalls (SIGSTOP: connections stay open, nothing answers). The version read and the delivery-log writes
+    run on the dispatcher's Redis thread (redis_worker.c), so the event loop does not wait for them: events for an
+    organization whose subscribers are cached are delivered as usual. Before, the loop sat in a 2 s read timeout at
+    the next tick, and again at each retry, and nothing was delivered meanwhile. redis_up says 0 while the stall
+    lasts, and the attempts made meanwhile reach the delivery log once Redis answers."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url("/cached"), "project.updated")
+    d = stack.dispatcher().wait_ready()
+    topic = stack.api.prefix + "project.updated"
+    stack.api.post_events([project_event(org, 0, "project.updated")])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()  # the organization's subscribers cached
+    waits = []
+    redis_server.freeze()
+    try:
+        for i in range(6):
+            kafka_broker.produce(topic, envelope(f"cached-{i}", org, i, "project.updated"), key=str(org))
+            produced = time.monotonic()
+            assert rcv.wait_for(lambda reqs: any(r.headers["webhook-id"] == f"cached-{i}" for r in reqs), 10), \
+                d.proc.tail()
+            (r,) = [r for r in rcv.requests("/cached") if r.headers["webhook-id"] == f"cached-{i}"]
+            waits.append(round(max(0.0, r.at - produced), 3))
+            time.sleep(0.3)
+        up_during = d.metrics()["hookd_dispatcher_redis_up"]
+    finally:
+        redis_server.thaw()
+    assert max(waits) < 1.0, waits
+    assert up_during == 0
+    wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 1, 10, what="redis up again")
+
+    def logged():
+        status, body = http("GET", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/deliveries",
+                            token=stack.api.org_token(org))
+        assert status == 200, body
+        return {i["event_id"] for i in body["data"]} >= {f"cached-{i}" for i in range(6)}
+    wait_until(logged, 10, what="the stall's attempts in the delivery log")
 
 
 def test_kafka_restart_consumption_resumes_by_itself(stack, kafka_broker):

@@ -1,0 +1,169 @@
+/* redis_worker — see redis_worker.h. */
+#include "redis_worker.h"
+
+#include "log.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct redis_worker {
+    webhook_store *store;         /* owned: this thread's connection */
+    pthread_t thread;
+    pthread_mutex_t lock;         /* guards everything below but busy_since_ms */
+    pthread_cond_t wake;          /* records handed over, or stop */
+    int stop;
+    webhook_log_buffer inbox;     /* handed over by the loop, not yet taken by the thread */
+    uint64_t log_dropped;
+    int have_result, result_ok;   /* the last version read, until the loop takes it */
+    long long result_version;
+    int64_t result_done_ms;
+    _Atomic int64_t busy_since_ms; /* monotonic start of the call in progress, 0 when none */
+};
+
+/* One round: write the handed-over delivery-log records, then read the version. Runs on the worker's thread with
+ * the lock released. */
+static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, long long *version)
+{
+    atomic_store(&w->busy_since_ms, time_monotonic_ms());
+    if (batch->len > 0 && webhook_store_flush_log(w->store, batch) < 0)
+        log_json(LOG_WARN, "delivery log not written: redis unavailable", NULL);
+    *ok = webhook_store_version(w->store, version) == STORE_OK;
+    atomic_store(&w->busy_since_ms, 0);
+}
+
+static void *worker_main(void *arg)
+{
+    redis_worker *w = arg;
+    webhook_log_buffer batch = {0};
+    pthread_mutex_lock(&w->lock);
+    while (!w->stop) {
+        webhook_log_buffer_move(&batch, &w->inbox, SIZE_MAX);
+        pthread_mutex_unlock(&w->lock);
+        int ok = 0;
+        long long version = 0;
+        worker_round(w, &batch, &ok, &version);
+        pthread_mutex_lock(&w->lock);
+        w->have_result = 1;
+        w->result_ok = ok;
+        w->result_version = version;
+        w->result_done_ms = time_monotonic_ms();
+        if (w->stop)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)REDIS_WORKER_POLL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        /* the next round: when records are handed over (each tick of the loop) or REDIS_WORKER_POLL_MS from now */
+        while (!w->stop && w->inbox.len == 0 && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT) {
+        }
+    }
+    /* the last records handed over (redis_worker_stop): one more write */
+    webhook_log_buffer_move(&batch, &w->inbox, SIZE_MAX);
+    pthread_mutex_unlock(&w->lock);
+    if (batch.len > 0)
+        webhook_store_flush_log(w->store, &batch);
+    webhook_log_buffer_free(&batch);
+    return NULL;
+}
+
+redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t errlen)
+{
+    redis_worker *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    if ((w->store = webhook_store_open(redis_url, errbuf, errlen)) == NULL) {
+        free(w);
+        return NULL;
+    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "cannot start the redis thread: %s", strerror(rc));
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        webhook_store_close(w->store);
+        free(w);
+        return NULL;
+    }
+    pthread_setname_np(w->thread, "redis");
+    return w;
+}
+
+void redis_worker_stop(redis_worker *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    webhook_log_buffer_free(&w->inbox);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    webhook_store_close(w->store);
+    free(w);
+}
+
+void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log)
+{
+    if (log->len == 0)
+        return;
+    pthread_mutex_lock(&w->lock);
+    size_t dropped = 0;
+    if (w->inbox.len + log->len > REDIS_WORKER_LOG_MAX) { /* the thread is stuck: keep the newest */
+        dropped = w->inbox.len;
+        webhook_log_buffer_clear(&w->inbox);
+    }
+    dropped += webhook_log_buffer_move(&w->inbox, log, REDIS_WORKER_LOG_MAX);
+    int first = dropped > 0 && w->log_dropped == 0;
+    w->log_dropped += dropped;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    if (first)
+        log_json(LOG_WARN, "delivery log records dropped: redis is not keeping up (the log keeps the newest)",
+                 "{s:I}", "dropped", (json_int_t)dropped);
+}
+
+int redis_worker_poll_result(redis_worker *w, int *ok, long long *version, int64_t *done_ms)
+{
+    pthread_mutex_lock(&w->lock);
+    int have = w->have_result;
+    if (have) {
+        *ok = w->result_ok;
+        *version = w->result_version;
+        *done_ms = w->result_done_ms;
+        w->have_result = 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return have;
+}
+
+int redis_worker_stalled(void *ctx, int64_t now_ms)
+{
+    redis_worker *w = ctx;
+    int64_t since = atomic_load(&w->busy_since_ms);
+    return since != 0 && now_ms - since > REDIS_WORKER_STALL_MS;
+}
+
+uint64_t redis_worker_log_dropped(redis_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t n = w->log_dropped;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}

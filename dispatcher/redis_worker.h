@@ -1,0 +1,56 @@
+/*
+ * redis_worker — the dispatcher's Redis calls whose answers the event loop does not wait for, on a thread of their
+ * own: the subscriptions version read (hookd:subs:version) and the delivery-log writes. A round writes what the
+ * loop handed over, then reads the version; rounds run when records are handed over (the loop's tick, every 200 ms)
+ * and at least every REDIS_WORKER_POLL_MS.
+ *
+ * A Redis that hangs holds a call for up to REDIS_CONN_TIMEOUT_MS (2 s). On the loop, that stopped every delivery,
+ * cached subscribers' included, for the whole stall; here it holds only this thread. The loop takes the latest
+ * version read at each tick (redis_worker_poll_result) and hands over the attempts it logged since the last
+ * (redis_worker_hand_log). redis_worker_stalled() tells the loop that a call here has been waiting for longer than
+ * REDIS_WORKER_STALL_MS, so that subscriber lookups, which do run on the loop, wait for Redis too instead of
+ * blocking it (subscriber_cache_set_stall_probe).
+ *
+ * Held delivery-log records are bounded (REDIS_WORKER_LOG_MAX): when Redis cannot keep up, the oldest held are
+ * dropped, so the log keeps the newest attempts (the log is best effort; deliveries are not affected).
+ *
+ * Ownership: owns its thread, its webhook_store (a Redis connection of its own) and the records handed to it.
+ * Thread contract: the functions are called from the event-loop thread; they share state with the worker's thread
+ * under a mutex (the stall clock is atomic).
+ */
+#ifndef HOOKD_REDIS_WORKER_H
+#define HOOKD_REDIS_WORKER_H
+
+#include "webhook_store.h"
+
+#include <stdint.h>
+
+#define REDIS_WORKER_POLL_MS 200
+#define REDIS_WORKER_STALL_MS 250
+#define REDIS_WORKER_LOG_MAX 50000
+
+typedef struct redis_worker redis_worker;
+
+/* Opens the worker's own connection to redis_url and starts its thread (the first version read happens at once).
+ * Returns NULL with errbuf filled when the URL is invalid or the thread cannot start. */
+redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t errlen);
+
+/* Writes what was handed over and not written yet (one last round trip), stops the thread and frees w. Waits for
+ * a call in progress (at most REDIS_CONN_TIMEOUT_MS per call). NULL is ignored. */
+void redis_worker_stop(redis_worker *w);
+
+/* Moves log's records to the worker (log is left empty), to be written by its next round. */
+void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log);
+
+/* The version read that completed since the last call: returns 1 with *ok (0: Redis did not answer), when ok
+ * *version, and the monotonic ms it completed at in *done_ms; returns 0 when no read completed since. */
+int redis_worker_poll_result(redis_worker *w, int *ok, long long *version, int64_t *done_ms);
+
+/* 1 when a call of the worker has been waiting for Redis longer than REDIS_WORKER_STALL_MS at monotonic time now_ms.
+ * ctx is the redis_worker (the shape subscriber_cache_set_stall_probe takes). */
+int redis_worker_stalled(void *ctx, int64_t now_ms);
+
+/* Delivery-log records dropped so far for want of room (Redis slower than the deliveries, or down). */
+uint64_t redis_worker_log_dropped(redis_worker *w);
+
+#endif
