@@ -80,44 +80,64 @@ webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t er
 
 void webhook_log_buffer_clear(webhook_log_buffer *b)
 {
-    for (size_t i = 0; i < b->len; i++)
-        free(b->records[i].json);
     b->len = 0;
+    b->text_len = 0;
 }
 
 void webhook_log_buffer_free(webhook_log_buffer *b)
 {
-    webhook_log_buffer_clear(b);
     free(b->records);
-    b->records = NULL;
-    b->cap = 0;
+    free(b->text);
+    *b = (webhook_log_buffer){0};
 }
 
-/* Room for n more records in b. Returns 0, or -1 when out of memory. */
-static int log_buffer_reserve(webhook_log_buffer *b, size_t n)
+/* Room for n more records and text_bytes more text in b. Returns 0, or -1 when out of memory. */
+static int log_buffer_reserve(webhook_log_buffer *b, size_t n, size_t text_bytes)
 {
-    if (b->len + n <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n)
-        cap *= 2;
-    webhook_log_record *grown = realloc(b->records, cap * sizeof *grown);
-    if (grown == NULL)
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        webhook_log_record *grown = realloc(b->records, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        b->records = grown;
+        b->cap = cap;
+    }
+    if (b->text_len + text_bytes > b->text_cap) {
+        size_t cap = b->text_cap ? b->text_cap : 64 * 1024;
+        while (cap < b->text_len + text_bytes)
+            cap *= 2;
+        char *grown = realloc(b->text, cap);
+        if (grown == NULL)
+            return -1;
+        b->text = grown;
+        b->text_cap = cap;
+    }
+    return 0;
+}
+
+/* Appends a record for id with len bytes of JSON at json (not NUL-terminated necessarily). */
+static int log_buffer_append(webhook_log_buffer *b, long long id, const char *json, size_t len)
+{
+    if (log_buffer_reserve(b, 1, len + 1) != 0)
         return -1;
-    b->records = grown;
-    b->cap = cap;
+    memcpy(b->text + b->text_len, json, len);
+    b->text[b->text_len + len] = '\0';
+    b->records[b->len] = (webhook_log_record){id, b->len, b->text_len};
+    b->text_len += len + 1;
+    b->len++;
     return 0;
 }
 
 void webhook_log_buffer_add(webhook_log_buffer *b, long long id, const char *record_json)
 {
-    if (log_buffer_reserve(b, 1) != 0)
-        return; /* best effort: the record is dropped */
-    char *copy = strdup(record_json);
-    if (copy == NULL)
-        return;
-    b->records[b->len] = (webhook_log_record){id, b->len, copy};
-    b->len++;
+    log_buffer_append(b, id, record_json, strlen(record_json)); /* best effort: dropped when out of memory */
+}
+
+const char *webhook_log_buffer_json(const webhook_log_buffer *b, size_t i)
+{
+    return b->text + b->records[i].offset;
 }
 
 size_t webhook_log_buffer_move(webhook_log_buffer *dst, webhook_log_buffer *src, size_t max_len)
@@ -128,19 +148,18 @@ size_t webhook_log_buffer_move(webhook_log_buffer *dst, webhook_log_buffer *src,
         webhook_log_buffer spare = *dst;
         *dst = *src;
         *src = spare;
+        webhook_log_buffer_clear(src);
         return 0;
     }
-    if (take > 0 && log_buffer_reserve(dst, take) != 0)
-        take = 0;
-    for (size_t i = 0; i < take; i++) {
-        dst->records[dst->len] = src->records[i];
-        dst->records[dst->len].seq = dst->len;
-        dst->len++;
+    size_t moved = 0;
+    while (moved < take) {
+        const char *json = webhook_log_buffer_json(src, moved);
+        if (log_buffer_append(dst, src->records[moved].webhook_id, json, strlen(json)) != 0)
+            break;
+        moved++;
     }
-    for (size_t i = take; i < src->len; i++)
-        free(src->records[i].json);
-    size_t dropped = src->len - take;
-    src->len = 0;
+    size_t dropped = src->len - moved;
+    webhook_log_buffer_clear(src);
     return dropped;
 }
 
@@ -603,7 +622,7 @@ int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
         argv[argc++] = "LPUSH";
         argv[argc++] = key;
         for (size_t i = first; i < end; i++)
-            argv[argc++] = log->records[i].json;
+            argv[argc++] = webhook_log_buffer_json(log, i);
         const char *trim[] = {"LTRIM", key, "0", last};
         const char *expire[] = {"EXPIRE", key, ttl};
         redisAppendCommandArgv(ctx, argc, argv, NULL);
