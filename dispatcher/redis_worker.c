@@ -33,6 +33,9 @@ static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, lo
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
     if (batch->len > 0 && webhook_store_flush_log(w->store, batch) < 0)
         log_json(LOG_WARN, "delivery log not written: redis unavailable", NULL);
+    /* a tick's records at full speed take ~2 MiB: the arrays go back to malloc rather than circulate between the
+     * loop, the hand-over and here (three sets kept made the dispatch row's RSS 5 MiB larger) */
+    webhook_log_buffer_free(batch);
     *ok = webhook_store_version(w->store, version) == STORE_OK;
     atomic_store(&w->busy_since_ms, 0);
 }
