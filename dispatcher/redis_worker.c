@@ -24,6 +24,7 @@ struct redis_worker {
     long long result_version;
     int64_t result_done_ms;
     _Atomic int64_t busy_since_ms; /* monotonic start of the call in progress, 0 when none */
+    int log_failing;              /* the worker's thread only: the last delivery-log write failed (logged once) */
 };
 
 /* One round: write the handed-over delivery-log records, then read the version. Runs on the worker's thread with
@@ -31,8 +32,12 @@ struct redis_worker {
 static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, long long *version)
 {
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
-    if (batch->len > 0 && webhook_store_flush_log(w->store, batch) < 0)
-        log_json(LOG_WARN, "delivery log not written: redis unavailable", NULL);
+    if (batch->len > 0) {
+        int failed = webhook_store_flush_log(w->store, batch) < 0;
+        if (failed && !w->log_failing) /* once per outage, not at every round */
+            log_json(LOG_WARN, "delivery log not written while redis is unavailable (records dropped)", NULL);
+        w->log_failing = failed;
+    }
     /* a tick's records at full speed take ~2 MiB: the arrays go back to malloc rather than circulate between the
      * loop, the hand-over and here (three sets kept made the dispatch row's RSS 5 MiB larger) */
     webhook_log_buffer_free(batch);
