@@ -272,7 +272,9 @@ static int queue_reply(http_conn *conn, api_reply *reply, int is_head)
         text = reply->json_owned;
         reply->json_owned = NULL;
     } else if (reply->body != NULL) {
-        text = json_dumps(reply->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        /* reals with 15 significant digits: the delivery log's latency_ms 43.4 is 43.4, not jansson's default
+         * 17 digits (43.399999999999999) */
+        text = json_dumps(reply->body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     } else {
         text = "";
         free_text = 0;

@@ -43,6 +43,10 @@ static void *resume_later(void *arg)
 
 static int dispatch(api_request *req, api_reply *reply)
 {
+    if (strcmp(req->path, "/real") == 0) { /* a fractional number as the delivery log stores it */
+        api_reply_json(reply, 200, json_pack("{s:f}", "latency_ms", 43.4));
+        return API_DONE;
+    }
     if (strcmp(req->path, "/suspend") != 0) {
         api_reply_message(reply, 404, "not found");
         return API_DONE;
@@ -121,9 +125,9 @@ static http_server *start(int threads, int with_notify, int *port)
     return server;
 }
 
-/* Sends `GET /suspend` on a fresh connection and returns the reply's status (0 when none came within 5 s); the
- * reply text goes into out. */
-static int request(int port, char *out, size_t out_len)
+/* Sends `GET path` on a fresh connection and returns the reply's status (0 when none came within 5 s); the reply
+ * text goes into out. */
+static int request_path(int port, const char *path, char *out, size_t out_len)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -131,7 +135,8 @@ static int request(int port, char *out, size_t out_len)
     struct timeval timeout = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    const char *text = "GET /suspend HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    char text[256];
+    snprintf(text, sizeof text, "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", path);
     assert_int_equal(send(fd, text, strlen(text), 0), (ssize_t)strlen(text));
     size_t got = 0;
     ssize_t n;
@@ -143,6 +148,11 @@ static int request(int port, char *out, size_t out_len)
     if (sscanf(out, "HTTP/1.1 %d", &status) != 1)
         return 0;
     return status;
+}
+
+static int request(int port, char *out, size_t out_len)
+{
+    return request_path(port, "/suspend", out, out_len);
 }
 
 static void reset_seen(int from_thread)
@@ -208,12 +218,26 @@ static void test_notify_resumes_requests_of_every_loop(void **state)
     serve_notified_requests(4, 20);
 }
 
+/* JSON replies print reals with 15 significant digits: the delivery log's latency_ms 43.4 came out as jansson's
+ * default 17, 43.399999999999999. */
+static void test_reply_prints_reals_short(void **state)
+{
+    (void)state;
+    int port;
+    http_server *server = start(1, 0, &port);
+    char reply[4096];
+    assert_int_equal(request_path(port, "/real", reply, sizeof reply), 200);
+    assert_non_null(strstr(reply, "{\"latency_ms\":43.4}"));
+    http_server_stop(server, 1000, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_resumed_from_another_thread_is_answered),
         cmocka_unit_test(test_notify_runs_on_the_loop_and_its_resume_is_answered),
         cmocka_unit_test(test_notify_resumes_requests_of_every_loop),
+        cmocka_unit_test(test_reply_prints_reals_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
