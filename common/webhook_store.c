@@ -9,12 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Records past this many are flushed at once rather than held until the next tick. */
-#define PENDING_FLUSH_AT 20000
-
 struct webhook_store {
-    redis_conn *conn;            /* owned */
-    webhook_log_buffer pending;  /* owned: delivery-log records not yet sent (webhook_store_log_attempt) */
+    redis_conn *conn; /* owned */
 };
 
 /* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
@@ -167,7 +163,6 @@ void webhook_store_close(webhook_store *store)
 {
     if (store == NULL)
         return;
-    webhook_log_buffer_free(&store->pending);
     redis_conn_close(store->conn);
     free(store);
 }
@@ -578,13 +573,6 @@ store_status webhook_store_deliveries(webhook_store *store, long long org, long 
     return STORE_OK;
 }
 
-void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json)
-{
-    webhook_log_buffer_add(&store->pending, id, record_json);
-    if (store->pending.len >= PENDING_FLUSH_AT)
-        webhook_store_flush(store);
-}
-
 /* Orders held records by webhook, then arrival. */
 static int record_compare(const void *a, const void *b)
 {
@@ -641,9 +629,4 @@ int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
         freeReplyObject(reply);
     }
     return commands;
-}
-
-int webhook_store_flush(webhook_store *store)
-{
-    return webhook_store_flush_log(store, &store->pending);
 }

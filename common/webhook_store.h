@@ -115,20 +115,11 @@ void webhook_log_buffer_clear(webhook_log_buffer *log);
 /* Frees log's arrays; log is empty afterwards and may be used again. */
 void webhook_log_buffer_free(webhook_log_buffer *log);
 
-/* Writes log's records as webhook_store_flush() does and empties log. Returns the number of commands sent, or -1
- * when Redis is unreachable (the records are dropped). */
+/* Writes log's records to their webhooks' delivery logs in one round trip and empties log: three commands per
+ * webhook (one LPUSH of its newest records, LTRIM to WEBHOOK_DELIVERY_LOG_MAX, EXPIRE after
+ * WEBHOOK_DELIVERY_LOG_TTL_S) however many attempts it had. Returns the number of commands sent, or -1 when Redis
+ * is unreachable (the records are dropped: the log is best effort, deliveries are not affected). */
 int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log);
-
-/* Appends one attempt record (compact JSON, copied) to webhook id's delivery log, trimmed to
- * WEBHOOK_DELIVERY_LOG_MAX entries and expiring WEBHOOK_DELIVERY_LOG_TTL_S after the last attempt. The record
- * is only held in memory; webhook_store_flush() writes what was held in one round trip, three commands per
- * webhook (one LPUSH of its newest records, LTRIM, EXPIRE) however many attempts it had. Past 20,000 held
- * records the flush happens at once. */
-void webhook_store_log_attempt(webhook_store *store, long long id, const char *record_json);
-
-/* Writes the held delivery-log records and reads the replies. Returns the number of commands sent, or -1 when
- * Redis is unreachable (the held records are dropped: the log is best effort, deliveries are not affected). */
-int webhook_store_flush(webhook_store *store);
 
 #define WEBHOOK_DELIVERY_LOG_MAX 100
 #define WEBHOOK_DELIVERY_LOG_TTL_S (7 * 86400)

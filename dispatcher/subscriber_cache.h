@@ -2,10 +2,10 @@
  * subscriber_cache — who gets an event: the webhooks of one (organization, event type), cached in process.
  *
  * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until the
- * cache is dropped. hookd:subs:version is read every ~200 ms (subscriber_cache_poll, or on the dispatcher's Redis
- * thread and applied with subscriber_cache_apply_version) and the whole cache is dropped when it changed, and also
- * after Redis was unreachable (changes may have been missed). Entries also expire after
- * SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
+ * cache is dropped. hookd:subs:version is read every ~200 ms on the dispatcher's Redis thread and applied with
+ * subscriber_cache_apply_version (subscriber_cache_poll reads it here, at start-up); the whole cache is dropped
+ * when it changed, and also after Redis was unreachable (changes may have been missed). Entries also expire
+ * after SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
  *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
