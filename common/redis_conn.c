@@ -5,6 +5,7 @@
 #include "timeutil.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,17 @@ int redis_conn_ensure(redis_conn *conn)
     return 0;
 }
 
+/* Whether the command that just failed on ctx ran out of REDIS_CONN_TIMEOUT_MS (the socket timeout), given the
+ * errno it left. hiredis 0.14 reports that as an I/O error with EAGAIN; hiredis 1.x has an error code of its own. */
+static int command_timed_out(const redisContext *ctx, int err)
+{
+#ifdef REDIS_ERR_TIMEOUT
+    if (ctx->err == REDIS_ERR_TIMEOUT)
+        return 1;
+#endif
+    return ctx->err == REDIS_ERR_IO && (err == EAGAIN || err == EWOULDBLOCK);
+}
+
 redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -162,8 +174,13 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
         redisReply *reply = redisCommandArgv(conn->ctx, argc, argv, argvlen);
         if (reply != NULL)
             return reply;
-        log_json(LOG_WARN, "redis command failed", "{s:s, s:s}", "command", argv[0], "error", conn->ctx->errstr);
-        redis_conn_reset(conn); /* a stale connection (server restarted): try once more on a new one */
+        int timed_out = command_timed_out(conn->ctx, errno);
+        log_json(LOG_WARN, timed_out ? "redis command timed out" : "redis command failed", "{s:s, s:s}", "command",
+                 argv[0], "error", conn->ctx->errstr);
+        redis_conn_reset(conn); /* the reply of a timed-out command could still arrive: never reuse the connection */
+        if (timed_out)
+            return NULL; /* Redis is there but stalled: a second try would only double the caller's wait */
+        /* else a stale connection (server restarted, connection reset): try once more on a new one */
     }
     return NULL;
 }

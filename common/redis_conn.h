@@ -3,7 +3,10 @@
  *
  * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]). A command on a
  * broken connection reconnects once (AUTH and SELECT replayed) before giving up, and reconnects are spaced by a
- * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS.
+ * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS; a command
+ * that timed out is not tried again (the server is there but stalled, and a second try on a new connection made
+ * every caller wait twice as long: 4 s per API request against a frozen Redis, measured), and its connection is
+ * dropped, since its reply could still arrive.
  *
  * Thread contract: a redis_conn is used by one thread at a time (callers keep one per thread or a pool).
  */
@@ -25,8 +28,8 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen);
 void redis_conn_close(redis_conn *conn);
 
 /* Runs one command given as argv (binary-safe). Returns a reply the caller frees with freeReplyObject(), or
- * NULL when Redis cannot be reached (after one reconnect attempt). An error reply (REDIS_REPLY_ERROR) is
- * returned as a reply, not NULL. */
+ * NULL when Redis cannot be reached (after one reconnect attempt) or did not answer in REDIS_CONN_TIMEOUT_MS.
+ * An error reply (REDIS_REPLY_ERROR) is returned as a reply, not NULL. */
 redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen);
 
 /* Like redis_conn_command with argv of NUL-terminated strings. */
