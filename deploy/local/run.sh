@@ -4,12 +4,14 @@
 # Starts, unless told otherwise: Redis (when REDIS_URL is unset; AOF on, data in .cache/run/redis), a
 # single-node Kafka broker (when KAFKA_BROKERS is unset; the tests' launcher tests/support/kafka.sh),
 # bin/producer-api on :8080, bin/dispatcher (metrics on :9090) and a demo HTTPS receiver on :8443 with a
-# throwaway CA. Creates an organization token and a service token and prints the curl commands to try.
-# Ctrl-C (or SIGTERM) stops everything it started.
+# throwaway CA (trusted by the dispatcher and by producer-api's test deliveries). Creates an organization token
+# and a service token and prints the curl commands to try. Ctrl-C (or SIGTERM) stops everything it started.
+# API_PORT, RECEIVER_PORT, METRICS_ADDR and RUN_STATE_DIR (default .cache/run) move it aside; tests/e2e/test_make_run.py
+# runs it that way.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-STATE=$REPO/.cache/run
+STATE=${RUN_STATE_DIR:-$REPO/.cache/run}
 BIN=${HOOKD_BIN:-$REPO/bin}
 API_PORT=${API_PORT:-8080}
 RECEIVER_PORT=${RECEIVER_PORT:-8443}
@@ -57,11 +59,12 @@ python3 "$REPO/deploy/local/demo_receiver.py" "$RECEIVER_PORT" "$STATE/tls/serve
 pids+=($!)
 
 export ALLOW_PRIVATE_TARGETS=1 # local demo only: the receiver is on 127.0.0.1
+export RECEIVER_CA_FILE=$STATE/tls/ca.pem # both deliver to it: the dispatcher, and producer-api's test deliveries
 export TOPIC_PARTITIONS=${TOPIC_PARTITIONS:-3}
 LISTEN_ADDR=127.0.0.1:$API_PORT "$BIN/producer-api" 2>"$STATE/producer-api.log" &
 pids+=($!)
 if [ -x "$BIN/dispatcher" ]; then
-    RECEIVER_CA_FILE=$STATE/tls/ca.pem METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:9090} "$BIN/dispatcher" \
+    METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:9090} "$BIN/dispatcher" \
         2>"$STATE/dispatcher.log" &
     pids+=($!)
 fi
@@ -92,6 +95,9 @@ service token:        $SERVICE_TOKEN
 
 3. See it arrive: the delivery is printed below by the demo receiver.
    List webhooks: curl -s http://127.0.0.1:$API_PORT/api/v1/webhooks -H 'auth: $ORG_TOKEN'
+   With ID the "id" step 1 printed:
+   Its delivery log: curl -s http://127.0.0.1:$API_PORT/api/v1/webhooks/ID/deliveries -H 'auth: $ORG_TOKEN'
+   A test delivery:  curl -s -X POST http://127.0.0.1:$API_PORT/api/v1/webhooks/ID/test -H 'auth: $ORG_TOKEN'
 EOT
 
 wait -n "${pids[@]}" || true
