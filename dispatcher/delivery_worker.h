@@ -16,6 +16,12 @@
  * even start (invalid secret, out of memory) comes back at once as a failed attempt (network_error, "delivery
  * could not be started: ...").
  *
+ * One multi handle per thread, shared by every webhook: a connection one webhook's attempt left idle serves the
+ * next attempt to the same receiver, whichever webhook it is for. Eight multi handles per thread (a webhook's
+ * attempts always in the same one, to shorten libcurl's walks of its connection pool) opened 536-578
+ * connections instead of 320 in the fan-out benchmark and delivered 0.81 x as much (docs/BENCHMARKS.md,
+ * 2026-12-06 19:00).
+ *
  * Ownership: the worker owns its thread, loop, multi handle, easy handles and inbox; jobs stay the engine's (see
  * delivery_job.h); cfg and the done queue are borrowed and must outlive the worker.
  * Thread contract: start, submit and stop from the engine's thread; everything else runs on the worker's thread.
