@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct redis_conn {
     redisContext *ctx;        /* NULL while disconnected */
@@ -98,6 +99,18 @@ void redis_conn_reset(redis_conn *conn)
         redisFree(conn->ctx);
         conn->ctx = NULL;
     }
+}
+
+int redis_conn_drop_if_closed(redis_conn *conn)
+{
+    if (conn->ctx == NULL)
+        return 0;
+    char byte;
+    ssize_t n = recv(conn->ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0; /* open, and nothing pending: the usual case */
+    redis_conn_reset(conn); /* 0: closed by the server; > 0: unasked data; < 0: reset */
+    return 1;
 }
 
 redisContext *redis_conn_context(redis_conn *conn)

@@ -41,6 +41,12 @@ redisContext *redis_conn_context(redis_conn *conn);
 /* Drops the current connection (the next command reconnects). */
 void redis_conn_reset(redis_conn *conn);
 
+/* Drops the current connection when the server has closed it (or sent something nobody asked for), so that the
+ * next command goes out on a new one. One non-blocking peek at the socket. For pipelines, which are not sent
+ * twice: without it, a pipeline sent on a connection a restarted Redis had closed failed part way, and its
+ * sender could not tell that none of it had run. Returns 1 when it dropped the connection, else 0. */
+int redis_conn_drop_if_closed(redis_conn *conn);
+
 /* Connects now if needed. Returns 0 when connected, -1 otherwise. */
 int redis_conn_ensure(redis_conn *conn);
 

@@ -586,10 +586,9 @@ int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
 {
     if (log->len == 0)
         return 0;
-    if (redis_conn_ensure(store->conn) != 0) {
-        webhook_log_buffer_clear(log);
-        return -1;
-    }
+    redis_conn_drop_if_closed(store->conn); /* a closed connection would fail the pipeline after sending it */
+    if (redis_conn_ensure(store->conn) != 0)
+        return WEBHOOK_LOG_UNSENT;
     redisContext *ctx = redis_conn_context(store->conn);
     qsort(log->records, log->len, sizeof *log->records, record_compare);
     char last[16], ttl[24];
@@ -624,7 +623,7 @@ int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
         void *reply = NULL;
         if (redisGetReply(ctx, &reply) != REDIS_OK) {
             redis_conn_reset(store->conn);
-            return -1;
+            return WEBHOOK_LOG_LOST;
         }
         freeReplyObject(reply);
     }

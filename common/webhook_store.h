@@ -117,9 +117,15 @@ void webhook_log_buffer_free(webhook_log_buffer *log);
 
 /* Writes log's records to their webhooks' delivery logs in one round trip and empties log: three commands per
  * webhook (one LPUSH of its newest records, LTRIM to WEBHOOK_DELIVERY_LOG_MAX, EXPIRE after
- * WEBHOOK_DELIVERY_LOG_TTL_S) however many attempts it had. Returns the number of commands sent, or -1 when Redis
- * is unreachable (the records are dropped: the log is best effort, deliveries are not affected). */
+ * WEBHOOK_DELIVERY_LOG_TTL_S) however many attempts it had. Returns the number of commands sent, or:
+ *   WEBHOOK_LOG_UNSENT when Redis could not be reached: nothing was sent and log is left as it was (the caller
+ *     may try again later);
+ *   WEBHOOK_LOG_LOST when the connection failed during the round trip (a timeout included): log is emptied, and
+ *     its records may or may not have been written (sending them again could log them twice). */
 int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log);
+
+#define WEBHOOK_LOG_UNSENT (-1)
+#define WEBHOOK_LOG_LOST (-2)
 
 #define WEBHOOK_DELIVERY_LOG_MAX 100
 #define WEBHOOK_DELIVERY_LOG_TTL_S (7 * 86400)

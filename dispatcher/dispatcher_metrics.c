@@ -89,8 +89,9 @@ dispatcher_metrics *dm_new(void)
                                  "1 when the last Redis call succeeded (0 too while a call has waited over 250 ms).",
                                  NULL);
     dm->delivery_log_dropped = metrics_counter(r, "hookd_dispatcher_delivery_log_dropped_total",
-                                               "Delivery-log records dropped unwritten because Redis did not keep "
-                                               "up (the oldest held go first).", NULL);
+                                               "Delivery-log records dropped unwritten: more than 50,000 waited "
+                                               "for Redis (the oldest go first), or the connection failed during "
+                                               "their write.", NULL);
     dm->kafka_up = metrics_gauge(r, "hookd_dispatcher_kafka_up", "1 when a broker is up and the group is joined.",
                                  NULL);
     dm->breakers_open = metrics_gauge(r, "hookd_dispatcher_breakers_open",

@@ -19,6 +19,8 @@ struct redis_worker {
     pthread_cond_t wake;          /* records handed over, or stop */
     int stop;
     webhook_log_buffer inbox;     /* handed over by the loop, not yet taken by the thread */
+    size_t held;                  /* records the thread kept from its last round (Redis unreachable) */
+    int drop_held;                /* set by the hand-over when held + inbox passed REDIS_WORKER_LOG_MAX */
     uint64_t log_dropped;
     int have_result, result_ok;   /* the last version read, until the loop takes it */
     long long result_version;
@@ -27,22 +29,44 @@ struct redis_worker {
     int log_failing;              /* the worker's thread only: the last delivery-log write failed (logged once) */
 };
 
-/* One round: write the handed-over delivery-log records, then read the version. Runs on the worker's thread with
- * the lock released. */
-static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, long long *version)
+/* One round: write the delivery-log records in batch, then read the version. Runs on the worker's thread with
+ * the lock released. When Redis cannot be reached, nothing is sent and batch keeps its records for the next
+ * round; when the connection fails during the write, they are lost (*lost: how many), since sending them again
+ * could log them twice. */
+static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, long long *version, size_t *lost)
 {
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
+    *lost = 0;
     if (batch->len > 0) {
-        int failed = webhook_store_flush_log(w->store, batch) < 0;
-        if (failed && !w->log_failing) /* once per outage, not at every round */
-            log_json(LOG_WARN, "delivery log not written while redis is unavailable (records dropped)", NULL);
-        w->log_failing = failed;
+        size_t records = batch->len;
+        int rc = webhook_store_flush_log(w->store, batch);
+        if (rc == WEBHOOK_LOG_LOST) { /* each time: it takes a connection failing in the middle of a write */
+            *lost = records;
+            log_json(LOG_WARN, "delivery log records lost: the connection to redis failed while they were written",
+                     "{s:I}", "records", (json_int_t)records);
+        } else if (rc == WEBHOOK_LOG_UNSENT && !w->log_failing) { /* once per outage, not at every round */
+            log_json(LOG_WARN, "delivery log held while redis is unavailable (written when it answers again)",
+                     "{s:I}", "records", (json_int_t)records);
+        }
+        w->log_failing = rc < 0;
     }
     /* a tick's records at full speed take ~2 MiB: the arrays go back to malloc rather than circulate between the
      * loop, the hand-over and here (three sets kept made the dispatch row's RSS 5 MiB larger) */
-    webhook_log_buffer_free(batch);
+    if (batch->len == 0)
+        webhook_log_buffer_free(batch);
     *ok = webhook_store_version(w->store, version) == STORE_OK;
     atomic_store(&w->busy_since_ms, 0);
+}
+
+/* Takes what the loop handed over after the records kept from the last round (the lock is held). */
+static void take_inbox(redis_worker *w, webhook_log_buffer *batch)
+{
+    if (w->drop_held && batch->len > 0) { /* the oldest go first: the log keeps the newest attempts */
+        w->log_dropped += batch->len;
+        webhook_log_buffer_free(batch);
+    }
+    w->drop_held = 0;
+    w->log_dropped += webhook_log_buffer_move(batch, &w->inbox, SIZE_MAX);
 }
 
 static void *worker_main(void *arg)
@@ -51,12 +75,15 @@ static void *worker_main(void *arg)
     webhook_log_buffer batch = {0};
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
-        webhook_log_buffer_move(&batch, &w->inbox, SIZE_MAX);
+        take_inbox(w, &batch);
         pthread_mutex_unlock(&w->lock);
         int ok = 0;
         long long version = 0;
-        worker_round(w, &batch, &ok, &version);
+        size_t lost = 0;
+        worker_round(w, &batch, &ok, &version, &lost);
         pthread_mutex_lock(&w->lock);
+        w->held = batch.len;
+        w->log_dropped += lost;
         w->have_result = 1;
         w->result_ok = ok;
         w->result_version = version;
@@ -73,7 +100,7 @@ static void *worker_main(void *arg)
         }
     }
     /* the last records handed over (redis_worker_stop): one more write */
-    webhook_log_buffer_move(&batch, &w->inbox, SIZE_MAX);
+    take_inbox(w, &batch);
     pthread_mutex_unlock(&w->lock);
     if (batch.len > 0)
         webhook_store_flush_log(w->store, &batch);
@@ -133,9 +160,15 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log)
         return;
     pthread_mutex_lock(&w->lock);
     size_t dropped = 0;
-    if (w->inbox.len + log->len > REDIS_WORKER_LOG_MAX) { /* the thread is stuck: keep the newest */
-        dropped = w->inbox.len;
-        webhook_log_buffer_clear(&w->inbox);
+    if (w->held + w->inbox.len + log->len > REDIS_WORKER_LOG_MAX) { /* Redis is away or stuck: keep the newest */
+        if (w->held > 0) { /* the thread drops what it kept (and counts it) before taking the inbox */
+            w->drop_held = 1;
+            w->held = 0;
+        }
+        if (w->inbox.len + log->len > REDIS_WORKER_LOG_MAX) {
+            dropped = w->inbox.len;
+            webhook_log_buffer_clear(&w->inbox);
+        }
     }
     dropped += webhook_log_buffer_move(&w->inbox, log, REDIS_WORKER_LOG_MAX);
     int first = dropped > 0 && w->log_dropped == 0;

@@ -11,8 +11,10 @@
  * REDIS_WORKER_STALL_MS, so that subscriber lookups, which do run on the loop, wait for Redis too instead of
  * blocking it (subscriber_cache_set_stall_probe).
  *
- * Held delivery-log records are bounded (REDIS_WORKER_LOG_MAX): when Redis cannot keep up, the oldest held are
- * dropped, so the log keeps the newest attempts (the log is best effort; deliveries are not affected).
+ * Delivery-log records wait while Redis cannot be reached (nothing sent: the next round tries again), bounded by
+ * REDIS_WORKER_LOG_MAX with what was handed over since: past it the oldest are dropped, so the log keeps the
+ * newest attempts. A write that fails part way (the connection broke or timed out) is not repeated, since Redis
+ * may have run it: its records are counted as dropped (the log is best effort; deliveries are not affected).
  *
  * Ownership: owns its thread, its webhook_store (a Redis connection of its own) and the records handed to it.
  * Thread contract: the functions are called from the event-loop thread; they share state with the worker's thread

@@ -5,9 +5,9 @@ import json
 import signal
 import time
 
-from conftest import PARTITIONS, http, kafka_partition, wait_until
+from conftest import PARTITIONS, Stack, http, kafka_partition, wait_until
 from support.event_types import EVENT_TYPES
-from support.services import RedisServer
+from support.services import AofRedis, RedisServer
 from test_delivery import envelope, project_event
 
 # Without a retry stage a backlogged webhook's partition is held (with one, its deliveries are parked instead)
@@ -233,6 +233,44 @@ def test_cached_subscribers_keep_receiving_while_redis_stalls(stack, redis_serve
         assert status == 200, body
         return {i["event_id"] for i in body["data"]} >= {f"cached-{i}" for i in range(6)}
     wait_until(logged, 10, what="the stall's attempts in the delivery log")
+
+
+def test_attempts_made_while_redis_is_down_reach_the_delivery_log(kafka_broker, test_ca, tmp_path):
+    """Redis stops (connections refused) while a dispatcher keeps delivering to subscribers it has cached. The
+    attempts wait on the Redis thread and are written when Redis is back. Before, each 200 ms round's write found
+    Redis unreachable and dropped its records: the outage left a hole in the log. A Redis of its own, with AOF as
+    deploy/ runs it, so that the webhooks and tokens survive the restart."""
+    redis = AofRedis(tmpdir=str(tmp_path / "redis")).start()
+    stack = Stack(redis, kafka_broker, test_ca, str(tmp_path))
+    try:
+        rcv = stack.receiver()
+        org = stack.new_org()
+        hook = stack.api.create_webhook(org, rcv.url("/down"), "project.updated")
+        d = stack.dispatcher().wait_ready()
+        topic = stack.api.prefix + "project.updated"
+        stack.api.post_events([project_event(org, 0, "project.updated")])
+        assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()  # the subscribers cached
+        redis.stop()
+        ids = [f"down-{i}" for i in range(3)]
+        for i, eid in enumerate(ids):
+            kafka_broker.produce(topic, envelope(eid, org, i + 1, "project.updated"), key=str(org))
+        assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 20), d.proc.tail()
+        wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 0, 10, what="redis seen down")
+        time.sleep(1.0)  # several of the Redis thread's rounds find Redis gone
+        redis.resume()
+        wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 1, 15, what="redis up again")
+
+        def logged():
+            status, body = http("GET", f"{stack.api.url}/api/v1/webhooks/{hook['id']}/deliveries",
+                                token=stack.api.org_token(org))
+            assert status == 200, body
+            return {i["event_id"] for i in body["data"]} >= set(ids)
+        wait_until(logged, 10, what="the outage's attempts in the delivery log")
+        m = d.metrics()
+        assert m["hookd_dispatcher_delivery_log_dropped_total"] == 0, {k: v for k, v in m.items() if "redis" in k or "log" in k}
+    finally:
+        stack.close()
+        redis.stop()
 
 
 def test_kafka_restart_consumption_resumes_by_itself(stack, kafka_broker):

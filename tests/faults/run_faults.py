@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.receiver import TestCA  # noqa: E402
-from support.services import KafkaBroker, RedisServer, free_port, kcat_path  # noqa: E402
+from support.services import AofRedis, KafkaBroker, free_port, kcat_path  # noqa: E402
 from fault_receiver import FaultReceiver  # noqa: E402
 
 BIN = Path(os.environ.get("HOOKD_BIN", REPO / "bin"))
@@ -102,22 +102,6 @@ def wait_until(pred: Callable, timeout: float, what: str, interval: float = 0.2)
 
 
 # ---------------------------------------------------------------------------------------------- services
-
-class AofRedis(RedisServer):
-    """RedisServer with append-only persistence, as deploy/ runs it (services.py starts it without)."""
-
-    def _spawn(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log_f = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir),
-                 "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=log_f, stderr=subprocess.STDOUT)
-        finally:
-            log_f.close()
-
 
 class Proc:
     def __init__(self, name: str, argv: List[str], env: Dict[str, str], workdir: Path):

@@ -169,6 +169,10 @@ class RedisServer:
     def restart(self) -> "RedisServer":
         """Stop and start again on the same port. The data is gone (no persistence)."""
         self.stop()
+        return self.resume()
+
+    def resume(self) -> "RedisServer":
+        """Start again on the same port after stop() (clients reconnect to the same URL)."""
         self._fixed_port = True
         return self.start()
 
@@ -183,6 +187,22 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+class AofRedis(RedisServer):
+    """RedisServer with append-only persistence, as deploy/ runs it: the data survives stop() and resume()."""
+
+    def _spawn(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log_f = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir),
+                 "--daemonize", "no"],
+                stdin=subprocess.DEVNULL, stdout=log_f, stderr=subprocess.STDOUT)
+        finally:
+            log_f.close()
 
 
 class KafkaBroker:
