@@ -174,6 +174,7 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_webhook_test_endpoint.py \
                   tests/api/test_token_cache.py::test_revocation_reaches_a_warm_cache_within_the_refresh \
                   tests/api/test_token_cache.py::test_cached_tokens_are_not_honoured_while_redis_is_unreachable \
+                  tests/api/test_redis_stall.py \
                   tests/api/test_events_api.py::test_each_type_routed_to_its_topic_with_envelope \
                   tests/api/test_events_api.py::test_batch_answered_and_written_in_order \
                   tests/api/test_events_api.py::test_batch_limits \

@@ -20,7 +20,36 @@ struct redis_conn {
     int db;                   /* SELECT index */
     int64_t next_attempt_ms;  /* monotonic time before which no reconnect is tried (backoff) */
     int backoff_ms;           /* current backoff: 50 ms doubling to 2 s, reset on success */
+    redis_gate *gate;         /* borrowed, NULL for none */
 };
+
+int redis_gate_close(redis_gate *gate)
+{
+    return atomic_exchange(&gate->closed, 1) == 0;
+}
+
+int redis_gate_open(redis_gate *gate)
+{
+    return atomic_exchange(&gate->closed, 0) == 1;
+}
+
+int redis_gate_closed(redis_gate *gate)
+{
+    return atomic_load(&gate->closed);
+}
+
+/* Closes conn's gate (if any) because a call waited too long for Redis; logs it once per closing. */
+static void close_gate(redis_conn *conn)
+{
+    if (conn->gate != NULL && redis_gate_close(conn->gate))
+        log_json(LOG_WARN, "redis hangs: commands fail at once until it answers again", "{s:s, s:i}", "host",
+                 conn->host, "port", conn->port);
+}
+
+void redis_conn_set_gate(redis_conn *conn, redis_gate *gate)
+{
+    conn->gate = gate;
+}
 
 static int copy_part(CURLU *u, CURLUPart part, char *out, size_t outlen, int flags)
 {
@@ -140,6 +169,8 @@ int redis_conn_ensure(redis_conn *conn)
     struct timeval timeout = {REDIS_CONN_TIMEOUT_MS / 1000, (REDIS_CONN_TIMEOUT_MS % 1000) * 1000};
     redisContext *ctx = redisConnectWithTimeout(conn->host, conn->port, timeout);
     if (ctx == NULL || ctx->err) {
+        if (time_monotonic_ms() - now >= REDIS_GATE_SLOW_MS)
+            close_gate(conn); /* a connect that hangs (a black-holed address) is as slow as a stall */
         log_json(LOG_WARN, "redis unreachable", "{s:s, s:i, s:s, s:i}", "host", conn->host, "port", conn->port,
                  "error", ctx != NULL ? ctx->errstr : "out of memory", "retry_in_ms", conn->backoff_ms);
         if (ctx != NULL)
@@ -182,6 +213,8 @@ static int command_timed_out(const redisContext *ctx, int err)
 redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (conn->gate != NULL && redis_gate_closed(conn->gate))
+            return NULL; /* Redis hangs: fail now rather than wait for it */
         if (redis_conn_ensure(conn) != 0)
             return NULL;
         redisReply *reply = redisCommandArgv(conn->ctx, argc, argv, argvlen);
@@ -191,8 +224,10 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
         log_json(LOG_WARN, timed_out ? "redis command timed out" : "redis command failed", "{s:s, s:s}", "command",
                  argv[0], "error", conn->ctx->errstr);
         redis_conn_reset(conn); /* the reply of a timed-out command could still arrive: never reuse the connection */
-        if (timed_out)
+        if (timed_out) {
+            close_gate(conn);
             return NULL; /* Redis is there but stalled: a second try would only double the caller's wait */
+        }
         /* else a stale connection (server restarted, connection reset): try once more on a new one */
     }
     return NULL;

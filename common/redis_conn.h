@@ -14,11 +14,36 @@
 #define HOOKD_REDIS_CONN_H
 
 #include <hiredis.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #define REDIS_CONN_TIMEOUT_MS 2000
+#define REDIS_GATE_SLOW_MS 250 /* a failed connect that took this long closes the gate, as a timeout does */
 
 typedef struct redis_conn redis_conn;
+
+/* redis_gate — lets the connections that share it fail at once while Redis is known to hang.
+ *
+ * A Redis that accepts connections but does not answer costs each command a REDIS_CONN_TIMEOUT_MS wait. Where
+ * commands run on threads that also serve other work (producer-api's HTTP loops), every request behind a timed-out
+ * one waited too: 40 concurrent requests against a frozen Redis took up to 16 s, /healthz included. So the first
+ * timeout (or a failed connect that took REDIS_GATE_SLOW_MS) closes the gate, and while it is closed the commands
+ * of every connection sharing it fail at once, without touching the network. Only redis_gate_open() opens it:
+ * its owner runs a prober that does (producer-api: store_pool.c), on a connection without the gate.
+ *
+ * A plain value owned by the caller, which must outlive the connections given it. Thread-safe (atomic). */
+typedef struct redis_gate {
+    atomic_int closed;
+} redis_gate;
+
+/* Closes the gate. Returns 1 when it was open. */
+int redis_gate_close(redis_gate *gate);
+
+/* Opens the gate (Redis answered the prober). Returns 1 when it was closed. */
+int redis_gate_open(redis_gate *gate);
+
+/* 1 while the gate is closed. */
+int redis_gate_closed(redis_gate *gate);
 
 /* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid; an unreachable
  * server is not an error here (the first command reports it). The caller frees with redis_conn_close(). */
@@ -37,6 +62,10 @@ redisReply *redis_conn_commandv(redis_conn *conn, int argc, const char **argv);
 
 /* The underlying context (connected or NULL), for subscribe loops that need the fd. Owned by conn. */
 redisContext *redis_conn_context(redis_conn *conn);
+
+/* Makes conn's commands fail at once while gate is closed, and close it when one times out. gate is borrowed
+ * (NULL: none, the default). Set before conn is used. */
+void redis_conn_set_gate(redis_conn *conn, redis_gate *gate);
 
 /* Drops the current connection (the next command reconnects). */
 void redis_conn_reset(redis_conn *conn);

@@ -4,6 +4,12 @@
  * hiredis contexts are not thread-safe, so each request borrows one connection for its duration and gives it
  * back. The pool is sized to the number of worker threads, so a borrow never waits in practice.
  *
+ * Redis that hangs: the pooled connections share a redis_gate (redis_conn.h). The first command that times out
+ * closes it, and from then on every request that needs Redis gets its 503 at once instead of a 2 s wait on an
+ * HTTP thread (which also held every other request of that thread, /healthz included: 40 concurrent requests
+ * took up to 16 s). A prober thread, with a connection of its own, PINGs Redis every STORE_POOL_PROBE_MS while
+ * the gate is closed and opens it when Redis answers.
+ *
  * Thread contract: store_pool_acquire/release may be called from any thread.
  */
 #ifndef HOOKD_STORE_POOL_H
@@ -16,7 +22,9 @@ typedef struct store_pool store_pool;
 /* Opens size connections to redis_url. Returns NULL with errbuf filled when the URL is invalid. */
 store_pool *store_pool_create(const char *redis_url, int size, char *errbuf, size_t errlen);
 
-/* Closes every connection; all must have been released. NULL is ignored. */
+#define STORE_POOL_PROBE_MS 100
+
+/* Closes every connection (all must have been released) and stops the prober. NULL is ignored. */
 void store_pool_destroy(store_pool *pool);
 
 /* Borrows a connection, waiting while all are in use. Never NULL. */

@@ -3,6 +3,7 @@
 Each test runs its own redis-server, so freezing it cannot disturb the session's shared one.
 """
 
+import concurrent.futures
 import time
 
 import requests
@@ -48,6 +49,51 @@ def test_a_stalled_redis_costs_a_request_one_timeout_then_service_resumes(tmp_pa
             assert time.monotonic() < deadline, f"still {r.status_code} after the stall: {r.text}"
             time.sleep(0.05)
         assert [w["id"] for w in r.json()["data"]] == [created.json()["id"]]
+    finally:
+        api.stop()
+        api.cleanup()
+        redis.stop()
+
+
+def _concurrent_gets(api, headers, count):
+    """count concurrent GETs, every fourth of /healthz, the rest of the webhooks list: [(path, status, seconds)]."""
+    def one(i):
+        path = "/healthz" if i % 4 == 0 else WEBHOOKS
+        start = time.monotonic()
+        r = requests.get(api.base_url + path, headers=headers, timeout=60)
+        return path, r.status_code, time.monotonic() - start
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_a_stalled_redis_holds_no_request_past_the_first_timeout(tmp_path, new_org):
+    """Redis calls run on the HTTP threads, so a request waiting out a timed-out command held every request of its
+    thread, /healthz included (a liveness probe failing because Redis hangs): 40 concurrent requests against a
+    frozen Redis took up to 16 s, and the next 40 as long again. Now the first timeout closes the pool's gate
+    (store_pool.h): the first wave waits for that one timeout, the next is answered at once, and a prober opens
+    the gate as soon as Redis answers again."""
+    redis = RedisServer(tmpdir=str(tmp_path)).start()
+    api = ProducerApi(redis.url, f"127.0.0.1:{closed_port()}")
+    try:
+        headers = {"auth": api.token(org=new_org())}
+        assert requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10).status_code == 200
+        redis.freeze()
+        try:
+            first = _concurrent_gets(api, headers, 40)
+            second = _concurrent_gets(api, headers, 40)
+            ready = requests.get(api.base_url + "/readyz", timeout=10)
+        finally:
+            redis.thaw()
+        for wave in (first, second):
+            assert {status for path, status, _ in wave if path == "/healthz"} == {200}
+            assert {status for path, status, _ in wave if path == WEBHOOKS} <= {503}
+        assert max(s for _, _, s in first) < memcheck.scaled(3.5), sorted(round(s, 2) for _, _, s in first)
+        assert max(s for _, _, s in second) < memcheck.scaled(0.5), sorted(round(s, 2) for _, _, s in second)
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unreachable"
+        start = time.monotonic()
+        while requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10).status_code != 200:
+            assert time.monotonic() - start < memcheck.scaled(3.0), "still failing after the stall"
+            time.sleep(0.02)
     finally:
         api.stop()
         api.cleanup()
