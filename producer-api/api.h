@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 struct event_producer;
+struct test_limit;
 struct token_cache;
 
 /* Everything the handlers share. Built by main() before the server starts; read-only afterwards. */
@@ -22,6 +23,7 @@ typedef struct api_context { /* completes http_api.h's struct api_context */
     struct event_producer *producer;  /* Kafka producer (events API) */
     int allow_private;                /* ALLOW_PRIVATE_TARGETS */
     long long delivery_timeout_ms;    /* DELIVERY_TIMEOUT, for test deliveries */
+    struct test_limit *test_limit;    /* test deliveries running at once (test_limit.h) */
     long long claim_ttl_s;            /* how long a client event id stays "pending" (2 x PRODUCE_TIMEOUT + 5 s) */
     char ca_bundle[256];              /* system CAs + RECEIVER_CA_FILE (temp file), empty for the default */
     metrics_registry *metrics;        /* Prometheus registry served on /metrics */

@@ -14,6 +14,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "store_pool.h"
+#include "test_limit.h"
 #include "token_cache.h"
 #include "token_cli.h"
 
@@ -128,6 +129,10 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
         goto done;
     }
+    if ((api.test_limit = test_limit_new()) == NULL) {
+        log_json(LOG_ERROR, "out of memory", NULL);
+        goto done;
+    }
     api.stores = store_pool_create(redis_url, (int)threads + 1, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
@@ -186,6 +191,7 @@ done:
     event_producer_destroy(api.producer);
     token_cache_destroy(api.tokens);
     store_pool_destroy(api.stores);
+    test_limit_free(api.test_limit);
     metrics_registry_free(api.metrics);
     if (api.ca_bundle[0] != '\0')
         unlink(api.ca_bundle);

@@ -7,12 +7,14 @@
  * The body is {"data": {"id": 0, "test": true}, "type": "<the webhook's event type>"}, signed exactly like a
  * real delivery (both signatures during a secret rotation), with the same SSRF guard, TLS rules and
  * DELIVERY_TIMEOUT. The attempt runs on a short-lived thread while the request is suspended, so a slow
- * receiver holds no HTTP worker.
+ * receiver holds no HTTP worker. At most TEST_LIMIT_PER_ORG run at once for an organization and TEST_LIMIT_TOTAL
+ * in the process (test_limit.h); past that the answer is 429 with Retry-After: 1.
  */
 #include "delivery_http.h"
 #include "handlers.h"
 #include "json_text.h"
 #include "log.h"
+#include "test_limit.h"
 #include "timeutil.h"
 #include "uuid.h"
 
@@ -23,6 +25,8 @@
 /* One test attempt in flight. Owned by the request (async_state) once the request is suspended. */
 typedef struct webhook_test {
     api_request *req;                /* suspended request */
+    long long org;                   /* the organization asking */
+    test_limit *slot_of;             /* the limiter it holds a slot of (given back when freed), NULL for none */
     json_t *webhook;                 /* the stored webhook (secret included) */
     char event_id[8 + UUID_TEXT_LEN + 1];
     char *body;                      /* synthetic delivery body */
@@ -35,6 +39,10 @@ static void webhook_test_free(void *state)
     webhook_test *test = state;
     if (test == NULL)
         return;
+    /* on the request's loop once it was resumed, so never after shutdown freed the limiter (a request still
+     * suspended then is abandoned with its server, http_server_stop) */
+    if (test->slot_of != NULL)
+        test_limit_give(test->slot_of, test->org);
     json_decref(test->webhook);
     free(test->body);
     free(test);
@@ -96,6 +104,7 @@ int webhooks_test(api_request *req, const auth_identity *who, long long id, api_
         api_reply_message(reply, 500, "out of memory");
         return API_DONE;
     }
+    test->org = who->org;
     webhook_store *store = store_pool_acquire(req->api->stores);
     store_status status = webhook_store_get(store, who->org, id, &test->webhook);
     store_pool_release(req->api->stores, store);
@@ -122,6 +131,13 @@ int webhooks_test(api_request *req, const auth_identity *who, long long id, api_
         return API_DONE;
     }
 
+    if (test_limit_take(req->api->test_limit, who->org) != 0) {
+        webhook_test_free(test);
+        api_reply_message(reply, 429, "too many test deliveries in progress, retry later");
+        snprintf(reply->retry_after, sizeof reply->retry_after, "1");
+        return API_DONE;
+    }
+    test->slot_of = req->api->test_limit;
     req->async_state = test;
     req->async_free = webhook_test_free;
     req->resume_handler = webhook_test_finish;

@@ -136,7 +136,7 @@ EXPECTED_OPERATIONS = {
     ("get", "/api/v1/webhooks/{id}"): {"200", "401", "404"},
     ("delete", "/api/v1/webhooks/{id}"): {"200", "401", "404"},
     ("get", "/api/v1/webhooks/{id}/deliveries"): {"200", "401", "404"},
-    ("post", "/api/v1/webhooks/{id}/test"): {"200", "401", "404"},
+    ("post", "/api/v1/webhooks/{id}/test"): {"200", "401", "404", "429"},
     ("post", "/api/v1/webhooks/{id}/rotate_secret"): {"200", "401", "404"},
     ("post", "/api/v1/events"): {"202", "401", "403", "413", "503"},
     ("get", "/healthz"): {"200"},

@@ -4,6 +4,7 @@
 """
 
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import json
@@ -116,3 +117,43 @@ def test_refuses_private_addresses_at_connect_time_without_the_override(redis_se
         r = ApiClient(strict, strict.token(org=org)).post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
         assert r["delivered"] is False and "forbidden" in r["error"]
         assert receiver.requests("/guarded") == []
+
+
+def _post_tests(api, jobs):
+    """POSTs the test endpoint for every (token, webhook id) in jobs at once; their answers, in order."""
+    def one(job):
+        token, hook_id = job
+        return ApiClient(api, token).post(f"{WEBHOOKS}/{hook_id}/test", expect=(200, 429))
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(one, jobs))
+
+
+def test_an_organization_runs_at_most_four_tests_at_once(api, receiver, new_org):
+    """Each test delivery runs on a thread of its own for up to DELIVERY_TIMEOUT. Unbounded, one organization
+    posting 500 tests at once to a receiver that hangs made producer-api 370 threads and 478 MB in two seconds.
+    Now an organization runs at most 4 at once (the rest get 429 with Retry-After), and others are not held."""
+    receiver.configure("/held", status=200, delay=TIMEOUT_S * 0.6)
+    busy, other = api.token(org=new_org()), api.token(org=new_org())
+    busy_hook = create(ApiClient(api, busy), receiver.url("/held"))["id"]
+    other_hook = create(ApiClient(api, other), receiver.url("/held"))["id"]
+    answers = _post_tests(api, [(busy, busy_hook)] * 7 + [(other, other_hook)])
+    busy_codes = sorted(r.status_code for r in answers[:7])
+    assert busy_codes == [200] * 4 + [429] * 3, busy_codes
+    assert answers[7].status_code == 200
+    for r in answers:
+        if r.status_code == 429:
+            assert r.body == {"message": "too many test deliveries in progress, retry later"}
+            assert r.headers.get("Retry-After") == "1"
+    # the slots come back: the next test of the busy organization goes through
+    assert ApiClient(api, busy).post(f"{WEBHOOKS}/{busy_hook}/test", expect=200).body["event_id"]
+
+
+@pytest.mark.skipif(memcheck.VALGRIND, reason="68 concurrent TLS attempts under valgrind outlast the overlap")
+def test_the_process_runs_at_most_sixty_four_tests_at_once(api, receiver, new_org):
+    receiver.configure("/held64", status=200, delay=TIMEOUT_S * 0.6)
+    jobs = []
+    for _ in range(17):
+        token = api.token(org=new_org())
+        jobs += [(token, create(ApiClient(api, token), receiver.url("/held64"))["id"])] * 4
+    codes = [r.status_code for r in _post_tests(api, jobs)]
+    assert (codes.count(200), codes.count(429)) == (64, 4), codes
