@@ -73,6 +73,12 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) == 0 && strcmp(scheme, "rediss") == 0) {
+        snprintf(errbuf, errlen, "REDIS_URL: rediss:// (TLS) is not supported (Debian 12's hiredis 0.14 has no TLS); "
+                                 "reach Redis through a local TLS proxy with a redis:// URL");
+        goto err;
+    }
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) != 0 || strcmp(scheme, "redis") != 0) {
         snprintf(errbuf, errlen, "REDIS_URL must look like redis://[[user]:password@]host[:port][/db]");

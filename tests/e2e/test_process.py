@@ -33,6 +33,13 @@ def test_invalid_configuration_exits_2(tmp_path):
         assert '"level":"error"' in out.stderr
 
 
+def test_a_tls_redis_url_is_refused_with_the_way_around_it():
+    env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", REDIS_URL="rediss://cache.example:6380/0")
+    out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2, out.stderr
+    assert "rediss:// (TLS) is not supported" in out.stderr and "TLS proxy" in out.stderr
+
+
 def test_health_ready_and_metrics(stack):
     rcv = stack.receiver()
     org = stack.new_org()
