@@ -114,13 +114,14 @@ static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct 
     return fd;
 }
 
-/* CURLOPT_WRITEFUNCTION: count the response body and drop it. */
+/* CURLOPT_WRITEFUNCTION: count the response body and drop it; past DELIVERY_RESPONSE_BODY_MAX, end the transfer
+ * (CURLE_WRITE_ERROR: the status already received decides the outcome, delivery_http_finish). */
 static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     (void)ptr;
     delivery_http_attempt *a = userdata;
     a->response_bytes += size * nmemb;
-    return size * nmemb;
+    return a->response_bytes > DELIVERY_RESPONSE_BODY_MAX ? 0 : size * nmemb;
 }
 
 /* CURLOPT_HEADERFUNCTION: keep the Retry-After value (of the last response, interim ones included). */

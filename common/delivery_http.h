@@ -12,7 +12,9 @@
  * The receiver's final status is its answer: once a status (200 or more) has been received, the attempt is
  * classified by it even when the exchange then ends in a libcurl error (the receiver answered before reading
  * the whole body and reset the stream, which RFC 9113 8.1 allows; the response body stalled until the timeout).
- * The response body is never used, so nothing is lost by not waiting for it.
+ * The response body is never used, so nothing is lost by not waiting for it, nor by not reading past
+ * DELIVERY_RESPONSE_BODY_MAX: the attempt ends there (the connection is dropped). A receiver that answered 200 and
+ * then streamed without end held its attempt until DELIVERY_TIMEOUT, taking whatever it sent meanwhile.
  *
  * Two ways to use it:
  *   - synchronous: delivery_http_perform_once() (its own easy handle, curl_easy_perform; blocks up to the
@@ -33,6 +35,8 @@
 #include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define DELIVERY_RESPONSE_BODY_MAX (64 * 1024) /* response body bytes read before the attempt ends */
 
 /* How an attempt ended (the dispatcher's "outcome" label; same order as its dm_outcome). */
 typedef enum delivery_http_outcome {

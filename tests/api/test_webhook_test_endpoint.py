@@ -157,3 +157,14 @@ def test_the_process_runs_at_most_sixty_four_tests_at_once(api, receiver, new_or
         jobs += [(token, create(ApiClient(api, token), receiver.url("/held64"))["id"])] * 4
     codes = [r.status_code for r in _post_tests(api, jobs)]
     assert (codes.count(200), codes.count(429)) == (64, 4), codes
+
+
+def test_a_receiver_that_never_ends_its_body_is_read_only_so_far(client, receiver):
+    """A receiver answered 200 and then streamed its body without end: the attempt counted as delivered (the
+    status is the answer) but read until DELIVERY_TIMEOUT, holding its slot and taking whatever the receiver
+    sent. Now the body is read up to 64 KiB and the connection dropped."""
+    receiver.stream_endlessly("/endless")
+    hook = create(client, receiver.url("/endless"))
+    r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
+    assert r["delivered"] is True and r["status"] == 200, r
+    assert r["latency_ms"] < TIMEOUT_S * 1000 / 2, r

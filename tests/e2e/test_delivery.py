@@ -131,6 +131,25 @@ def test_hanging_receiver_does_not_delay_others(stack):
     assert t["error"] == "timeout" and t["status"] == 0 and t["latency_ms"] >= 3900
 
 
+def test_a_receiver_streaming_an_endless_body_gets_one_short_successful_attempt(stack):
+    """The receiver answers 200, then streams its body without end. The status is its answer, so the attempt is a
+    success, but it used to read on until DELIVERY_TIMEOUT (4 s here). Now it stops at 64 KiB
+    (DELIVERY_RESPONSE_BODY_MAX, common/delivery_http.h)."""
+    rcv = stack.receiver()
+    rcv.stream_endlessly("/endless")
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/endless"), "project.created")
+    d = stack.dispatcher(DELIVERY_TIMEOUT="4s", LOG_ATTEMPTS="all").wait_ready()
+    (eid,) = stack.api.post_events([project_event(org, 1)])
+    wait_until(lambda: [a for a in d.attempts() if a["event_id"] == eid], 20, what="the attempt")
+    (a,) = [a for a in d.attempts() if a["event_id"] == eid]
+    assert (a["outcome"], a["status"]) == ("success", 200), a
+    assert a["latency_ms"] < 2000, a
+    success = 'hookd_dispatcher_deliveries_total{outcome="success",status_class="2xx"}'
+    assert d.metrics().get(success) == 1
+    assert len(rcv.requests("/endless")) == 1
+
+
 def test_receiver_closing_idle_connections_costs_no_delivery_time(stack):
     """A receiver that hangs up after every response, unannounced (as load balancers and servers with short
     keep-alive timeouts do): the dispatcher keeps idle connections in its epoll set between deliveries, so it

@@ -86,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         if recv.close_after_response:
             self.close_connection = True  # hang up after answering, without a "Connection: close" to warn
+        if recv.streams_endlessly(req.path):
+            self._stream_endlessly(status)
+            return
         payload = b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}'
         if status == 204 or status == 304 or status < 200:
             # these carry no body (RFC 9110 6.4.1): a client ignores one, and its bytes would then be read as the
@@ -102,6 +105,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except OSError:
             pass  # the client gave up (timeout)
+
+    def _stream_endlessly(self, status: int):
+        """status, then a chunked body of 16 KiB chunks until the client hangs up (or 120 s)."""
+        self.close_connection = True
+        chunk = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the client hung up: what the test waits for
 
     do_POST = _handle
     do_GET = _handle
@@ -122,6 +140,7 @@ class Receiver:
         self._lock = threading.Condition()
         self._requests: List[Request] = []
         self._config: Dict[str, Tuple[int, float]] = {}
+        self._endless: set = set()  # paths answered with a body that never ends
         self.close_after_response = False  # True: close every connection right after its response
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.receiver = self  # type: ignore[attr-defined]
@@ -158,6 +177,15 @@ class Receiver:
         """Answer requests to path with status after delay seconds."""
         with self._lock:
             self._config[path] = (status, delay)
+
+    def stream_endlessly(self, path: str) -> None:
+        """Answer requests to path with their status and then a body that never ends."""
+        with self._lock:
+            self._endless.add(path)
+
+    def streams_endlessly(self, path: str) -> bool:
+        with self._lock:
+            return path in self._endless
 
     def _record(self, req: Request) -> Tuple[int, float, Dict[str, str]]:
         """Records req; returns (status, delay, extra response headers). Subclasses may answer otherwise."""
