@@ -4,6 +4,7 @@
 #include "event_types.h"
 #include "kafka_config.h"
 #include "log.h"
+#include "uuid.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 
 struct event_producer {
     rd_kafka_t *rk;                              /* producer handle, owned */
+    size_t max_message_bytes;                    /* librdkafka's message.max.bytes (KAFKA_MESSAGE_MAX_BYTES) */
     rd_kafka_topic_t *topics[EVENT_TYPE_COUNT];  /* topic handles, owned */
     char topic_names[EVENT_TYPE_COUNT][128];     /* prefix + event type */
     event_producer_options options;              /* copy; topic_prefix points at the environment */
@@ -201,6 +203,12 @@ event_producer *event_producer_create(const event_producer_options *options, cha
         free(producer);
         return NULL;
     }
+    char max_bytes[32];
+    size_t max_bytes_len = sizeof max_bytes;
+    producer->max_message_bytes = rd_kafka_conf_get(conf, "message.max.bytes", max_bytes, &max_bytes_len) ==
+                                          RD_KAFKA_CONF_OK
+                                      ? (size_t)strtoull(max_bytes, NULL, 10)
+                                      : 1000000;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, producer);
@@ -237,6 +245,46 @@ fail:
 int event_producer_reports_fd(const event_producer *producer)
 {
     return producer->reports_fd;
+}
+
+/* What librdkafka adds to a message's key and value when it checks them against message.max.bytes (a record's
+ * largest framing), rounded up. */
+#define MESSAGE_OVERHEAD_MAX 64
+
+/* The length of the id the event will carry: one that came without an id gets a UUIDv7 after validation. */
+static size_t id_length(const envelope *env)
+{
+    return env->id[0] != '\0' ? strlen(env->id) : UUID_TEXT_LEN;
+}
+
+size_t event_producer_message_size(const envelope *env)
+{
+    /* {"id":"","type":"","organization_id":,"occurred_at":"","data":} is 56 bytes; an id of printable ASCII
+     * escapes to at most 2 bytes a character ("\"" and "\\"); the longest type name and a long long take < 40;
+     * the key is the organization id again */
+    return env->data_len + 2 * id_length(env) + strlen(env->occurred_at) + 56 + 40 + 20 + MESSAGE_OVERHEAD_MAX;
+}
+
+int event_producer_fits(const event_producer *producer, const envelope *env, size_t *size)
+{
+    *size = event_producer_message_size(env);
+    if (*size <= producer->max_message_bytes)
+        return 1;
+    size_t len = 0; /* near the limit: the exact size */
+    char *value = envelope_encode(env, &len);
+    if (value == NULL)
+        return 1; /* out of memory: the send will say so */
+    free(value);
+    char key[32];
+    size_t unassigned_id = env->id[0] == '\0' ? UUID_TEXT_LEN : 0;
+    *size = len + unassigned_id + (size_t)snprintf(key, sizeof key, "%lld", env->organization_id) +
+            MESSAGE_OVERHEAD_MAX;
+    return *size <= producer->max_message_bytes;
+}
+
+size_t event_producer_max_message_bytes(const event_producer *producer)
+{
+    return producer->max_message_bytes;
 }
 
 int event_producer_send(event_producer *producer, const envelope *env, void *opaque)

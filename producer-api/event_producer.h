@@ -43,6 +43,16 @@ int event_producer_reports_fd(const event_producer *producer);
  * pointer so that it can be handed to an event loop as it is. */
 void event_producer_serve_reports(void *producer);
 
+/* An upper bound of the bytes env takes in librdkafka's message.max.bytes check (value, key and framing). */
+size_t event_producer_message_size(const envelope *env);
+
+/* 1 when env is small enough for the producer's message.max.bytes, else 0 (librdkafka would refuse it, and every
+ * retry of it). *size gets its size as counted against the limit (exact near the limit). */
+int event_producer_fits(const event_producer *producer, const envelope *env, size_t *size);
+
+/* The producer's message.max.bytes (librdkafka's default 1,000,000; KAFKA_MESSAGE_MAX_BYTES sets it). */
+size_t event_producer_max_message_bytes(const event_producer *producer);
+
 /* Queues env (encoded here) for its topic with key = organization id. Returns 0 when queued (the callback
  * will follow), -1 when it could not even be queued (no callback). */
 int event_producer_send(event_producer *producer, const envelope *env, void *opaque);

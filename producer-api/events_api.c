@@ -245,6 +245,21 @@ int events_post(api_request *req, const auth_identity *who, api_reply *reply)
         envelope_from_request(items->item[i].start, items->item[i].len, token_org, items->is_array ? (int)i : -1,
                               &batch->events[i], errors);
     body_items_clear(items);
+    /* librdkafka refuses a message past its message.max.bytes, and would refuse every retry of it: bad data, not
+     * a 503 (a 1 MiB body could hold a 1,040,000-byte event, answered "event stream unavailable, retry later") */
+    int well_formed = json_array_size(errors) == 0;
+    for (int i = 0; well_formed && i < batch->count; i++) {
+        size_t size = 0;
+        if (event_producer_fits(req->api->producer, &batch->events[i], &size))
+            continue;
+        char message[160];
+        snprintf(message, sizeof message, "too large: the event takes %zu bytes in Kafka, at most %zu "
+                 "(KAFKA_MESSAGE_MAX_BYTES)", size, event_producer_max_message_bytes(req->api->producer));
+        json_t *error = json_pack("{s:s, s:s}", "field", "data", "message", message);
+        if (error != NULL && batch->is_array)
+            json_object_set_new(error, "index", json_integer(i));
+        json_array_append_new(errors, error);
+    }
     if (json_array_size(errors) > 0) {
         batch_free(batch);
         api_reply_bad_data(reply, errors);

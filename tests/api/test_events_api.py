@@ -249,6 +249,28 @@ def test_body_limit_is_one_mib(client, org, kafka_broker):
     assert len(r.body["data"]) == 9
 
 
+def test_an_event_larger_than_a_kafka_message_is_bad_data_not_unavailable(client, org, kafka_broker):
+    """A 1 MiB body can hold one event larger than librdkafka's message.max.bytes (1,000,000 by default), which it
+    refuses, and refuses again at every retry. It was answered 503 "event stream unavailable, retry later"; now
+    it is 403 bad data naming the event and its size, and a batch holding one is refused whole."""
+    def big(rid, pad):
+        return {"type": "user.updated", "data": {"id": rid, "pad": "p" * pad}}
+    r = post(client, big(1, 1_040_000), expect=403)
+    (err,) = r.body["errors"]
+    assert err["field"] == "data" and "index" not in err
+    size, limit = map(int, re.fullmatch(r"too large: the event takes (\d+) bytes in Kafka, at most (\d+) "
+                                        r"\(KAFKA_MESSAGE_MAX_BYTES\)", err["message"]).groups())
+    assert limit == 1_000_000 and 1_040_000 < size < 1_041_000
+    r = post(client, [big(2, 10), big(3, 1_000_000), big(4, 10)], expect=403)
+    assert errors_of(r) == {(1, "data")}
+    # at the limit as counted: written (librdkafka accepts whatever the check lets through); one byte more: refused
+    at_limit = 1_040_000 - (size - limit)
+    post(client, big(6, at_limit + 1), expect=403)
+    r = post(client, big(5, at_limit))
+    assert [m[0]["data"]["id"] for m in wait_messages(kafka_broker, "user.updated", org, 1)] == [5]
+    assert len(r.body["id"]) > 0
+
+
 def record_batches(partition_dir):
     """[(first offset, last offset, bytes)] of the record batches in a partition's log segments on the broker's
     disk, read in Kafka's own format: a batch starts with baseOffset (int64) and batchLength (int32, the bytes
