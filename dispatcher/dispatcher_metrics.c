@@ -99,6 +99,10 @@ dispatcher_metrics *dm_new(void)
     dm->dead_gone = metrics_counter(r, "hookd_dispatcher_dead_lettered_total",
                                     "Deliveries written to the dead-letter topic, by reason.", "reason=\"gone\"");
     dm->dead_exhausted = metrics_counter(r, "hookd_dispatcher_dead_lettered_total", NULL, "reason=\"exhausted\"");
+    dm->retry_too_large = metrics_counter(r, "hookd_dispatcher_retry_records_too_large_total",
+                                          "Retry and dead-letter records larger than the retry producer's "
+                                          "message.max.bytes: given up, logged with their webhook (an event "
+                                          "written to Kafka past producer-api's limit).", NULL);
     dm->retries_dropped = metrics_counter(r, "hookd_dispatcher_retries_dropped_total",
                                           "Due retries dropped because their webhook no longer exists.", NULL);
     dm->retry_messages_malformed = metrics_counter(r, "hookd_dispatcher_retry_messages_malformed_total",

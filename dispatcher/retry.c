@@ -39,6 +39,7 @@ struct retry_stage {
     dispatcher_metrics *dm;               /* borrowed */
     event_loop *loop;                     /* borrowed, may be NULL */
     rd_kafka_t *rk;                       /* owned producer */
+    size_t max_message_bytes;             /* its message.max.bytes (allow_record_headroom) */
     rd_kafka_queue_t *main_queue;         /* owned reference to the main queue */
     rd_kafka_queue_t *admin_queue;        /* owned: CreateTopics results */
     int event_fd;                         /* owned */
@@ -87,7 +88,10 @@ static const char *topic_of(const retry_stage *rs, const pending *p)
     return p->tier == DEAD_TIER ? rs->dead_topic : rs->tier_topic[p->tier];
 }
 
-/* Hands p to librdkafka; on a local refusal it waits for the next tick. */
+static void pending_written(retry_stage *rs, pending *p);
+
+/* Hands p to librdkafka; on a local refusal it waits for the next tick. A record larger than message.max.bytes
+ * would be refused at every tick, and its event's offset never committed: it is given up, loudly. */
 static void produce(retry_stage *rs, pending *p)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -95,6 +99,14 @@ static void produce(retry_stage *rs, pending *p)
         RD_KAFKA_V_VALUE(p->payload, p->len), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->queued = 1;
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        log_json(LOG_ERROR, "retry record too large for kafka: the delivery is given up", "{s:s, s:s, s:I, s:I}",
+                 "topic", topic_of(rs, p), "webhook_id", p->key, "bytes", (json_int_t)p->len, "max_bytes",
+                 (json_int_t)rs->max_message_bytes);
+        metric_counter_add(rs->dm->retry_too_large, 1);
+        pending_written(rs, p);
         return;
     }
     log_json(LOG_WARN, "retry record not queued; trying again", "{s:s, s:s}", "topic", topic_of(rs, p), "error",
@@ -148,6 +160,12 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         metric_counter_add(p->dead_gone ? rs->dm->dead_gone : rs->dm->dead_exhausted, 1);
     else if (!p->parked) /* parked deliveries are counted when parked (dispatch) */
         metric_counter_add(rs->tier_counter[p->tier], 1);
+    pending_written(rs, p);
+}
+
+/* p is done with (written, or given up): frees it and lets its event's offset go. */
+static void pending_written(retry_stage *rs, pending *p)
+{
     pending_unlink(rs, p);
     dispatch_handoff *h = p->handoff;
     pending_free(p);
@@ -236,6 +254,31 @@ static void serve_admin(retry_stage *rs)
 
 /* ---- lifecycle ------------------------------------------------------------------------------------------ */
 
+/* What a retry or dead-letter record adds to its event's envelope, at most: up to RETRY_RECORD_MAX_ATTEMPTS
+ * attempts with an error of RETRY_ERROR_MAX bytes each (escaped: twice that), the webhook's URL, a reason and a few
+ * fields (~12 KiB); rounded up. */
+#define RETRY_RECORD_HEADROOM_BYTES 32768
+
+/* The retry producer takes messages RETRY_RECORD_HEADROOM_BYTES larger than producer-api's (the same
+ * message.max.bytes, 1,000,000 by default, or KAFKA_MESSAGE_MAX_BYTES when set for both): the largest event
+ * producer-api accepts then fits its retry record. With the default, 1,032,768 bytes, within a broker's default
+ * record batch limit (1,048,588). */
+static int allow_record_headroom(retry_stage *rs, rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
+{
+    char text[32];
+    size_t len = sizeof text;
+    if (rd_kafka_conf_get(conf, "message.max.bytes", text, &len) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errlen, "kafka producer: message.max.bytes unreadable");
+        return -1;
+    }
+    unsigned long long events = strtoull(text, NULL, 10), records = events + RETRY_RECORD_HEADROOM_BYTES;
+    if (records > 1000000000ULL) /* librdkafka's own ceiling */
+        records = 1000000000ULL;
+    rs->max_message_bytes = (size_t)records;
+    snprintf(text, sizeof text, "%llu", records);
+    return kafka_config_set(conf, "message.max.bytes", text, errbuf, errlen);
+}
+
 retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispatcher_metrics *dm, char *errbuf,
                              size_t errlen)
 {
@@ -280,7 +323,7 @@ retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispat
         kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
         /* retries and dead letters reach a broker that came back within a second, not up to 10 s later */
         kafka_config_set(conf, "reconnect.backoff.max.ms", "1000", errbuf, errlen) != 0 ||
-        kafka_config_from_env(conf, errbuf, errlen) != 0) {
+        kafka_config_from_env(conf, errbuf, errlen) != 0 || allow_record_headroom(rs, conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         free(rs);
         return NULL;

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -156,6 +157,63 @@ def test_down_for_the_whole_schedule_dead_letters_then_replay_delivers(stack, ka
     r = subprocess.run([str(BIN / "dispatcher"), "replay", "--webhook", str(hook["id"]), "--until",
                         "2020-01-01T00:00:00Z"], env=env, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0 and r.stdout.strip() == "replayed 0", r.stderr[-2000:]
+
+
+def test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered(stack, kafka_broker):
+    """An event as large as producer-api accepts (just under librdkafka's 1,000,000-byte message.max.bytes) fails
+    at its receiver: its retry record (the envelope plus the attempt history) and its dead letter must still be
+    written, or the event would be stuck: the record retried at every tick, its partition's offset never
+    committed past it."""
+    rcv = stack.receiver()
+    rcv.configure("/big", status=500)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/big"), "project.updated")
+    d = stack.dispatcher(RETRY_SCHEDULE="1s,1s").wait_ready()
+    def big(pad):
+        return {"type": "project.updated", "organization_id": org, "data": {"id": 7, "pad": "p" * pad}}
+    status, body = http("POST", stack.api.url + "/api/v1/events", big(1_010_000), token=stack.api.service_token)
+    assert status == 403, body
+    size = int(re.search(r"takes (\d+) bytes in Kafka, at most (\d+)", body["errors"][0]["message"]).group(1))
+    at_limit = 1_010_000 - (size - 1_000_000)  # the largest pad producer-api accepts
+    (eid,) = stack.api.post_events([big(at_limit)])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 3, 30), d.proc.tail()
+    assert {r.headers["webhook-id"] for r in rcv.requests()} == {eid}
+    wait_until(lambda: metric(d, 'hookd_dispatcher_dead_lettered_total{reason="exhausted"}') == 1, 15,
+               what="dead-lettered")
+    ((_, rec),) = dead_letters(kafka_broker, stack, 1)
+    assert rec["envelope"]["id"] == eid and len(rec["envelope"]["data"]["pad"]) == at_limit
+    assert not [line for line in d.proc.log_lines() if line.get("msg") == "retry record not queued; trying again"]
+
+
+def test_a_retry_record_kafka_cannot_take_is_given_up_once_not_retried_forever(stack):
+    """A retry record larger than the retry producer's message.max.bytes (here the dispatcher's limit is set below
+    what producer-api accepts; in production, an event a backend wrote to Kafka past producer-api's limit) was
+    refused at every 200 ms tick, forever, and its event's offset never committed: every restart delivered it
+    again. Now it is given up once, logged as an error and counted, and the offset moves on."""
+    rcv = stack.receiver()
+    rcv.configure("/fails", status=500)
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/fails"), "project.updated")
+    env = dict(RETRY_SCHEDULE="1s", KAFKA_MESSAGE_MAX_BYTES="200000")
+    d = stack.dispatcher(**env).wait_ready()
+    big = {"type": "project.updated", "organization_id": org, "data": {"id": 1, "pad": "p" * 300_000}}
+    big_id, small_id = stack.api.post_events([big, project_event(org, 2, "project.updated")])
+    wait_until(lambda: metric(d, "hookd_dispatcher_retry_records_too_large_total") == 1, 20,
+               what="the big record given up")
+    # the small event's record is written: its retry comes, then its dead letter
+    assert rcv.wait_for(lambda reqs: [r.headers["webhook-id"] for r in reqs].count(small_id) == 2, 20)
+    wait_until(lambda: metric(d, 'hookd_dispatcher_dead_lettered_total{reason="exhausted"}') == 1, 15,
+               what="the small event dead-lettered")
+    lines = d.proc.log_lines()
+    (given_up,) = [line for line in lines if line.get("msg") == "retry record too large for kafka: the delivery is given up"]
+    assert given_up["level"] == "error" and given_up["max_bytes"] == 200_000 + 32_768 and given_up["bytes"] > 300_000
+    assert not [line for line in lines if line.get("msg") == "retry record not queued; trying again"]
+    # its offset was committed: a successor in the group does not deliver it again
+    assert d.proc.stop(timeout=30) == 0
+    before = len(rcv.requests())
+    stack.dispatcher("successor", **env).wait_ready()
+    time.sleep(3)
+    assert len(rcv.requests()) == before, [r.headers["webhook-id"] for r in rcv.requests()[before:]]
 
 
 def test_retry_after_is_honoured(stack):
