@@ -36,8 +36,13 @@ int api_metrics_init(api_metrics *m, metrics_registry *reg)
     m->token_cache_misses = metrics_counter(reg, "hookd_token_cache_lookups_total",
                                             "API token lookups answered by the token cache (hit) or Redis (miss)",
                                             "result=\"miss\"");
+    m->redis_up = metrics_gauge(reg, "hookd_api_redis_up",
+                                "1 when Redis answered the last PING (every 100 ms), 0 when it refused or did not "
+                                "answer (then requests that need it get 503; at once while it hangs)", NULL);
+    if (m->redis_up != NULL)
+        metric_gauge_set(m->redis_up, 1);
     return m->events_accepted != NULL && m->events_unavailable != NULL && m->token_cache_hits != NULL &&
-                   m->token_cache_misses != NULL
+                   m->token_cache_misses != NULL && m->redis_up != NULL
                ? 0
                : -1;
 }

@@ -24,6 +24,7 @@ typedef struct api_metrics {
     metric_series *events_unavailable;
     metric_series *token_cache_hits;
     metric_series *token_cache_misses;
+    metric_series *redis_up;                 /* set by the store pool's prober (store_pool.h) */
 } api_metrics;
 
 /* Registers every series in reg. Returns 0, or -1 on allocation failure. */

@@ -133,7 +133,7 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "out of memory", NULL);
         goto done;
     }
-    api.stores = store_pool_create(redis_url, (int)threads + 1, errbuf, sizeof errbuf);
+    api.stores = store_pool_create(redis_url, (int)threads + 1, series.redis_up, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
         goto done;

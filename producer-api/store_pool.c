@@ -2,6 +2,7 @@
 #include "store_pool.h"
 
 #include "log.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,13 +20,14 @@ struct store_pool {
     webhook_store **all;    /* every connection, for destroy */
     redis_gate gate;        /* shared by every pooled connection */
     webhook_store *prober;  /* owned: the prober's connection (without the gate) */
+    metric_series *redis_up; /* borrowed, may be NULL */
     pthread_t prober_thread;
     int prober_started;
     int stop;
 };
 
-/* While the gate is closed, PINGs Redis every STORE_POOL_PROBE_MS (each PING may wait REDIS_CONN_TIMEOUT_MS) and
- * opens the gate when Redis answers. Otherwise it only looks at the gate. */
+/* PINGs Redis every STORE_POOL_PROBE_MS (a PING may wait REDIS_CONN_TIMEOUT_MS): an answer opens the gate, a
+ * PING that waited REDIS_GATE_SLOW_MS or more for nothing closes it; the gauge says which. */
 static void *prober_main(void *arg)
 {
     store_pool *pool = arg;
@@ -38,22 +40,30 @@ static void *prober_main(void *arg)
         until.tv_nsec %= 1000000000L;
         while (!pool->stop && pthread_cond_timedwait(&pool->wake, &pool->lock, &until) != ETIMEDOUT) {
         }
-        if (pool->stop || !redis_gate_closed(&pool->gate))
-            continue;
+        if (pool->stop)
+            break;
         pthread_mutex_unlock(&pool->lock);
-        if (webhook_store_ping(pool->prober) == 0 && redis_gate_open(&pool->gate))
+        int64_t start = time_monotonic_ms();
+        int ok = webhook_store_ping(pool->prober) == 0;
+        if (ok && redis_gate_open(&pool->gate))
             log_json(LOG_INFO, "redis answers again: commands go through", NULL);
+        else if (!ok && time_monotonic_ms() - start >= REDIS_GATE_SLOW_MS && redis_gate_close(&pool->gate))
+            log_json(LOG_WARN, "redis hangs: commands fail at once until it answers again", NULL);
+        if (pool->redis_up != NULL)
+            metric_gauge_set(pool->redis_up, ok);
         pthread_mutex_lock(&pool->lock);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
-store_pool *store_pool_create(const char *redis_url, int size, char *errbuf, size_t errlen)
+store_pool *store_pool_create(const char *redis_url, int size, metric_series *redis_up, char *errbuf,
+                              size_t errlen)
 {
     store_pool *pool = calloc(1, sizeof *pool);
     if (pool == NULL)
         return NULL;
+    pool->redis_up = redis_up;
     pool->free_stores = calloc((size_t)size, sizeof *pool->free_stores);
     pool->all = calloc((size_t)size, sizeof *pool->all);
     if (pool->free_stores == NULL || pool->all == NULL)

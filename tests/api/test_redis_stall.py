@@ -4,6 +4,7 @@ Each test runs its own redis-server, so freezing it cannot disturb the session's
 """
 
 import concurrent.futures
+import re
 import time
 
 import requests
@@ -41,14 +42,43 @@ def test_a_stalled_redis_costs_a_request_one_timeout_then_service_resumes(tmp_pa
         finally:
             redis.thaw()
         assert max(waits) < memcheck.scaled(3.0), waits  # one 2 s timeout, not two
-        deadline = time.monotonic() + memcheck.scaled(5.0)
-        while True:
-            r = requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10)
-            if r.status_code == 200:
-                break
-            assert time.monotonic() < deadline, f"still {r.status_code} after the stall: {r.text}"
-            time.sleep(0.05)
+        r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
+            requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10)), 5.0, "200 after the stall")
         assert [w["id"] for w in r.json()["data"]] == [created.json()["id"]]
+    finally:
+        api.stop()
+        api.cleanup()
+        redis.stop()
+
+
+def wait_for(predicate, limit_s: float, what: str):
+    """predicate()'s first truthy value, polled every 20 ms; fails after limit_s (scaled under valgrind)."""
+    deadline = time.monotonic() + memcheck.scaled(limit_s)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"no {what} within {limit_s} s"
+        time.sleep(0.02)
+
+
+def redis_up(api) -> float:
+    """hookd_api_redis_up from /metrics."""
+    text = requests.get(api.base_url + "/metrics", timeout=5).text
+    return float(re.search(r"^hookd_api_redis_up (\S+)$", text, re.M).group(1))
+
+
+def test_a_refusing_redis_reads_as_down_within_moments(tmp_path, new_org):
+    """hookd_api_redis_up follows the prober's PING (every 100 ms): 0 soon after Redis stops, 1 soon after it is
+    back (producer-api's /metrics had no Redis signal; the dispatcher's has hookd_dispatcher_redis_up)."""
+    redis = RedisServer(tmpdir=str(tmp_path)).start()
+    api = ProducerApi(redis.url, f"127.0.0.1:{closed_port()}")
+    try:
+        assert redis_up(api) == 1
+        redis.stop()
+        wait_for(lambda: redis_up(api) == 0, 2.0, "hookd_api_redis_up 0")
+        redis.resume()
+        wait_for(lambda: redis_up(api) == 1, 5.0, "hookd_api_redis_up 1")
     finally:
         api.stop()
         api.cleanup()
@@ -77,11 +107,13 @@ def test_a_stalled_redis_holds_no_request_past_the_first_timeout(tmp_path, new_o
     try:
         headers = {"auth": api.token(org=new_org())}
         assert requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10).status_code == 200
+        assert redis_up(api) == 1
         redis.freeze()
         try:
             first = _concurrent_gets(api, headers, 40)
             second = _concurrent_gets(api, headers, 40)
             ready = requests.get(api.base_url + "/readyz", timeout=10)
+            up_during = redis_up(api)
         finally:
             redis.thaw()
         for wave in (first, second):
@@ -90,10 +122,10 @@ def test_a_stalled_redis_holds_no_request_past_the_first_timeout(tmp_path, new_o
         assert max(s for _, _, s in first) < memcheck.scaled(3.5), sorted(round(s, 2) for _, _, s in first)
         assert max(s for _, _, s in second) < memcheck.scaled(0.5), sorted(round(s, 2) for _, _, s in second)
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unreachable"
-        start = time.monotonic()
-        while requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10).status_code != 200:
-            assert time.monotonic() - start < memcheck.scaled(3.0), "still failing after the stall"
-            time.sleep(0.02)
+        assert up_during == 0
+        wait_for(lambda: requests.get(api.base_url + WEBHOOKS, headers=headers, timeout=10).status_code == 200,
+                 3.0, "200 again after the stall")
+        wait_for(lambda: redis_up(api) == 1, 3.0, "hookd_api_redis_up 1")
     finally:
         api.stop()
         api.cleanup()
