@@ -196,19 +196,25 @@ def test_events_produced_during_a_redis_stall_are_fetched_as_soon_as_it_ends(sta
     assert d.metrics()["hookd_dispatcher_consumption_paused"] == 0
 
 
+def cached_organization(stack, path):
+    """A receiver, an organization with a project.updated webhook to path on it, and a ready dispatcher that has
+    delivered one event of it (so it has the organization's subscribers cached): (rcv, org, hook, d, topic)."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    hook = stack.api.create_webhook(org, rcv.url(path), "project.updated")
+    d = stack.dispatcher().wait_ready()
+    stack.api.post_events([project_event(org, 0, "project.updated")])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()
+    return rcv, org, hook, d, stack.api.prefix + "project.updated"
+
+
 def test_cached_subscribers_keep_receiving_while_redis_stalls(stack, redis_server, kafka_broker):
     """Redis stalls (SIGSTOP: connections stay open, nothing answers). The version read and the delivery-log writes
     run on the dispatcher's Redis thread (redis_worker.c), so the event loop does not wait for them: events for an
     organization whose subscribers are cached are delivered as usual. Before, the loop sat in a 2 s read timeout at
     the next tick, and again at each retry, and nothing was delivered meanwhile. redis_up says 0 while the stall
     lasts, and the attempts made meanwhile reach the delivery log once Redis answers."""
-    rcv = stack.receiver()
-    org = stack.new_org()
-    hook = stack.api.create_webhook(org, rcv.url("/cached"), "project.updated")
-    d = stack.dispatcher().wait_ready()
-    topic = stack.api.prefix + "project.updated"
-    stack.api.post_events([project_event(org, 0, "project.updated")])
-    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()  # the organization's subscribers cached
+    rcv, org, hook, d, topic = cached_organization(stack, "/cached")
     waits = []
     redis_server.freeze()
     try:
@@ -243,13 +249,7 @@ def test_attempts_made_while_redis_is_down_reach_the_delivery_log(kafka_broker, 
     redis = AofRedis(tmpdir=str(tmp_path / "redis")).start()
     stack = Stack(redis, kafka_broker, test_ca, str(tmp_path))
     try:
-        rcv = stack.receiver()
-        org = stack.new_org()
-        hook = stack.api.create_webhook(org, rcv.url("/down"), "project.updated")
-        d = stack.dispatcher().wait_ready()
-        topic = stack.api.prefix + "project.updated"
-        stack.api.post_events([project_event(org, 0, "project.updated")])
-        assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()  # the subscribers cached
+        rcv, org, hook, d, topic = cached_organization(stack, "/down")
         redis.stop()
         ids = [f"down-{i}" for i in range(3)]
         for i, eid in enumerate(ids):
