@@ -63,8 +63,9 @@ export RECEIVER_CA_FILE=$STATE/tls/ca.pem # both deliver to it: the dispatcher, 
 export TOPIC_PARTITIONS=${TOPIC_PARTITIONS:-3}
 LISTEN_ADDR=127.0.0.1:$API_PORT "$BIN/producer-api" 2>"$STATE/producer-api.log" &
 pids+=($!)
+DISPATCHER_METRICS=${METRICS_ADDR:-127.0.0.1:9090}
 if [ -x "$BIN/dispatcher" ]; then
-    METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:9090} "$BIN/dispatcher" \
+    METRICS_ADDR=$DISPATCHER_METRICS "$BIN/dispatcher" \
         2>"$STATE/dispatcher.log" &
     pids+=($!)
 fi
@@ -73,6 +74,14 @@ for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
     sleep 0.2
 done
+# and the dispatcher's group joined (a few seconds): an event posted before waits for it (nothing is lost), but
+# the demo receiver printing it only after that surprised
+if [ -x "$BIN/dispatcher" ]; then
+    for _ in $(seq 150); do
+        curl -sf "http://$DISPATCHER_METRICS/readyz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+fi
 ORG_TOKEN=$("$BIN/producer-api" token create --org 1)
 SERVICE_TOKEN=$("$BIN/producer-api" token create --service)
 
