@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern char **environ;
@@ -28,6 +29,16 @@ int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value,
         snprintf(errbuf, errlen, "kafka property %s: %s", name, reason);
         return -1;
     }
+    return 0;
+}
+
+int kafka_config_get_size(rd_kafka_conf_t *conf, const char *name, size_t *out)
+{
+    char text[32];
+    size_t len = sizeof text;
+    if (rd_kafka_conf_get(conf, name, text, &len) != RD_KAFKA_CONF_OK)
+        return -1;
+    *out = (size_t)strtoull(text, NULL, 10);
     return 0;
 }
 

@@ -32,4 +32,8 @@ int kafka_config_from_env(rd_kafka_conf_t *conf, char *errbuf, size_t errlen);
 /* Sets one property; returns 0 or -1 with librdkafka's reason in errbuf. */
 int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen);
 
+/* Reads a numeric property (as set so far, defaults included) into *out. Returns 0, or -1 when librdkafka has no
+ * such property. */
+int kafka_config_get_size(rd_kafka_conf_t *conf, const char *name, size_t *out);
+
 #endif

@@ -265,17 +265,17 @@ static void serve_admin(retry_stage *rs)
  * record batch limit (1,048,588). */
 static int allow_record_headroom(retry_stage *rs, rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
 {
-    char text[32];
-    size_t len = sizeof text;
-    if (rd_kafka_conf_get(conf, "message.max.bytes", text, &len) != RD_KAFKA_CONF_OK) {
+    size_t events = 0;
+    if (kafka_config_get_size(conf, "message.max.bytes", &events) != 0) {
         snprintf(errbuf, errlen, "kafka producer: message.max.bytes unreadable");
         return -1;
     }
-    unsigned long long events = strtoull(text, NULL, 10), records = events + RETRY_RECORD_HEADROOM_BYTES;
-    if (records > 1000000000ULL) /* librdkafka's own ceiling */
-        records = 1000000000ULL;
-    rs->max_message_bytes = (size_t)records;
-    snprintf(text, sizeof text, "%llu", records);
+    size_t records = events + RETRY_RECORD_HEADROOM_BYTES;
+    if (records > 1000000000) /* librdkafka's own ceiling */
+        records = 1000000000;
+    rs->max_message_bytes = records;
+    char text[32];
+    snprintf(text, sizeof text, "%zu", records);
     return kafka_config_set(conf, "message.max.bytes", text, errbuf, errlen);
 }
 

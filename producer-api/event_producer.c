@@ -203,12 +203,8 @@ event_producer *event_producer_create(const event_producer_options *options, cha
         free(producer);
         return NULL;
     }
-    char max_bytes[32];
-    size_t max_bytes_len = sizeof max_bytes;
-    producer->max_message_bytes = rd_kafka_conf_get(conf, "message.max.bytes", max_bytes, &max_bytes_len) ==
-                                          RD_KAFKA_CONF_OK
-                                      ? (size_t)strtoull(max_bytes, NULL, 10)
-                                      : 1000000;
+    if (kafka_config_get_size(conf, "message.max.bytes", &producer->max_message_bytes) != 0)
+        producer->max_message_bytes = 1000000;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, producer);
