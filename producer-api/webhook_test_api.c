@@ -105,6 +105,14 @@ int webhooks_test(api_request *req, const auth_identity *who, long long id, api_
         return API_DONE;
     }
     test->org = who->org;
+    /* the limit first: a refused test costs no Redis read (webhook_test_free gives the slot back on every path) */
+    if (test_limit_take(req->api->test_limit, who->org) != 0) {
+        webhook_test_free(test);
+        api_reply_message(reply, 429, "too many test deliveries in progress, retry later");
+        snprintf(reply->retry_after, sizeof reply->retry_after, "1");
+        return API_DONE;
+    }
+    test->slot_of = req->api->test_limit;
     webhook_store *store = store_pool_acquire(req->api->stores);
     store_status status = webhook_store_get(store, who->org, id, &test->webhook);
     store_pool_release(req->api->stores, store);
@@ -131,13 +139,6 @@ int webhooks_test(api_request *req, const auth_identity *who, long long id, api_
         return API_DONE;
     }
 
-    if (test_limit_take(req->api->test_limit, who->org) != 0) {
-        webhook_test_free(test);
-        api_reply_message(reply, 429, "too many test deliveries in progress, retry later");
-        snprintf(reply->retry_after, sizeof reply->retry_after, "1");
-        return API_DONE;
-    }
-    test->slot_of = req->api->test_limit;
     req->async_state = test;
     req->async_free = webhook_test_free;
     req->resume_handler = webhook_test_finish;
