@@ -1,10 +1,12 @@
 /* webhook_store — see webhook_store.h. */
 #include "webhook_store.h"
 
+#include "event_types.h"
 #include "log.h"
 #include "secret.h"
 #include "timeutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,16 @@
 struct webhook_store {
     redis_conn *conn; /* owned */
 };
+
+/* The Lua lines every change of a subscriber hash ends with: bumps the version (bump_expr, an INCR that
+ * returns the new version), records "<version>:<org>:<event_type>" (org_type_expr) in the change log scored by
+ * that version, keeps the log's newest WEBHOOK_CHANGE_LOG_KEEP entries, and publishes "<org>:<event_type>".
+ * One entry per version: a reader that finds as many entries as the version moved knows it saw every change. */
+#define RECORD_CHANGE(bump_expr, org_type_expr)                                                                  \
+    "local changed_to = " bump_expr "\n"                                                                         \
+    "redis.call('ZADD', '" WEBHOOK_CHANGE_LOG_KEY "', changed_to, changed_to .. ':' .. " org_type_expr ")\n"      \
+    "redis.call('ZREMRANGEBYRANK', '" WEBHOOK_CHANGE_LOG_KEY "', 0, -" WEBHOOK_CHANGE_LOG_KEEP_TEXT " - 1)\n"     \
+    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', " org_type_expr ")\n"
 
 /* Adds a webhook atomically. KEYS: subs hash, org zset, id sequence, version. ARGV: limit, the object's JSON
  * without its leading '{' and id, the change message. Returns -1 when the type is full, else the object. */
@@ -22,8 +34,7 @@ static const char CREATE_SCRIPT[] =
     "redis.call('SET', 'hookd:webhook:' .. id, obj)\n"
     "redis.call('ZADD', KEYS[2], id, id)\n"
     "redis.call('HSET', KEYS[1], id, obj)\n"
-    "redis.call('INCR', KEYS[4])\n"
-    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[3])\n"
+    RECORD_CHANGE("redis.call('INCR', KEYS[4])", "ARGV[3]")
     "return obj\n";
 
 /* Removes a webhook atomically when it belongs to the organization. KEYS: webhook key, org zset, version.
@@ -36,8 +47,7 @@ static const char DELETE_SCRIPT[] =
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('ZREM', KEYS[2], ARGV[2])\n"
     "redis.call('HDEL', 'hookd:subs:' .. ARGV[1] .. ':' .. w.event_type, ARGV[2])\n"
-    "redis.call('INCR', KEYS[3])\n"
-    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[1] .. ':' .. w.event_type)\n"
+    RECORD_CHANGE("redis.call('INCR', KEYS[3])", "ARGV[1] .. ':' .. w.event_type")
     "return obj\n";
 
 /* One page of an organization's webhooks. KEYS: org zset. ARGV: start, stop. Returns {total, obj...}. */
@@ -55,8 +65,7 @@ static const char REPLACE_SCRIPT[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
     "redis.call('SET', KEYS[1], ARGV[2])\n"
     "redis.call('HSET', 'hookd:subs:' .. ARGV[3] .. ':' .. ARGV[4], ARGV[5], ARGV[2])\n"
-    "redis.call('INCR', KEYS[2])\n"
-    "redis.call('PUBLISH', '" WEBHOOK_CHANGES_CHANNEL "', ARGV[3] .. ':' .. ARGV[4])\n"
+    RECORD_CHANGE("redis.call('INCR', KEYS[2])", "ARGV[3] .. ':' .. ARGV[4]")
     "return 1\n";
 
 webhook_store *webhook_store_open(const char *redis_url, char *errbuf, size_t errlen)
@@ -364,6 +373,100 @@ static store_status read_counter(webhook_store *store, const char *key, long lon
 store_status webhook_store_version(webhook_store *store, long long *version)
 {
     return read_counter(store, WEBHOOK_VERSION_KEY, version);
+}
+
+/* KEYS: version, change log. ARGV: the version read before (-1: none), the most changes worth listing. Returns
+ * {version} when there is nothing to list (no earlier read, no change, a version that went back, or more changes
+ * than that), else {version, "<version>:<org>:<event_type>"...} for the changes after the earlier version. */
+static const char CHANGES_SCRIPT[] =
+    "local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local since = tonumber(ARGV[1])\n"
+    "if since < 0 or v <= since or v - since > tonumber(ARGV[2]) then return {v} end\n"
+    "local out = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], v)\n"
+    "table.insert(out, 1, v)\n"
+    "return out\n";
+
+void subscription_changes_add(subscription_changes *changes, subscription_key key)
+{
+    if (changes->count == changes->cap) {
+        size_t cap = changes->cap != 0 ? changes->cap * 2 : 16;
+        subscription_key *keys = realloc(changes->keys, cap * sizeof *keys);
+        if (keys == NULL) {
+            changes->complete = 0;
+            return;
+        }
+        changes->keys = keys;
+        changes->cap = cap;
+    }
+    changes->keys[changes->count++] = key;
+}
+
+void subscription_changes_free(subscription_changes *changes)
+{
+    free(changes->keys);
+    changes->keys = NULL;
+    changes->count = changes->cap = 0;
+}
+
+/* Parses a change log entry "<version>:<org>:<event_type>". Returns 0, or -1 when it is not one. */
+static int parse_change(const char *text, subscription_key *key)
+{
+    char *end;
+    errno = 0;
+    (void)strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != ':')
+        return -1;
+    const char *org_text = end + 1;
+    long long org = strtoll(org_text, &end, 10);
+    if (errno != 0 || end == org_text || *end != ':')
+        return -1;
+    int type = event_type_index(end + 1);
+    if (type < 0)
+        return -1;
+    key->org = org;
+    key->type = type;
+    return 0;
+}
+
+store_status webhook_store_changes_since(webhook_store *store, long long since, size_t max_changes,
+                                         subscription_changes *out)
+{
+    char since_text[32], max_text[32];
+    snprintf(since_text, sizeof since_text, "%lld", since < 0 ? -1 : since);
+    snprintf(max_text, sizeof max_text, "%zu", max_changes);
+    const char *argv[] = {"EVAL", CHANGES_SCRIPT, "2", WEBHOOK_VERSION_KEY, WEBHOOK_CHANGE_LOG_KEY, since_text,
+                          max_text};
+    redisReply *reply = run(store, 7, argv);
+    if (reply == NULL)
+        return STORE_UNAVAILABLE;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(reply);
+        return STORE_UNAVAILABLE;
+    }
+    out->count = 0;
+    out->since = since < 0 ? -1 : since;
+    out->version = reply->element[0]->integer;
+    out->complete = since >= 0 && out->version == since; /* no change */
+    if (since >= 0 && out->version > since && reply->elements > 1) {
+        /* every version in between has its entry unless the log was trimmed past since or a writer without it
+         * bumped the version: then fewer entries than versions */
+        out->complete = reply->elements - 1 == (size_t)(out->version - since);
+        for (size_t i = 1; out->complete && i < reply->elements; i++) {
+            subscription_key key;
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_STRING || parse_change(e->str, &key) != 0) {
+                log_json(LOG_WARN, "unreadable subscription change log entry; every cached subscriber dropped",
+                         NULL);
+                out->complete = 0;
+                break;
+            }
+            subscription_changes_add(out, key);
+        }
+        if (!out->complete)
+            out->count = 0;
+    }
+    freeReplyObject(reply);
+    return STORE_OK;
 }
 
 /* Writes "hookd:token:<sha256 hex>" for token into key (at least 80 bytes). */

@@ -3,8 +3,9 @@
  *
  * Every call costs one round trip. Create and delete are Lua scripts, so the per-(organization, event type)
  * limit holds under concurrency and the subscriber hash the dispatcher reads is never out of step with the
- * webhook objects. Every change bumps hookd:subs:version and publishes "<org>:<event_type>" on
- * hookd:subs:changed so dispatchers drop their cached subscriber lists.
+ * webhook objects. Every change bumps hookd:subs:version, records "<version>:<org>:<event_type>" in the change
+ * log hookd:subs:changes and publishes "<org>:<event_type>" on hookd:subs:changed, so dispatchers drop the
+ * cached subscriber lists that changed.
  *
  * Ownership: json_t results are new references the caller releases with json_decref().
  * Thread contract: a webhook_store is one Redis connection, used by one thread at a time.
@@ -19,6 +20,12 @@
 #define WEBHOOK_LIMIT_PER_TYPE 10
 #define WEBHOOK_CHANGES_CHANNEL "hookd:subs:changed"
 #define WEBHOOK_VERSION_KEY "hookd:subs:version"
+/* The change log: a sorted set of "<version>:<org>:<event_type>", scored by the version each change bumped
+ * hookd:subs:version to, trimmed to the newest WEBHOOK_CHANGE_LOG_KEEP. Dispatchers read it to drop only the
+ * cached subscriber lists that changed (webhook_store_changes_since). */
+#define WEBHOOK_CHANGE_LOG_KEY "hookd:subs:changes"
+#define WEBHOOK_CHANGE_LOG_KEEP 10000
+#define WEBHOOK_CHANGE_LOG_KEEP_TEXT "10000"
 /* Incremented by every token revocation: producer-api drops its token cache when it changes. */
 #define TOKENS_VERSION_KEY "hookd:tokens:version"
 
@@ -66,6 +73,36 @@ store_status webhook_store_subscribers(webhook_store *store, long long org, cons
 
 /* The current value of hookd:subs:version (0 when never set). */
 store_status webhook_store_version(webhook_store *store, long long *version);
+
+/* One (organization, event type index) whose subscribers changed. */
+typedef struct subscription_key {
+    long long org;
+    int type;
+} subscription_key;
+
+/* What changed in the subscriptions between two reads of hookd:subs:version. A plain value: zero-initialised is
+ * empty; keys is owned and freed with subscription_changes_free(). */
+typedef struct subscription_changes {
+    long long since;         /* the version the changes are counted from (-1: none) */
+    long long version;       /* hookd:subs:version at the read */
+    int complete;            /* 1: keys holds every (org, type) changed after `since` up to version (none when the
+                              * version did not move); 0: not known, drop everything (no earlier read, the log was
+                              * trimmed past it, a writer that keeps no log moved the version, or more than
+                              * max_changes changes) */
+    subscription_key *keys;  /* owned; may repeat a key */
+    size_t count, cap;
+} subscription_changes;
+
+/* Reads hookd:subs:version and, when it moved past since (a version read earlier; -1: none), the change log's
+ * entries after it, in one round trip (a read-only script). On STORE_OK *out (emptied first) says what changed. */
+store_status webhook_store_changes_since(webhook_store *store, long long since, size_t max_changes,
+                                         subscription_changes *out);
+
+/* Appends key to changes (complete turns 0 when out of memory). */
+void subscription_changes_add(subscription_changes *changes, subscription_key key);
+
+/* Frees changes' keys; changes is empty afterwards (version and complete are kept). */
+void subscription_changes_free(subscription_changes *changes);
 
 /* Replaces the webhook's secret with a fresh one. The old secret stays valid for signing for grace_ms
  * (stored as "previous_secret" and "previous_secret_expires_at", RFC 3339): the dispatcher signs with both

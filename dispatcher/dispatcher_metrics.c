@@ -84,7 +84,11 @@ dispatcher_metrics *dm_new(void)
     dm->cache_misses = metrics_counter(r, "hookd_dispatcher_subscriber_cache_misses_total",
                                        "Subscriber cache misses (one HVALS each).", NULL);
     dm->cache_flushes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_flushes_total",
-                                        "Times the subscriber cache was dropped after a change.", NULL);
+                                        "Times the whole subscriber cache was dropped (changes that could "
+                                        "not be listed, or Redis back after an outage).", NULL);
+    dm->subscription_changes = metrics_counter(r, "hookd_dispatcher_subscription_changes_total",
+                                               "(organization, event type) subscriber lists dropped from the cache "
+                                               "one by one because their webhooks changed.", NULL);
     dm->redis_up = metrics_gauge(r, "hookd_dispatcher_redis_up",
                                  "1 when the last Redis call succeeded (0 too while a call has waited over 250 ms).",
                                  NULL);

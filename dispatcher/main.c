@@ -158,11 +158,12 @@ static void app_free(app *a)
 static void redis_tick(app *a)
 {
     int ok = 0;
-    long long version = 0;
+    subscription_changes changes = {0};
     int64_t done_ms = 0, now = time_monotonic_ms();
-    if (redis_worker_poll_result(a->redis, &ok, &version, &done_ms))
-        subscriber_cache_apply_version(a->cache, ok, version, done_ms);
-    else if (redis_worker_stalled(a->redis, now))
+    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms)) {
+        subscriber_cache_apply_changes(a->cache, ok, &changes, done_ms);
+        subscription_changes_free(&changes);
+    } else if (redis_worker_stalled(a->redis, now))
         subscriber_cache_apply_version(a->cache, 0, 0, now);
     redis_worker_hand_log(a->redis, &a->delivery_log);
     uint64_t dropped = redis_worker_log_dropped(a->redis);

@@ -22,18 +22,21 @@ struct redis_worker {
     size_t held;                  /* records the thread kept from its last round (Redis unreachable) */
     int drop_held;                /* set by the hand-over when held + inbox passed REDIS_WORKER_LOG_MAX */
     uint64_t log_dropped;
-    int have_result, result_ok;   /* the last version read, until the loop takes it */
-    long long result_version;
+    int have_result, result_ok;   /* what the reads since the loop's last take found, until it takes it */
+    subscription_changes result;  /* their changes merged (result.since: the version the loop's last take had) */
     int64_t result_done_ms;
+    long long read_version;       /* the worker's thread only: the version its last read saw (-1: none, or the
+                                   * read failed, so the next one cannot say what changed) */
     _Atomic int64_t busy_since_ms; /* monotonic start of the call in progress, 0 when none */
     int log_failing;              /* the worker's thread only: the last delivery-log write failed (logged once) */
 };
 
-/* One round: write the delivery-log records in batch, then read the version. Runs on the worker's thread with
- * the lock released. When Redis cannot be reached, nothing is sent and batch keeps its records for the next
- * round; when the connection fails during the write, they are lost (*lost: how many), since sending them again
- * could log them twice. */
-static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, long long *version, size_t *lost)
+/* One round: write the delivery-log records in batch, then read what changed in the subscriptions since the last
+ * round (*changes; *ok 0 when Redis did not answer). Runs on the worker's thread with the lock released. When Redis
+ * cannot be reached, nothing is sent and batch keeps its records for the next round; when the connection fails
+ * during the write, they are lost (*lost: how many), since sending them again could log them twice. */
+static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, subscription_changes *changes,
+                         size_t *lost)
 {
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
     *lost = 0;
@@ -54,8 +57,33 @@ static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, lo
      * loop, the hand-over and here (three sets kept made the dispatch row's RSS 5 MiB larger) */
     if (batch->len == 0)
         webhook_log_buffer_free(batch);
-    *ok = webhook_store_version(w->store, version) == STORE_OK;
+    *ok = webhook_store_changes_since(w->store, w->read_version, REDIS_WORKER_CHANGES_MAX, changes) == STORE_OK;
+    w->read_version = *ok ? changes->version : -1;
     atomic_store(&w->busy_since_ms, 0);
+}
+
+/* Adds a round's read to what waits for the loop (the lock is held): a failure replaces it (the loop learns that
+ * Redis did not answer; the next read cannot say what changed, so the cache will be dropped), a success after a
+ * success extends it, up to REDIS_WORKER_CHANGES_MAX keys. round is left empty. */
+static void merge_result(redis_worker *w, int ok, subscription_changes *round)
+{
+    subscription_changes *r = &w->result;
+    if (!ok || !w->have_result || !w->result_ok) {
+        subscription_changes_free(r);
+        *r = *round;
+        *round = (subscription_changes){0};
+    } else {
+        r->complete = r->complete && round->complete && r->count + round->count <= REDIS_WORKER_CHANGES_MAX;
+        for (size_t i = 0; r->complete && i < round->count; i++)
+            subscription_changes_add(r, round->keys[i]);
+        if (!r->complete)
+            subscription_changes_free(r);
+        r->version = round->version;
+        subscription_changes_free(round);
+    }
+    w->have_result = 1;
+    w->result_ok = ok;
+    w->result_done_ms = time_monotonic_ms();
 }
 
 /* Takes what the loop handed over after the records kept from the last round (the lock is held). */
@@ -78,16 +106,13 @@ static void *worker_main(void *arg)
         take_inbox(w, &batch);
         pthread_mutex_unlock(&w->lock);
         int ok = 0;
-        long long version = 0;
+        subscription_changes round = {0};
         size_t lost = 0;
-        worker_round(w, &batch, &ok, &version, &lost);
+        worker_round(w, &batch, &ok, &round, &lost);
         pthread_mutex_lock(&w->lock);
         w->held = batch.len;
         w->log_dropped += lost;
-        w->have_result = 1;
-        w->result_ok = ok;
-        w->result_version = version;
-        w->result_done_ms = time_monotonic_ms();
+        merge_result(w, ok, &round);
         if (w->stop)
             break;
         struct timespec until;
@@ -115,6 +140,7 @@ redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t err
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
+    w->read_version = -1;
     if ((w->store = webhook_store_open(redis_url, errbuf, errlen)) == NULL) {
         free(w);
         return NULL;
@@ -148,6 +174,7 @@ void redis_worker_stop(redis_worker *w)
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
     webhook_log_buffer_free(&w->inbox);
+    subscription_changes_free(&w->result);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     webhook_store_close(w->store);
@@ -180,13 +207,15 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log)
                  "{s:I}", "dropped", (json_int_t)dropped);
 }
 
-int redis_worker_poll_result(redis_worker *w, int *ok, long long *version, int64_t *done_ms)
+int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms)
 {
     pthread_mutex_lock(&w->lock);
     int have = w->have_result;
     if (have) {
         *ok = w->result_ok;
-        *version = w->result_version;
+        subscription_changes_free(changes);
+        *changes = w->result;
+        w->result = (subscription_changes){0};
         *done_ms = w->result_done_ms;
         w->have_result = 0;
     }

@@ -1,12 +1,13 @@
 /*
  * redis_worker — the dispatcher's Redis calls whose answers the event loop does not wait for, on a thread of their
- * own: the subscriptions version read (hookd:subs:version) and the delivery-log writes. A round writes what the
- * loop handed over, then reads the version; rounds run when records are handed over (the loop's tick, every 200 ms)
- * and at least every REDIS_WORKER_POLL_MS.
+ * own: the subscription changes read (hookd:subs:version and its change log) and the delivery-log writes. A round
+ * writes what the loop handed over, then reads what changed since the last round; rounds run when records are
+ * handed over (the loop's tick, every 200 ms) and at least every REDIS_WORKER_POLL_MS.
  *
  * A Redis that hangs holds a call for up to REDIS_CONN_TIMEOUT_MS (2 s). On the loop, that stopped every delivery,
- * cached subscribers' included, for the whole stall; here it holds only this thread. The loop takes the latest
- * version read at each tick (redis_worker_poll_result) and hands over the attempts it logged since the last
+ * cached subscribers' included, for the whole stall; here it holds only this thread. The loop takes what the reads
+ * found since its last take at each tick (redis_worker_poll_result: the changed (organization, event type) keys
+ * merged, or "drop everything" when they cannot be known) and hands over the attempts it logged since the last
  * (redis_worker_hand_log). redis_worker_stalled() tells the loop that a call here has been waiting for longer than
  * REDIS_WORKER_STALL_MS, so that subscriber lookups, which do run on the loop, wait for Redis too instead of
  * blocking it (subscriber_cache_set_stall_probe).
@@ -30,6 +31,8 @@
 #define REDIS_WORKER_POLL_MS 200
 #define REDIS_WORKER_STALL_MS 250
 #define REDIS_WORKER_LOG_MAX 50000
+/* More changed (organization, event type) keys than this between two takes of the loop: it drops its whole cache. */
+#define REDIS_WORKER_CHANGES_MAX 4096
 
 typedef struct redis_worker redis_worker;
 
@@ -44,9 +47,11 @@ void redis_worker_stop(redis_worker *w);
 /* Moves log's records to the worker (log is left empty), to be written by its next round. */
 void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log);
 
-/* The version read that completed since the last call: returns 1 with *ok (0: Redis did not answer), when ok
- * *version, and the monotonic ms it completed at in *done_ms; returns 0 when no read completed since. */
-int redis_worker_poll_result(redis_worker *w, int *ok, long long *version, int64_t *done_ms);
+/* What the subscription reads completed since the last call found: returns 1 with *ok (0: the last read got no
+ * answer from Redis), when ok *changes (its previous keys freed; the caller frees the new ones with
+ * subscription_changes_free: changes->since is the version of the previous call's result, -1 when unknown), and
+ * the monotonic ms the last read completed at in *done_ms; returns 0 when no read completed since. */
+int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms);
 
 /* 1 when a call of the worker has been waiting for Redis longer than REDIS_WORKER_STALL_MS at monotonic time now_ms.
  * ctx is the redis_worker (the shape subscriber_cache_set_stall_probe takes). */

@@ -281,21 +281,49 @@ int subscriber_cache_poll(subscriber_cache *cache)
     return st == STORE_OK ? 0 : -1;
 }
 
-void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms)
+/* Drops the entry of (org, type) if there is one. */
+static void cache_drop(subscriber_cache *cache, long long org, int type)
+{
+    for (cache_entry **pp = &cache->buckets[hash(org, type, cache->nbuckets)]; *pp != NULL; pp = &(*pp)->next) {
+        cache_entry *e = *pp;
+        if (e->org == org && e->type == type) {
+            *pp = e->next;
+            subscriber_list_release(e->list);
+            free(e);
+            cache->count--;
+            return;
+        }
+    }
+}
+
+void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subscription_changes *changes,
+                                    int64_t done_ms)
 {
     if (ok && cache->redis_failed && done_ms < cache->failed_at_ms)
         return; /* a read that answered before a later failure was seen: not a sign that Redis is back */
     redis_result(cache, ok);
     if (!ok)
         return;
-    if (cache->have_version && version != cache->version) {
-        log_json(LOG_DEBUG, "subscriptions changed; cache dropped", "{s:I, s:I}", "from",
-                 (json_int_t)cache->version, "to", (json_int_t)version);
-        cache_clear(cache);
-        metric_counter_add(cache->dm->cache_flushes, 1);
-    } else if (!cache->have_version) {
+    if (!cache->have_version) {
         cache_clear(cache); /* entries loaded before the first version read may predate it */
+    } else if (changes->version != cache->version) {
+        if (changes->complete && changes->since == cache->version) {
+            for (size_t i = 0; i < changes->count; i++)
+                cache_drop(cache, changes->keys[i].org, changes->keys[i].type);
+            metric_counter_add(cache->dm->subscription_changes, changes->count);
+        } else {
+            log_json(LOG_DEBUG, "subscriptions changed; cache dropped", "{s:I, s:I}", "from",
+                     (json_int_t)cache->version, "to", (json_int_t)changes->version);
+            cache_clear(cache);
+            metric_counter_add(cache->dm->cache_flushes, 1);
+        }
     }
-    cache->version = version;
+    cache->version = changes->version;
     cache->have_version = 1;
+}
+
+void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms)
+{
+    subscription_changes unknown = {.since = -1, .version = version};
+    subscriber_cache_apply_changes(cache, ok, &unknown, done_ms);
 }

@@ -1,11 +1,14 @@
 /*
  * subscriber_cache — who gets an event: the webhooks of one (organization, event type), cached in process.
  *
- * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until the
- * cache is dropped. hookd:subs:version is read every ~200 ms on the dispatcher's Redis thread and applied with
- * subscriber_cache_apply_version (subscriber_cache_poll reads it here, at start-up); the whole cache is dropped
- * when it changed, and also after Redis was unreachable (changes may have been missed). Entries also expire
- * after SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
+ * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until its
+ * webhooks change. What changed is read every ~200 ms on the dispatcher's Redis thread (hookd:subs:version and
+ * the change log hookd:subs:changes) and applied with subscriber_cache_apply_changes: only the entries of the
+ * (organization, event type) keys that changed are dropped, so one customer's new webhook costs the other
+ * organizations' lookups nothing. The whole cache is dropped when the changes cannot be known (the log was
+ * trimmed past the last read, a writer without the log moved the version, Redis was unreachable).
+ * subscriber_cache_poll reads the version here, at start-up. Entries also expire after
+ * SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
  *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
@@ -55,7 +58,16 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
 /* The version check. Returns 0 when Redis answered, -1 when it did not. */
 int subscriber_cache_poll(subscriber_cache *cache);
 
-/* The version check's effects, for a read made elsewhere (the dispatcher's Redis thread, redis_worker) that
+/* A change read's effects, for a read made elsewhere (the dispatcher's Redis thread) that completed at monotonic
+ * done_ms: ok 0 when Redis did not answer (lookups back off, the cache is dropped when it answers again); else,
+ * when changes->version differs from the last one applied, the entries of changes' keys are dropped when changes
+ * is complete and counted from that last version, and the whole cache otherwise. changes is borrowed. A
+ * successful read that completed before the last failure the cache saw is ignored. */
+void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subscription_changes *changes,
+                                    int64_t done_ms);
+
+/* As subscriber_cache_apply_changes for a read of the version alone (changes unknown): the version check's
+ * effects, for a read made elsewhere (the dispatcher's Redis thread, redis_worker) that
  * completed at monotonic done_ms: ok 0 when Redis did not answer (lookups back off, the cache is dropped when it
  * answers again); else the cache is dropped when version differs from the last one applied. A successful read
  * that completed before the last failure the cache saw is ignored. */

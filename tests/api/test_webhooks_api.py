@@ -521,6 +521,43 @@ def test_redis_data_model(client, org, redis_server):
     assert int(redis_server.cli("GET", "hookd:subs:version")) == v2
 
 
+def changes_at(redis_server, version):
+    """The change log's entries scored version (what a dispatcher reads to drop only what changed)."""
+    return redis_server.cli("ZRANGEBYSCORE", "hookd:subs:changes", str(version), str(version)).splitlines()
+
+
+def test_every_subscription_change_is_in_the_change_log(client, org, redis_server):
+    w = create(client, "https://example.com/log", "user.created").body
+    v1 = int(redis_server.cli("GET", "hookd:subs:version"))
+    assert changes_at(redis_server, v1) == [f"{v1}:{org}:user.created"]
+    client.post(f"{WEBHOOKS}/{w['id']}/rotate_secret", expect=200)
+    v2 = int(redis_server.cli("GET", "hookd:subs:version"))
+    assert v2 == v1 + 1 and changes_at(redis_server, v2) == [f"{v2}:{org}:user.created"]
+    client.delete(f"{WEBHOOKS}/{w['id']}", expect=200)
+    v3 = int(redis_server.cli("GET", "hookd:subs:version"))
+    assert v3 == v2 + 1 and changes_at(redis_server, v3) == [f"{v3}:{org}:user.created"]
+    # refused changes are not logged
+    create(client, "http://example.com/", "user.created", expect=403)
+    client.delete(f"{WEBHOOKS}/{w['id']}", expect=404)
+    assert int(redis_server.cli("GET", "hookd:subs:version")) == v3
+    assert changes_at(redis_server, v3 + 1) == []
+
+
+def test_the_change_log_keeps_its_newest_10000_entries(client, org, redis_server):
+    # fill the log up to its bound with entries older than any real one, then make one change
+    redis_server.cli("EVAL", "for i = 1, 10000 do redis.call('ZADD', KEYS[1], -i, -i .. ':1:user.created') end",
+                     "1", "hookd:subs:changes")
+    create(client, "https://example.com/trim", "user.updated")
+    v = int(redis_server.cli("GET", "hookd:subs:version"))
+    assert int(redis_server.cli("ZCARD", "hookd:subs:changes")) == 10000
+    assert changes_at(redis_server, v) == [f"{v}:{org}:user.updated"]
+    newest = redis_server.cli("ZRANGE", "hookd:subs:changes", "-1", "-1")
+    assert newest == f"{v}:{org}:user.updated"
+    # the oldest filler went first
+    assert redis_server.cli("ZSCORE", "hookd:subs:changes", "-10000:1:user.created") == ""
+    redis_server.cli("ZREMRANGEBYSCORE", "hookd:subs:changes", "-inf", "(0")
+
+
 # --------------------------------------------------------------------------- operations
 def test_healthz_and_readyz_without_kafka(webhooks_api, client):
     anon = ApiClient(webhooks_api, None)

@@ -6,6 +6,8 @@ import hmac
 import json
 import time
 
+import pytest
+
 from conftest import PARTITIONS, http, kafka_partition, wait_until
 
 VERSION = "0.1.0"
@@ -364,6 +366,69 @@ def test_subscription_changes_apply_within_a_second(stack):
     ids = api.post_events([project_event(org, 100 + i, "assignment.created") for i in range(50)])
     assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs if r.path == "/steady"} >= set(ids), 20)
     assert d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"] - misses_before <= 2
+
+
+def test_a_webhook_change_drops_only_its_own_cached_subscribers(stack):
+    """A dispatcher caches each (organization, event type)'s subscribers. A change to one organization's webhooks
+    drops that entry alone (the change log hookd:subs:changes): before, every change dropped the whole cache and each
+    organization's next event cost an HVALS on the dispatcher's loop (five misses here where one is needed; with
+    thousands of organizations, thousands of blocking round trips per change). A version moved by a writer that
+    keeps no change log (an older producer-api during a rolling upgrade) still drops everything.
+
+    A Redis call of the dispatcher's Redis thread that takes over 250 ms counts as a stall and drops the whole cache
+    too (under valgrind it happens now and then): a round that met one is repeated, or its counts not judged."""
+    rcv = stack.receiver()
+    api = stack.api
+    etype = "time.entry.updated"
+    orgs = [stack.new_org() for _ in range(5)]
+    for o in orgs:
+        api.create_webhook(o, rcv.url(f"/first/{o}"), etype)
+    d = stack.dispatcher().wait_ready()
+
+    def counters():
+        m = d.metrics()
+        return (m["hookd_dispatcher_subscriber_cache_misses_total"], m["hookd_dispatcher_subscriber_cache_flushes_total"],
+                m["hookd_dispatcher_subscription_changes_total"])
+
+    def stalls():
+        return sum(1 for line in d.proc.log_lines() if line.get("msg") == "redis unavailable; subscriber lookups paused")
+
+    def post_round(n, extra_path=None):
+        """Posts an event per organization; waits until each reached its /first webhook (and orgs[0]'s extra_path)."""
+        ids = api.post_events([project_event(o, n, etype) for o in orgs])
+        want = {(f"/first/{o}", i) for o, i in zip(orgs, ids)} | ({(extra_path, ids[0])} if extra_path else set())
+        assert rcv.wait_for(lambda reqs: {(r.path, r.headers["webhook-id"]) for r in reqs} >= want, 20), want
+        return ids
+
+    post_round(1)
+    added = []
+    for attempt in range(3):  # a new webhook of orgs[0]: only its entry is read again
+        before, stalls_before = counters(), stalls()
+        added.append(api.create_webhook(orgs[0], rcv.url(f"/second/{attempt}"), etype))
+        wait_until(lambda: counters()[2] >= before[2] + 1, 5, what="the change applied")
+        post_round(2 + attempt, f"/second/{attempt}")
+        after = counters()
+        if stalls() == stalls_before:
+            assert after == (before[0] + 1, before[1], before[2] + 1), (before, after)
+            break
+    else:
+        pytest.fail("a Redis stall in every round")
+
+    before, stalls_before = counters(), stalls()
+    for hook in added:
+        api.delete_webhook(orgs[0], hook["id"])
+    wait_until(lambda: counters()[2] >= before[2] + len(added), 5, what="the deletes applied")
+    ids = post_round(10)
+    assert not [r for r in rcv.requests() if r.path.startswith("/second/") and r.headers["webhook-id"] == ids[0]]
+    if stalls() == stalls_before:
+        assert counters() == (before[0] + 1, before[1], before[2] + len(added))
+
+    before, stalls_before = counters(), stalls()
+    stack.api.redis.cli("INCR", "hookd:subs:version")  # a change the log does not list
+    wait_until(lambda: counters()[1] >= before[1] + 1, 5, what="the whole cache dropped")
+    post_round(11)
+    if stalls() == stalls_before:
+        assert counters() == (before[0] + 5, before[1] + 1, before[2])
 
 
 def test_backpressure_pauses_and_resumes(stack):
