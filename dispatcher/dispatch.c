@@ -41,9 +41,6 @@ typedef struct event_ctx {
     struct event_ctx *wait_next;          /* FIFO of events waiting for Redis */
 } event_ctx;
 
-struct dispatch;
-static void set_paused(struct dispatch *d, unsigned reason, int on);
-
 /* A partition held at an event for a backlogged webhook (breaker_backlogged), released once the webhook's FIFO is
  * half empty. One entry per partition (a reference to it), the webhook of its latest hold. */
 typedef struct backlog_hold {
@@ -102,14 +99,6 @@ void dispatch_attach(dispatch *d, consumer *c, consumer *retry_consumer, deliver
     d->engine = eng;
 }
 
-/* Pause reasons apply to both consumers. */
-static void set_paused(dispatch *d, unsigned reason, int on)
-{
-    consumer_set_paused(d->consumer, reason, on);
-    if (d->retry_consumer != NULL)
-        consumer_set_paused(d->retry_consumer, reason, on);
-}
-
 size_t dispatch_in_flight(const dispatch *d)
 {
     return d->in_flight + d->queued;
@@ -118,7 +107,7 @@ size_t dispatch_in_flight(const dispatch *d)
 int dispatch_has_room(void *ctx)
 {
     const dispatch *d = ctx;
-    return d->in_flight + d->queued < (size_t)d->opts.max_in_flight;
+    return d->in_flight + d->queued + d->waiting < (size_t)d->opts.max_in_flight;
 }
 
 size_t dispatch_handoffs(const dispatch *d)
@@ -542,11 +531,15 @@ static int put_back_if_backlogged(dispatch *d, event_ctx *ev)
     return 1;
 }
 
-/* Looks the subscribers up and fans out (or puts a fresh event back, put_back_if_backlogged). Returns -1 (event
- * untouched) when Redis did not answer, 1 when the event was put back (freed), else 0. */
+/* Looks the subscribers up and fans out (or puts a fresh event back, put_back_if_backlogged). While events wait
+ * for Redis, only cached subscribers are used (subscriber_cache_peek): a miss waits behind them, so the events of
+ * one (organization, event type) keep their order, and Redis is asked again at the next tick only. Returns -1
+ * (event untouched) when the subscribers could not be had, 1 when the event was put back (freed), else 0. */
 static int try_route(dispatch *d, event_ctx *ev)
 {
-    if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)
+    long long org = ev->env.organization_id;
+    if ((d->wait_head != NULL ? subscriber_cache_peek(d->cache, org, ev->env.type, &ev->subs)
+                              : subscriber_cache_get(d->cache, org, ev->env.type, &ev->subs)) != 0)
         return -1;
     if (put_back_if_backlogged(d, ev))
         return 1;
@@ -554,6 +547,8 @@ static int try_route(dispatch *d, event_ctx *ev)
     return 0;
 }
 
+/* Queues an event whose subscribers could not be had; the tick looks them up again. Consumption goes on (the
+ * events of cached organizations are delivered meanwhile); waiting events count toward MAX_IN_FLIGHT. */
 static void wait_push(dispatch *d, event_ctx *ev)
 {
     ev->wait_next = NULL;
@@ -564,7 +559,6 @@ static void wait_push(dispatch *d, event_ctx *ev)
     d->wait_tail = ev;
     d->waiting++;
     metric_gauge_set(d->dm->pending_events, (int64_t)d->waiting);
-    set_paused(d, CONSUMER_PAUSE_REDIS, 1);
 }
 
 /* Links a new event into d->events. */
@@ -627,7 +621,7 @@ static void on_retry_message(dispatch *d, partition_state *ps, const rd_kafka_me
     ev->env = rec->env; /* moved */
     memset(&rec->env, 0, sizeof rec->env);
     ev->rec = rec;
-    if (d->wait_head != NULL || try_route(d, ev) < 0)
+    if (try_route(d, ev) < 0)
         wait_push(d, ev);
 }
 
@@ -655,12 +649,12 @@ void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_
         event_complete(d, ev);
         return;
     }
-    int routed = d->wait_head != NULL ? -1 : try_route(d, ev);
+    int routed = try_route(d, ev);
     if (routed == 1)
         return; /* put back: consumed (and counted) when its partition is released */
     metric_counter_add(d->dm->events_consumed, 1);
     if (routed < 0)
-        wait_push(d, ev); /* keep consumption order behind events already waiting */
+        wait_push(d, ev);
 }
 
 /* Fails what stalled webhooks hold past PER_WEBHOOK_QUEUE ("receiver backlog full"), freeing the budget. */
@@ -700,19 +694,27 @@ void dispatch_tick(dispatch *d)
     shed_stalled(d);
     release_holds_of_stalled(d);
     refusal_log_flush(d->refusals, time_monotonic_ms(), 0);
-    while (d->wait_head != NULL && !d->intake_stopped) { /* no new deliveries once shutdown began */
-        event_ctx *ev = d->wait_head;
-        if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)
-            break;
-        d->wait_head = ev->wait_next;
-        if (d->wait_head == NULL)
-            d->wait_tail = NULL;
+    /* the waiting events in order; those whose subscribers can be had now go out (no new deliveries once shutdown
+     * began). While Redis is known to be down the lookups fail at once (subscriber_cache_get backs off). */
+    event_ctx *prev = NULL;
+    for (event_ctx *ev = d->wait_head; ev != NULL && !d->intake_stopped;) {
+        event_ctx *next = ev->wait_next;
+        if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0) {
+            prev = ev;
+            ev = next;
+            continue;
+        }
+        if (prev != NULL)
+            prev->wait_next = next;
+        else
+            d->wait_head = next;
+        if (d->wait_tail == ev)
+            d->wait_tail = prev;
         d->waiting--;
         fan_out(d, ev);
+        ev = next;
     }
     metric_gauge_set(d->dm->pending_events, (int64_t)d->waiting);
-    if (d->wait_head == NULL)
-        set_paused(d, CONSUMER_PAUSE_REDIS, 0);
 }
 
 int dispatch_after_batch(dispatch *d)
@@ -724,11 +726,11 @@ int dispatch_after_batch(dispatch *d)
      * once its bounded local queue (queued.max.messages.kbytes) is full. The partitions are not paused: a pause
      * drops the fetched messages and the refetch after the resume was only noticed on the next statistics
      * event (a 1 s stall per MAX_IN_FLIGHT deliveries, measured). The state is still reported (gauge, log). */
-    size_t taken = d->in_flight + d->queued; /* queued deliveries hold memory too */
+    size_t taken = d->in_flight + d->queued + d->waiting; /* queued deliveries and waiting events hold memory too */
     if (!d->backpressure && taken >= (size_t)d->opts.max_in_flight) {
         d->backpressure = 1;
-        log_json(LOG_INFO, "in-flight limit reached", "{s:I, s:I}", "in_flight", (json_int_t)d->in_flight, "queued",
-                 (json_int_t)d->queued);
+        log_json(LOG_INFO, "in-flight limit reached", "{s:I, s:I, s:I}", "in_flight", (json_int_t)d->in_flight,
+                 "queued", (json_int_t)d->queued, "waiting_for_redis", (json_int_t)d->waiting);
     } else if (d->backpressure && taken <= (size_t)d->opts.max_in_flight / 2) {
         d->backpressure = 0;
     } else {

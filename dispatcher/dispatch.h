@@ -2,8 +2,9 @@
  * dispatch — turns consumed events (and due retries) into deliveries and finished deliveries into stored offsets.
  *
  *   message -> consumer_track -> envelope_decode (malformed: log, count, complete) -> subscriber_cache_get
- *     (Redis down: the event waits in a FIFO, consumption pauses) -> body built once -> one delivery per
- *     active webhook (a retry: to its one webhook; gone: dropped and counted) -> per-webhook isolation
+ *     (not cached and Redis down: the event waits in a FIFO, looked up again at each tick; the events of cached
+ *     organizations go on meanwhile, and waiting events count toward max_in_flight) -> body built once -> one
+ *     delivery per active webhook (a retry: to its one webhook; gone: dropped and counted) -> per-webhook isolation
  *     (breaker.h: at the in-flight cap -> waits in the webhook's FIFO and starts when one of its attempts
  *     ends; FIFO full or breaker open -> a failed attempt that is not sent; *backlogged* (a full FIFO of a
  *     receiver that keeps answering, slower than its traffic) -> *parked*, below) -> each attempt ends in
@@ -21,8 +22,8 @@
  * tier delay would cost more than a hold of under a second) a fresh event for a backlogged webhook is put back
  * into Kafka and its partition held until the FIFO is half empty (a partition hold).
  *
- * Backpressure: while deliveries in flight plus deliveries queued are at max_in_flight the consumers take no
- * message (dispatch_has_room, checked per message); the paused gauge reads 1 from the limit until back to half.
+ * Backpressure: while deliveries in flight plus deliveries queued plus events waiting for Redis are at
+ * max_in_flight the consumers take no message (dispatch_has_room, checked per message); the paused gauge reads 1 from the limit until back to half.
  *
  * Ownership: the dispatch owns every event in progress (its envelope, body, subscriber list reference and
  * partition reference) and nothing else; consumer, cache and engine are borrowed.
@@ -97,7 +98,7 @@ void dispatch_attach(dispatch *d, consumer *c, consumer *retry_consumer, deliver
  * messages are retry records, delivered when due (a message not due yet holds its partition). */
 void dispatch_on_message(void *ctx, partition_state *ps, const rd_kafka_message_t *msg);
 
-/* consumer_room_fn: 1 while deliveries in flight plus queued are below max_in_flight (the consumers take no
+/* consumer_room_fn: 1 while deliveries in flight plus queued plus events waiting for Redis are below max_in_flight (the consumers take no
  * message otherwise, so the bound holds within one message's fan-out, not one fetch). */
 int dispatch_has_room(void *ctx);
 

@@ -50,7 +50,11 @@ static const config_var vars[] = {
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
     {"DELIVERY_THREADS", "2", "threads running the HTTP deliveries (1-64; Kafka and dispatch stay on the main thread)"},
-    {"MAX_IN_FLIGHT", "1000", "deliveries in flight or queued before consumption pauses (resumes at half)"},
+    {"MAX_IN_FLIGHT", "1000",
+     "deliveries in flight or queued, plus events waiting for Redis, before consumption pauses (resumes at half)"},
+    {"SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE,
+     "age after which a cached subscriber list is read from Redis again, though no change was seen (while Redis "
+     "cannot answer, the list read last is used still)"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
     {"RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE,
@@ -72,7 +76,7 @@ static const config_var vars[] = {
 /* Settings read from the environment. */
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
-    long long timeout_ms, grace_ms;
+    long long timeout_ms, grace_ms, cache_max_age_ms;
     long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
@@ -90,6 +94,8 @@ static int read_settings(settings *s, char *err, size_t errlen)
     s->metrics_addr = config_string("METRICS_ADDR", "0.0.0.0:9090");
     if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
+        config_duration_ms("SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE, 100, 86400000,
+                           &s->cache_max_age_ms, err, errlen) != 0 ||
         config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
         config_long("DELIVERY_THREADS", 2, 1, DELIVERY_THREADS_MAX, &s->delivery_threads, err, errlen) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
@@ -332,7 +338,7 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "redis thread", "{s:s}", "error", err);
         goto out;
     }
-    a.cache = subscriber_cache_new(a.store, a.dm);
+    a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms);
     if (a.cache != NULL)
         subscriber_cache_set_stall_probe(a.cache, redis_worker_stalled, a.redis);
     retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};

@@ -34,6 +34,7 @@ struct subscriber_cache {
     int64_t failed_at_ms;         /* monotonic time of the last failed call (or stall) */
     int (*stalled)(void *ctx, int64_t now_ms); /* optional: Redis is stalled by another thread's measure */
     void *stalled_ctx;
+    int64_t max_age_ms;           /* SUBSCRIBER_CACHE_MAX_AGE */
 };
 
 void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx)
@@ -61,7 +62,7 @@ void subscriber_list_release(subscriber_list *list)
     free(list);
 }
 
-subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm)
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms)
 {
     subscriber_cache *cache = calloc(1, sizeof *cache);
     if (cache == NULL)
@@ -74,6 +75,7 @@ subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics 
     }
     cache->store = store;
     cache->dm = dm;
+    cache->max_age_ms = max_age_ms;
     return cache;
 }
 
@@ -218,47 +220,69 @@ static void redis_result(subscriber_cache *cache, int ok)
     metric_gauge_set(cache->dm->redis_up, ok);
 }
 
+/* The entry of (org, type), or NULL. */
+static cache_entry *cache_find(subscriber_cache *cache, long long org, int type)
+{
+    for (cache_entry *e = cache->buckets[hash(org, type, cache->nbuckets)]; e != NULL; e = e->next)
+        if (e->org == org && e->type == type)
+            return e;
+    return NULL;
+}
+
+/* A hit: a new reference to e's list in *out. stale: used past its age because Redis cannot be asked. */
+static int hit(subscriber_cache *cache, cache_entry *e, int stale, subscriber_list **out)
+{
+    metric_counter_add(stale ? cache->dm->cache_stale_hits : cache->dm->cache_hits, 1);
+    *out = subscriber_list_ref(e->list);
+    return 0;
+}
+
+int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out)
+{
+    cache_entry *e = cache_find(cache, org, type);
+    if (e == NULL)
+        return -1;
+    if (time_monotonic_ms() - e->loaded_ms <= cache->max_age_ms)
+        return hit(cache, e, 0, out);
+    return cache->redis_failed ? hit(cache, e, 1, out) : -1;
+}
+
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out)
 {
     int64_t now = time_monotonic_ms();
-    size_t h = hash(org, type, cache->nbuckets);
-    for (cache_entry **pp = &cache->buckets[h]; *pp != NULL; pp = &(*pp)->next) {
-        cache_entry *e = *pp;
-        if (e->org != org || e->type != type)
-            continue;
-        if (now - e->loaded_ms <= SUBSCRIBER_CACHE_MAX_AGE_MS) {
-            metric_counter_add(cache->dm->cache_hits, 1);
-            *out = subscriber_list_ref(e->list);
-            return 0;
-        }
-        *pp = e->next; /* expired */
-        subscriber_list_release(e->list);
-        free(e);
-        cache->count--;
-        break;
-    }
+    cache_entry *old = cache_find(cache, org, type); /* past its age when not used at once */
+    if (old != NULL && now - old->loaded_ms <= cache->max_age_ms)
+        return hit(cache, old, 0, out);
     if (cache->redis_failed && now < cache->retry_at_ms)
-        return -1;
+        return old != NULL ? hit(cache, old, 1, out) : -1;
     if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
         redis_result(cache, 0); /* a lookup now would block the loop for as long as the stall lasts */
-        return -1;
+        return old != NULL ? hit(cache, old, 1, out) : -1;
     }
     metric_counter_add(cache->dm->cache_misses, 1);
     json_t *items = NULL;
     store_status st = webhook_store_subscribers(cache->store, org, event_type_name(type), &items);
     redis_result(cache, st == STORE_OK);
-    if (st != STORE_OK)
-        return -1;
+    if (st != STORE_OK) /* an outage: the list read last is better than no delivery (the cache was not dropped) */
+        return old != NULL ? hit(cache, old, 1, out) : -1;
+    old = cache_find(cache, org, type); /* redis_result dropped everything if Redis was just back */
     subscriber_list *list = list_from_json(items);
     json_decref(items);
     if (list == NULL)
         return -1;
+    if (old != NULL) { /* refreshed in place */
+        subscriber_list_release(old->list);
+        old->list = subscriber_list_ref(list);
+        old->loaded_ms = now;
+        *out = list;
+        return 0;
+    }
     if (cache->count >= SUBSCRIBER_CACHE_MAX_ENTRIES)
         cache_clear(cache);
     cache_entry *e = calloc(1, sizeof *e);
     if (e != NULL) {
         maybe_grow(cache);
-        h = hash(org, type, cache->nbuckets);
+        size_t h = hash(org, type, cache->nbuckets);
         e->org = org;
         e->type = type;
         e->loaded_ms = now;

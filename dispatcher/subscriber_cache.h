@@ -7,8 +7,9 @@
  * (organization, event type) keys that changed are dropped, so one customer's new webhook costs the other
  * organizations' lookups nothing. The whole cache is dropped when the changes cannot be known (the log was
  * trimmed past the last read, a writer without the log moved the version, Redis was unreachable).
- * subscriber_cache_poll reads the version here, at start-up. Entries also expire after
- * SUBSCRIBER_CACHE_MAX_AGE_MS as a safety net.
+ * subscriber_cache_poll reads the version here, at start-up. Entries are also read again once older than
+ * SUBSCRIBER_CACHE_MAX_AGE, as a safety net; while Redis cannot answer, an older entry is used still (the list read
+ * last is better than no delivery; counted as a stale hit).
  *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
@@ -24,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SUBSCRIBER_CACHE_MAX_AGE_MS 60000
+#define SUBSCRIBER_CACHE_DEFAULT_MAX_AGE "60s"
 #define SUBSCRIBER_CACHE_MAX_ENTRIES 200000
 
 /* One active webhook, copied out of its JSON. */
@@ -45,15 +46,21 @@ typedef struct subscriber_list {
 
 typedef struct subscriber_cache subscriber_cache;
 
-/* Creates an empty cache reading from store (borrowed). Returns NULL on allocation failure. */
-subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm);
+/* Creates an empty cache reading from store (borrowed); entries are read again once older than max_age_ms.
+ * Returns NULL on allocation failure. */
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms);
 
 /* Drops every entry (lists still referenced elsewhere live on) and frees the cache. NULL is ignored. */
 void subscriber_cache_free(subscriber_cache *cache);
 
-/* Looks (org, type index) up. Returns 0 with *out set to a new reference (caller releases), or -1 when Redis
- * could not answer a miss (nothing cached; try again later). */
+/* Looks (org, type index) up, asking Redis on a miss (one HVALS, blocking) unless it is known to be down. Returns 0
+ * with *out set to a new reference (caller releases), or -1 when Redis could not answer a miss (nothing cached;
+ * try again later). An entry past its age is read again, and used still when Redis cannot answer. */
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out);
+
+/* As subscriber_cache_get without asking Redis: 0 with *out only when the entry is cached and fresh (or past its
+ * age while Redis is down), else -1. */
+int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out);
 
 /* The version check. Returns 0 when Redis answered, -1 when it did not. */
 int subscriber_cache_poll(subscriber_cache *cache);

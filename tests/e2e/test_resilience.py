@@ -149,7 +149,7 @@ def test_sigterm_finishes_in_flight_and_loses_nothing(stack):
     assert max(got.values()) == 1, [k for k, v in got.items() if v > 1][:5]
 
 
-def test_redis_stall_pauses_then_delivers(stack, redis_server, kafka_broker):
+def test_redis_stall_holds_uncached_events_then_delivers(stack, redis_server, kafka_broker):
     rcv = stack.receiver()
     org = stack.new_org()
     stack.api.create_webhook(org, rcv.url("/r"), "project.updated")
@@ -168,12 +168,13 @@ def test_redis_stall_pauses_then_delivers(stack, redis_server, kafka_broker):
     assert d.proc.running
 
 
-def test_events_produced_during_a_redis_stall_are_fetched_as_soon_as_it_ends(stack, redis_server, kafka_broker):
-    """An event whose subscribers are not cached pauses consumption while Redis stalls; another event produced
-    meanwhile stays in Kafka. When Redis answers, the first is delivered at once; the second waited 340-390 ms more
+def test_events_waiting_for_a_stalled_redis_go_out_together_when_it_answers(stack, redis_server, kafka_broker):
+    """An event whose subscribers are not cached waits while Redis stalls; another event of the same organization
+    produced meanwhile is fetched and waits behind it. When Redis answers both go out within a few ms.
+    Before, the first paused consumption and the second stayed in Kafka until the resume, 340-390 ms more
     (librdkafka 2.0.2's resume does not wake its fetcher) until the resume kicked the fetcher (consumer.c,
-    consumer_set_paused): now both arrive within a few ms. Three rounds, a fresh organization each (a cached one
-    would not need Redis); the median gap is what is asserted."""
+    consumer_set_paused). Three rounds, a fresh organization each (a cached one would not need Redis); the median
+    gap is what is asserted."""
     rcv = stack.receiver()
     d = stack.dispatcher().wait_ready()
     topic = stack.api.prefix + "project.updated"
@@ -184,25 +185,27 @@ def test_events_produced_during_a_redis_stall_are_fetched_as_soon_as_it_ends(sta
         redis_server.freeze()
         try:
             kafka_broker.produce(topic, envelope(f"first-{n}", org, 0, "project.updated"), key=str(org))
-            wait_until(lambda: d.metrics()["hookd_dispatcher_consumption_paused"] == 1, 30, what="paused")
+            wait_until(lambda: d.metrics()["hookd_dispatcher_events_waiting_for_redis"] == 1, 30, what="waiting")
             kafka_broker.produce(topic, envelope(f"second-{n}", org, 1, "project.updated"), key=str(org))
-            time.sleep(0.3)
+            wait_until(lambda: d.metrics()["hookd_dispatcher_events_waiting_for_redis"] == 2, 30, what="both waiting")
+            assert rcv.requests(f"/stall{n}") == []
         finally:
             redis_server.thaw()
         assert rcv.wait_for(lambda reqs: len([r for r in reqs if r.path == f"/stall{n}"]) == 2, 20), d.proc.tail()
         at = {r.headers["webhook-id"]: r.at for r in rcv.requests(f"/stall{n}")}
-        gaps.append(at[f"second-{n}"] - at[f"first-{n}"])
+        gaps.append(abs(at[f"second-{n}"] - at[f"first-{n}"]))  # both start in the same pass (in any order)
     assert sorted(gaps)[1] < 0.15, gaps
     assert d.metrics()["hookd_dispatcher_consumption_paused"] == 0
 
 
-def cached_organization(stack, path):
-    """A receiver, an organization with a project.updated webhook to path on it, and a ready dispatcher that has
-    delivered one event of it (so it has the organization's subscribers cached): (rcv, org, hook, d, topic)."""
+def cached_organization(stack, path, **env):
+    """A receiver, an organization with a project.updated webhook to path on it, and a ready dispatcher (env: its
+    settings) that has delivered one event of it (so it has the organization's subscribers cached):
+    (rcv, org, hook, d, topic)."""
     rcv = stack.receiver()
     org = stack.new_org()
     hook = stack.api.create_webhook(org, rcv.url(path), "project.updated")
-    d = stack.dispatcher().wait_ready()
+    d = stack.dispatcher(**env).wait_ready()
     stack.api.post_events([project_event(org, 0, "project.updated")])
     assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20), d.proc.tail()
     return rcv, org, hook, d, stack.api.prefix + "project.updated"
@@ -239,6 +242,56 @@ def test_cached_subscribers_keep_receiving_while_redis_stalls(stack, redis_serve
         assert status == 200, body
         return {i["event_id"] for i in body["data"]} >= {f"cached-{i}" for i in range(6)}
     wait_until(logged, 10, what="the stall's attempts in the delivery log")
+
+
+def test_an_event_waiting_for_redis_holds_back_no_cached_organization(stack, redis_server, kafka_broker):
+    """Redis stalls. An event of an organization whose subscribers are not cached waits for it; the events of an
+    organization whose subscribers are cached, consumed after it, are delivered meanwhile, and the waiting one once
+    Redis answers. Before, the first waiting event paused consumption and every event behind it, of any
+    organization, waited for Redis too."""
+    rcv, org, hook, d, topic = cached_organization(stack, "/cached")
+    other = stack.new_org()
+    stack.api.create_webhook(other, rcv.url("/uncached"), "project.updated")
+    waiting = "hookd_dispatcher_events_waiting_for_redis"
+    redis_server.freeze()
+    try:
+        kafka_broker.produce(topic, envelope("uncached-0", other, 0, "project.updated"), key=str(other))
+        wait_until(lambda: d.metrics()[waiting] == 1, 15, what="the uncached event waits")
+        ids = [f"cached-{i}" for i in range(3)]
+        for i, eid in enumerate(ids):
+            kafka_broker.produce(topic, envelope(eid, org, i + 1, "project.updated"), key=str(org))
+        assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 10), d.proc.tail()
+        assert rcv.requests("/uncached") == [] and d.metrics()[waiting] == 1
+    finally:
+        redis_server.thaw()
+    assert rcv.wait_for(lambda reqs: [r.headers["webhook-id"] for r in reqs if r.path == "/uncached"] == ["uncached-0"],
+                        20), d.proc.tail()
+    wait_until(lambda: d.metrics()[waiting] == 0, 10, what="nothing waits")
+
+
+def test_subscribers_cached_past_their_age_are_used_while_redis_is_down(stack, redis_server, kafka_broker):
+    """A cached subscriber list is read again once older than SUBSCRIBER_CACHE_MAX_AGE. While Redis does not answer,
+    the list read last is used still (counted as a stale hit) rather than the organization's events waiting for
+    Redis; once it answers, the lists are read again."""
+    rcv, org, hook, d, topic = cached_organization(stack, "/aged", SUBSCRIBER_CACHE_MAX_AGE="1s")
+    redis_server.freeze()
+    try:
+        wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 0, 10, what="redis seen down")
+        time.sleep(1.2)  # the cached list is past its age now
+        ids = [f"aged-{i}" for i in range(3)]
+        for i, eid in enumerate(ids):
+            kafka_broker.produce(topic, envelope(eid, org, i + 1, "project.updated"), key=str(org))
+        assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs} >= set(ids), 10), d.proc.tail()
+        m = d.metrics()
+        assert m["hookd_dispatcher_subscriber_cache_stale_hits_total"] >= 3
+        assert m["hookd_dispatcher_events_waiting_for_redis"] == 0
+    finally:
+        redis_server.thaw()
+    wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 1, 10, what="redis up again")
+    misses = d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"]
+    kafka_broker.produce(topic, envelope("after", org, 9, "project.updated"), key=str(org))
+    assert rcv.wait_for(lambda reqs: any(r.headers["webhook-id"] == "after" for r in reqs), 10)
+    assert d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"] == misses + 1  # read again
 
 
 def test_attempts_made_while_redis_is_down_reach_the_delivery_log(kafka_broker, test_ca, tmp_path):
@@ -355,11 +408,12 @@ def test_partitions_held_for_slow_webhooks_survive_a_rebalance(stack):
 
 
 def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back(stack, redis_server, kafka_broker):
-    """Consumption is paused while Redis is down (every assigned partition); librdkafka keeps a partition's pause
-    across revocation, so a partition revoked during the outage and assigned back after it came back paused with
-    nothing left to resume it: its events waited for the next rebalance. A member (with a Redis of its own, so its
-    start does not wait for the paused one) joins during the outage and leaves after it; then every partition of
-    every topic gets an event, and each must be delivered."""
+    """A member (with a Redis of its own) joins while the first one's Redis is down and an event of it waits for
+    Redis, and leaves after the outage; then every partition of every topic gets an event, and each must be
+    delivered. (When consumption was paused during a Redis outage, librdkafka kept a partition's pause across
+    revocation: a partition revoked during the outage came back paused with nothing left to resume it, and its
+    events waited for the next rebalance. Consumption no longer pauses for Redis; revocation still must not strand
+    a partition.)"""
     rcv = stack.receiver()
     orgs = org_per_partition(stack)
     for t in EVENT_TYPES:
@@ -375,13 +429,14 @@ def test_partitions_revoked_while_redis_is_down_are_consumed_when_they_come_back
         try:
             kafka_broker.produce(stack.api.prefix + "user.created",
                                  envelope("outage", stack.new_org(), 0, "user.created"), key="outage")
-            wait_until(lambda: d1.metrics()["hookd_dispatcher_consumption_paused"] == 1, 15, what="d1 paused")
+            waiting = "hookd_dispatcher_events_waiting_for_redis"
+            wait_until(lambda: d1.metrics()[waiting] == 1, 15, what="d1's event waits")
             d3 = stack.dispatcher("d3", REDIS_URL=other_redis.url)
             wait_until(lambda: d3.assigned() > 0 and d1.assigned() < total, 30, what="d3 takes partitions")
-            assert d1.metrics()["hookd_dispatcher_consumption_paused"] == 1, "d1 resumed with Redis still down"
+            assert d1.metrics()[waiting] == 1, "d1's event went out with Redis still down"
         finally:
             redis_server.thaw()
-        wait_until(lambda: d1.metrics()["hookd_dispatcher_consumption_paused"] == 0, 30, what="d1 resumes")
+        wait_until(lambda: d1.metrics()[waiting] == 0, 30, what="d1's event went out")
         d3.proc.signal(signal.SIGTERM)
         assert d3.proc.wait(60) == 0
         wait_until(lambda: d1.assigned() == total, 60, what="d1 takes every partition back")
