@@ -42,7 +42,6 @@
 
 /* Pause reasons (bit mask). */
 #define CONSUMER_PAUSE_BACKPRESSURE 1u
-#define CONSUMER_PAUSE_REDIS 2u
 #define CONSUMER_PAUSE_SHUTDOWN 4u
 
 typedef struct consumer consumer;
