@@ -358,6 +358,48 @@ store_status webhook_store_subscribers(webhook_store *store, long long org, cons
     return STORE_OK;
 }
 
+store_status webhook_store_subscribers_many(webhook_store *store, const subscription_key *keys, size_t n,
+                                            json_t **items)
+{
+    if (n == 0)
+        return STORE_OK;
+    redis_conn_drop_if_closed(store->conn); /* a closed connection would fail the pipeline after sending it */
+    if (redis_conn_ensure(store->conn) != 0)
+        return STORE_UNAVAILABLE;
+    redisContext *ctx = redis_conn_context(store->conn);
+    for (size_t i = 0; i < n; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "hookd:subs:%lld:%s", keys[i].org, event_type_name(keys[i].type));
+        const char *argv[] = {"HVALS", key};
+        redisAppendCommandArgv(ctx, 2, argv, NULL);
+    }
+    size_t got = 0;
+    for (; got < n; got++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(ctx, (void **)&reply) != REDIS_OK) {
+            redis_conn_reset(store->conn); /* the replies still owed would be read as the next commands' */
+            break;
+        }
+        items[got] = reply->type == REDIS_REPLY_ARRAY ? parse_webhook_array(reply, 0) : NULL;
+        freeReplyObject(reply);
+        if (items[got] == NULL) { /* an error reply: read the rest, give up the lot */
+            for (size_t rest = got + 1; rest < n; rest++) {
+                if (redisGetReply(ctx, (void **)&reply) != REDIS_OK) {
+                    redis_conn_reset(store->conn);
+                    break;
+                }
+                freeReplyObject(reply);
+            }
+            break;
+        }
+    }
+    if (got == n)
+        return STORE_OK;
+    for (size_t i = 0; i < got; i++)
+        json_decref(items[i]);
+    return STORE_UNAVAILABLE;
+}
+
 /* Reads a counter key (0 when it was never set). */
 static store_status read_counter(webhook_store *store, const char *key, long long *value)
 {

@@ -98,6 +98,11 @@ typedef struct subscription_changes {
 store_status webhook_store_changes_since(webhook_store *store, long long since, size_t max_changes,
                                          subscription_changes *out);
 
+/* The subscriber hashes of n (org, event type) keys in one pipelined round trip (n HVALS): on STORE_OK items[i] is
+ * key i's array of webhook objects (the caller releases each with json_decref); on STORE_UNAVAILABLE none is set. */
+store_status webhook_store_subscribers_many(webhook_store *store, const subscription_key *keys, size_t n,
+                                            json_t **items);
+
 /* Appends key to changes (complete turns 0 when out of memory). */
 void subscription_changes_add(subscription_changes *changes, subscription_key key);
 

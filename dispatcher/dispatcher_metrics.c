@@ -84,6 +84,9 @@ dispatcher_metrics *dm_new(void)
     dm->cache_stale_hits = metrics_counter(r, "hookd_dispatcher_subscriber_cache_stale_hits_total",
                                            "Cached subscriber lists used past SUBSCRIBER_CACHE_MAX_AGE because Redis "
                                            "could not be asked (the list read last, rather than no delivery).", NULL);
+    dm->cache_refreshes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_refreshes_total",
+                                          "Cached subscriber lists past SUBSCRIBER_CACHE_MAX_AGE read again on the "
+                                          "Redis thread (the list in hand is used meanwhile).", NULL);
     dm->cache_misses = metrics_counter(r, "hookd_dispatcher_subscriber_cache_misses_total",
                                        "Subscriber cache misses (one HVALS each).", NULL);
     dm->cache_flushes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_flushes_total",

@@ -53,8 +53,8 @@ static const config_var vars[] = {
     {"MAX_IN_FLIGHT", "1000",
      "deliveries in flight or queued, plus events waiting for Redis, before consumption pauses (resumes at half)"},
     {"SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE,
-     "age after which a cached subscriber list is read from Redis again, though no change was seen (while Redis "
-     "cannot answer, the list read last is used still)"},
+     "age after which a cached subscriber list is read from Redis again (on the Redis thread; the list in hand is used "
+     "meanwhile), though no change was seen; while Redis cannot answer, the list read last is used still"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
     {"RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE,
@@ -165,10 +165,13 @@ static void redis_tick(app *a)
 {
     int ok = 0;
     subscription_changes changes = {0};
+    subscriber_refresh refreshed[REDIS_WORKER_REFRESH_MAX];
+    size_t refreshed_count = 0;
     int64_t done_ms = 0, now = time_monotonic_ms();
-    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms)) {
+    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms, refreshed, &refreshed_count)) {
         subscriber_cache_apply_changes(a->cache, ok, &changes, done_ms);
         subscription_changes_free(&changes);
+        subscriber_cache_apply_refreshes(a->cache, refreshed, refreshed_count); /* after the changes read with them */
     } else if (redis_worker_stalled(a->redis, now))
         subscriber_cache_apply_version(a->cache, 0, 0, now);
     redis_worker_hand_log(a->redis, &a->delivery_log);
@@ -339,8 +342,10 @@ int main(int argc, char **argv)
         goto out;
     }
     a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms);
-    if (a.cache != NULL)
+    if (a.cache != NULL) {
         subscriber_cache_set_stall_probe(a.cache, redis_worker_stalled, a.redis);
+        subscriber_cache_set_refresher(a.cache, redis_worker_refresh, a.redis);
+    }
     retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};
     if ((a.retry = retry_stage_new(&ropts, a.loop, a.dm, err, sizeof err)) == NULL) {
         log_json(LOG_ERROR, "retry producer", "{s:s}", "error", err);

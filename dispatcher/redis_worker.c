@@ -2,6 +2,7 @@
 #include "redis_worker.h"
 
 #include "log.h"
+#include "subscriber_cache.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -25,6 +26,10 @@ struct redis_worker {
     int have_result, result_ok;   /* what the reads since the loop's last take found, until it takes it */
     subscription_changes result;  /* their changes merged (result.since: the version the loop's last take had) */
     int64_t result_done_ms;
+    subscription_key *refresh_asked; /* keys whose subscribers the loop asked to read again, for the next round */
+    size_t refresh_count, refresh_cap;
+    subscriber_refresh *refreshed;   /* read again, until the loop takes them (owned lists) */
+    size_t refreshed_count;
     long long read_version;       /* the worker's thread only: the version its last read saw (-1: none, or the
                                    * read failed, so the next one cannot say what changed) */
     _Atomic int64_t busy_since_ms; /* monotonic start of the call in progress, 0 when none */
@@ -36,7 +41,8 @@ struct redis_worker {
  * cannot be reached, nothing is sent and batch keeps its records for the next round; when the connection fails
  * during the write, they are lost (*lost: how many), since sending them again could log them twice. */
 static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, subscription_changes *changes,
-                         size_t *lost)
+                         size_t *lost, const subscription_key *refresh, size_t refresh_count,
+                         subscriber_refresh *refreshed, size_t *refreshed_count)
 {
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
     *lost = 0;
@@ -59,14 +65,38 @@ static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, su
         webhook_log_buffer_free(batch);
     *ok = webhook_store_changes_since(w->store, w->read_version, REDIS_WORKER_CHANGES_MAX, changes) == STORE_OK;
     w->read_version = *ok ? changes->version : -1;
+    /* after the changes read: a list read here is at least as new as the changes the loop applies with it */
+    *refreshed_count = 0;
+    json_t *items[REDIS_WORKER_REFRESH_MAX];
+    if (*ok && refresh_count > 0 &&
+        webhook_store_subscribers_many(w->store, refresh, refresh_count, items) == STORE_OK) {
+        for (size_t i = 0; i < refresh_count; i++) {
+            refreshed[i] = (subscriber_refresh){refresh[i], subscriber_list_from_json(items[i])};
+            json_decref(items[i]);
+        }
+        *refreshed_count = refresh_count;
+    }
     atomic_store(&w->busy_since_ms, 0);
+}
+
+/* Releases the lists read again that the loop did not take (the lock is held, or the thread is gone). */
+static void drop_refreshed(redis_worker *w)
+{
+    for (size_t i = 0; i < w->refreshed_count; i++)
+        subscriber_list_release(w->refreshed[i].list);
+    w->refreshed_count = 0;
 }
 
 /* Adds a round's read to what waits for the loop (the lock is held): a failure replaces it (the loop learns that
  * Redis did not answer; the next read cannot say what changed, so the cache will be dropped), a success after a
- * success extends it, up to REDIS_WORKER_CHANGES_MAX keys. round is left empty. */
-static void merge_result(redis_worker *w, int ok, subscription_changes *round)
+ * success extends it, up to REDIS_WORKER_CHANGES_MAX keys. round is left empty. The round's lists read again
+ * replace any the loop did not take (those may predate the round's changes: the loop asks again). */
+static void merge_result(redis_worker *w, int ok, subscription_changes *round, subscriber_refresh *refreshed,
+                         size_t refreshed_count)
 {
+    drop_refreshed(w);
+    memcpy(w->refreshed, refreshed, refreshed_count * sizeof *refreshed);
+    w->refreshed_count = refreshed_count;
     subscription_changes *r = &w->result;
     if (!ok || !w->have_result || !w->result_ok) {
         subscription_changes_free(r);
@@ -101,18 +131,23 @@ static void *worker_main(void *arg)
 {
     redis_worker *w = arg;
     webhook_log_buffer batch = {0};
+    subscription_key refresh[REDIS_WORKER_REFRESH_MAX];
+    subscriber_refresh refreshed[REDIS_WORKER_REFRESH_MAX];
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
         take_inbox(w, &batch);
+        size_t refresh_count = w->refresh_count; /* at most REDIS_WORKER_REFRESH_MAX (redis_worker_refresh) */
+        memcpy(refresh, w->refresh_asked, refresh_count * sizeof *refresh);
+        w->refresh_count = 0;
         pthread_mutex_unlock(&w->lock);
         int ok = 0;
         subscription_changes round = {0};
-        size_t lost = 0;
-        worker_round(w, &batch, &ok, &round, &lost);
+        size_t lost = 0, refreshed_count = 0;
+        worker_round(w, &batch, &ok, &round, &lost, refresh, refresh_count, refreshed, &refreshed_count);
         pthread_mutex_lock(&w->lock);
         w->held = batch.len;
         w->log_dropped += lost;
-        merge_result(w, ok, &round);
+        merge_result(w, ok, &round, refreshed, refreshed_count);
         if (w->stop)
             break;
         struct timespec until;
@@ -141,7 +176,18 @@ redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t err
         return NULL;
     }
     w->read_version = -1;
+    w->refresh_asked = calloc(REDIS_WORKER_REFRESH_MAX, sizeof *w->refresh_asked);
+    w->refreshed = calloc(REDIS_WORKER_REFRESH_MAX, sizeof *w->refreshed);
+    if (w->refresh_asked == NULL || w->refreshed == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(w->refresh_asked);
+        free(w->refreshed);
+        free(w);
+        return NULL;
+    }
     if ((w->store = webhook_store_open(redis_url, errbuf, errlen)) == NULL) {
+        free(w->refresh_asked);
+        free(w->refreshed);
         free(w);
         return NULL;
     }
@@ -157,6 +203,8 @@ redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t err
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
         webhook_store_close(w->store);
+        free(w->refresh_asked);
+        free(w->refreshed);
         free(w);
         return NULL;
     }
@@ -175,6 +223,9 @@ void redis_worker_stop(redis_worker *w)
     pthread_join(w->thread, NULL);
     webhook_log_buffer_free(&w->inbox);
     subscription_changes_free(&w->result);
+    drop_refreshed(w);
+    free(w->refreshed);
+    free(w->refresh_asked);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     webhook_store_close(w->store);
@@ -207,10 +258,12 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log)
                  "{s:I}", "dropped", (json_int_t)dropped);
 }
 
-int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms)
+int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms,
+                             subscriber_refresh *refreshed, size_t *refreshed_count)
 {
     pthread_mutex_lock(&w->lock);
     int have = w->have_result;
+    *refreshed_count = 0;
     if (have) {
         *ok = w->result_ok;
         subscription_changes_free(changes);
@@ -218,9 +271,21 @@ int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *cha
         w->result = (subscription_changes){0};
         *done_ms = w->result_done_ms;
         w->have_result = 0;
+        memcpy(refreshed, w->refreshed, w->refreshed_count * sizeof *refreshed);
+        *refreshed_count = w->refreshed_count;
+        w->refreshed_count = 0;
     }
     pthread_mutex_unlock(&w->lock);
     return have;
+}
+
+void redis_worker_refresh(void *ctx, subscription_key key)
+{
+    redis_worker *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    if (w->refresh_count < REDIS_WORKER_REFRESH_MAX) /* else dropped: the cache asks again */
+        w->refresh_asked[w->refresh_count++] = key;
+    pthread_mutex_unlock(&w->lock);
 }
 
 int redis_worker_stalled(void *ctx, int64_t now_ms)

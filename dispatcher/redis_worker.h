@@ -1,7 +1,8 @@
 /*
  * redis_worker — the dispatcher's Redis calls whose answers the event loop does not wait for, on a thread of their
- * own: the subscription changes read (hookd:subs:version and its change log) and the delivery-log writes. A round
- * writes what the loop handed over, then reads what changed since the last round; rounds run when records are
+ * own: the subscription changes read (hookd:subs:version and its change log), the subscriber lists the cache
+ * asks to read again (past SUBSCRIBER_CACHE_MAX_AGE) and the delivery-log writes. A round writes what the loop
+ * handed over, then reads what changed since the last round, then the lists asked for; rounds run when records are
  * handed over (the loop's tick, every 200 ms) and at least every REDIS_WORKER_POLL_MS.
  *
  * A Redis that hangs holds a call for up to REDIS_CONN_TIMEOUT_MS (2 s). On the loop, that stopped every delivery,
@@ -24,6 +25,7 @@
 #ifndef HOOKD_REDIS_WORKER_H
 #define HOOKD_REDIS_WORKER_H
 
+#include "subscriber_cache.h"
 #include "webhook_store.h"
 
 #include <stdint.h>
@@ -33,6 +35,9 @@
 #define REDIS_WORKER_LOG_MAX 50000
 /* More changed (organization, event type) keys than this between two takes of the loop: it drops its whole cache. */
 #define REDIS_WORKER_CHANGES_MAX 4096
+/* Subscriber lists read again per round at most (one pipeline of HVALS); more requests wait for the cache to ask
+ * again. */
+#define REDIS_WORKER_REFRESH_MAX 256
 
 typedef struct redis_worker redis_worker;
 
@@ -50,8 +55,15 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log);
 /* What the subscription reads completed since the last call found: returns 1 with *ok (0: the last read got no
  * answer from Redis), when ok *changes (its previous keys freed; the caller frees the new ones with
  * subscription_changes_free: changes->since is the version of the previous call's result, -1 when unknown), and
- * the monotonic ms the last read completed at in *done_ms; returns 0 when no read completed since. */
-int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms);
+ * the monotonic ms the last read completed at in *done_ms, and the subscriber lists read again since (at most
+ * REDIS_WORKER_REFRESH_MAX, copied to refreshed, the lists owned by the caller: subscriber_cache_apply_refreshes)
+ * in *refreshed_count; returns 0 when no read completed since (*refreshed_count 0). */
+int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms,
+                             subscriber_refresh *refreshed, size_t *refreshed_count);
+
+/* Asks for the subscribers of key to be read again in the next round (the shape subscriber_cache_set_refresher
+ * takes; ctx is the redis_worker). Past REDIS_WORKER_REFRESH_MAX waiting, the request is dropped. */
+void redis_worker_refresh(void *ctx, subscription_key key);
 
 /* 1 when a call of the worker has been waiting for Redis longer than REDIS_WORKER_STALL_MS at monotonic time now_ms.
  * ctx is the redis_worker (the shape subscriber_cache_set_stall_probe takes). */

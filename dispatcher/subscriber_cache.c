@@ -14,6 +14,7 @@ typedef struct cache_entry {
     long long org;
     int type;
     int64_t loaded_ms;            /* monotonic time of the HVALS */
+    int64_t refresh_asked_ms;     /* past its age: when a refresh was asked for (0: none pending) */
     subscriber_list *list;        /* the cache's reference */
     struct cache_entry *next;
 } cache_entry;
@@ -35,7 +36,19 @@ struct subscriber_cache {
     int (*stalled)(void *ctx, int64_t now_ms); /* optional: Redis is stalled by another thread's measure */
     void *stalled_ctx;
     int64_t max_age_ms;           /* SUBSCRIBER_CACHE_MAX_AGE */
+    void (*refresh)(void *ctx, subscription_key key); /* optional: reads an aged entry again on another thread */
+    void *refresh_ctx;
 };
+
+/* An aged entry whose refresh got no answer is asked for again after this long. */
+#define REFRESH_AGAIN_MS 2000
+
+void subscriber_cache_set_refresher(subscriber_cache *cache, void (*refresh)(void *ctx, subscription_key key),
+                                    void *ctx)
+{
+    cache->refresh = refresh;
+    cache->refresh_ctx = ctx;
+}
 
 void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx)
 {
@@ -140,8 +153,7 @@ static void maybe_grow(subscriber_cache *cache)
     cache->nbuckets = n;
 }
 
-/* Copies the active webhooks out of a JSON array. Returns a list with refs = 1, or NULL. */
-static subscriber_list *list_from_json(json_t *items)
+subscriber_list *subscriber_list_from_json(json_t *items)
 {
     size_t n = json_array_size(items);
     subscriber_list *list = calloc(1, sizeof *list + n * sizeof(subscriber));
@@ -237,14 +249,32 @@ static int hit(subscriber_cache *cache, cache_entry *e, int stale, subscriber_li
     return 0;
 }
 
+/* An entry past its age, without a call on this thread: while Redis is known to be down it is used still (a stale
+ * hit); with a refresher it is used while the refresher reads it again (asked for once per REFRESH_AGAIN_MS).
+ * Returns 0 with *out set, or -1 when the caller must read it now. */
+static int use_aged(subscriber_cache *cache, cache_entry *e, int64_t now, subscriber_list **out)
+{
+    if (cache->redis_failed)
+        return hit(cache, e, 1, out);
+    if (cache->refresh == NULL)
+        return -1;
+    if (e->refresh_asked_ms == 0 || now - e->refresh_asked_ms > REFRESH_AGAIN_MS) {
+        e->refresh_asked_ms = now != 0 ? now : 1;
+        metric_counter_add(cache->dm->cache_refreshes, 1);
+        cache->refresh(cache->refresh_ctx, (subscription_key){e->org, e->type});
+    }
+    return hit(cache, e, 0, out);
+}
+
 int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out)
 {
     cache_entry *e = cache_find(cache, org, type);
     if (e == NULL)
         return -1;
-    if (time_monotonic_ms() - e->loaded_ms <= cache->max_age_ms)
+    int64_t now = time_monotonic_ms();
+    if (now - e->loaded_ms <= cache->max_age_ms)
         return hit(cache, e, 0, out);
-    return cache->redis_failed ? hit(cache, e, 1, out) : -1;
+    return use_aged(cache, e, now, out);
 }
 
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out)
@@ -253,6 +283,8 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
     cache_entry *old = cache_find(cache, org, type); /* past its age when not used at once */
     if (old != NULL && now - old->loaded_ms <= cache->max_age_ms)
         return hit(cache, old, 0, out);
+    if (old != NULL && use_aged(cache, old, now, out) == 0)
+        return 0;
     if (cache->redis_failed && now < cache->retry_at_ms)
         return old != NULL ? hit(cache, old, 1, out) : -1;
     if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
@@ -266,7 +298,7 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
     if (st != STORE_OK) /* an outage: the list read last is better than no delivery (the cache was not dropped) */
         return old != NULL ? hit(cache, old, 1, out) : -1;
     old = cache_find(cache, org, type); /* redis_result dropped everything if Redis was just back */
-    subscriber_list *list = list_from_json(items);
+    subscriber_list *list = subscriber_list_from_json(items);
     json_decref(items);
     if (list == NULL)
         return -1;
@@ -274,6 +306,7 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
         subscriber_list_release(old->list);
         old->list = subscriber_list_ref(list);
         old->loaded_ms = now;
+        old->refresh_asked_ms = 0;
         *out = list;
         return 0;
     }
@@ -344,6 +377,25 @@ void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subsc
     }
     cache->version = changes->version;
     cache->have_version = 1;
+}
+
+void subscriber_cache_apply_refreshes(subscriber_cache *cache, subscriber_refresh *refreshes, size_t n)
+{
+    int64_t now = time_monotonic_ms();
+    for (size_t i = 0; i < n; i++) {
+        cache_entry *e = cache_find(cache, refreshes[i].key.org, refreshes[i].key.type);
+        /* only the aged entry it was asked for: one dropped since (a change) or loaded again on the loop has news
+         * at least as new */
+        if (e != NULL && e->refresh_asked_ms != 0 && refreshes[i].list != NULL) {
+            subscriber_list_release(e->list);
+            e->list = refreshes[i].list;
+            e->loaded_ms = now;
+            e->refresh_asked_ms = 0;
+        } else {
+            subscriber_list_release(refreshes[i].list);
+        }
+        refreshes[i].list = NULL;
+    }
 }
 
 void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms)

@@ -8,8 +8,9 @@
  * organizations' lookups nothing. The whole cache is dropped when the changes cannot be known (the log was
  * trimmed past the last read, a writer without the log moved the version, Redis was unreachable).
  * subscriber_cache_poll reads the version here, at start-up. Entries are also read again once older than
- * SUBSCRIBER_CACHE_MAX_AGE, as a safety net; while Redis cannot answer, an older entry is used still (the list read
- * last is better than no delivery; counted as a stale hit).
+ * SUBSCRIBER_CACHE_MAX_AGE, as a safety net: by the refresher (the dispatcher's Redis thread) while the entry in
+ * hand is still used, so that no such read blocks the loop; while Redis cannot answer, an older entry is used still
+ * (the list read last is better than no delivery; counted as a stale hit).
  *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
@@ -27,6 +28,12 @@
 
 #define SUBSCRIBER_CACHE_DEFAULT_MAX_AGE "60s"
 #define SUBSCRIBER_CACHE_MAX_ENTRIES 200000
+
+/* A list read again by the refresher, handed to subscriber_cache_apply_refreshes (which takes list). */
+typedef struct subscriber_refresh {
+    subscription_key key;
+    struct subscriber_list *list; /* owned; NULL when it could not be built */
+} subscriber_refresh;
 
 /* One active webhook, copied out of its JSON. */
 typedef struct subscriber {
@@ -61,6 +68,20 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
 /* As subscriber_cache_get without asking Redis: 0 with *out only when the entry is cached and fresh (or past its
  * age while Redis is down), else -1. */
 int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out);
+
+/* Has entries past their age read again by refresh(ctx, key) (the dispatcher's Redis thread) instead of on the
+ * calling thread; the aged entry is used meanwhile. The answers come back through subscriber_cache_apply_refreshes.
+ * Without a refresher an aged entry is read again by the lookup itself. */
+void subscriber_cache_set_refresher(subscriber_cache *cache, void (*refresh)(void *ctx, subscription_key key),
+                                    void *ctx);
+
+/* Installs lists read again by the refresher (each list is taken: installed or released; set to NULL), each only
+ * if its entry is still the aged one the refresh was asked for. */
+void subscriber_cache_apply_refreshes(subscriber_cache *cache, subscriber_refresh *refreshes, size_t n);
+
+/* The active webhooks of a JSON array of webhook objects (as webhook_store_subscribers returns it), or NULL when
+ * out of memory. Any thread. */
+subscriber_list *subscriber_list_from_json(json_t *items);
 
 /* The version check. Returns 0 when Redis answered, -1 when it did not. */
 int subscriber_cache_poll(subscriber_cache *cache);

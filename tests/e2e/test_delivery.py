@@ -431,6 +431,42 @@ def test_a_webhook_change_drops_only_its_own_cached_subscribers(stack):
         assert counters() == (before[0] + 5, before[1] + 1, before[2])
 
 
+def test_aged_subscriber_lists_are_read_again_on_the_redis_thread(stack):
+    """A cached subscriber list older than SUBSCRIBER_CACHE_MAX_AGE is read again, a safety net for a change the
+    dispatcher did not see. The read runs on the dispatcher's Redis thread while the list in hand is still used:
+    no lookup on the event loop (the misses counter stays put) and no event waits for it. Before, each active
+    (organization, event type) cost an HVALS on the loop once a minute. The missed change here: a webhook written
+    into the subscriber hash without going through the API (no version bump, no change log entry)."""
+    rcv = stack.receiver()
+    api = stack.api
+    org = stack.new_org()
+    etype = "assignment.updated"
+    api.create_webhook(org, rcv.url("/known"), etype)
+    d = stack.dispatcher(SUBSCRIBER_CACHE_MAX_AGE="1s").wait_ready()
+    (first,) = api.post_events([project_event(org, 1, etype)])
+    assert rcv.wait_for(lambda reqs: [r.headers["webhook-id"] for r in reqs] == [first], 20)
+    misses = d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"]
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    unseen = {"id": 990000000 + org, "url": rcv.url("/unseen"), "status": "active", "event_type": etype,
+              "organization_id": org, "secret": secret}
+    stack.api.redis.cli("HSET", f"hookd:subs:{org}:{etype}", str(unseen["id"]), json.dumps(unseen))
+    try:
+        sent = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not rcv.requests("/unseen"):
+            sent += api.post_events([project_event(org, 2 + len(sent), etype)])
+            time.sleep(0.25)
+        assert rcv.requests("/unseen"), "the aged list was never read again"
+        assert rcv.wait_for(lambda reqs: {r.headers["webhook-id"] for r in reqs if r.path == "/known"} >= set(sent),
+                            20)
+        m = d.metrics()
+        assert m["hookd_dispatcher_subscriber_cache_misses_total"] == misses  # none on the loop
+        assert m["hookd_dispatcher_subscriber_cache_refreshes_total"] >= 1
+        assert m["hookd_dispatcher_events_waiting_for_redis"] == 0
+    finally:
+        stack.api.redis.cli("HDEL", f"hookd:subs:{org}:{etype}", str(unseen["id"]))
+
+
 def test_backpressure_pauses_and_resumes(stack):
     rcv = stack.receiver()
     rcv.configure("/slow", delay=0.3)
