@@ -165,7 +165,6 @@ test: export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signature \
                   tests/e2e/test_delivery.py::test_malformed_message_is_skipped \
                   tests/e2e/test_delivery.py::test_a_webhook_change_drops_only_its_own_cached_subscribers \
-                  tests/e2e/test_resilience.py::test_an_event_waiting_for_redis_holds_back_no_cached_organization \
                   tests/e2e/test_delivery.py::test_aged_subscriber_lists_are_read_again_on_the_redis_thread \
                   tests/e2e/test_delivery.py::test_new_connections_resume_the_tls_session \
                   tests/e2e/test_process.py::test_health_ready_and_metrics \

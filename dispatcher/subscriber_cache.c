@@ -361,8 +361,10 @@ void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subsc
     redis_result(cache, ok);
     if (!ok)
         return;
-    if (!cache->have_version) {
-        cache_clear(cache); /* entries loaded before the first version read may predate it */
+    if (!cache->have_version) { /* entries loaded before the first version read may predate it */
+        if (cache->count > 0)
+            metric_counter_add(cache->dm->cache_flushes, 1);
+        cache_clear(cache);
     } else if (changes->version != cache->version) {
         if (changes->complete && changes->since == cache->version) {
             for (size_t i = 0; i < changes->count; i++)
