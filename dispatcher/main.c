@@ -173,7 +173,7 @@ static void redis_tick(app *a)
         subscription_changes_free(&changes);
         subscriber_cache_apply_refreshes(a->cache, refreshed, refreshed_count); /* after the changes read with them */
     } else if (redis_worker_stalled(a->redis, now))
-        subscriber_cache_apply_version(a->cache, 0, 0, now);
+        subscriber_cache_note_stall(a->cache);
     redis_worker_hand_log(a->redis, &a->delivery_log);
     uint64_t dropped = redis_worker_log_dropped(a->redis);
     if (dropped > a->log_dropped_seen) {

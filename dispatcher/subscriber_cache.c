@@ -28,7 +28,9 @@ struct subscriber_cache {
     size_t count;
     long long version;            /* last hookd:subs:version seen */
     int have_version;             /* version is valid */
-    int redis_failed;             /* the previous Redis call failed: drop the cache when it answers again */
+    int redis_failed;             /* the previous Redis call failed, or one is stalled: no lookup until retry_at_ms */
+    int failed_hard;              /* a call failed (not only slow): changes may have been missed, so the cache is
+                                   * dropped when Redis answers again */
     int64_t retry_at_ms;          /* while failed: no Redis call before this monotonic time (a stalled Redis
                                    * blocks the loop up to 2 x REDIS_CONN_TIMEOUT_MS per call) */
     int backoff_ms;               /* 250 ms doubling to 4 s */
@@ -208,28 +210,53 @@ const char *subscriber_previous_secret(const subscriber *sub, int64_t now_ms)
     return sub->previous_secret != NULL && now_ms < sub->previous_expires_ms ? sub->previous_secret : NULL;
 }
 
-/* Notes the result of a Redis call: flags and drops the cache after an outage. */
+/* Redis failed a call (hard) or has a call waiting too long (a stall: it may yet answer): lookups wait, backing
+ * off from 250 ms to 4 s. */
+static void redis_unavailable(subscriber_cache *cache, int hard)
+{
+    if (!cache->redis_failed) {
+        log_json(LOG_WARN, hard ? "redis unavailable; subscriber lookups paused"
+                                : "redis slow (a call has waited over 250 ms); subscriber lookups paused", NULL);
+        cache->backoff_ms = 250;
+    } else if (cache->backoff_ms < 4000) {
+        cache->backoff_ms *= 2;
+    }
+    if (hard && cache->redis_failed && !cache->failed_hard)
+        log_json(LOG_WARN, "redis unavailable; subscriber lookups paused", NULL);
+    cache->redis_failed = 1;
+    cache->failed_hard |= hard;
+    cache->failed_at_ms = time_monotonic_ms();
+    cache->retry_at_ms = cache->failed_at_ms + cache->backoff_ms;
+    atomic_store(&cache->dm->redis_ok, 0);
+    metric_gauge_set(cache->dm->redis_up, 0);
+}
+
+/* Notes the result of a Redis call: flags a failure; when Redis answers again after one, drops the cache (changes
+ * may have been missed meanwhile), or after a stall only, keeps it (the stalled call answered: nothing was lost,
+ * and the next changes read lists what changed since the last). */
 static void redis_result(subscriber_cache *cache, int ok)
 {
     if (!ok) {
-        if (!cache->redis_failed) {
-            log_json(LOG_WARN, "redis unavailable; subscriber lookups paused", NULL);
-            cache->backoff_ms = 250;
-        } else if (cache->backoff_ms < 4000) {
-            cache->backoff_ms *= 2;
-        }
-        cache->redis_failed = 1;
-        cache->failed_at_ms = time_monotonic_ms();
-        cache->retry_at_ms = cache->failed_at_ms + cache->backoff_ms;
-    } else if (cache->redis_failed) {
+        redis_unavailable(cache, 1);
+        return;
+    }
+    if (cache->redis_failed && cache->failed_hard) {
         log_json(LOG_INFO, "redis available again; subscriber cache dropped", NULL);
-        cache->redis_failed = 0;
         cache->have_version = 0; /* the next poll re-reads it */
         cache_clear(cache);
         metric_counter_add(cache->dm->cache_flushes, 1);
+    } else if (cache->redis_failed) {
+        log_json(LOG_INFO, "redis answering again after a stall; subscriber cache kept", NULL);
     }
-    atomic_store(&cache->dm->redis_ok, ok);
-    metric_gauge_set(cache->dm->redis_up, ok);
+    cache->redis_failed = 0;
+    cache->failed_hard = 0;
+    atomic_store(&cache->dm->redis_ok, 1);
+    metric_gauge_set(cache->dm->redis_up, 1);
+}
+
+void subscriber_cache_note_stall(subscriber_cache *cache)
+{
+    redis_unavailable(cache, 0);
 }
 
 /* The entry of (org, type), or NULL. */
@@ -288,7 +315,7 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
     if (cache->redis_failed && now < cache->retry_at_ms)
         return old != NULL ? hit(cache, old, 1, out) : -1;
     if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
-        redis_result(cache, 0); /* a lookup now would block the loop for as long as the stall lasts */
+        redis_unavailable(cache, 0); /* a lookup now would block the loop for as long as the stall lasts */
         return old != NULL ? hit(cache, old, 1, out) : -1;
     }
     metric_counter_add(cache->dm->cache_misses, 1);

@@ -101,6 +101,11 @@ void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subsc
  * that completed before the last failure the cache saw is ignored. */
 void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms);
 
+/* Redis has a call (of another thread) waiting too long: lookups wait instead of blocking the caller, as while it
+ * is down, but when Redis answers again the cache is kept (the stalled call answered: nothing was missed), unless a
+ * call failed meanwhile. */
+void subscriber_cache_note_stall(subscriber_cache *cache);
+
 /* Gives the cache a probe saying Redis is stalled (a call elsewhere has been waiting too long): a miss then fails
  * at once, as when Redis is down, instead of blocking the calling thread. stalled(ctx, monotonic ms). */
 void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx);
