@@ -694,6 +694,11 @@ void dispatch_tick(dispatch *d)
     shed_stalled(d);
     release_holds_of_stalled(d);
     refusal_log_flush(d->refusals, time_monotonic_ms(), 0);
+    dispatch_route_waiting(d);
+}
+
+void dispatch_route_waiting(dispatch *d)
+{
     /* the waiting events in order; those whose subscribers can be had now go out (no new deliveries once shutdown
      * began). While Redis is known to be down the lookups fail at once (subscriber_cache_get backs off). */
     event_ctx *prev = NULL;

@@ -109,6 +109,10 @@ void dispatch_on_attempt_done(void *ctx, const delivery_request *req, const deli
  * "deliveries refused" lines whose interval has run. */
 void dispatch_tick(dispatch *d);
 
+/* Routes the events waiting for their subscribers whose lists can be had now (in order; the others keep waiting).
+ * Part of dispatch_tick; also called when the Redis thread has read lists. */
+void dispatch_route_waiting(dispatch *d);
+
 /* Writes the refusals counted since their webhooks' last "deliveries refused" line (at shutdown). */
 void dispatch_log_refusals(dispatch *d);
 

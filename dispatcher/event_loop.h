@@ -26,7 +26,8 @@ typedef enum loop_tag {
     LOOP_TAG_PRODUCER,        /* eventfd signalled by librdkafka when the retry producer's queue has events */
     LOOP_TAG_KAFKA_RETRY,     /* eventfd of the retry-tier consumer's queue */
     LOOP_TAG_DELIVERY_DONE,   /* eventfd: delivery workers finished attempts (the engine's done queue) */
-    LOOP_TAG_DELIVERY_INBOX   /* eventfd of a delivery worker's inbox (on the worker's own loop) */
+    LOOP_TAG_DELIVERY_INBOX,  /* eventfd of a delivery worker's inbox (on the worker's own loop) */
+    LOOP_TAG_REDIS_READY      /* eventfd: the dispatcher's Redis thread read subscriber lists (redis_worker.h) */
 } loop_tag;
 
 /* One readiness report. */

@@ -127,6 +127,7 @@ typedef struct app {
     event_loop *loop;
     webhook_store *store;          /* the loop's connection: subscriber lookups */
     redis_worker *redis;           /* the version reads and delivery-log writes, on a thread of their own */
+    subscriber_refresh *refreshed; /* REDIS_WORKER_REFRESH_QUEUE entries: where the lists read by redis are taken */
     webhook_log_buffer delivery_log; /* attempts recorded since the last tick, handed to redis at each tick */
     uint64_t log_dropped_seen;     /* redis_worker_log_dropped() as last added to the metric */
     subscriber_cache *cache;
@@ -148,6 +149,7 @@ static void app_free(app *a)
     dispatch_free(a->dispatch);
     subscriber_cache_free(a->cache);
     redis_worker_stop(a->redis); /* writes what was handed over last */
+    free(a->refreshed);
     webhook_log_buffer_free(&a->delivery_log);
     webhook_store_close(a->store);
     if (a->tick_fd >= 0)
@@ -158,22 +160,27 @@ static void app_free(app *a)
     dm_free(a->dm);
 }
 
-/* The tick's Redis part, none of which waits for Redis: applies the latest version read by the Redis thread (or
- * marks Redis down while a call of it is stalled, so that lookups wait rather than block the loop), and hands it the
- * delivery-log records of the last tick. */
-static void redis_tick(app *a)
+/* Applies what the Redis thread read since the last call (changes, then the subscriber lists read with them), or
+ * marks Redis down while a call of it is stalled (so that lookups wait rather than block the loop). */
+static void redis_take_results(app *a)
 {
     int ok = 0;
     subscription_changes changes = {0};
-    subscriber_refresh refreshed[REDIS_WORKER_REFRESH_MAX];
     size_t refreshed_count = 0;
     int64_t done_ms = 0, now = time_monotonic_ms();
-    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms, refreshed, &refreshed_count)) {
+    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms, a->refreshed, &refreshed_count)) {
         subscriber_cache_apply_changes(a->cache, ok, &changes, done_ms);
         subscription_changes_free(&changes);
-        subscriber_cache_apply_refreshes(a->cache, refreshed, refreshed_count); /* after the changes read with them */
+        subscriber_cache_apply_refreshes(a->cache, a->refreshed, refreshed_count); /* after the changes read with them */
     } else if (redis_worker_stalled(a->redis, now))
         subscriber_cache_note_stall(a->cache);
+}
+
+/* The tick's Redis part, none of which waits for Redis: takes the Redis thread's results and hands it the
+ * delivery-log records of the last tick. */
+static void redis_tick(app *a)
+{
+    redis_take_results(a);
     redis_worker_hand_log(a->redis, &a->delivery_log);
     uint64_t dropped = redis_worker_log_dropped(a->redis);
     if (dropped > a->log_dropped_seen) {
@@ -210,6 +217,11 @@ static int run(app *a)
                 break;
             case LOOP_TAG_KAFKA_RETRY:
                 retry_more = 1;
+                break;
+            case LOOP_TAG_REDIS_READY: /* subscriber lists read: events may be waiting for them */
+                loop_fd_drain(redis_worker_ready_fd(a->redis));
+                redis_take_results(a);
+                dispatch_route_waiting(a->dispatch);
                 break;
             case LOOP_TAG_TICK:
                 loop_fd_drain(a->tick_fd);
@@ -339,6 +351,12 @@ int main(int argc, char **argv)
     }
     if ((a.redis = redis_worker_start(a.cfg.redis_url, err, sizeof err)) == NULL) {
         log_json(LOG_ERROR, "redis thread", "{s:s}", "error", err);
+        goto out;
+    }
+    a.refreshed = calloc(REDIS_WORKER_REFRESH_QUEUE, sizeof *a.refreshed);
+    if (a.refreshed == NULL ||
+        event_loop_add(a.loop, redis_worker_ready_fd(a.redis), EPOLLIN, LOOP_TAG_REDIS_READY) != 0) {
+        log_json(LOG_ERROR, "start-up failed (redis thread's eventfd)", NULL);
         goto out;
     }
     a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms);

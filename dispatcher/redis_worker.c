@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 struct redis_worker {
     webhook_store *store;         /* owned: this thread's connection */
@@ -26,10 +28,12 @@ struct redis_worker {
     int have_result, result_ok;   /* what the reads since the loop's last take found, until it takes it */
     subscription_changes result;  /* their changes merged (result.since: the version the loop's last take had) */
     int64_t result_done_ms;
-    subscription_key *refresh_asked; /* keys whose subscribers the loop asked to read again, for the next round */
-    size_t refresh_count, refresh_cap;
-    subscriber_refresh *refreshed;   /* read again, until the loop takes them (owned lists) */
+    subscription_key *refresh_asked; /* keys whose subscribers the loop asked to read, for the next rounds (a FIFO
+                                      * of REDIS_WORKER_REFRESH_QUEUE) */
+    size_t refresh_count;
+    subscriber_refresh *refreshed;   /* read, until the loop takes them (owned lists; REDIS_WORKER_REFRESH_QUEUE) */
     size_t refreshed_count;
+    int ready_fd;                    /* eventfd: lists were read (the loop takes them at once) */
     long long read_version;       /* the worker's thread only: the version its last read saw (-1: none, or the
                                    * read failed, so the next one cannot say what changed) */
     _Atomic int64_t busy_since_ms; /* monotonic start of the call in progress, 0 when none */
@@ -79,7 +83,7 @@ static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, su
     atomic_store(&w->busy_since_ms, 0);
 }
 
-/* Releases the lists read again that the loop did not take (the lock is held, or the thread is gone). */
+/* Releases the lists read that the loop did not take (the lock is held, or the thread is gone). */
 static void drop_refreshed(redis_worker *w)
 {
     for (size_t i = 0; i < w->refreshed_count; i++)
@@ -87,16 +91,38 @@ static void drop_refreshed(redis_worker *w)
     w->refreshed_count = 0;
 }
 
+/* 1 when key is among changes' keys. */
+static int listed(const subscription_changes *changes, subscription_key key)
+{
+    for (size_t i = 0; i < changes->count; i++)
+        if (changes->keys[i].org == key.org && changes->keys[i].type == key.type)
+            return 1;
+    return 0;
+}
+
 /* Adds a round's read to what waits for the loop (the lock is held): a failure replaces it (the loop learns that
  * Redis did not answer; the next read cannot say what changed, so the cache will be dropped), a success after a
- * success extends it, up to REDIS_WORKER_CHANGES_MAX keys. round is left empty. The round's lists read again
- * replace any the loop did not take (those may predate the round's changes: the loop asks again). */
+ * success extends it, up to REDIS_WORKER_CHANGES_MAX keys. round is left empty. Lists read in earlier rounds and
+ * not taken yet stay unless this round's changes may be newer than them (their key changed, or the changes could
+ * not be listed): the loop applies all the changes before all the lists. The round's lists are added (those past
+ * REDIS_WORKER_REFRESH_QUEUE released: the cache asks again). */
 static void merge_result(redis_worker *w, int ok, subscription_changes *round, subscriber_refresh *refreshed,
                          size_t refreshed_count)
 {
-    drop_refreshed(w);
-    memcpy(w->refreshed, refreshed, refreshed_count * sizeof *refreshed);
-    w->refreshed_count = refreshed_count;
+    size_t kept = 0;
+    for (size_t i = 0; i < w->refreshed_count; i++) {
+        if (ok && round->complete && !listed(round, w->refreshed[i].key))
+            w->refreshed[kept++] = w->refreshed[i];
+        else
+            subscriber_list_release(w->refreshed[i].list);
+    }
+    w->refreshed_count = kept;
+    for (size_t i = 0; i < refreshed_count; i++) {
+        if (w->refreshed_count < REDIS_WORKER_REFRESH_QUEUE)
+            w->refreshed[w->refreshed_count++] = refreshed[i];
+        else
+            subscriber_list_release(refreshed[i].list);
+    }
     subscription_changes *r = &w->result;
     if (!ok || !w->have_result || !w->result_ok) {
         subscription_changes_free(r);
@@ -136,9 +162,12 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
         take_inbox(w, &batch);
-        size_t refresh_count = w->refresh_count; /* at most REDIS_WORKER_REFRESH_MAX (redis_worker_refresh) */
+        /* the oldest requests, at most one pipeline's worth; the rest stay for the next round, run at once */
+        size_t refresh_count = w->refresh_count < REDIS_WORKER_REFRESH_MAX ? w->refresh_count
+                                                                           : REDIS_WORKER_REFRESH_MAX;
         memcpy(refresh, w->refresh_asked, refresh_count * sizeof *refresh);
-        w->refresh_count = 0;
+        w->refresh_count -= refresh_count;
+        memmove(w->refresh_asked, w->refresh_asked + refresh_count, w->refresh_count * sizeof *refresh);
         pthread_mutex_unlock(&w->lock);
         int ok = 0;
         subscription_changes round = {0};
@@ -148,15 +177,24 @@ static void *worker_main(void *arg)
         w->held = batch.len;
         w->log_dropped += lost;
         merge_result(w, ok, &round, refreshed, refreshed_count);
+        if (refreshed_count > 0) { /* the loop takes them now, not at its next tick: events wait for them */
+            uint64_t one = 1;
+            ssize_t written = write(w->ready_fd, &one, sizeof one);
+            (void)written; /* EAGAIN: the counter is already non-zero */
+        }
         if (w->stop)
             break;
+        if (w->refresh_count > 0)
+            continue; /* more lists asked for than one pipeline: no wait */
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += (long)REDIS_WORKER_POLL_MS * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        /* the next round: when records are handed over (each tick of the loop) or REDIS_WORKER_POLL_MS from now */
-        while (!w->stop && w->inbox.len == 0 && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT) {
+        /* the next round: when records are handed over (each tick of the loop), lists are asked for, or
+         * REDIS_WORKER_POLL_MS from now */
+        while (!w->stop && w->inbox.len == 0 && w->refresh_count == 0 &&
+               pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT) {
         }
     }
     /* the last records handed over (redis_worker_stop): one more write */
@@ -176,16 +214,20 @@ redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t err
         return NULL;
     }
     w->read_version = -1;
-    w->refresh_asked = calloc(REDIS_WORKER_REFRESH_MAX, sizeof *w->refresh_asked);
-    w->refreshed = calloc(REDIS_WORKER_REFRESH_MAX, sizeof *w->refreshed);
-    if (w->refresh_asked == NULL || w->refreshed == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
+    w->refresh_asked = calloc(REDIS_WORKER_REFRESH_QUEUE, sizeof *w->refresh_asked);
+    w->refreshed = calloc(REDIS_WORKER_REFRESH_QUEUE, sizeof *w->refreshed);
+    w->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->refresh_asked == NULL || w->refreshed == NULL || w->ready_fd < 0) {
+        snprintf(errbuf, errlen, "out of memory (or no eventfd)");
+        if (w->ready_fd >= 0)
+            close(w->ready_fd);
         free(w->refresh_asked);
         free(w->refreshed);
         free(w);
         return NULL;
     }
     if ((w->store = webhook_store_open(redis_url, errbuf, errlen)) == NULL) {
+        close(w->ready_fd);
         free(w->refresh_asked);
         free(w->refreshed);
         free(w);
@@ -203,6 +245,7 @@ redis_worker *redis_worker_start(const char *redis_url, char *errbuf, size_t err
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
         webhook_store_close(w->store);
+        close(w->ready_fd);
         free(w->refresh_asked);
         free(w->refreshed);
         free(w);
@@ -226,6 +269,7 @@ void redis_worker_stop(redis_worker *w)
     drop_refreshed(w);
     free(w->refreshed);
     free(w->refresh_asked);
+    close(w->ready_fd);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     webhook_store_close(w->store);
@@ -279,12 +323,19 @@ int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *cha
     return have;
 }
 
+int redis_worker_ready_fd(redis_worker *w)
+{
+    return w->ready_fd;
+}
+
 void redis_worker_refresh(void *ctx, subscription_key key)
 {
     redis_worker *w = ctx;
     pthread_mutex_lock(&w->lock);
-    if (w->refresh_count < REDIS_WORKER_REFRESH_MAX) /* else dropped: the cache asks again */
+    if (w->refresh_count < REDIS_WORKER_REFRESH_QUEUE) { /* else dropped: the cache asks again */
         w->refresh_asked[w->refresh_count++] = key;
+        pthread_cond_signal(&w->wake);
+    }
     pthread_mutex_unlock(&w->lock);
 }
 

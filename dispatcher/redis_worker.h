@@ -35,9 +35,10 @@
 #define REDIS_WORKER_LOG_MAX 50000
 /* More changed (organization, event type) keys than this between two takes of the loop: it drops its whole cache. */
 #define REDIS_WORKER_CHANGES_MAX 4096
-/* Subscriber lists read again per round at most (one pipeline of HVALS); more requests wait for the cache to ask
- * again. */
+/* Subscriber lists read per round at most (one pipeline of HVALS; more wait for the next round, run at once), and
+ * waiting at most (more are dropped: the cache asks again), read and not taken by the loop at most. */
 #define REDIS_WORKER_REFRESH_MAX 256
+#define REDIS_WORKER_REFRESH_QUEUE 8192
 
 typedef struct redis_worker redis_worker;
 
@@ -55,15 +56,19 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log);
 /* What the subscription reads completed since the last call found: returns 1 with *ok (0: the last read got no
  * answer from Redis), when ok *changes (its previous keys freed; the caller frees the new ones with
  * subscription_changes_free: changes->since is the version of the previous call's result, -1 when unknown), and
- * the monotonic ms the last read completed at in *done_ms, and the subscriber lists read again since (at most
- * REDIS_WORKER_REFRESH_MAX, copied to refreshed, the lists owned by the caller: subscriber_cache_apply_refreshes)
+ * the monotonic ms the last read completed at in *done_ms, and the subscriber lists read since (at most
+ * REDIS_WORKER_REFRESH_QUEUE, copied to refreshed, the lists owned by the caller: subscriber_cache_apply_refreshes)
  * in *refreshed_count; returns 0 when no read completed since (*refreshed_count 0). */
 int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms,
                              subscriber_refresh *refreshed, size_t *refreshed_count);
 
-/* Asks for the subscribers of key to be read again in the next round (the shape subscriber_cache_set_refresher
- * takes; ctx is the redis_worker). Past REDIS_WORKER_REFRESH_MAX waiting, the request is dropped. */
+/* Asks for the subscribers of key to be read, in a round that starts at once (the shape subscriber_cache_set_refresher
+ * takes; ctx is the redis_worker). Past REDIS_WORKER_REFRESH_QUEUE waiting, the request is dropped. */
 void redis_worker_refresh(void *ctx, subscription_key key);
+
+/* An eventfd (owned by the worker) signalled when a round read lists: the loop should take its result at once
+ * (redis_worker_poll_result) rather than at its next tick. */
+int redis_worker_ready_fd(redis_worker *w);
 
 /* 1 when a call of the worker has been waiting for Redis longer than REDIS_WORKER_STALL_MS at monotonic time now_ms.
  * ctx is the redis_worker (the shape subscriber_cache_set_stall_probe takes). */

@@ -14,8 +14,8 @@ typedef struct cache_entry {
     long long org;
     int type;
     int64_t loaded_ms;            /* monotonic time of the HVALS */
-    int64_t refresh_asked_ms;     /* past its age: when a refresh was asked for (0: none pending) */
-    subscriber_list *list;        /* the cache's reference */
+    int64_t refresh_asked_ms;     /* past its age, or loading: when a read was asked for (0: none pending) */
+    subscriber_list *list;        /* the cache's reference; NULL while loading (asked of the refresher) */
     struct cache_entry *next;
 } cache_entry;
 
@@ -276,6 +276,18 @@ static int hit(subscriber_cache *cache, cache_entry *e, int stale, subscriber_li
     return 0;
 }
 
+/* Asks the refresher to read e (a loading entry, or an aged one) unless it was asked within REFRESH_AGAIN_MS or Redis
+ * is known to be down. */
+static void ask_refresher(subscriber_cache *cache, cache_entry *e, int64_t now)
+{
+    if (cache->redis_failed && now < cache->retry_at_ms)
+        return;
+    if (e->refresh_asked_ms != 0 && now - e->refresh_asked_ms <= REFRESH_AGAIN_MS)
+        return;
+    e->refresh_asked_ms = now != 0 ? now : 1;
+    cache->refresh(cache->refresh_ctx, (subscription_key){e->org, e->type});
+}
+
 /* An entry past its age, without a call on this thread: while Redis is known to be down it is used still (a stale
  * hit); with a refresher it is used while the refresher reads it again (asked for once per REFRESH_AGAIN_MS).
  * Returns 0 with *out set, or -1 when the caller must read it now. */
@@ -286,17 +298,37 @@ static int use_aged(subscriber_cache *cache, cache_entry *e, int64_t now, subscr
     if (cache->refresh == NULL)
         return -1;
     if (e->refresh_asked_ms == 0 || now - e->refresh_asked_ms > REFRESH_AGAIN_MS) {
-        e->refresh_asked_ms = now != 0 ? now : 1;
         metric_counter_add(cache->dm->cache_refreshes, 1);
-        cache->refresh(cache->refresh_ctx, (subscription_key){e->org, e->type});
+        ask_refresher(cache, e, now);
     }
     return hit(cache, e, 0, out);
+}
+
+/* Adds an entry for (org, type) with list (a reference taken; NULL: loading) loaded at now. Returns it, or NULL
+ * when out of memory. */
+static cache_entry *cache_insert(subscriber_cache *cache, long long org, int type, subscriber_list *list, int64_t now)
+{
+    if (cache->count >= SUBSCRIBER_CACHE_MAX_ENTRIES)
+        cache_clear(cache);
+    cache_entry *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    maybe_grow(cache);
+    size_t h = hash(org, type, cache->nbuckets);
+    e->org = org;
+    e->type = type;
+    e->loaded_ms = now;
+    e->list = subscriber_list_ref(list);
+    e->next = cache->buckets[h];
+    cache->buckets[h] = e;
+    cache->count++;
+    return e;
 }
 
 int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out)
 {
     cache_entry *e = cache_find(cache, org, type);
-    if (e == NULL)
+    if (e == NULL || e->list == NULL)
         return -1;
     int64_t now = time_monotonic_ms();
     if (now - e->loaded_ms <= cache->max_age_ms)
@@ -308,10 +340,24 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
 {
     int64_t now = time_monotonic_ms();
     cache_entry *old = cache_find(cache, org, type); /* past its age when not used at once */
+    if (old != NULL && old->list == NULL) { /* loading: the refresher has been asked */
+        ask_refresher(cache, old, now); /* again, if its answer is overdue */
+        return -1;
+    }
     if (old != NULL && now - old->loaded_ms <= cache->max_age_ms)
         return hit(cache, old, 0, out);
     if (old != NULL && use_aged(cache, old, now, out) == 0)
         return 0;
+    if (old == NULL && cache->refresh != NULL) { /* a miss: read on the refresher's thread, the caller waits */
+        if (cache->redis_failed && now < cache->retry_at_ms)
+            return -1;
+        cache_entry *e = cache_insert(cache, org, type, NULL, now);
+        if (e == NULL)
+            return -1;
+        metric_counter_add(cache->dm->cache_misses, 1);
+        ask_refresher(cache, e, now);
+        return -1;
+    }
     if (cache->redis_failed && now < cache->retry_at_ms)
         return old != NULL ? hit(cache, old, 1, out) : -1;
     if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
@@ -337,20 +383,7 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
         *out = list;
         return 0;
     }
-    if (cache->count >= SUBSCRIBER_CACHE_MAX_ENTRIES)
-        cache_clear(cache);
-    cache_entry *e = calloc(1, sizeof *e);
-    if (e != NULL) {
-        maybe_grow(cache);
-        size_t h = hash(org, type, cache->nbuckets);
-        e->org = org;
-        e->type = type;
-        e->loaded_ms = now;
-        e->list = subscriber_list_ref(list);
-        e->next = cache->buckets[h];
-        cache->buckets[h] = e;
-        cache->count++;
-    }
+    cache_insert(cache, org, type, list, now);
     *out = list;
     return 0;
 }

@@ -1,8 +1,9 @@
 /*
  * subscriber_cache — who gets an event: the webhooks of one (organization, event type), cached in process.
  *
- * A miss costs one HVALS (webhook_store_subscribers); the answer, empty lists included, is kept until its
- * webhooks change. What changed is read every ~200 ms on the dispatcher's Redis thread (hookd:subs:version and
+ * A miss costs one HVALS, read by the refresher (the dispatcher's Redis thread) while the caller waits (the entry
+ * is "loading" meanwhile), so that no Redis call runs on the event loop; the answer, empty lists included, is kept
+ * until its webhooks change. What changed is read every ~200 ms on the dispatcher's Redis thread (hookd:subs:version and
  * the change log hookd:subs:changes) and applied with subscriber_cache_apply_changes: only the entries of the
  * (organization, event type) keys that changed are dropped, so one customer's new webhook costs the other
  * organizations' lookups nothing. The whole cache is dropped when the changes cannot be known (the log was
@@ -15,7 +16,8 @@
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
  * (subscriber_list_ref) and drops it with subscriber_list_release().
- * Thread contract: the event-loop thread only. Redis calls block (bounded by REDIS_CONN_TIMEOUT_MS).
+ * Thread contract: the event-loop thread only. Without a refresher, lookups block on Redis (bounded by
+ * REDIS_CONN_TIMEOUT_MS); with one, only subscriber_cache_poll (at start-up) does.
  */
 #ifndef HOOKD_SUBSCRIBER_CACHE_H
 #define HOOKD_SUBSCRIBER_CACHE_H
@@ -60,9 +62,10 @@ subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics 
 /* Drops every entry (lists still referenced elsewhere live on) and frees the cache. NULL is ignored. */
 void subscriber_cache_free(subscriber_cache *cache);
 
-/* Looks (org, type index) up, asking Redis on a miss (one HVALS, blocking) unless it is known to be down. Returns 0
- * with *out set to a new reference (caller releases), or -1 when Redis could not answer a miss (nothing cached;
- * try again later). An entry past its age is read again, and used still when Redis cannot answer. */
+/* Looks (org, type index) up. On a miss, with a refresher the list is asked of it and -1 returned (the caller waits
+ * and asks again once the refresher's lists are applied); without one, Redis is asked here (one HVALS, blocking)
+ * unless it is known to be down. Returns 0 with *out set to a new reference (caller releases), or -1 when the list
+ * cannot be had now (try again later). An entry past its age is read again, and used still meanwhile. */
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out);
 
 /* As subscriber_cache_get without asking Redis: 0 with *out only when the entry is cached and fresh (or past its

@@ -244,6 +244,31 @@ def test_cached_subscribers_keep_receiving_while_redis_stalls(stack, redis_serve
     wait_until(logged, 10, what="the stall's attempts in the delivery log")
 
 
+def test_a_lookup_never_holds_the_dispatchers_event_loop(stack, redis_server, kafka_broker):
+    """The subscriber lists a dispatcher does not have are read on its Redis thread, never on its event loop. Redis
+    stalls (SIGSTOP); an event of an organization that is not cached is consumed, then one of a cached organization:
+    the second is delivered within ms, the first once Redis answers. Before, the first event's lookup ran on the
+    loop and sat in a 2 s read timeout (unless the Redis thread had already waited 250 ms on the stall), and every
+    event behind it, of any organization, waited as long."""
+    rcv, org, hook, d, topic = cached_organization(stack, "/cached")
+    other = stack.new_org()
+    stack.api.create_webhook(other, rcv.url("/uncached"), "project.updated")
+    time.sleep(0.5)  # the change is applied (only the other organization's entry)
+    redis_server.freeze()
+    try:
+        kafka_broker.produce(topic, envelope("uncached", other, 0, "project.updated"), key=str(other))
+        time.sleep(0.1)  # consumed, its lookup asked for
+        produced = time.monotonic()
+        kafka_broker.produce(topic, envelope("cached", org, 1, "project.updated"), key=str(org))
+        assert rcv.wait_for(lambda reqs: any(r.headers["webhook-id"] == "cached" for r in reqs), 10), d.proc.tail()
+        (r,) = [r for r in rcv.requests("/cached") if r.headers["webhook-id"] == "cached"]
+        assert r.at - produced < 0.5, r.at - produced
+        assert rcv.requests("/uncached") == []
+    finally:
+        redis_server.thaw()
+    assert rcv.wait_for(lambda reqs: any(r.headers["webhook-id"] == "uncached" for r in reqs), 20), d.proc.tail()
+
+
 def test_a_brief_redis_stall_keeps_the_subscriber_cache(stack, redis_server, kafka_broker):
     """Redis answers nothing for 1.2 s (CLIENT PAUSE), less than a call's 2 s timeout: the dispatcher counts it as
     stalled once a call has waited 250 ms (lookups wait, redis_up 0), and when the call answers it keeps its
