@@ -340,24 +340,6 @@ store_status webhook_store_list(webhook_store *store, long long org, long page, 
     return STORE_OK;
 }
 
-store_status webhook_store_subscribers(webhook_store *store, long long org, const char *event_type,
-                                       json_t **items)
-{
-    char key[128];
-    snprintf(key, sizeof key, "hookd:subs:%lld:%s", org, event_type);
-    const char *argv[] = {"HVALS", key};
-    redisReply *reply = run(store, 2, argv);
-    if (reply == NULL)
-        return STORE_UNAVAILABLE;
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(reply);
-        return STORE_UNAVAILABLE;
-    }
-    *items = parse_webhook_array(reply, 0);
-    freeReplyObject(reply);
-    return STORE_OK;
-}
-
 store_status webhook_store_subscribers_many(webhook_store *store, const subscription_key *keys, size_t n,
                                             json_t **items)
 {

@@ -67,10 +67,6 @@ store_status webhook_store_delete(webhook_store *store, long long org, long long
 store_status webhook_store_list(webhook_store *store, long long org, long page, long per_page, json_t **items,
                                 long long *total);
 
-/* Every webhook of (org, event_type) in one round trip (HVALS), as an array of webhook objects. */
-store_status webhook_store_subscribers(webhook_store *store, long long org, const char *event_type,
-                                       json_t **items);
-
 /* The current value of hookd:subs:version (0 when never set). */
 store_status webhook_store_version(webhook_store *store, long long *version);
 
@@ -98,8 +94,9 @@ typedef struct subscription_changes {
 store_status webhook_store_changes_since(webhook_store *store, long long since, size_t max_changes,
                                          subscription_changes *out);
 
-/* The subscriber hashes of n (org, event type) keys in one pipelined round trip (n HVALS): on STORE_OK items[i] is
- * key i's array of webhook objects (the caller releases each with json_decref); on STORE_UNAVAILABLE none is set. */
+/* The subscriber hashes (every webhook of an organization and event type, what the dispatcher delivers to) of n
+ * (org, event type) keys in one pipelined round trip (n HVALS): on STORE_OK items[i] is key i's array of webhook
+ * objects (the caller releases each with json_decref); on STORE_UNAVAILABLE none is set. */
 store_status webhook_store_subscribers_many(webhook_store *store, const subscription_key *keys, size_t n,
                                             json_t **items);
 

@@ -125,7 +125,7 @@ typedef struct app {
     settings cfg;
     dispatcher_metrics *dm;
     event_loop *loop;
-    webhook_store *store;          /* the loop's connection: subscriber lookups */
+    webhook_store *store;          /* the loop's connection: the version read at start-up (subscriber_cache_poll) */
     redis_worker *redis;           /* the version reads and delivery-log writes, on a thread of their own */
     subscriber_refresh *refreshed; /* REDIS_WORKER_REFRESH_QUEUE entries: where the lists read by redis are taken */
     webhook_log_buffer delivery_log; /* attempts recorded since the last tick, handed to redis at each tick */
@@ -161,7 +161,7 @@ static void app_free(app *a)
 }
 
 /* Applies what the Redis thread read since the last call (changes, then the subscriber lists read with them), or
- * marks Redis down while a call of it is stalled (so that lookups wait rather than block the loop). */
+ * marks Redis down while a call of it is stalled. */
 static void redis_take_results(app *a)
 {
     int ok = 0;
@@ -359,11 +359,7 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "start-up failed (redis thread's eventfd)", NULL);
         goto out;
     }
-    a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms);
-    if (a.cache != NULL) {
-        subscriber_cache_set_stall_probe(a.cache, redis_worker_stalled, a.redis);
-        subscriber_cache_set_refresher(a.cache, redis_worker_refresh, a.redis);
-    }
+    a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms, redis_worker_refresh, a.redis);
     retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};
     if ((a.retry = retry_stage_new(&ropts, a.loop, a.dm, err, sizeof err)) == NULL) {
         log_json(LOG_ERROR, "retry producer", "{s:s}", "error", err);

@@ -7,11 +7,11 @@
  *
  * A Redis that hangs holds a call for up to REDIS_CONN_TIMEOUT_MS (2 s). On the loop, that stopped every delivery,
  * cached subscribers' included, for the whole stall; here it holds only this thread. The loop takes what the reads
- * found since its last take at each tick (redis_worker_poll_result: the changed (organization, event type) keys
- * merged, or "drop everything" when they cannot be known) and hands over the attempts it logged since the last
- * (redis_worker_hand_log). redis_worker_stalled() tells the loop that a call here has been waiting for longer than
- * REDIS_WORKER_STALL_MS, so that subscriber lookups, which do run on the loop, wait for Redis too instead of
- * blocking it (subscriber_cache_set_stall_probe).
+ * found since its last take at each tick, and at once when lists it asked for were read (redis_worker_poll_result:
+ * the changed (organization, event type) keys merged, or "drop everything" when they cannot be known, and the
+ * lists read), and hands over the attempts it logged since the last (redis_worker_hand_log). redis_worker_stalled()
+ * tells the loop that a call here has been waiting for longer than REDIS_WORKER_STALL_MS, so that it counts Redis
+ * as down meanwhile (subscriber_cache_note_stall).
  *
  * Delivery-log records wait while Redis cannot be reached (nothing sent: the next round tries again), bounded by
  * REDIS_WORKER_LOG_MAX with what was handed over since: past it the oldest are dropped, so the log keeps the
@@ -71,7 +71,7 @@ void redis_worker_refresh(void *ctx, subscription_key key);
 int redis_worker_ready_fd(redis_worker *w);
 
 /* 1 when a call of the worker has been waiting for Redis longer than REDIS_WORKER_STALL_MS at monotonic time now_ms.
- * ctx is the redis_worker (the shape subscriber_cache_set_stall_probe takes). */
+ * ctx is the redis_worker. */
 int redis_worker_stalled(void *ctx, int64_t now_ms);
 
 /* Delivery-log records dropped so far for want of room (Redis slower than the deliveries, or down). */

@@ -31,32 +31,16 @@ struct subscriber_cache {
     int redis_failed;             /* the previous Redis call failed, or one is stalled: no lookup until retry_at_ms */
     int failed_hard;              /* a call failed (not only slow): changes may have been missed, so the cache is
                                    * dropped when Redis answers again */
-    int64_t retry_at_ms;          /* while failed: no Redis call before this monotonic time (a stalled Redis
-                                   * blocks the loop up to 2 x REDIS_CONN_TIMEOUT_MS per call) */
+    int64_t retry_at_ms;          /* while failed: no list asked of the refresher before this monotonic time */
     int backoff_ms;               /* 250 ms doubling to 4 s */
     int64_t failed_at_ms;         /* monotonic time of the last failed call (or stall) */
-    int (*stalled)(void *ctx, int64_t now_ms); /* optional: Redis is stalled by another thread's measure */
-    void *stalled_ctx;
     int64_t max_age_ms;           /* SUBSCRIBER_CACHE_MAX_AGE */
-    void (*refresh)(void *ctx, subscription_key key); /* optional: reads an aged entry again on another thread */
+    void (*refresh)(void *ctx, subscription_key key); /* reads a list on another thread (the Redis thread) */
     void *refresh_ctx;
 };
 
 /* An aged entry whose refresh got no answer is asked for again after this long. */
 #define REFRESH_AGAIN_MS 2000
-
-void subscriber_cache_set_refresher(subscriber_cache *cache, void (*refresh)(void *ctx, subscription_key key),
-                                    void *ctx)
-{
-    cache->refresh = refresh;
-    cache->refresh_ctx = ctx;
-}
-
-void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx)
-{
-    cache->stalled = stalled;
-    cache->stalled_ctx = ctx;
-}
 
 subscriber_list *subscriber_list_ref(subscriber_list *list)
 {
@@ -77,7 +61,8 @@ void subscriber_list_release(subscriber_list *list)
     free(list);
 }
 
-subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms)
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms,
+                                       void (*refresh)(void *ctx, subscription_key key), void *refresh_ctx)
 {
     subscriber_cache *cache = calloc(1, sizeof *cache);
     if (cache == NULL)
@@ -91,6 +76,8 @@ subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics 
     cache->store = store;
     cache->dm = dm;
     cache->max_age_ms = max_age_ms;
+    cache->refresh = refresh;
+    cache->refresh_ctx = refresh_ctx;
     return cache;
 }
 
@@ -288,15 +275,14 @@ static void ask_refresher(subscriber_cache *cache, cache_entry *e, int64_t now)
     cache->refresh(cache->refresh_ctx, (subscription_key){e->org, e->type});
 }
 
-/* An entry past its age, without a call on this thread: while Redis is known to be down it is used still (a stale
- * hit); with a refresher it is used while the refresher reads it again (asked for once per REFRESH_AGAIN_MS).
- * Returns 0 with *out set, or -1 when the caller must read it now. */
-static int use_aged(subscriber_cache *cache, cache_entry *e, int64_t now, subscriber_list **out)
+/* Serves e (not loading). Past its age it is used still: while Redis is known to be down as a stale hit, else
+ * while the refresher reads it again (asked for once per REFRESH_AGAIN_MS). */
+static int serve(subscriber_cache *cache, cache_entry *e, int64_t now, subscriber_list **out)
 {
+    if (now - e->loaded_ms <= cache->max_age_ms)
+        return hit(cache, e, 0, out);
     if (cache->redis_failed)
         return hit(cache, e, 1, out);
-    if (cache->refresh == NULL)
-        return -1;
     if (e->refresh_asked_ms == 0 || now - e->refresh_asked_ms > REFRESH_AGAIN_MS) {
         metric_counter_add(cache->dm->cache_refreshes, 1);
         ask_refresher(cache, e, now);
@@ -330,62 +316,24 @@ int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subs
     cache_entry *e = cache_find(cache, org, type);
     if (e == NULL || e->list == NULL)
         return -1;
-    int64_t now = time_monotonic_ms();
-    if (now - e->loaded_ms <= cache->max_age_ms)
-        return hit(cache, e, 0, out);
-    return use_aged(cache, e, now, out);
+    return serve(cache, e, time_monotonic_ms(), out);
 }
 
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out)
 {
-    int64_t now = time_monotonic_ms();
-    cache_entry *old = cache_find(cache, org, type); /* past its age when not used at once */
-    if (old != NULL && old->list == NULL) { /* loading: the refresher has been asked */
-        ask_refresher(cache, old, now); /* again, if its answer is overdue */
-        return -1;
-    }
-    if (old != NULL && now - old->loaded_ms <= cache->max_age_ms)
-        return hit(cache, old, 0, out);
-    if (old != NULL && use_aged(cache, old, now, out) == 0)
+    if (subscriber_cache_peek(cache, org, type, out) == 0)
         return 0;
-    if (old == NULL && cache->refresh != NULL) { /* a miss: read on the refresher's thread, the caller waits */
+    int64_t now = time_monotonic_ms();
+    cache_entry *e = cache_find(cache, org, type);
+    if (e == NULL) { /* a miss: a loading entry, read on the refresher's thread while the caller waits */
         if (cache->redis_failed && now < cache->retry_at_ms)
             return -1;
-        cache_entry *e = cache_insert(cache, org, type, NULL, now);
-        if (e == NULL)
+        if ((e = cache_insert(cache, org, type, NULL, now)) == NULL)
             return -1;
         metric_counter_add(cache->dm->cache_misses, 1);
-        ask_refresher(cache, e, now);
-        return -1;
     }
-    if (cache->redis_failed && now < cache->retry_at_ms)
-        return old != NULL ? hit(cache, old, 1, out) : -1;
-    if (cache->stalled != NULL && cache->stalled(cache->stalled_ctx, now)) {
-        redis_unavailable(cache, 0); /* a lookup now would block the loop for as long as the stall lasts */
-        return old != NULL ? hit(cache, old, 1, out) : -1;
-    }
-    metric_counter_add(cache->dm->cache_misses, 1);
-    json_t *items = NULL;
-    store_status st = webhook_store_subscribers(cache->store, org, event_type_name(type), &items);
-    redis_result(cache, st == STORE_OK);
-    if (st != STORE_OK) /* an outage: the list read last is better than no delivery (the cache was not dropped) */
-        return old != NULL ? hit(cache, old, 1, out) : -1;
-    old = cache_find(cache, org, type); /* redis_result dropped everything if Redis was just back */
-    subscriber_list *list = subscriber_list_from_json(items);
-    json_decref(items);
-    if (list == NULL)
-        return -1;
-    if (old != NULL) { /* refreshed in place */
-        subscriber_list_release(old->list);
-        old->list = subscriber_list_ref(list);
-        old->loaded_ms = now;
-        old->refresh_asked_ms = 0;
-        *out = list;
-        return 0;
-    }
-    cache_insert(cache, org, type, list, now);
-    *out = list;
-    return 0;
+    ask_refresher(cache, e, now); /* for a loading entry: again, if its answer is overdue */
+    return -1;
 }
 
 int subscriber_cache_poll(subscriber_cache *cache)
@@ -446,8 +394,8 @@ void subscriber_cache_apply_refreshes(subscriber_cache *cache, subscriber_refres
     int64_t now = time_monotonic_ms();
     for (size_t i = 0; i < n; i++) {
         cache_entry *e = cache_find(cache, refreshes[i].key.org, refreshes[i].key.type);
-        /* only the aged entry it was asked for: one dropped since (a change) or loaded again on the loop has news
-         * at least as new */
+        /* only the aged or loading entry it was asked for: one dropped since (a change, or the whole cache) is not
+         * filled with an answer that may predate the drop */
         if (e != NULL && e->refresh_asked_ms != 0 && refreshes[i].list != NULL) {
             subscriber_list_release(e->list);
             e->list = refreshes[i].list;

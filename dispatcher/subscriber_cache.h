@@ -16,8 +16,7 @@
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
  * (subscriber_list_ref) and drops it with subscriber_list_release().
- * Thread contract: the event-loop thread only. Without a refresher, lookups block on Redis (bounded by
- * REDIS_CONN_TIMEOUT_MS); with one, only subscriber_cache_poll (at start-up) does.
+ * Thread contract: the event-loop thread only. Only subscriber_cache_poll (at start-up) calls Redis.
  */
 #ifndef HOOKD_SUBSCRIBER_CACHE_H
 #define HOOKD_SUBSCRIBER_CACHE_H
@@ -55,34 +54,31 @@ typedef struct subscriber_list {
 
 typedef struct subscriber_cache subscriber_cache;
 
-/* Creates an empty cache reading from store (borrowed); entries are read again once older than max_age_ms.
- * Returns NULL on allocation failure. */
-subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms);
+/* Creates an empty cache. refresh(refresh_ctx, key) asks for key's list to be read on another thread (the
+ * dispatcher's Redis thread, redis_worker_refresh); the answers come back through subscriber_cache_apply_refreshes.
+ * Entries are read again once older than max_age_ms. store (borrowed) serves subscriber_cache_poll only. Returns
+ * NULL on allocation failure. */
+subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms,
+                                       void (*refresh)(void *ctx, subscription_key key), void *refresh_ctx);
 
 /* Drops every entry (lists still referenced elsewhere live on) and frees the cache. NULL is ignored. */
 void subscriber_cache_free(subscriber_cache *cache);
 
-/* Looks (org, type index) up. On a miss, with a refresher the list is asked of it and -1 returned (the caller waits
- * and asks again once the refresher's lists are applied); without one, Redis is asked here (one HVALS, blocking)
- * unless it is known to be down. Returns 0 with *out set to a new reference (caller releases), or -1 when the list
- * cannot be had now (try again later). An entry past its age is read again, and used still meanwhile. */
+/* Looks (org, type index) up, never calling Redis. Returns 0 with *out set to a new reference (caller releases), or
+ * -1 when the list is not cached: it is asked of the refresher (unless Redis is known to be down and backing off, or
+ * it was asked within 2 s), and the caller asks again once the refresher's lists are applied. An entry past its
+ * age is used still, and read again meanwhile. */
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out);
 
-/* As subscriber_cache_get without asking Redis: 0 with *out only when the entry is cached and fresh (or past its
- * age while Redis is down), else -1. */
+/* As subscriber_cache_get without asking the refresher for a list it does not have: 0 with *out when the entry is
+ * cached, else -1. */
 int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out);
 
-/* Has entries past their age read again by refresh(ctx, key) (the dispatcher's Redis thread) instead of on the
- * calling thread; the aged entry is used meanwhile. The answers come back through subscriber_cache_apply_refreshes.
- * Without a refresher an aged entry is read again by the lookup itself. */
-void subscriber_cache_set_refresher(subscriber_cache *cache, void (*refresh)(void *ctx, subscription_key key),
-                                    void *ctx);
-
-/* Installs lists read again by the refresher (each list is taken: installed or released; set to NULL), each only
- * if its entry is still the aged one the refresh was asked for. */
+/* Installs lists read by the refresher (each list is taken: installed or released; set to NULL), each only if its
+ * entry is still the aged or loading one the read was asked for. */
 void subscriber_cache_apply_refreshes(subscriber_cache *cache, subscriber_refresh *refreshes, size_t n);
 
-/* The active webhooks of a JSON array of webhook objects (as webhook_store_subscribers returns it), or NULL when
+/* The active webhooks of a JSON array of webhook objects (as webhook_store_subscribers_many reads them), or NULL when
  * out of memory. Any thread. */
 subscriber_list *subscriber_list_from_json(json_t *items);
 
@@ -104,14 +100,10 @@ void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subsc
  * that completed before the last failure the cache saw is ignored. */
 void subscriber_cache_apply_version(subscriber_cache *cache, int ok, long long version, int64_t done_ms);
 
-/* Redis has a call (of another thread) waiting too long: lookups wait instead of blocking the caller, as while it
- * is down, but when Redis answers again the cache is kept (the stalled call answered: nothing was missed), unless a
- * call failed meanwhile. */
+/* Redis has a call (of the Redis thread) waiting too long: Redis counts as down (lists are not asked for, aged
+ * ones are used as stale hits), but when it answers again the cache is kept (the stalled call answered: nothing
+ * was missed), unless a call failed meanwhile. */
 void subscriber_cache_note_stall(subscriber_cache *cache);
-
-/* Gives the cache a probe saying Redis is stalled (a call elsewhere has been waiting too long): a miss then fails
- * at once, as when Redis is down, instead of blocking the calling thread. stalled(ctx, monotonic ms). */
-void subscriber_cache_set_stall_probe(subscriber_cache *cache, int (*stalled)(void *ctx, int64_t now_ms), void *ctx);
 
 subscriber_list *subscriber_list_ref(subscriber_list *list);
 void subscriber_list_release(subscriber_list *list);
