@@ -531,15 +531,13 @@ static int put_back_if_backlogged(dispatch *d, event_ctx *ev)
     return 1;
 }
 
-/* Looks the subscribers up and fans out (or puts a fresh event back, put_back_if_backlogged). While events wait
- * for Redis, only cached subscribers are used (subscriber_cache_peek): a miss waits behind them, so the events of
- * one (organization, event type) keep their order, and Redis is asked again at the next tick only. Returns -1
+/* Looks the subscribers up (the cache never calls Redis: a list it does not have is asked of the Redis thread and
+ * the event waits) and fans out (or puts a fresh event back, put_back_if_backlogged). An (organization, event type)
+ * with events waiting has no list yet, so a later event of it waits behind them: they keep their order. Returns -1
  * (event untouched) when the subscribers could not be had, 1 when the event was put back (freed), else 0. */
 static int try_route(dispatch *d, event_ctx *ev)
 {
-    long long org = ev->env.organization_id;
-    if ((d->wait_head != NULL ? subscriber_cache_peek(d->cache, org, ev->env.type, &ev->subs)
-                              : subscriber_cache_get(d->cache, org, ev->env.type, &ev->subs)) != 0)
+    if (subscriber_cache_get(d->cache, ev->env.organization_id, ev->env.type, &ev->subs) != 0)
         return -1;
     if (put_back_if_backlogged(d, ev))
         return 1;

@@ -311,20 +311,12 @@ static cache_entry *cache_insert(subscriber_cache *cache, long long org, int typ
     return e;
 }
 
-int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out)
-{
-    cache_entry *e = cache_find(cache, org, type);
-    if (e == NULL || e->list == NULL)
-        return -1;
-    return serve(cache, e, time_monotonic_ms(), out);
-}
-
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out)
 {
-    if (subscriber_cache_peek(cache, org, type, out) == 0)
-        return 0;
     int64_t now = time_monotonic_ms();
     cache_entry *e = cache_find(cache, org, type);
+    if (e != NULL && e->list != NULL)
+        return serve(cache, e, now, out);
     if (e == NULL) { /* a miss: a loading entry, read on the refresher's thread while the caller waits */
         if (cache->redis_failed && now < cache->retry_at_ms)
             return -1;

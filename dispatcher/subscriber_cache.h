@@ -70,10 +70,6 @@ void subscriber_cache_free(subscriber_cache *cache);
  * age is used still, and read again meanwhile. */
 int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subscriber_list **out);
 
-/* As subscriber_cache_get without asking the refresher for a list it does not have: 0 with *out when the entry is
- * cached, else -1. */
-int subscriber_cache_peek(subscriber_cache *cache, long long org, int type, subscriber_list **out);
-
 /* Installs lists read by the refresher (each list is taken: installed or released; set to NULL), each only if its
  * entry is still the aged or loading one the read was asked for. */
 void subscriber_cache_apply_refreshes(subscriber_cache *cache, subscriber_refresh *refreshes, size_t n);
