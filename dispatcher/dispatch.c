@@ -545,7 +545,8 @@ static int try_route(dispatch *d, event_ctx *ev)
     return 0;
 }
 
-/* Queues an event whose subscribers could not be had; the tick looks them up again. Consumption goes on (the
+/* Queues an event whose subscribers could not be had; dispatch_route_waiting (when the Redis thread has read lists,
+ * and at each tick) looks them up again. Consumption goes on (the
  * events of cached organizations are delivered meanwhile); waiting events count toward MAX_IN_FLIGHT. */
 static void wait_push(dispatch *d, event_ctx *ev)
 {

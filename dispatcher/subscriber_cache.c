@@ -39,7 +39,7 @@ struct subscriber_cache {
     void *refresh_ctx;
 };
 
-/* An aged entry whose refresh got no answer is asked for again after this long. */
+/* An aged or loading entry whose read got no answer is asked for again after this long. */
 #define REFRESH_AGAIN_MS 2000
 
 subscriber_list *subscriber_list_ref(subscriber_list *list)
