@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,30 +31,17 @@ const char *delivery_http_system_ca(void)
     return info->cainfo != NULL ? info->cainfo : SYSTEM_CA_FALLBACK;
 }
 
-int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen, char *errbuf, size_t errlen)
+/* Copies the system bundle (when there is one) and then extra into out. Returns 0, or -1 with errbuf. */
+static int ca_bundle_write(FILE *out, const char *extra, char *errbuf, size_t errlen)
 {
-    const char *system_bundle = delivery_http_system_ca();
     FILE *in_extra = fopen(extra, "rb");
     if (in_extra == NULL) {
         snprintf(errbuf, errlen, "RECEIVER_CA_FILE %s: %s", extra, strerror(errno));
         return -1;
     }
-    snprintf(path, pathlen, "/tmp/hookd-ca-XXXXXX");
-    int fd = mkstemp(path);
-    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (out == NULL) {
-        snprintf(errbuf, errlen, "cannot create the CA bundle temp file: %s", strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(path);
-        }
-        fclose(in_extra);
-        path[0] = '\0';
-        return -1;
-    }
     char buf[8192];
     size_t n;
-    FILE *in_system = fopen(system_bundle, "rb");
+    FILE *in_system = fopen(delivery_http_system_ca(), "rb");
     if (in_system != NULL) {
         while ((n = fread(buf, 1, sizeof buf, in_system)) > 0)
             fwrite(buf, 1, n, out);
@@ -62,14 +50,102 @@ int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen
     }
     while ((n = fread(buf, 1, sizeof buf, in_extra)) > 0)
         fwrite(buf, 1, n, out);
+    int failed = ferror(in_extra);
     fclose(in_extra);
-    if (fclose(out) != 0) {
-        snprintf(errbuf, errlen, "cannot write the CA bundle temp file");
-        unlink(path);
-        path[0] = '\0';
+    if (failed || fflush(out) != 0 || ferror(out)) {
+        snprintf(errbuf, errlen, "cannot write the CA bundle (RECEIVER_CA_FILE %s)", extra);
         return -1;
     }
     return 0;
+}
+
+/* The memfd way (see delivery_http.h). Returns 0, or -1 when this system cannot (no memfd, no /proc): the
+ * caller falls back to a temp file. An unreadable RECEIVER_CA_FILE is -2 with errbuf: no fallback helps. */
+static int ca_bundle_in_memory(delivery_http_ca_bundle *bundle, const char *extra, char *errbuf, size_t errlen)
+{
+    int fd = memfd_create("hookd-ca", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int dup_fd = dup(fd); /* fclose closes this one; fd stays open for the process's life */
+    FILE *out = dup_fd >= 0 ? fdopen(dup_fd, "wb") : NULL;
+    if (out == NULL) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        close(fd);
+        return -1;
+    }
+    int written = ca_bundle_write(out, extra, errbuf, errlen);
+    fclose(out);
+    if (written != 0) {
+        close(fd);
+        return -2;
+    }
+    snprintf(bundle->path, sizeof bundle->path, "/proc/self/fd/%d", fd);
+    FILE *check = fopen(bundle->path, "rb"); /* what libcurl will do: no /proc mounted fails here */
+    if (check == NULL) {
+        close(fd);
+        bundle->path[0] = '\0';
+        return -1;
+    }
+    fclose(check);
+    bundle->fd = fd;
+    return 0;
+}
+
+int delivery_http_ca_bundle_open_file(delivery_http_ca_bundle *bundle, const char *extra, const char *dir,
+                                      char *errbuf, size_t errlen)
+{
+    memset(bundle, 0, sizeof *bundle);
+    bundle->fd = -1;
+    snprintf(bundle->path, sizeof bundle->path, "%s/hookd-ca-XXXXXX", dir);
+    int fd = mkstemp(bundle->path);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (out == NULL) {
+        snprintf(errbuf, errlen, "cannot create the CA bundle temp file %s: %s", bundle->path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(bundle->path);
+        }
+        bundle->path[0] = '\0';
+        return -1;
+    }
+    int written = ca_bundle_write(out, extra, errbuf, errlen);
+    if (fclose(out) != 0 && written == 0) {
+        snprintf(errbuf, errlen, "cannot write the CA bundle temp file %s", bundle->path);
+        written = -1;
+    }
+    if (written != 0) {
+        unlink(bundle->path);
+        bundle->path[0] = '\0';
+        return -1;
+    }
+    bundle->temp_file = 1;
+    return 0;
+}
+
+int delivery_http_ca_bundle_open(delivery_http_ca_bundle *bundle, const char *extra, char *errbuf, size_t errlen)
+{
+    memset(bundle, 0, sizeof *bundle);
+    bundle->fd = -1;
+    int rc = ca_bundle_in_memory(bundle, extra, errbuf, errlen);
+    if (rc != -1)
+        return rc == 0 ? 0 : -1;
+    const char *dir = getenv("TMPDIR");
+    return delivery_http_ca_bundle_open_file(bundle, extra, dir != NULL && dir[0] != '\0' ? dir : "/tmp", errbuf,
+                                             errlen);
+}
+
+void delivery_http_ca_bundle_close(delivery_http_ca_bundle *bundle)
+{
+    if (bundle->path[0] == '\0')
+        return;
+    if (bundle->temp_file)
+        unlink(bundle->path);
+    else if (bundle->fd >= 0)
+        close(bundle->fd);
+    bundle->path[0] = '\0';
+    bundle->fd = -1;
+    bundle->temp_file = 0;
 }
 
 /* One signature, with the thread's prepared keys when there are some. */

@@ -56,7 +56,7 @@ typedef enum delivery_http_outcome {
 typedef struct delivery_http_config {
     long long timeout_ms;        /* per attempt (DELIVERY_TIMEOUT) */
     int allow_private;           /* 1: skip the connect-time address check (ALLOW_PRIVATE_TARGETS) */
-    const char *ca_bundle;       /* CURLOPT_CAINFO (see delivery_http_ca_bundle_create); NULL: libcurl default */
+    const char *ca_bundle;       /* CURLOPT_CAINFO (a delivery_http_ca_bundle's path); NULL: libcurl default */
     const char *user_agent;      /* NULL: "hookd/<HOOKD_VERSION>" */
 } delivery_http_config;
 
@@ -125,9 +125,34 @@ typedef struct delivery_http_attempt {
 /* The system CA bundle libcurl uses by default (static string). */
 const char *delivery_http_system_ca(void);
 
-/* Writes the system bundle followed by the PEM file extra into a new temp file (/tmp/hookd-ca-XXXXXX) and puts
- * its path in path (caller unlinks it when done). Returns 0 or -1 with errbuf. */
-int delivery_http_ca_bundle_create(const char *extra, char *path, size_t pathlen, char *errbuf, size_t errlen);
+/* The CAs receivers are checked against when RECEIVER_CA_FILE adds some: the system bundle followed by that PEM
+ * file, in a file libcurl reads by name (CURLOPT_CAINFO; a name, not a blob, so that libcurl keeps the parsed
+ * store across connections).
+ *
+ * The file lives in memory: a memfd, named by path as /proc/self/fd/N, so nothing is written to disk and nothing
+ * is left behind when the process is killed. A temp file under /tmp held it before, and every SIGKILL (an OOM
+ * kill, a liveness probe's) left one behind, the size of the system bundle (~220 KiB on Debian 12): in a pod
+ * whose /tmp is an emptyDir with a size limit (16 MiB in deploy/), some 75 kills of a crash loop fill it, and
+ * the kubelet evicts the pod. Where memfd or /proc is missing, a temp file in $TMPDIR (default /tmp) is the
+ * fallback (delivery_http_ca_bundle_open_file), removed by delivery_http_ca_bundle_close. Owned by its creator;
+ * path is read by every delivery thread until close. */
+typedef struct delivery_http_ca_bundle {
+    char path[256]; /* what CURLOPT_CAINFO gets; "" before open and after close */
+    int fd;         /* the memfd (open until close), or -1 */
+    int temp_file;  /* 1: path is the fallback temp file, unlinked at close */
+} delivery_http_ca_bundle;
+
+/* Builds the bundle from the system CAs and the PEM file extra. Returns 0, or -1 with errbuf (bundle then
+ * empty, nothing to close). */
+int delivery_http_ca_bundle_open(delivery_http_ca_bundle *bundle, const char *extra, char *errbuf, size_t errlen);
+
+/* The fallback on its own: the bundle in a new temp file dir/hookd-ca-XXXXXX (unlinked at close). Returns 0, or
+ * -1 with errbuf (bundle then empty). */
+int delivery_http_ca_bundle_open_file(delivery_http_ca_bundle *bundle, const char *extra, const char *dir,
+                                      char *errbuf, size_t errlen);
+
+/* Releases what open made (the memfd, or the temp file); harmless on an empty or zeroed bundle. */
+void delivery_http_ca_bundle_close(delivery_http_ca_bundle *bundle);
 
 /* The webhook-signature value: "v1,<sig>" or, with previous_secret, "v1,<sig> v1,<sig with previous>".
  * keys (may be NULL) keeps the secrets' prepared keys for the calling thread. Returns 0, or -1 when secret (or

@@ -27,7 +27,7 @@ typedef struct worker_slot {
 struct delivery_engine {
     event_loop *loop;             /* borrowed */
     delivery_http_config http;    /* read by every worker; points at ca_bundle */
-    char ca_bundle[64];           /* temp file: system bundle + RECEIVER_CA_FILE ("" when unused), unlinked at free */
+    delivery_http_ca_bundle ca;   /* system CAs + RECEIVER_CA_FILE (path "" when unused), closed at free */
     delivery_done_fn done;
     void *ctx;
     int done_fd;                  /* owned eventfd, LOOP_TAG_DELIVERY_DONE */
@@ -57,12 +57,13 @@ delivery_engine *delivery_engine_new(event_loop *loop, const delivery_options *o
     eng->done = done;
     eng->ctx = ctx;
     eng->done_fd = -1;
+    eng->ca.fd = -1;
     if (opts->ca_file != NULL && opts->ca_file[0] != '\0' &&
-        delivery_http_ca_bundle_create(opts->ca_file, eng->ca_bundle, sizeof eng->ca_bundle, errbuf, errlen) != 0)
+        delivery_http_ca_bundle_open(&eng->ca, opts->ca_file, errbuf, errlen) != 0)
         goto err;
     eng->http.timeout_ms = opts->timeout_ms;
     eng->http.allow_private = opts->allow_private;
-    eng->http.ca_bundle = eng->ca_bundle[0] != '\0' ? eng->ca_bundle : NULL;
+    eng->http.ca_bundle = eng->ca.path[0] != '\0' ? eng->ca.path : NULL;
     eng->http.user_agent = NULL;
     eng->http1 = http1_fallback_new();
     eng->workers = calloc(opts->threads, sizeof *eng->workers);
@@ -107,8 +108,7 @@ void delivery_engine_free(delivery_engine *eng)
     }
     if (eng->done_queue_ready)
         job_queue_destroy(&eng->done_queue);
-    if (eng->ca_bundle[0] != '\0')
-        unlink(eng->ca_bundle);
+    delivery_http_ca_bundle_close(&eng->ca);
     http1_fallback_free(eng->http1);
     free(eng);
 }

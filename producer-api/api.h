@@ -6,6 +6,7 @@
 #ifndef HOOKD_API_H
 #define HOOKD_API_H
 
+#include "delivery_http.h"
 #include "http_api.h"
 #include "metrics.h"
 #include "store_pool.h"
@@ -25,7 +26,7 @@ typedef struct api_context { /* completes http_api.h's struct api_context */
     long long delivery_timeout_ms;    /* DELIVERY_TIMEOUT, for test deliveries */
     struct test_limit *test_limit;    /* test deliveries running at once (test_limit.h) */
     long long claim_ttl_s;            /* how long a client event id stays "pending" (2 x PRODUCE_TIMEOUT + 5 s) */
-    char ca_bundle[256];              /* system CAs + RECEIVER_CA_FILE (temp file), empty for the default */
+    delivery_http_ca_bundle ca;       /* system CAs + RECEIVER_CA_FILE (delivery_http.h), path "" for the default */
     metrics_registry *metrics;        /* Prometheus registry served on /metrics */
     struct api_metrics *series;       /* pre-registered series (api_metrics.h) */
 } api_context;

@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     api.claim_ttl_s = 2 * produce_timeout_ms / 1000 + 5;
     const char *ca_file = config_string("RECEIVER_CA_FILE", NULL);
     if (ca_file != NULL &&
-        delivery_http_ca_bundle_create(ca_file, api.ca_bundle, sizeof api.ca_bundle, errbuf, sizeof errbuf) != 0) {
+        delivery_http_ca_bundle_open(&api.ca, ca_file, errbuf, sizeof errbuf) != 0) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
         goto done;
     }
@@ -193,8 +193,7 @@ done:
     store_pool_destroy(api.stores);
     test_limit_free(api.test_limit);
     metrics_registry_free(api.metrics);
-    if (api.ca_bundle[0] != '\0')
-        unlink(api.ca_bundle);
+    delivery_http_ca_bundle_close(&api.ca);
     log_json(LOG_INFO, "stopped", "{s:i}", "exit_code", code);
     return code;
 }

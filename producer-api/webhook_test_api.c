@@ -66,7 +66,7 @@ static void *attempt_thread(void *arg)
     delivery_http_config config = {
         .timeout_ms = api->delivery_timeout_ms,
         .allow_private = api->allow_private,
-        .ca_bundle = api->ca_bundle[0] != '\0' ? api->ca_bundle : NULL,
+        .ca_bundle = api->ca.path[0] != '\0' ? api->ca.path : NULL,
         .user_agent = NULL,
     };
     delivery_http_perform_once(&config, json_string_value(json_object_get(test->webhook, "url")),

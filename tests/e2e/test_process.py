@@ -67,6 +67,29 @@ def test_health_ready_and_metrics(stack):
     assert f'hookd_dispatcher_consumer_lag{{topic="{stack.api.prefix}user.created",partition="0"}}' in lag
 
 
+def test_a_killed_dispatcher_leaves_no_ca_bundle_behind(stack, tmp_path):
+    """RECEIVER_CA_FILE's bundle (the system CAs, then the extra ones) is kept in memory and read by libcurl as
+    /proc/self/fd/N: a SIGKILL (an OOM kill, a liveness probe's) leaves no file in /tmp or $TMPDIR. The build before
+    wrote /tmp/hookd-ca-XXXXXX and removed it only at a clean exit, so each kill left one (~220 KiB), and a pod's
+    /tmp emptyDir (16 MiB in deploy/) filled after some 75 kills of a crash loop."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/ca"), "user.created")
+
+    def bundle_files():  # mkstemp's hookd-ca-XXXXXX (the e2e CA directories are hookd-ca-XXXXXXXX)
+        return {n for n in os.listdir("/tmp") if re.fullmatch(r"hookd-ca-[A-Za-z0-9]{6}", n)}
+
+    before = bundle_files()
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    d = stack.dispatcher(TMPDIR=str(own_tmp)).wait_ready()
+    stack.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 7}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)  # the receiver's test CA was trusted through the bundle
+    d.proc.kill9()
+    assert bundle_files() - before == set()
+    assert os.listdir(own_tmp) == []
+
+
 def test_without_kafka_not_ready_no_spin_and_clean_exit(redis_server, tmp_path):
     port = free_port()
     env = dict(os.environ, KAFKA_BROKERS=f"127.0.0.1:{free_port()}", REDIS_URL=redis_server.url,
