@@ -264,15 +264,16 @@ static int hit(subscriber_cache *cache, cache_entry *e, int stale, subscriber_li
 }
 
 /* Asks the refresher to read e (a loading entry, or an aged one) unless it was asked within REFRESH_AGAIN_MS or Redis
- * is known to be down. */
-static void ask_refresher(subscriber_cache *cache, cache_entry *e, int64_t now)
+ * is known to be down. Returns 1 when it asked, else 0. */
+static int ask_refresher(subscriber_cache *cache, cache_entry *e, int64_t now)
 {
     if (cache->redis_failed && now < cache->retry_at_ms)
-        return;
+        return 0;
     if (e->refresh_asked_ms != 0 && now - e->refresh_asked_ms <= REFRESH_AGAIN_MS)
-        return;
+        return 0;
     e->refresh_asked_ms = now != 0 ? now : 1;
     cache->refresh(cache->refresh_ctx, (subscription_key){e->org, e->type});
+    return 1;
 }
 
 /* Serves e (not loading). Past its age it is used still: while Redis is known to be down as a stale hit, else
@@ -283,10 +284,8 @@ static int serve(subscriber_cache *cache, cache_entry *e, int64_t now, subscribe
         return hit(cache, e, 0, out);
     if (cache->redis_failed)
         return hit(cache, e, 1, out);
-    if (e->refresh_asked_ms == 0 || now - e->refresh_asked_ms > REFRESH_AGAIN_MS) {
+    if (ask_refresher(cache, e, now))
         metric_counter_add(cache->dm->cache_refreshes, 1);
-        ask_refresher(cache, e, now);
-    }
     return hit(cache, e, 0, out);
 }
 
