@@ -87,7 +87,7 @@ def test_a_killed_dispatcher_leaves_no_ca_bundle_behind(stack, tmp_path):
     assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)  # the receiver's test CA was trusted through the bundle
     d.proc.kill9()
     assert bundle_files() - before == set()
-    assert os.listdir(own_tmp) == []
+    assert [n for n in os.listdir(own_tmp) if n.startswith("hookd-")] == []  # (valgrind keeps its vgdb pipes here)
 
 
 def test_without_kafka_not_ready_no_spin_and_clean_exit(redis_server, tmp_path):
