@@ -89,6 +89,9 @@ dispatcher_metrics *dm_new(void)
                                           "Redis thread (the list in hand is used meanwhile).", NULL);
     dm->cache_misses = metrics_counter(r, "hookd_dispatcher_subscriber_cache_misses_total",
                                        "Subscriber cache misses (one HVALS each).", NULL);
+    dm->cache_evictions = metrics_counter(r, "hookd_dispatcher_subscriber_cache_evictions_total",
+                                          "Cached subscriber lists dropped to make room (SUBSCRIBER_CACHE_MAX_ENTRIES), "
+                                          "the least recently used first.", NULL);
     dm->cache_flushes = metrics_counter(r, "hookd_dispatcher_subscriber_cache_flushes_total",
                                         "Times the whole subscriber cache was dropped (changes that could "
                                         "not be listed, or Redis back after an outage).", NULL);

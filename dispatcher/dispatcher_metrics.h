@@ -48,6 +48,7 @@ typedef struct dispatcher_metrics {
     metric_series *partitions;                              /* assigned event-topic partitions */
     metric_series *retry_partitions;                        /* assigned retry-tier partitions */
     metric_series *cache_hits, *cache_stale_hits, *cache_misses, *cache_flushes, *subscription_changes, *cache_refreshes;
+    metric_series *cache_evictions;
     metric_series *redis_up, *kafka_up;
     metric_series *delivery_log_dropped;                    /* delivery-log records not written (redis_worker) */
     metric_series *breakers_open;                           /* webhooks whose circuit breaker is open */

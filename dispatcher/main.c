@@ -55,6 +55,9 @@ static const config_var vars[] = {
     {"SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE,
      "age after which a cached subscriber list is read from Redis again (on the Redis thread; the list in hand is used "
      "meanwhile), though no change was seen; while Redis cannot answer, the list read last is used still"},
+    {"SUBSCRIBER_CACHE_MAX_ENTRIES", "200000",
+     "(organization, event type) subscriber lists kept in memory (~120 bytes each); past it the least recently used "
+     "one goes"},
     {"SHUTDOWN_GRACE", "20s", "on SIGTERM, time allowed for in-flight deliveries to finish"},
     {"ALLOW_PRIVATE_TARGETS", "0", "1 allows private/loopback receiver addresses (tests, local runs only)"},
     {"RETRY_SCHEDULE", RETRY_DEFAULT_SCHEDULE,
@@ -77,7 +80,7 @@ static const config_var vars[] = {
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
     long long timeout_ms, grace_ms, cache_max_age_ms;
-    long max_in_flight, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
+    long max_in_flight, cache_max_entries, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
     int consumer_per_topic;
@@ -97,6 +100,8 @@ static int read_settings(settings *s, char *err, size_t errlen)
         config_duration_ms("SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE, 100, 86400000,
                            &s->cache_max_age_ms, err, errlen) != 0 ||
         config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
+        config_long("SUBSCRIBER_CACHE_MAX_ENTRIES", SUBSCRIBER_CACHE_DEFAULT_MAX_ENTRIES, 1, 100000000,
+                    &s->cache_max_entries, err, errlen) != 0 ||
         config_long("DELIVERY_THREADS", 2, 1, DELIVERY_THREADS_MAX, &s->delivery_threads, err, errlen) != 0 ||
         config_bool("ALLOW_PRIVATE_TARGETS", 0, &s->allow_private, err, errlen) != 0 ||
         config_bool("CONSUMER_PER_TOPIC", 1, &s->consumer_per_topic, err, errlen) != 0 ||
@@ -359,7 +364,8 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "start-up failed (redis thread's eventfd)", NULL);
         goto out;
     }
-    a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms, redis_worker_refresh, a.redis);
+    a.cache = subscriber_cache_new(a.store, a.dm, a.cfg.cache_max_age_ms, (size_t)a.cfg.cache_max_entries,
+                                   redis_worker_refresh, a.redis);
     retry_options ropts = {a.cfg.topic_prefix, &a.cfg.policy, (int)a.cfg.partitions, (int)a.cfg.replication};
     if ((a.retry = retry_stage_new(&ropts, a.loop, a.dm, err, sizeof err)) == NULL) {
         log_json(LOG_ERROR, "retry producer", "{s:s}", "error", err);

@@ -9,14 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One cached (org, type) answer; owned by the cache's hash chain. */
+/* One cached (org, type) answer; owned by the cache's hash chain, and on its recency list. */
 typedef struct cache_entry {
     long long org;
     int type;
     int64_t loaded_ms;            /* monotonic time of the HVALS */
     int64_t refresh_asked_ms;     /* past its age, or loading: when a read was asked for (0: none pending) */
     subscriber_list *list;        /* the cache's reference; NULL while loading (asked of the refresher) */
-    struct cache_entry *next;
+    struct cache_entry *next;     /* hash chain */
+    struct cache_entry *newer, *older; /* recency list: looked up after / before this one */
 } cache_entry;
 
 /* Chained hash table of entries plus the last seen version. */
@@ -26,6 +27,8 @@ struct subscriber_cache {
     cache_entry **buckets;        /* owned */
     size_t nbuckets;              /* power of two */
     size_t count;
+    size_t max_entries;           /* SUBSCRIBER_CACHE_MAX_ENTRIES: past it, the least recently used entry goes */
+    cache_entry *newest, *oldest; /* recency list, by last lookup (or insertion) */
     long long version;            /* last hookd:subs:version seen */
     int have_version;             /* version is valid */
     int redis_failed;             /* the previous Redis call failed, or one is stalled: no lookup until retry_at_ms */
@@ -62,7 +65,8 @@ void subscriber_list_release(subscriber_list *list)
 }
 
 subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms,
-                                       void (*refresh)(void *ctx, subscription_key key), void *refresh_ctx)
+                                       size_t max_entries, void (*refresh)(void *ctx, subscription_key key),
+                                       void *refresh_ctx)
 {
     subscriber_cache *cache = calloc(1, sizeof *cache);
     if (cache == NULL)
@@ -76,9 +80,17 @@ subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics 
     cache->store = store;
     cache->dm = dm;
     cache->max_age_ms = max_age_ms;
+    cache->max_entries = max_entries > 0 ? max_entries : 1;
     cache->refresh = refresh;
     cache->refresh_ctx = refresh_ctx;
     return cache;
+}
+
+static size_t hash(long long org, int type, size_t nbuckets)
+{
+    uint64_t h = (uint64_t)org * 0x9E3779B97F4A7C15ull ^ (uint64_t)type * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 29;
+    return (size_t)h & (nbuckets - 1);
 }
 
 /* Empties the table. */
@@ -95,6 +107,57 @@ static void cache_clear(subscriber_cache *cache)
         cache->buckets[i] = NULL;
     }
     cache->count = 0;
+    cache->newest = cache->oldest = NULL;
+}
+
+/* Takes e off the recency list. */
+static void recency_unlink(subscriber_cache *cache, cache_entry *e)
+{
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        cache->newest = e->older;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        cache->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+/* Puts e (not on the list) at the recency list's newest end. */
+static void recency_push_newest(subscriber_cache *cache, cache_entry *e)
+{
+    e->older = cache->newest;
+    e->newer = NULL;
+    if (cache->newest != NULL)
+        cache->newest->newer = e;
+    else
+        cache->oldest = e;
+    cache->newest = e;
+}
+
+/* e was just looked up: it becomes the newest. */
+static void recency_touch(subscriber_cache *cache, cache_entry *e)
+{
+    if (cache->newest == e)
+        return;
+    recency_unlink(cache, e);
+    recency_push_newest(cache, e);
+}
+
+/* Takes e out of the table and frees it (its list reference released). */
+static void cache_remove(subscriber_cache *cache, cache_entry *e)
+{
+    for (cache_entry **pp = &cache->buckets[hash(e->org, e->type, cache->nbuckets)]; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    recency_unlink(cache, e);
+    subscriber_list_release(e->list);
+    free(e);
+    cache->count--;
 }
 
 void subscriber_cache_free(subscriber_cache *cache)
@@ -111,12 +174,6 @@ size_t subscriber_cache_size(const subscriber_cache *cache)
     return cache->count;
 }
 
-static size_t hash(long long org, int type, size_t nbuckets)
-{
-    uint64_t h = (uint64_t)org * 0x9E3779B97F4A7C15ull ^ (uint64_t)type * 0xC2B2AE3D27D4EB4Full;
-    h ^= h >> 29;
-    return (size_t)h & (nbuckets - 1);
-}
 
 /* Doubles the table when it gets crowded (best effort). */
 static void maybe_grow(subscriber_cache *cache)
@@ -280,6 +337,7 @@ static int ask_refresher(subscriber_cache *cache, cache_entry *e, int64_t now)
  * while the refresher reads it again (asked for once per REFRESH_AGAIN_MS). */
 static int serve(subscriber_cache *cache, cache_entry *e, int64_t now, subscriber_list **out)
 {
+    recency_touch(cache, e);
     if (now - e->loaded_ms <= cache->max_age_ms)
         return hit(cache, e, 0, out);
     if (cache->redis_failed)
@@ -289,12 +347,14 @@ static int serve(subscriber_cache *cache, cache_entry *e, int64_t now, subscribe
     return hit(cache, e, 0, out);
 }
 
-/* Adds an entry for (org, type) with list (a reference taken; NULL: loading) loaded at now. Returns it, or NULL
- * when out of memory. */
+/* Adds an entry for (org, type) with list (a reference taken; NULL: loading) loaded at now, as the newest; with
+ * the cache full, the least recently looked up entry goes first. Returns it, or NULL when out of memory. */
 static cache_entry *cache_insert(subscriber_cache *cache, long long org, int type, subscriber_list *list, int64_t now)
 {
-    if (cache->count >= SUBSCRIBER_CACHE_MAX_ENTRIES)
-        cache_clear(cache);
+    while (cache->count >= cache->max_entries && cache->oldest != NULL) {
+        cache_remove(cache, cache->oldest);
+        metric_counter_add(cache->dm->cache_evictions, 1);
+    }
     cache_entry *e = calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
@@ -306,6 +366,7 @@ static cache_entry *cache_insert(subscriber_cache *cache, long long org, int typ
     e->list = subscriber_list_ref(list);
     e->next = cache->buckets[h];
     cache->buckets[h] = e;
+    recency_push_newest(cache, e);
     cache->count++;
     return e;
 }
@@ -316,7 +377,9 @@ int subscriber_cache_get(subscriber_cache *cache, long long org, int type, subsc
     cache_entry *e = cache_find(cache, org, type);
     if (e != NULL && e->list != NULL)
         return serve(cache, e, now, out);
-    if (e == NULL) { /* a miss: a loading entry, read on the refresher's thread while the caller waits */
+    if (e != NULL) {
+        recency_touch(cache, e); /* loading: its events are waiting for it */
+    } else { /* a miss: a loading entry, read on the refresher's thread while the caller waits */
         if (cache->redis_failed && now < cache->retry_at_ms)
             return -1;
         if ((e = cache_insert(cache, org, type, NULL, now)) == NULL)
@@ -340,16 +403,9 @@ int subscriber_cache_poll(subscriber_cache *cache)
 /* Drops the entry of (org, type) if there is one. */
 static void cache_drop(subscriber_cache *cache, long long org, int type)
 {
-    for (cache_entry **pp = &cache->buckets[hash(org, type, cache->nbuckets)]; *pp != NULL; pp = &(*pp)->next) {
-        cache_entry *e = *pp;
-        if (e->org == org && e->type == type) {
-            *pp = e->next;
-            subscriber_list_release(e->list);
-            free(e);
-            cache->count--;
-            return;
-        }
-    }
+    cache_entry *e = cache_find(cache, org, type);
+    if (e != NULL)
+        cache_remove(cache, e);
 }
 
 void subscriber_cache_apply_changes(subscriber_cache *cache, int ok, const subscription_changes *changes,

@@ -13,6 +13,11 @@
  * hand is still used, so that no such read blocks the loop; while Redis cannot answer, an older entry is used still
  * (the list read last is better than no delivery; counted as a stale hit).
  *
+ * At most max_entries (organization, event type) entries are kept (SUBSCRIBER_CACHE_MAX_ENTRIES, ~120 bytes each
+ * with an empty list): a new one takes the place of the one looked up least recently, so organizations whose events
+ * keep coming stay cached however many others come and go. (It used to drop the whole cache when full: each time,
+ * every active organization's next event was a lookup again.)
+ *
  * Ownership: the cache borrows the webhook_store (the caller closes it after the cache). A subscriber_list is
  * reference counted: the cache holds one reference, every user that keeps it past the next poll takes its own
  * (subscriber_list_ref) and drops it with subscriber_list_release().
@@ -28,7 +33,7 @@
 #include <stdint.h>
 
 #define SUBSCRIBER_CACHE_DEFAULT_MAX_AGE "60s"
-#define SUBSCRIBER_CACHE_MAX_ENTRIES 200000
+#define SUBSCRIBER_CACHE_DEFAULT_MAX_ENTRIES 200000
 
 /* A list read again by the refresher, handed to subscriber_cache_apply_refreshes (which takes list). */
 typedef struct subscriber_refresh {
@@ -54,12 +59,13 @@ typedef struct subscriber_list {
 
 typedef struct subscriber_cache subscriber_cache;
 
-/* Creates an empty cache. refresh(refresh_ctx, key) asks for key's list to be read on another thread (the
+/* Creates an empty cache of at most max_entries entries (0 counts as 1). refresh(refresh_ctx, key) asks for key's list to be read on another thread (the
  * dispatcher's Redis thread, redis_worker_refresh); the answers come back through subscriber_cache_apply_refreshes.
  * Entries are read again once older than max_age_ms. store (borrowed) serves subscriber_cache_poll only. Returns
  * NULL on allocation failure. */
 subscriber_cache *subscriber_cache_new(webhook_store *store, dispatcher_metrics *dm, int64_t max_age_ms,
-                                       void (*refresh)(void *ctx, subscription_key key), void *refresh_ctx);
+                                       size_t max_entries, void (*refresh)(void *ctx, subscription_key key),
+                                       void *refresh_ctx);
 
 /* Drops every entry (lists still referenced elsewhere live on) and frees the cache. NULL is ignored. */
 void subscriber_cache_free(subscriber_cache *cache);

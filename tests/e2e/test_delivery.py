@@ -368,6 +368,54 @@ def test_subscription_changes_apply_within_a_second(stack):
     assert d.metrics()["hookd_dispatcher_subscriber_cache_misses_total"] - misses_before <= 2
 
 
+def test_a_full_subscriber_cache_keeps_the_organizations_in_use(stack):
+    """SUBSCRIBER_CACHE_MAX_ENTRIES bounds the subscriber cache; when it is full, the (organization, event type) looked
+    up least recently goes, so organizations whose events keep coming stay cached while others come and go (events
+    of organizations without webhooks are cached too, as empty lists). It used to drop the whole cache whenever it
+    filled: each time, every busy organization's next event was a Redis lookup again. Judged only in a pass without
+    a whole-cache drop (a stall of the Redis thread under valgrind drops it)."""
+    rcv = stack.receiver()
+    api = stack.api
+    etype = "user.updated"
+    busy = [stack.new_org() for _ in range(2)]
+    for o in busy:
+        api.create_webhook(o, rcv.url(f"/busy/{o}"), etype)
+    d = stack.dispatcher(SUBSCRIBER_CACHE_MAX_ENTRIES="4").wait_ready()
+
+    def metric(name):
+        return d.metrics()[f"hookd_dispatcher_{name}"]
+
+    def deliver_busy(n):
+        ids = api.post_events([project_event(o, n, etype) for o in busy])
+        want = {(f"/busy/{o}", i) for o, i in zip(busy, ids)}
+        assert rcv.wait_for(lambda reqs: {(r.path, r.headers["webhook-id"]) for r in reqs} >= want, 20), want
+
+    def pass_by(org, n):  # an organization without webhooks: its event is looked up, and goes to no one
+        before = metric("events_without_subscribers_total")
+        api.post_events([project_event(org, n, etype)])
+        wait_until(lambda: metric("events_without_subscribers_total") == before + 1, 10, what="the event looked up")
+
+    deliver_busy(0)
+    for attempt in range(3):
+        deliver_busy(1)
+        pass_by(stack.new_org(), 1)
+        pass_by(stack.new_org(), 1)  # the cache is full now: the two busy organizations and these two
+        before = {k: metric(f"subscriber_cache_{k}_total") for k in ("misses", "evictions", "flushes")}
+        for n in range(2, 10):
+            deliver_busy(n)
+            pass_by(stack.new_org(), n)
+            pass_by(stack.new_org(), n)
+        after = {k: metric(f"subscriber_cache_{k}_total") for k in ("misses", "evictions", "flushes")}
+        if after["flushes"] == before["flushes"]:
+            # 16 new organizations, each a miss that evicts one of the passing ones; the busy two never read again
+            assert after["misses"] - before["misses"] == 16, (before, after)
+            assert after["evictions"] - before["evictions"] == 16, (before, after)
+            assert metric("subscriber_cache_misses_total") == after["misses"]
+            break
+    else:
+        pytest.fail("the whole cache was dropped in every pass")
+
+
 def test_a_webhook_change_drops_only_its_own_cached_subscribers(stack):
     """A dispatcher caches each (organization, event type)'s subscribers. A change to one organization's webhooks
     drops that entry alone (the change log hookd:subs:changes): before, every change dropped the whole cache and each
