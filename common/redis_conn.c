@@ -2,6 +2,7 @@
 #include "redis_conn.h"
 
 #include "log.h"
+#include "redis_tls.h"
 #include "timeutil.h"
 
 #include <curl/curl.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct redis_conn {
     redisContext *ctx;        /* NULL while disconnected */
@@ -21,6 +23,9 @@ struct redis_conn {
     int64_t next_attempt_ms;  /* monotonic time before which no reconnect is tried (backoff) */
     int backoff_ms;           /* current backoff: 50 ms doubling to 2 s, reset on success */
     redis_gate *gate;         /* borrowed, NULL for none */
+    int tls;                  /* rediss://: through a redis_tls relay */
+    char ca_file[512];        /* REDIS_CA_FILE at open: extra CAs for rediss:// ("" for the system's only) */
+    redis_tls *relay;         /* owned while connected over TLS, else NULL */
 };
 
 int redis_gate_close(redis_gate *gate)
@@ -73,15 +78,22 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-        copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) == 0 && strcmp(scheme, "rediss") == 0) {
-        snprintf(errbuf, errlen, "REDIS_URL: rediss:// (TLS) is not supported (Debian 12's hiredis 0.14 has no TLS); "
-                                 "reach Redis through a local TLS proxy with a redis:// URL");
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) != 0 ||
+        (strcmp(scheme, "redis") != 0 && strcmp(scheme, "rediss") != 0)) {
+        snprintf(errbuf, errlen, "REDIS_URL must look like redis://[[user]:password@]host[:port][/db] "
+                                 "(rediss:// for TLS)");
         goto err;
     }
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
-        copy_part(u, CURLUPART_SCHEME, scheme, sizeof scheme, 0) != 0 || strcmp(scheme, "redis") != 0) {
-        snprintf(errbuf, errlen, "REDIS_URL must look like redis://[[user]:password@]host[:port][/db]");
+    conn->tls = strcmp(scheme, "rediss") == 0;
+    const char *ca_file = getenv("REDIS_CA_FILE");
+    if (ca_file != NULL && strlen(ca_file) >= sizeof conn->ca_file) {
+        snprintf(errbuf, errlen, "REDIS_CA_FILE is too long");
+        goto err;
+    }
+    snprintf(conn->ca_file, sizeof conn->ca_file, "%s", ca_file != NULL ? ca_file : "");
+    if (conn->tls && conn->ca_file[0] != '\0' && access(conn->ca_file, R_OK) != 0) {
+        snprintf(errbuf, errlen, "REDIS_CA_FILE %s: %s", conn->ca_file, strerror(errno));
         goto err;
     }
     if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||
@@ -119,21 +131,22 @@ err:
     return NULL;
 }
 
-void redis_conn_close(redis_conn *conn)
-{
-    if (conn == NULL)
-        return;
-    if (conn->ctx != NULL)
-        redisFree(conn->ctx);
-    free(conn);
-}
-
 void redis_conn_reset(redis_conn *conn)
 {
     if (conn->ctx != NULL) {
         redisFree(conn->ctx);
         conn->ctx = NULL;
     }
+    redis_tls_stop(conn->relay); /* after redisFree closed its socket: the relay sees that and ends */
+    conn->relay = NULL;
+}
+
+void redis_conn_close(redis_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    redis_conn_reset(conn);
+    free(conn);
 }
 
 int redis_conn_drop_if_closed(redis_conn *conn)
@@ -142,7 +155,8 @@ int redis_conn_drop_if_closed(redis_conn *conn)
         return 0;
     char byte;
     ssize_t n = recv(conn->ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
+        (conn->relay == NULL || !redis_tls_peer_pending(conn->relay)))
         return 0; /* open, and nothing pending: the usual case */
     redis_conn_reset(conn); /* 0: closed by the server; > 0: unasked data; < 0: reset */
     return 1;
@@ -173,20 +187,34 @@ int redis_conn_ensure(redis_conn *conn)
     if (now < conn->next_attempt_ms)
         return -1;
     struct timeval timeout = {REDIS_CONN_TIMEOUT_MS / 1000, (REDIS_CONN_TIMEOUT_MS % 1000) * 1000};
-    redisContext *ctx = redisConnectWithTimeout(conn->host, conn->port, timeout);
+    redisContext *ctx = NULL;
+    char tls_error[256] = "";
+    if (conn->tls) {
+        int fd = -1;
+        conn->relay = redis_tls_start(conn->host, conn->port, conn->ca_file, REDIS_CONN_TIMEOUT_MS, &fd, tls_error,
+                                      sizeof tls_error);
+        if (conn->relay != NULL && (ctx = redisConnectFd(fd)) == NULL)
+            close(fd);
+    } else {
+        ctx = redisConnectWithTimeout(conn->host, conn->port, timeout);
+    }
     if (ctx == NULL || ctx->err) {
         if (time_monotonic_ms() - now >= REDIS_GATE_SLOW_MS)
             close_gate(conn); /* a connect that hangs (a black-holed address) is as slow as a stall */
         log_json(LOG_WARN, "redis unreachable", "{s:s, s:i, s:s, s:i}", "host", conn->host, "port", conn->port,
-                 "error", ctx != NULL ? ctx->errstr : "out of memory", "retry_in_ms", conn->backoff_ms);
+                 "error", tls_error[0] != '\0' ? tls_error : ctx != NULL ? ctx->errstr : "out of memory",
+                 "retry_in_ms", conn->backoff_ms);
         if (ctx != NULL)
             redisFree(ctx);
+        redis_tls_stop(conn->relay);
+        conn->relay = NULL;
         conn->next_attempt_ms = now + conn->backoff_ms;
         conn->backoff_ms = conn->backoff_ms * 2 > 2000 ? 2000 : conn->backoff_ms * 2;
         return -1;
     }
     redisSetTimeout(ctx, timeout);
-    redisEnableKeepAlive(ctx);
+    if (!conn->tls)
+        redisEnableKeepAlive(ctx); /* over TLS the relay's TCP socket has it (on a socketpair it would fail) */
     char db_text[16];
     snprintf(db_text, sizeof db_text, "%d", conn->db);
     const char *auth_user[] = {"AUTH", conn->username, conn->password};
@@ -196,6 +224,8 @@ int redis_conn_ensure(redis_conn *conn)
          (conn->username[0] != '\0' ? handshake(ctx, 3, auth_user) : handshake(ctx, 2, auth_default)) != 0) ||
         (conn->db != 0 && handshake(ctx, 2, select) != 0)) {
         redisFree(ctx);
+        redis_tls_stop(conn->relay);
+        conn->relay = NULL;
         conn->next_attempt_ms = now + 2000;
         return -1;
     }

@@ -1,7 +1,9 @@
 /*
  * redis_conn — one Redis connection that heals itself.
  *
- * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]). A command on a
+ * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]), or a rediss:// one
+ * for TLS: then the context's socket leads to a redis_tls relay (redis_tls.h) that holds the TLS connection, and
+ * the extra CAs of REDIS_CA_FILE (read from the environment at open) are trusted besides the system's. A command on a
  * broken connection reconnects once (AUTH and SELECT replayed) before giving up, and reconnects are spaced by a
  * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS; a command
  * that timed out is not tried again (the server is there but stalled, and a second try on a new connection made
@@ -45,8 +47,9 @@ int redis_gate_open(redis_gate *gate);
 /* 1 while the gate is closed. */
 int redis_gate_closed(redis_gate *gate);
 
-/* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid; an unreachable
- * server is not an error here (the first command reports it). The caller frees with redis_conn_close(). */
+/* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid (or, for rediss://,
+ * REDIS_CA_FILE is set but unreadable); an unreachable server, or one whose certificate does not verify, is not an
+ * error here (the first command reports it). The caller frees with redis_conn_close(). */
 redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen);
 
 /* Closes the connection and frees conn. NULL is ignored. */

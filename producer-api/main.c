@@ -29,7 +29,9 @@
 
 static const config_var producer_api_vars[] = {
     {"LISTEN_ADDR", "0.0.0.0:8080", "address the HTTP API listens on"},
-    {"REDIS_URL", DEFAULT_REDIS_URL, "Redis holding webhooks and tokens (redis://[[user]:password@]host[:port][/db])"},
+    {"REDIS_URL", DEFAULT_REDIS_URL,
+     "Redis holding webhooks and tokens (redis://[[user]:password@]host[:port][/db]; rediss:// for TLS)"},
+    {"REDIS_CA_FILE", "", "PEM file of extra CAs trusted for a rediss:// server, added to the system's"},
     {"KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers"},
     {"TOPIC_PREFIX", "webhooks.", "prefix of the per-event-type topics"},
     {"TOPIC_PARTITIONS", "12", "partitions of the topics producer-api creates"},

@@ -29,7 +29,7 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "tests" / "support" / "kafka.sh"
@@ -64,9 +64,12 @@ def _tail(path: Path, n: int = 40) -> str:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port, no persistence."""
+    """A private redis-server on a free loopback port, no persistence. With tls (a TestCA: its server certificate
+    and CA), it takes TLS connections only (no plain port) and its url is rediss://; client_env() is what a client
+    needs besides the URL (REDIS_CA_FILE)."""
 
-    def __init__(self, port: Optional[int] = None, tmpdir: Optional[str] = None):
+    def __init__(self, port: Optional[int] = None, tmpdir: Optional[str] = None, tls=None):
+        self.tls = tls
         self._fixed_port = port is not None
         self.port = port or free_port()
         self._own_tmp = tmpdir is None
@@ -80,7 +83,10 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def client_env(self) -> Dict[str, str]:
+        return {"REDIS_CA_FILE": self.tls.ca_cert} if self.tls else {}
 
     @property
     def log_path(self) -> Path:
@@ -91,12 +97,21 @@ class RedisServer:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                ["redis-server", *self._listen_args(),
                  "--save", "", "--appendonly", "no", "--dir", str(self.dir),
                  "--daemonize", "no"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         finally:
             log.close()
+
+    def _listen_args(self) -> List[str]:
+        if not self.tls:
+            return ["--port", str(self.port), "--bind", "127.0.0.1"]
+        # 127.0.0.2 too: an address its certificate (IP:127.0.0.1, DNS:localhost) does not name
+        return ["--bind", "127.0.0.1", "127.0.0.2", "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", self.tls.server_cert,
+                "--tls-key-file", self.tls.server_key, "--tls-ca-cert-file", self.tls.ca_cert,
+                "--tls-auth-clients", "no"]
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         if self.running:
@@ -134,7 +149,8 @@ class RedisServer:
         (``ERR ...``), as redis-cli prints them.
         """
         out = subprocess.run(
-            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *map(str, args)],
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port),
+             *(["--tls", "--cacert", self.tls.ca_cert] if self.tls else []), *map(str, args)],
             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True)
         return out.stdout.decode(errors="replace").strip()
 

@@ -1,0 +1,42 @@
+/*
+ * redis_tls — rediss:// (Redis over TLS) for a hiredis that has no TLS (Debian 12's hiredis 0.14).
+ *
+ * hiredis speaks plain RESP over a file descriptor. redis_tls_start opens the TLS connection itself and gives
+ * hiredis one end of a socketpair; a thread of the connection's own relays between the other end and the TLS
+ * connection. So every command, pipeline and socket timeout of redis_conn works unchanged over TLS, and managed
+ * Redis services that take TLS only (Azure Cache for Redis, ElastiCache with in-transit encryption, Memorystore
+ * with TLS) need no proxy sidecar.
+ *
+ * What is checked: TLS 1.2 or later; the server's certificate chain against the system CAs plus, when given, the
+ * PEM file ca_file (REDIS_CA_FILE); the certificate's name against host (a DNS name, sent as SNI too, or an IP
+ * address, matched against the certificate's IP addresses). No client certificate is sent.
+ *
+ * Ownership: redis_tls_start returns the relay and, in *fd, the descriptor for hiredis (redisConnectFd), which
+ * hiredis then owns. The caller closes that descriptor first (redisFree), then calls redis_tls_stop, which waits
+ * for the relay's thread (it ends as soon as either side closes) and frees everything.
+ *
+ * Thread contract: start and stop on the thread that owns the redis_conn; the relay's thread touches only its own
+ * relay.
+ */
+#ifndef HOOKD_REDIS_TLS_H
+#define HOOKD_REDIS_TLS_H
+
+#include <stddef.h>
+
+typedef struct redis_tls redis_tls;
+
+/* Connects to host:port over TCP and completes the TLS handshake within timeout_ms, then starts the relay.
+ * ca_file may be NULL or "" (system CAs only). Returns the relay with *fd set, or NULL with a reason in errbuf
+ * (unreachable, refused, timed out, or a certificate that does not verify). */
+redis_tls *redis_tls_start(const char *host, int port, const char *ca_file, int timeout_ms, int *fd, char *errbuf,
+                           size_t errlen);
+
+/* 1 when the server's side has something the relay has not taken yet (its end-of-file, an alert, or unasked
+ * bytes), seen with a non-blocking peek at the TCP socket; else 0. redis_conn_drop_if_closed's check over TLS: the
+ * relay ends a connection the server closed, but a pipeline sent before it has done so would fail part way. */
+int redis_tls_peer_pending(redis_tls *t);
+
+/* Waits for the relay to end (the caller closed the descriptor start gave it) and frees it. NULL is ignored. */
+void redis_tls_stop(redis_tls *t);
+
+#endif

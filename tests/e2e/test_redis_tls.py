@@ -1,0 +1,105 @@
+"""End-to-end: Redis over TLS (rediss://). A redis-server that takes TLS connections only (no plain port), with a
+certificate from the tests' CA; producer-api and the dispatcher reach it through their own TLS relay
+(common/redis_tls.c), given the CA as REDIS_CA_FILE."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, Stack, http, wait_until
+from support import memcheck
+from support.services import RedisServer, free_port
+
+
+@pytest.fixture
+def tls_redis(test_ca):
+    server = RedisServer(tls=test_ca)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+@pytest.fixture
+def tls_stack(tls_redis, kafka_broker, test_ca, tmp_path):
+    s = Stack(tls_redis, kafka_broker, test_ca, str(tmp_path))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_webhooks_and_deliveries_over_a_tls_only_redis(tls_stack, tls_redis):
+    """Tokens, webhooks, the subscriber cache's reads and the change log all go over TLS: the server has no plain
+    port, and what the API wrote is read back with redis-cli --tls."""
+    s = tls_stack
+    assert tls_redis.url.startswith("rediss://")
+    rcv = s.receiver()
+    org = s.new_org()
+    hook = s.api.create_webhook(org, rcv.url("/tls"), "project.created")
+    assert tls_redis.cli("HEXISTS", f"hookd:subs:{org}:project.created", str(hook["id"])) == "1"
+    d = s.dispatcher().wait_ready()
+    s.api.post_events([{"type": "project.created", "organization_id": org, "data": {"id": 1}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    # a webhook created now reaches the dispatcher through the change log, read over TLS too
+    hook2 = s.api.create_webhook(org, rcv.url("/tls2"), "project.created")
+    wait_until(lambda: d.metrics().get("hookd_dispatcher_subscription_changes_total", 0) >= 1, 10,
+               what="the change read")
+    s.api.post_events([{"type": "project.created", "organization_id": org, "data": {"id": 2}}])
+    assert rcv.wait_for(lambda reqs: {r.path for r in reqs} >= {"/tls", "/tls2"} and len(reqs) == 3, 20)
+    status, body = http("GET", f"{s.api.url}/api/v1/webhooks/{hook2['id']}", token=s.api.org_token(org))
+    assert status == 200 and body["url"].endswith("/tls2")
+
+
+def test_a_restarted_tls_redis_is_reached_again(tls_stack, tls_redis):
+    """A Redis restart closes every TLS connection: each relay ends with its connection, and the next command
+    opens a new one (new TCP connection, new handshake)."""
+    s = tls_stack
+    rcv = s.receiver()
+    d = s.dispatcher().wait_ready()
+    tls_redis.stop()
+    tls_redis.start()  # same port, empty (no persistence): tokens and webhooks are made again
+    s.api._org_tokens.clear()
+    s.api.service_token = s.api._token("--service")
+    org = s.new_org()
+    s.api.create_webhook(org, rcv.url("/again"), "user.created")
+    wait_until(lambda: http("GET", d.url("/readyz"))[0] == 200, memcheck.scaled(20), what="dispatcher ready again")
+    s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 3}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 30)
+
+
+@pytest.mark.parametrize("ca", ["none", "wrong name"])
+def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp_path, ca):
+    """Without the CA the server's certificate does not verify; with it but a host name the certificate does not
+    name, neither: nothing is sent, /readyz says Redis is not ok, and the log says why."""
+    url = tls_redis.url if ca == "none" else tls_redis.url.replace("127.0.0.1", "127.0.0.2")
+    env = dict(os.environ, REDIS_URL=url, METRICS_ADDR=f"127.0.0.1:{free_port()}", KAFKA_BROKERS="127.0.0.1:1",
+               LOG_LEVEL="info")
+    env.pop("REDIS_CA_FILE", None)
+    if ca != "none":
+        env["REDIS_CA_FILE"] = test_ca.ca_cert
+    log = tmp_path / "dispatcher.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-untrusted", str(tmp_path)), env=env,
+                             stdout=out, stderr=subprocess.STDOUT)
+    try:
+        want = "certificate not trusted: " + ("self-signed certificate in certificate chain" if ca == "none"
+                                              else "IP address mismatch")
+        wait_until(lambda: want in log.read_text(), memcheck.scaled(20), what=f"{want!r} in the log")
+        metrics = env["METRICS_ADDR"]
+
+        def serving():
+            try:
+                return http("GET", f"http://{metrics}/healthz")[0] == 200
+            except OSError:  # not listening yet
+                return False
+
+        wait_until(serving, memcheck.scaled(20), what="the ops port")
+        status, body = http("GET", f"http://{metrics}/readyz")
+        assert status == 503 and body["checks"]["redis"] != "ok", body
+    finally:
+        p.terminate()
+        p.wait(timeout=memcheck.scaled(30))
