@@ -2,8 +2,10 @@
 certificate from the tests' CA; producer-api and the dispatcher reach it through their own TLS relay
 (common/redis_tls.c), given the CA as REDIS_CA_FILE."""
 
+import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -103,3 +105,36 @@ def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp
     finally:
         p.terminate()
         p.wait(timeout=memcheck.scaled(30))
+
+
+def test_a_stalled_tls_redis_costs_its_timeout_and_is_reached_again(tls_stack, tls_redis):
+    """Redis over TLS stalls (SIGSTOP). hiredis's read timeout on its socketpair fires as over plain TCP, the
+    connection is dropped (hiredis's end closed, then the relay joined: it ends as soon as it sees that close, not
+    when the server answers), and while Redis is frozen a cached organization's events are still delivered. When
+    Redis answers again, new connections (new handshakes) carry on: a webhook created then gets its event."""
+    s = tls_stack
+    rcv = s.receiver()
+    org = s.new_org()
+    s.api.create_webhook(org, rcv.url("/cached"), "project.updated")
+    d = s.dispatcher().wait_ready()
+    s.api.post_events([{"type": "project.updated", "organization_id": org, "data": {"id": 0}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    topic = s.api.prefix + "project.updated"
+    tls_redis.freeze()
+    try:
+        s.api.kafka.produce(topic, json.dumps({"id": "frozen-1", "type": "project.updated", "organization_id": org,
+                                               "occurred_at": "2026-12-07T00:00:00Z", "data": {"id": 1}}),
+                            key=str(org))
+        assert rcv.wait_for(lambda reqs: any(r.headers["webhook-id"] == "frozen-1" for r in reqs), 10), d.proc.tail()
+        wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 0, memcheck.scaled(10), what="redis down")
+        time.sleep(2.5)  # past the 2 s timeout of the Redis thread's call: its connection is dropped meanwhile
+    finally:
+        tls_redis.thaw()
+    wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 1, memcheck.scaled(15), what="redis up again")
+    other = s.new_org()
+    s.api.create_webhook(other, rcv.url("/after"), "project.updated")
+    s.api.post_events([{"type": "project.updated", "organization_id": other, "data": {"id": 2}}])
+    assert rcv.wait_for(lambda reqs: any(r.path == "/after" for r in reqs), 20), d.proc.tail()
+    # the call that met the stall timed out: a command's, or a delivery-log pipeline's (held for the next round)
+    assert any(line.get("msg") == "redis command timed out" or str(line.get("msg")).startswith("delivery log ")
+               for line in d.proc.log_lines()), d.proc.tail()
