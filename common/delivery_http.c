@@ -66,7 +66,7 @@ static int ca_bundle_in_memory(delivery_http_ca_bundle *bundle, const char *extr
     int fd = memfd_create("hookd-ca", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    int dup_fd = dup(fd); /* fclose closes this one; fd stays open for the process's life */
+    int dup_fd = dup(fd); /* fclose closes this one; fd stays open until delivery_http_ca_bundle_close */
     FILE *out = dup_fd >= 0 ? fdopen(dup_fd, "wb") : NULL;
     if (out == NULL) {
         if (dup_fd >= 0)

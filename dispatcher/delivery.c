@@ -57,7 +57,6 @@ delivery_engine *delivery_engine_new(event_loop *loop, const delivery_options *o
     eng->done = done;
     eng->ctx = ctx;
     eng->done_fd = -1;
-    eng->ca.fd = -1;
     if (opts->ca_file != NULL && opts->ca_file[0] != '\0' &&
         delivery_http_ca_bundle_open(&eng->ca, opts->ca_file, errbuf, errlen) != 0)
         goto err;
