@@ -25,6 +25,8 @@ struct redis_conn {
     redis_gate *gate;         /* borrowed, NULL for none */
     int tls;                  /* rediss://: through a redis_tls relay */
     char ca_file[512];        /* REDIS_CA_FILE at open: extra CAs for rediss:// ("" for the system's only) */
+    char cert_file[512];      /* REDIS_CLIENT_CERT_FILE at open: client certificate for rediss:// ("" for none) */
+    char key_file[512];       /* REDIS_CLIENT_KEY_FILE at open: its key */
     redis_tls *relay;         /* owned while connected over TLS, else NULL */
 };
 
@@ -69,6 +71,23 @@ static int copy_part(CURLU *u, CURLUPart part, char *out, size_t outlen, int fla
     return ok ? 0 : -1;
 }
 
+/* Copies the file path in environment variable name into out ("" when unset). Returns -1 with errbuf when it is too
+ * long, or when tls is on and the file cannot be read. */
+static int tls_file_setting(const char *name, int tls, char *out, size_t outlen, char *errbuf, size_t errlen)
+{
+    const char *value = getenv(name);
+    if (value != NULL && strlen(value) >= outlen) {
+        snprintf(errbuf, errlen, "%s is too long", name);
+        return -1;
+    }
+    snprintf(out, outlen, "%s", value != NULL ? value : "");
+    if (tls && out[0] != '\0' && access(out, R_OK) != 0) {
+        snprintf(errbuf, errlen, "%s %s: %s", name, out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
 {
     redis_conn *conn = calloc(1, sizeof *conn);
@@ -86,14 +105,14 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
         goto err;
     }
     conn->tls = strcmp(scheme, "rediss") == 0;
-    const char *ca_file = getenv("REDIS_CA_FILE");
-    if (ca_file != NULL && strlen(ca_file) >= sizeof conn->ca_file) {
-        snprintf(errbuf, errlen, "REDIS_CA_FILE is too long");
+    if (tls_file_setting("REDIS_CA_FILE", conn->tls, conn->ca_file, sizeof conn->ca_file, errbuf, errlen) != 0 ||
+        tls_file_setting("REDIS_CLIENT_CERT_FILE", conn->tls, conn->cert_file, sizeof conn->cert_file, errbuf,
+                         errlen) != 0 ||
+        tls_file_setting("REDIS_CLIENT_KEY_FILE", conn->tls, conn->key_file, sizeof conn->key_file, errbuf,
+                         errlen) != 0)
         goto err;
-    }
-    snprintf(conn->ca_file, sizeof conn->ca_file, "%s", ca_file != NULL ? ca_file : "");
-    if (conn->tls && conn->ca_file[0] != '\0' && access(conn->ca_file, R_OK) != 0) {
-        snprintf(errbuf, errlen, "REDIS_CA_FILE %s: %s", conn->ca_file, strerror(errno));
+    if ((conn->cert_file[0] != '\0') != (conn->key_file[0] != '\0')) {
+        snprintf(errbuf, errlen, "REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both or neither");
         goto err;
     }
     if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||
@@ -191,7 +210,8 @@ int redis_conn_ensure(redis_conn *conn)
     char tls_error[256] = "";
     if (conn->tls) {
         int fd = -1;
-        conn->relay = redis_tls_start(conn->host, conn->port, conn->ca_file, REDIS_CONN_TIMEOUT_MS, &fd, tls_error,
+        redis_tls_files files = {conn->ca_file, conn->cert_file, conn->key_file};
+        conn->relay = redis_tls_start(conn->host, conn->port, &files, REDIS_CONN_TIMEOUT_MS, &fd, tls_error,
                                       sizeof tls_error);
         if (conn->relay != NULL && (ctx = redisConnectFd(fd)) == NULL)
             close(fd);

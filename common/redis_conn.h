@@ -3,7 +3,8 @@
  *
  * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]), or a rediss:// one
  * for TLS: then the context's socket leads to a redis_tls relay (redis_tls.h) that holds the TLS connection, and
- * the extra CAs of REDIS_CA_FILE (read from the environment at open) are trusted besides the system's. A command on a
+ * the extra CAs of REDIS_CA_FILE (read from the environment at open) are trusted besides the system's, and the
+ * client certificate of REDIS_CLIENT_CERT_FILE / REDIS_CLIENT_KEY_FILE is presented when set. A command on a
  * broken connection reconnects once (AUTH and SELECT replayed) before giving up, and reconnects are spaced by a
  * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS; a command
  * that timed out is not tried again (the server is there but stalled, and a second try on a new connection made
@@ -48,7 +49,7 @@ int redis_gate_open(redis_gate *gate);
 int redis_gate_closed(redis_gate *gate);
 
 /* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid (or, for rediss://,
- * REDIS_CA_FILE is set but unreadable); an unreachable server, or one whose certificate does not verify, is not an
+ * REDIS_CA_FILE or the client certificate's files are set but unreadable, or only one of the latter is set); an unreachable server, or one whose certificate does not verify, is not an
  * error here (the first command reports it). The caller frees with redis_conn_close(). */
 redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen);
 

@@ -1,6 +1,7 @@
 /* redis_tls — see redis_tls.h. */
 #include "redis_tls.h"
 
+#include "log.h"
 #include "timeutil.h"
 
 #include <arpa/inet.h>
@@ -31,6 +32,7 @@ struct redis_tls {
     int relay_fd;        /* owned: the relay's end of the socketpair (non-blocking) */
     pthread_t thread;
     int thread_started;
+    char host[256];      /* for the relay's log line */
 };
 
 static void tls_free(redis_tls *t)
@@ -127,9 +129,11 @@ static int tcp_connect(const char *host, int port, int64_t deadline_ms, char *er
     return fd;
 }
 
-/* The client context: TLS 1.2+, peer verification against the system CAs and ca_file. NULL with errbuf. */
-static SSL_CTX *client_context(const char *ca_file, char *errbuf, size_t errlen)
+/* The client context: TLS 1.2+, peer verification against the system CAs and files->ca_file, and the client
+ * certificate of files when there is one. NULL with errbuf. */
+static SSL_CTX *client_context(const redis_tls_files *files, char *errbuf, size_t errlen)
 {
+    const char *ca_file = files->ca_file;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
         ssl_error_text("cannot create a TLS context", errbuf, errlen);
@@ -143,6 +147,17 @@ static SSL_CTX *client_context(const char *ca_file, char *errbuf, size_t errlen)
         char why[200];
         ssl_error_text("unreadable", why, sizeof why);
         snprintf(errbuf, errlen, "REDIS_CA_FILE %s: %s", ca_file != NULL ? ca_file : "", why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (files->cert_file != NULL && files->cert_file[0] != '\0' &&
+        (SSL_CTX_use_certificate_chain_file(ctx, files->cert_file) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, files->key_file, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1)) {
+        char why[200];
+        ssl_error_text("unusable", why, sizeof why);
+        snprintf(errbuf, errlen, "REDIS_CLIENT_CERT_FILE %s / REDIS_CLIENT_KEY_FILE %s: %s", files->cert_file,
+                 files->key_file, why);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -188,6 +203,20 @@ static int handshake(redis_tls *t, const char *host, int64_t deadline_ms, char *
     }
 }
 
+/* Logs why the TLS connection failed (SSL_get_error's e), unless Redis closed it cleanly (close_notify). The
+ * server's alert is the only place some reasons show: in TLS 1.3 a server that refuses the client's certificate
+ * (or its absence) says so after the client's side of the handshake is done. */
+static void note_end(redis_tls *t, int e)
+{
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return;
+    char why[200];
+    int err = errno;
+    ssl_error_text(e == SSL_ERROR_SYSCALL ? (err != 0 ? strerror(err) : "connection closed") : "TLS error", why,
+                   sizeof why);
+    log_json(LOG_WARN, "redis TLS connection ended", "{s:s, s:s}", "host", t->host, "error", why);
+}
+
 /* The relay: bytes from hiredis (relay_fd) go out through SSL_write, records SSL_read comes back to it. Both
  * sockets are non-blocking; one buffer each way. Ends when either side closes or fails: it then closes the TLS
  * connection (close_notify, best effort) and its socketpair end, so hiredis reads end-of-file. */
@@ -219,8 +248,10 @@ static void *relay_main(void *arg)
                 progress = 1;
             } else {
                 int e = SSL_get_error(t->ssl, n);
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                    note_end(t, e);
                     break;
+                }
                 write_wants = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
             }
         }
@@ -233,8 +264,10 @@ static void *relay_main(void *arg)
                 progress = 1;
             } else {
                 int e = SSL_get_error(t->ssl, n);
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                    note_end(t, e);
                     break; /* closed by Redis (close_notify or TCP), or failed */
+                }
                 read_wants = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
             }
         }
@@ -268,8 +301,8 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-redis_tls *redis_tls_start(const char *host, int port, const char *ca_file, int timeout_ms, int *fd, char *errbuf,
-                           size_t errlen)
+redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *files, int timeout_ms, int *fd,
+                           char *errbuf, size_t errlen)
 {
     *fd = -1;
     redis_tls *t = calloc(1, sizeof *t);
@@ -278,8 +311,9 @@ redis_tls *redis_tls_start(const char *host, int port, const char *ca_file, int 
         return NULL;
     }
     t->tcp_fd = t->relay_fd = -1;
+    snprintf(t->host, sizeof t->host, "%s", host);
     int64_t deadline_ms = time_monotonic_ms() + timeout_ms;
-    if ((t->ctx = client_context(ca_file, errbuf, errlen)) == NULL ||
+    if ((t->ctx = client_context(files, errbuf, errlen)) == NULL ||
         (t->tcp_fd = tcp_connect(host, port, deadline_ms, errbuf, errlen)) < 0)
         goto fail;
     keep_alive(t->tcp_fd);

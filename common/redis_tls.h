@@ -9,7 +9,9 @@
  *
  * What is checked: TLS 1.2 or later; the server's certificate chain against the system CAs plus, when given, the
  * PEM file ca_file (REDIS_CA_FILE); the certificate's name against host (a DNS name, sent as SNI too, or an IP
- * address, matched against the certificate's IP addresses). No client certificate is sent.
+ * address, matched against the certificate's IP addresses). With files->cert_file and files->key_file
+ * (REDIS_CLIENT_CERT_FILE, REDIS_CLIENT_KEY_FILE), that certificate (PEM, chain allowed) is presented to a server that asks for one, as a
+ * redis-server with TLS does by default (tls-auth-clients yes).
  *
  * Ownership: redis_tls_start returns the relay and, in *fd, the descriptor for hiredis (redisConnectFd), which
  * hiredis then owns. The caller closes that descriptor first (redisFree), then calls redis_tls_stop, which waits
@@ -25,11 +27,18 @@
 
 typedef struct redis_tls redis_tls;
 
+/* What a TLS connection trusts and presents; each "" (or NULL) for none. Borrowed for the call. */
+typedef struct redis_tls_files {
+    const char *ca_file;   /* REDIS_CA_FILE: extra CAs (PEM) trusted besides the system's */
+    const char *cert_file; /* REDIS_CLIENT_CERT_FILE: the client certificate (PEM, chain allowed) */
+    const char *key_file;  /* REDIS_CLIENT_KEY_FILE: its private key (PEM, unencrypted) */
+} redis_tls_files;
+
 /* Connects to host:port over TCP and completes the TLS handshake within timeout_ms, then starts the relay.
- * ca_file may be NULL or "" (system CAs only). Returns the relay with *fd set, or NULL with a reason in errbuf
- * (unreachable, refused, timed out, or a certificate that does not verify). */
-redis_tls *redis_tls_start(const char *host, int port, const char *ca_file, int timeout_ms, int *fd, char *errbuf,
-                           size_t errlen);
+ * Returns the relay with *fd set, or NULL with a reason in errbuf (unreachable, refused, timed out, a certificate
+ * that does not verify, or files that cannot be used). */
+redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *files, int timeout_ms, int *fd,
+                           char *errbuf, size_t errlen);
 
 /* 1 when the server's side has something the relay has not taken yet (its end-of-file, an alert, or unasked
  * bytes), seen with a non-blocking peek at the TCP socket; else 0. redis_conn_drop_if_closed's check over TLS: the

@@ -138,3 +138,47 @@ def test_a_stalled_tls_redis_costs_its_timeout_and_is_reached_again(tls_stack, t
     # the call that met the stall timed out: a command's, or a delivery-log pipeline's (held for the next round)
     assert any(line.get("msg") == "redis command timed out" or str(line.get("msg")).startswith("delivery log ")
                for line in d.proc.log_lines()), d.proc.tail()
+
+
+def test_a_tls_redis_that_asks_for_a_client_certificate_gets_one(test_ca, kafka_broker, tmp_path):
+    """redis-server with TLS asks every client for a certificate by default (tls-auth-clients yes). Given one
+    (REDIS_CLIENT_CERT_FILE, REDIS_CLIENT_KEY_FILE), producer-api and the dispatcher present it and work as usual;
+    without it, the server refuses it (in TLS 1.3 after the client's side of the handshake is done: the relay logs
+    the server's alert) and nothing is stored."""
+    server = RedisServer(tls=test_ca, client_certs=True)
+    server.start()
+    try:
+        env = {"REDIS_CLIENT_CERT_FILE": test_ca.client_cert(), "REDIS_CLIENT_KEY_FILE": test_ca.client_key()}
+        server.client_env = lambda: {"REDIS_CA_FILE": test_ca.ca_cert, **env}
+        s = Stack(server, kafka_broker, test_ca, str(tmp_path))
+        try:
+            rcv = s.receiver()
+            org = s.new_org()
+            s.api.create_webhook(org, rcv.url("/mtls"), "user.created")
+            s.dispatcher().wait_ready()
+            s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 1}}])
+            assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+        finally:
+            s.close()
+        # without the certificate: refused
+        keys_before = server.cli("DBSIZE")
+        out = subprocess.run(memcheck.wrap([str(BIN / "producer-api"), "token", "create", "--service"], "api-no-cert",
+                                           str(tmp_path)),
+                             env=dict(os.environ, REDIS_URL=server.url, REDIS_CA_FILE=test_ca.ca_cert),
+                             capture_output=True, text=True, timeout=memcheck.scaled(30))
+        assert out.returncode != 0 and "could not store the token" in out.stderr, out.stderr
+        # the server's alert says why ("certificate required"), unless its reset overtook it (slow clients: valgrind)
+        assert "redis TLS connection ended" in out.stderr and ("certificate required" in out.stderr or
+                                                               "Connection reset by peer" in out.stderr), out.stderr
+        assert server.cli("DBSIZE") == keys_before  # the token was not stored
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def test_a_client_certificate_needs_its_key(tmp_path, test_ca):
+    env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", REDIS_URL="rediss://127.0.0.1:1/0",
+               REDIS_CLIENT_CERT_FILE=test_ca.client_cert())
+    env.pop("REDIS_CLIENT_KEY_FILE", None)
+    out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and "go together" in out.stderr, out.stderr

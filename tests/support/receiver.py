@@ -55,6 +55,24 @@ class TestCA:
                  "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
         return cls(d, os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
 
+    def client_cert(self) -> str:
+        """A client certificate of this CA (clientAuth), made on first use; its key is client_key()."""
+        path = os.path.join(self.dir, "client.pem")
+        if not os.path.exists(path):
+            _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+                     "-subj", "/CN=hookd test client", cwd=self.dir)
+            with open(os.path.join(self.dir, "client.ext"), "w") as f:
+                f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                        "extendedKeyUsage=clientAuth\n")
+            _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                     "-out", "client.pem.tmp", "-days", "2", "-extfile", "client.ext", cwd=self.dir)
+            os.replace(path + ".tmp", path)
+        return path
+
+    def client_key(self) -> str:
+        self.client_cert()
+        return os.path.join(self.dir, "client.key")
+
 
 @dataclass
 class Request:

@@ -68,8 +68,10 @@ class RedisServer:
     and CA), it takes TLS connections only (no plain port) and its url is rediss://; client_env() is what a client
     needs besides the URL (REDIS_CA_FILE)."""
 
-    def __init__(self, port: Optional[int] = None, tmpdir: Optional[str] = None, tls=None):
+    def __init__(self, port: Optional[int] = None, tmpdir: Optional[str] = None, tls=None,
+                 client_certs: bool = False):
         self.tls = tls
+        self.client_certs = client_certs  # with tls: clients must present a certificate of the CA (tls-auth-clients)
         self._fixed_port = port is not None
         self.port = port or free_port()
         self._own_tmp = tmpdir is None
@@ -111,7 +113,7 @@ class RedisServer:
         return ["--bind", "127.0.0.1", "127.0.0.2", "--port", "0", "--tls-port", str(self.port),
                 "--tls-cert-file", self.tls.server_cert,
                 "--tls-key-file", self.tls.server_key, "--tls-ca-cert-file", self.tls.ca_cert,
-                "--tls-auth-clients", "no"]
+                "--tls-auth-clients", "yes" if self.client_certs else "no"]
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         if self.running:
@@ -150,7 +152,9 @@ class RedisServer:
         """
         out = subprocess.run(
             ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port),
-             *(["--tls", "--cacert", self.tls.ca_cert] if self.tls else []), *map(str, args)],
+             *(["--tls", "--cacert", self.tls.ca_cert] if self.tls else []),
+             *(["--cert", self.tls.client_cert(), "--key", self.tls.client_key()] if self.client_certs else []),
+             *map(str, args)],
             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True)
         return out.stdout.decode(errors="replace").strip()
 
