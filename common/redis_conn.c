@@ -168,14 +168,19 @@ void redis_conn_close(redis_conn *conn)
     free(conn);
 }
 
+/* 1 when fd has something to read (an end-of-file, unasked bytes) or an error, seen with a non-blocking peek. */
+static int socket_has_news(int fd)
+{
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
 int redis_conn_drop_if_closed(redis_conn *conn)
 {
     if (conn->ctx == NULL)
         return 0;
-    char byte;
-    ssize_t n = recv(conn->ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
-        (conn->relay == NULL || !redis_tls_peer_pending(conn->relay)))
+    if (!socket_has_news(conn->ctx->fd) && (conn->relay == NULL || !socket_has_news(redis_tls_socket(conn->relay))))
         return 0; /* open, and nothing pending: the usual case */
     redis_conn_reset(conn); /* 0: closed by the server; > 0: unasked data; < 0: reset */
     return 1;

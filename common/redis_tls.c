@@ -340,11 +340,9 @@ fail:
     return NULL;
 }
 
-int redis_tls_peer_pending(redis_tls *t)
+int redis_tls_socket(const redis_tls *t)
 {
-    char byte;
-    ssize_t n = recv(t->tcp_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+    return t->tcp_fd;
 }
 
 void redis_tls_stop(redis_tls *t)

@@ -40,10 +40,10 @@ typedef struct redis_tls_files {
 redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *files, int timeout_ms, int *fd,
                            char *errbuf, size_t errlen);
 
-/* 1 when the server's side has something the relay has not taken yet (its end-of-file, an alert, or unasked
- * bytes), seen with a non-blocking peek at the TCP socket; else 0. redis_conn_drop_if_closed's check over TLS: the
- * relay ends a connection the server closed, but a pipeline sent before it has done so would fail part way. */
-int redis_tls_peer_pending(redis_tls *t);
+/* The TCP socket to the server (owned by t), for redis_conn_drop_if_closed's peek: the relay ends a connection the
+ * server closed, but a pipeline sent before it has done so would fail part way, so the server's end-of-file (or an
+ * alert, or unasked bytes) the relay has not taken yet is looked for there too. */
+int redis_tls_socket(const redis_tls *t);
 
 /* Waits for the relay to end (the caller closed the descriptor start gave it) and frees it. NULL is ignored. */
 void redis_tls_stop(redis_tls *t);
