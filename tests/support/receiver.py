@@ -29,6 +29,19 @@ def _openssl(*args: str, cwd: str) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+def _issue(d: str, name: str, subject: str, extra_ext: str, usage: str) -> None:
+    """<name>.pem and <name>.key in d: a certificate of d's CA (ca.pem, ca.key) for subject, extended key usage
+    usage, plus the extension lines extra_ext. The .pem appears whole (written aside, then renamed)."""
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", subject, cwd=d)
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(extra_ext + "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                f"extendedKeyUsage={usage}\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", f"{name}.pem.tmp", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+    os.replace(os.path.join(d, f"{name}.pem.tmp"), os.path.join(d, f"{name}.pem"))
+
+
 @dataclass
 class TestCA:
     """A throwaway CA and one server certificate (SAN IP:127.0.0.1, DNS:localhost), PEM files in dir."""
@@ -45,28 +58,14 @@ class TestCA:
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
                  "-days", "2", "-subj", "/CN=hookd test CA", "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-                 "-subj", "/CN=127.0.0.1", cwd=d)
-        with open(os.path.join(d, "server.ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n")
-        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
+        _issue(d, "server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\n", "serverAuth")
         return cls(d, os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
 
     def client_cert(self) -> str:
         """A client certificate of this CA (clientAuth), made on first use; its key is client_key()."""
         path = os.path.join(self.dir, "client.pem")
         if not os.path.exists(path):
-            _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
-                     "-subj", "/CN=hookd test client", cwd=self.dir)
-            with open(os.path.join(self.dir, "client.ext"), "w") as f:
-                f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                        "extendedKeyUsage=clientAuth\n")
-            _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                     "-out", "client.pem.tmp", "-days", "2", "-extfile", "client.ext", cwd=self.dir)
-            os.replace(path + ".tmp", path)
+            _issue(self.dir, "client", "/CN=hookd test client", "", "clientAuth")
         return path
 
     def client_key(self) -> str:
