@@ -141,6 +141,7 @@ int main(int argc, char **argv)
     api.stores = store_pool_create(redis_url, (int)threads + 1, series.redis_up, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
+        code = 2; /* REDIS_URL, or the Redis TLS settings beside it, as the dispatcher does */
         goto done;
     }
     api.tokens = token_cache_create(redis_url, token_refresh_ms, series.token_cache_hits, series.token_cache_misses,

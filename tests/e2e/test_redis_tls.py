@@ -176,9 +176,17 @@ def test_a_tls_redis_that_asks_for_a_client_certificate_gets_one(test_ca, kafka_
         server.cleanup()
 
 
-def test_a_client_certificate_needs_its_key(tmp_path, test_ca):
-    env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", REDIS_URL="rediss://127.0.0.1:1/0",
-               REDIS_CLIENT_CERT_FILE=test_ca.client_cert())
-    env.pop("REDIS_CLIENT_KEY_FILE", None)
-    out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
-    assert out.returncode == 2 and "go together" in out.stderr, out.stderr
+@pytest.mark.parametrize("binary", ["producer-api", "dispatcher"])
+@pytest.mark.parametrize("setting, why", [("key missing", "go together"), ("CA unreadable", "REDIS_CA_FILE")])
+def test_unusable_redis_tls_files_exit_2(tmp_path, test_ca, binary, setting, why):
+    """Settings that cannot work are refused at start with exit 2 (the README's promise), by both services."""
+    env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", LISTEN_ADDR=f"127.0.0.1:{free_port()}",
+               REDIS_URL="rediss://127.0.0.1:1/0", KAFKA_BROKERS="127.0.0.1:1")
+    for name in ("REDIS_CA_FILE", "REDIS_CLIENT_CERT_FILE", "REDIS_CLIENT_KEY_FILE"):
+        env.pop(name, None)
+    if setting == "key missing":
+        env["REDIS_CLIENT_CERT_FILE"] = test_ca.client_cert()
+    else:
+        env["REDIS_CA_FILE"] = str(tmp_path / "no-such-ca.pem")
+    out = subprocess.run([str(BIN / binary)], env=env, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and why in out.stderr, out.stderr
