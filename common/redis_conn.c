@@ -2,6 +2,7 @@
 #include "redis_conn.h"
 
 #include "log.h"
+#include "redis_sentinel.h"
 #include "redis_tls.h"
 #include "timeutil.h"
 
@@ -28,6 +29,7 @@ struct redis_conn {
     char cert_file[512];      /* REDIS_CLIENT_CERT_FILE at open: client certificate for rediss:// ("" for none) */
     char key_file[512];       /* REDIS_CLIENT_KEY_FILE at open: its key */
     redis_tls *relay;         /* owned while connected over TLS, else NULL */
+    redis_sentinels *sentinels; /* owned; REDIS_SENTINELS at open: host and port come from them (NULL: from the URL) */
 };
 
 int redis_gate_close(redis_gate *gate)
@@ -115,6 +117,11 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both or neither");
         goto err;
     }
+    const char *sentinels = getenv("REDIS_SENTINELS");
+    if (sentinels != NULL && sentinels[0] != '\0' &&
+        (conn->sentinels = redis_sentinels_new(sentinels, getenv("REDIS_SENTINEL_MASTER"),
+                                               getenv("REDIS_SENTINEL_PASSWORD"), errbuf, errlen)) == NULL)
+        goto err;
     if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||
         copy_part(u, CURLUPART_PORT, port, sizeof port, 0) != 0 ||
         copy_part(u, CURLUPART_USER, conn->username, sizeof conn->username, CURLU_URLDECODE) != 0 ||
@@ -146,17 +153,16 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
     return conn;
 err:
     curl_url_cleanup(u);
+    if (conn != NULL)
+        redis_sentinels_free(conn->sentinels);
     free(conn);
     return NULL;
 }
 
 void redis_conn_reset(redis_conn *conn)
 {
-    if (conn->ctx != NULL) {
-        redisFree(conn->ctx);
-        conn->ctx = NULL;
-    }
-    redis_tls_stop(conn->relay); /* after redisFree closed its socket: the relay sees that and ends */
+    redis_undial(conn->ctx, conn->relay);
+    conn->ctx = NULL;
     conn->relay = NULL;
 }
 
@@ -165,6 +171,7 @@ void redis_conn_close(redis_conn *conn)
     if (conn == NULL)
         return;
     redis_conn_reset(conn);
+    redis_sentinels_free(conn->sentinels);
     free(conn);
 }
 
@@ -191,6 +198,40 @@ redisContext *redis_conn_context(redis_conn *conn)
     return conn->ctx;
 }
 
+redisContext *redis_dial(const char *host, int port, const redis_tls_files *tls, int timeout_ms, redis_tls **relay,
+                         char *errbuf, size_t errlen)
+{
+    struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *ctx = NULL;
+    char tls_error[256] = "";
+    *relay = NULL;
+    if (tls != NULL) {
+        int fd = -1;
+        *relay = redis_tls_start(host, port, tls, timeout_ms, &fd, tls_error, sizeof tls_error);
+        if (*relay != NULL && (ctx = redisConnectFd(fd)) == NULL)
+            close(fd);
+    } else {
+        ctx = redisConnectWithTimeout(host, port, timeout);
+    }
+    if (ctx == NULL || ctx->err) {
+        snprintf(errbuf, errlen, "%s", tls_error[0] != '\0' ? tls_error : ctx != NULL ? ctx->errstr : "out of memory");
+        redis_undial(ctx, *relay);
+        *relay = NULL;
+        return NULL;
+    }
+    redisSetTimeout(ctx, timeout);
+    if (tls == NULL)
+        redisEnableKeepAlive(ctx); /* over TLS the relay's TCP socket has it (on a socketpair it would fail) */
+    return ctx;
+}
+
+void redis_undial(redisContext *ctx, redis_tls *relay)
+{
+    if (ctx != NULL)
+        redisFree(ctx);
+    redis_tls_stop(relay); /* after redisFree closed its socket: the relay sees that and ends */
+}
+
 /* Sends a command on a fresh context during the handshake; returns 0 when the reply is not an error. */
 static int handshake(redisContext *ctx, int argc, const char **argv)
 {
@@ -203,6 +244,37 @@ static int handshake(redisContext *ctx, int argc, const char **argv)
     return ok ? 0 : -1;
 }
 
+/* With sentinels: whether the server ctx reached is the master (ROLE's first element), as a sentinel's answer may
+ * be stale during a failover. Returns 0 when it is. */
+static int check_master_role(redis_conn *conn, redisContext *ctx)
+{
+    redisReply *reply = redisCommand(ctx, "ROLE");
+    int master = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                 reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    if (!master)
+        log_json(LOG_WARN, "redis server named by the sentinels is not the master (yet): asking again later",
+                 "{s:s, s:s, s:i, s:s}", "master", redis_sentinels_master(conn->sentinels), "host", conn->host,
+                 "port", conn->port, "role",
+                 reply == NULL                                   ? ctx->errstr
+                 : reply->type == REDIS_REPLY_ERROR              ? reply->str
+                 : reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                         reply->element[0]->type == REDIS_REPLY_STRING
+                     ? reply->element[0]->str
+                     : "?");
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return master ? 0 : -1;
+}
+
+/* A connect that failed: close the gate when it took long, and space the next one by the backoff. */
+static void connect_failed(redis_conn *conn, int64_t started_ms)
+{
+    if (time_monotonic_ms() - started_ms >= REDIS_GATE_SLOW_MS)
+        close_gate(conn); /* a connect that hangs (a black-holed address) is as slow as a stall */
+    conn->next_attempt_ms = started_ms + conn->backoff_ms;
+    conn->backoff_ms = conn->backoff_ms * 2 > 2000 ? 2000 : conn->backoff_ms * 2;
+}
+
 int redis_conn_ensure(redis_conn *conn)
 {
     if (conn->ctx != NULL)
@@ -210,36 +282,34 @@ int redis_conn_ensure(redis_conn *conn)
     int64_t now = time_monotonic_ms();
     if (now < conn->next_attempt_ms)
         return -1;
-    struct timeval timeout = {REDIS_CONN_TIMEOUT_MS / 1000, (REDIS_CONN_TIMEOUT_MS % 1000) * 1000};
-    redisContext *ctx = NULL;
-    char tls_error[256] = "";
-    if (conn->tls) {
-        int fd = -1;
-        redis_tls_files files = {conn->ca_file, conn->cert_file, conn->key_file};
-        conn->relay = redis_tls_start(conn->host, conn->port, &files, REDIS_CONN_TIMEOUT_MS, &fd, tls_error,
-                                      sizeof tls_error);
-        if (conn->relay != NULL && (ctx = redisConnectFd(fd)) == NULL)
-            close(fd);
-    } else {
-        ctx = redisConnectWithTimeout(conn->host, conn->port, timeout);
+    char error[256] = "";
+    redis_tls_files files = {conn->ca_file, conn->cert_file, conn->key_file};
+    if (conn->sentinels != NULL) {
+        char host[sizeof conn->host];
+        int port = 0;
+        if (redis_sentinels_find_master(conn->sentinels, conn->tls ? &files : NULL, host, sizeof host, &port, error,
+                                        sizeof error) != 0) {
+            log_json(LOG_WARN, "redis master unknown: no sentinel answered", "{s:s, s:s, s:i}", "master",
+                     redis_sentinels_master(conn->sentinels), "error", error, "retry_in_ms", conn->backoff_ms);
+            connect_failed(conn, now);
+            return -1;
+        }
+        if (strcmp(host, conn->host) != 0 || port != conn->port) {
+            log_json(LOG_INFO, "redis master found by the sentinels", "{s:s, s:s, s:i}", "master",
+                     redis_sentinels_master(conn->sentinels), "host", host, "port", port);
+            strcpy(conn->host, host);
+            conn->port = port;
+        }
     }
-    if (ctx == NULL || ctx->err) {
-        if (time_monotonic_ms() - now >= REDIS_GATE_SLOW_MS)
-            close_gate(conn); /* a connect that hangs (a black-holed address) is as slow as a stall */
+    redisContext *ctx =
+        redis_dial(conn->host, conn->port, conn->tls ? &files : NULL, REDIS_CONN_TIMEOUT_MS, &conn->relay, error,
+                   sizeof error);
+    if (ctx == NULL) {
         log_json(LOG_WARN, "redis unreachable", "{s:s, s:i, s:s, s:i}", "host", conn->host, "port", conn->port,
-                 "error", tls_error[0] != '\0' ? tls_error : ctx != NULL ? ctx->errstr : "out of memory",
-                 "retry_in_ms", conn->backoff_ms);
-        if (ctx != NULL)
-            redisFree(ctx);
-        redis_tls_stop(conn->relay);
-        conn->relay = NULL;
-        conn->next_attempt_ms = now + conn->backoff_ms;
-        conn->backoff_ms = conn->backoff_ms * 2 > 2000 ? 2000 : conn->backoff_ms * 2;
+                 "error", error, "retry_in_ms", conn->backoff_ms);
+        connect_failed(conn, now);
         return -1;
     }
-    redisSetTimeout(ctx, timeout);
-    if (!conn->tls)
-        redisEnableKeepAlive(ctx); /* over TLS the relay's TCP socket has it (on a socketpair it would fail) */
     char db_text[16];
     snprintf(db_text, sizeof db_text, "%d", conn->db);
     const char *auth_user[] = {"AUTH", conn->username, conn->password};
@@ -248,16 +318,34 @@ int redis_conn_ensure(redis_conn *conn)
     if ((conn->password[0] != '\0' &&
          (conn->username[0] != '\0' ? handshake(ctx, 3, auth_user) : handshake(ctx, 2, auth_default)) != 0) ||
         (conn->db != 0 && handshake(ctx, 2, select) != 0)) {
-        redisFree(ctx);
-        redis_tls_stop(conn->relay);
+        redis_undial(ctx, conn->relay);
         conn->relay = NULL;
         conn->next_attempt_ms = now + 2000;
+        return -1;
+    }
+    if (conn->sentinels != NULL && check_master_role(conn, ctx) != 0) {
+        redis_undial(ctx, conn->relay);
+        conn->relay = NULL;
+        connect_failed(conn, now);
         return -1;
     }
     conn->ctx = ctx;
     conn->backoff_ms = 50;
     conn->next_attempt_ms = 0;
     return 0;
+}
+
+int redis_reply_is_readonly(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL &&
+           strncmp(reply->str, "READONLY", 8) == 0;
+}
+
+void redis_conn_note_readonly(redis_conn *conn)
+{
+    log_json(LOG_WARN, "redis refused a write: the server is a read-only replica now (a failover?), reconnecting",
+             "{s:s, s:i}", "host", conn->host, "port", conn->port);
+    redis_conn_reset(conn);
 }
 
 /* Whether the command that just failed on ctx ran out of REDIS_CONN_TIMEOUT_MS (the socket timeout), given the
@@ -279,6 +367,13 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
         if (redis_conn_ensure(conn) != 0)
             return NULL;
         redisReply *reply = redisCommandArgv(conn->ctx, argc, argv, argvlen);
+        if (redis_reply_is_readonly(reply)) {
+            /* refused, not run: a replica since a failover (or a REDIS_URL naming a replica). A new connection
+             * reaches the master if the URL's name (or the sentinels) now lead there, so try once more on it */
+            freeReplyObject(reply);
+            redis_conn_note_readonly(conn);
+            continue;
+        }
         if (reply != NULL)
             return reply;
         int timed_out = command_timed_out(conn->ctx, errno);

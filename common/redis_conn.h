@@ -4,7 +4,12 @@
  * Owns a hiredis context built from a redis:// URL (redis://[[user]:password@]host[:port][/db]), or a rediss:// one
  * for TLS: then the context's socket leads to a redis_tls relay (redis_tls.h) that holds the TLS connection, and
  * the extra CAs of REDIS_CA_FILE (read from the environment at open) are trusted besides the system's, and the
- * client certificate of REDIS_CLIENT_CERT_FILE / REDIS_CLIENT_KEY_FILE is presented when set. A command on a
+ * client certificate of REDIS_CLIENT_CERT_FILE / REDIS_CLIENT_KEY_FILE is presented when set. With REDIS_SENTINELS
+ * (and REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD; read at open) every connect first asks Redis Sentinel where
+ * the master is (redis_sentinel.h) and checks with ROLE that it is the master; the URL then gives only the scheme,
+ * credentials and database. A write refused with READONLY (the server became a replica: a failover) drops the
+ * connection and is tried once more on a new one, which the sentinels (or the URL's name, re-resolved) lead to the
+ * new master; it was refused, not run, so it is never run twice. A command on a
  * broken connection reconnects once (AUTH and SELECT replayed) before giving up, and reconnects are spaced by a
  * short backoff so an outage never becomes a busy loop. Commands time out after REDIS_CONN_TIMEOUT_MS; a command
  * that timed out is not tried again (the server is there but stalled, and a second try on a new connection made
@@ -15,6 +20,8 @@
  */
 #ifndef HOOKD_REDIS_CONN_H
 #define HOOKD_REDIS_CONN_H
+
+#include "redis_tls.h"
 
 #include <hiredis.h>
 #include <stdatomic.h>
@@ -82,5 +89,21 @@ int redis_conn_drop_if_closed(redis_conn *conn);
 
 /* Connects now if needed. Returns 0 when connected, -1 otherwise. */
 int redis_conn_ensure(redis_conn *conn);
+
+/* 1 when reply is Redis's READONLY error: a write refused (not run) because the server is a replica. */
+int redis_reply_is_readonly(const redisReply *reply);
+
+/* For pipelines that met a READONLY reply (redis_reply_is_readonly): logs it and drops the connection, so that the
+ * next command reconnects (through the sentinels, when configured) to the master. */
+void redis_conn_note_readonly(redis_conn *conn);
+
+/* Opens a connection to host:port, plain (tls NULL) or through a redis_tls relay (tls: what it trusts and
+ * presents), within timeout_ms, which also becomes the context's command timeout. Returns the context, *relay set
+ * (NULL when plain), or NULL with a reason in errbuf. The caller ends it with redis_undial(ctx, *relay). */
+redisContext *redis_dial(const char *host, int port, const redis_tls_files *tls, int timeout_ms, redis_tls **relay,
+                         char *errbuf, size_t errlen);
+
+/* Frees ctx (NULL ignored), then stops relay (NULL ignored). */
+void redis_undial(redisContext *ctx, redis_tls *relay);
 
 #endif

@@ -745,14 +745,21 @@ int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log)
         commands += 3;
         begin = end;
     }
-    webhook_log_buffer_clear(log);
+    int refused = 0; /* READONLY replies: the server is a replica now (a failover) */
     for (int i = 0; i < commands; i++) {
         void *reply = NULL;
         if (redisGetReply(ctx, &reply) != REDIS_OK) {
+            webhook_log_buffer_clear(log);
             redis_conn_reset(store->conn);
             return WEBHOOK_LOG_LOST;
         }
+        refused += redis_reply_is_readonly(reply);
         freeReplyObject(reply);
     }
-    return commands;
+    if (refused > 0)
+        redis_conn_note_readonly(store->conn); /* the next round reconnects, to the new master */
+    if (refused == commands)
+        return WEBHOOK_LOG_UNSENT; /* none of it was written: the records stay for the next round */
+    webhook_log_buffer_clear(log);
+    return refused > 0 ? WEBHOOK_LOG_LOST : commands;
 }

@@ -157,10 +157,12 @@ void webhook_log_buffer_free(webhook_log_buffer *log);
 /* Writes log's records to their webhooks' delivery logs in one round trip and empties log: three commands per
  * webhook (one LPUSH of its newest records, LTRIM to WEBHOOK_DELIVERY_LOG_MAX, EXPIRE after
  * WEBHOOK_DELIVERY_LOG_TTL_S) however many attempts it had. Returns the number of commands sent, or:
- *   WEBHOOK_LOG_UNSENT when Redis could not be reached: nothing was sent and log is left as it was (the caller
- *     may try again later);
- *   WEBHOOK_LOG_LOST when the connection failed during the round trip (a timeout included): log is emptied, and
- *     its records may or may not have been written (sending them again could log them twice). */
+ *   WEBHOOK_LOG_UNSENT when Redis could not be reached, or refused every command with READONLY (a replica since a
+ *     failover; the connection is dropped so the next round reaches the master): nothing was written and log is
+ *     left as it was (the caller may try again later);
+ *   WEBHOOK_LOG_LOST when the connection failed during the round trip (a timeout included), or refused only some
+ *     commands: log is emptied, and its records may or may not have been written (sending them again could log
+ *     them twice). */
 int webhook_store_flush_log(webhook_store *store, webhook_log_buffer *log);
 
 #define WEBHOOK_LOG_UNSENT (-1)

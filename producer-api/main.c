@@ -35,6 +35,10 @@ static const config_var producer_api_vars[] = {
     {"REDIS_CLIENT_CERT_FILE", "",
      "PEM client certificate (chain allowed) for a rediss:// server that asks for one (with REDIS_CLIENT_KEY_FILE)"},
     {"REDIS_CLIENT_KEY_FILE", "", "PEM private key of REDIS_CLIENT_CERT_FILE (unencrypted)"},
+    {"REDIS_SENTINELS", "",
+     "Redis Sentinel addresses (host[:port],...; port 26379 by default): the master is asked of them at each connect"},
+    {"REDIS_SENTINEL_MASTER", "", "name of the master the sentinels monitor (required with REDIS_SENTINELS)"},
+    {"REDIS_SENTINEL_PASSWORD", "", "AUTH password of sentinels that require one (empty: none)"},
     {"KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers"},
     {"TOPIC_PREFIX", "webhooks.", "prefix of the per-event-type topics"},
     {"TOPIC_PARTITIONS", "12", "partitions of the topics producer-api creates"},
@@ -141,7 +145,7 @@ int main(int argc, char **argv)
     api.stores = store_pool_create(redis_url, (int)threads + 1, series.redis_up, errbuf, sizeof errbuf);
     if (api.stores == NULL) {
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", errbuf);
-        code = 2; /* REDIS_URL, or the Redis TLS settings beside it, as the dispatcher does */
+        code = 2; /* REDIS_URL, or the Redis TLS or sentinel settings beside it, as the dispatcher does */
         goto done;
     }
     api.tokens = token_cache_create(redis_url, token_refresh_ms, series.token_cache_hits, series.token_cache_misses,

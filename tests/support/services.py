@@ -69,7 +69,8 @@ class RedisServer:
     needs besides the URL (REDIS_CA_FILE)."""
 
     def __init__(self, port: Optional[int] = None, tmpdir: Optional[str] = None, tls=None,
-                 client_certs: bool = False):
+                 client_certs: bool = False, extra_args: Optional[List[str]] = None):
+        self.extra_args = list(extra_args or [])  # more redis-server arguments (e.g. --replicaof HOST PORT)
         self.tls = tls
         self.client_certs = client_certs  # with tls: clients must present a certificate of the CA (tls-auth-clients)
         self._fixed_port = port is not None
@@ -101,7 +102,7 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 ["redis-server", *self._listen_args(),
                  "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-                 "--daemonize", "no"],
+                 "--daemonize", "no", *self.extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         finally:
             log.close()
@@ -207,6 +208,122 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+class RedisSentinelSet:
+    """Redis kept available by Sentinel, as the Bitnami chart's "replication with sentinel" runs it: a master, a
+    replica of it and one redis-sentinel watching them (quorum 1, a master is down after 1 s of silence), each a
+    private process on loopback. url is the master's redis:// URL as it was at start (what a client that knows no
+    sentinel keeps using); client_env() names the sentinel and the master's name, so hookd asks which one is master
+    now. cli() runs on the current master."""
+
+    NAME = "hookd"
+
+    def __init__(self):
+        self.first = RedisServer()
+        self.second: Optional[RedisServer] = None
+        self.sentinel_port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="hookd-sentinel-", dir="/tmp"))
+        self.proc: Optional[subprocess.Popen] = None
+        self.tls = None
+        atexit.register(self.cleanup)
+
+    @property
+    def servers(self) -> List[RedisServer]:
+        return [r for r in (self.first, self.second) if r is not None]
+
+    @property
+    def url(self) -> str:
+        return self.first.url
+
+    def client_env(self) -> Dict[str, str]:
+        return {"REDIS_SENTINELS": f"127.0.0.1:{self.sentinel_port}", "REDIS_SENTINEL_MASTER": self.NAME}
+
+    def start(self) -> "RedisSentinelSet":
+        self.first.start()
+        self.second = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(self.first.port)]).start()
+        self.wait_in_sync(self.second)
+        conf = self.dir / "sentinel.conf"
+        conf.write_text(f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                        f"sentinel monitor {self.NAME} 127.0.0.1 {self.first.port} 1\n"
+                        f"sentinel down-after-milliseconds {self.NAME} 1000\n"
+                        f"sentinel failover-timeout {self.NAME} 10000\n")
+        log = open(self.dir / "sentinel.log", "ab")
+        try:
+            self.proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        # a forced failover needs a replica the sentinel has heard from
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                replicas = self.sentinel_cli("SENTINEL", "REPLICAS", self.NAME)
+                if f"\n{self.second.port}\n" in f"\n{replicas}\n" and "disconnected" not in replicas:
+                    return self
+            except (subprocess.SubprocessError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the sentinel did not see the replica:\n{_tail(self.dir / 'sentinel.log')}")
+
+    @staticmethod
+    def wait_in_sync(replica: RedisServer, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "master_link_status:up" in replica.cli("INFO", "replication"):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"replica on {replica.port} did not sync:\n{_tail(replica.log_path)}")
+
+    def sentinel_cli(self, *args: str) -> str:
+        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.sentinel_port), *map(str, args)],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=True)
+        return out.stdout.decode(errors="replace").strip()
+
+    def master_port(self) -> int:
+        """The master's port, as the sentinel says."""
+        return int(self.sentinel_cli("SENTINEL", "get-master-addr-by-name", self.NAME).split()[1])
+
+    def master(self) -> RedisServer:
+        port = self.master_port()
+        return next(r for r in self.servers if r.port == port)
+
+    def cli(self, *args: str, timeout: float = 10.0) -> str:
+        return self.master().cli(*args, timeout=timeout)
+
+    def wait_for_master(self, server: RedisServer, timeout: float = 30.0) -> None:
+        """Until the sentinel names server as master and server says so itself (ROLE)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.master_port() == server.port and server.cli("ROLE").split()[0] == "master":
+                    return
+            except (subprocess.SubprocessError, OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{server.port} did not become master:\n{_tail(self.dir / 'sentinel.log')}")
+
+    def failover(self) -> RedisServer:
+        """A failover the sentinel runs now (SENTINEL FAILOVER): the replica becomes master and the old master its
+        replica, whose clients the sentinel disconnects. Returns the new master once it is one."""
+        old = self.master()
+        new = next(r for r in self.servers if r is not old)
+        self.sentinel_cli("SENTINEL", "FAILOVER", self.NAME)
+        self.wait_for_master(new)
+        return new
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        for r in self.servers:
+            r.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class AofRedis(RedisServer):

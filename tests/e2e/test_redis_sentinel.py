@@ -1,0 +1,201 @@
+"""End-to-end: Redis kept available by Sentinel, and a Redis that turns into a replica under hookd.
+
+A real master, its replica and a redis-sentinel (tests/support/services.py, RedisSentinelSet). producer-api and
+the dispatcher get REDIS_SENTINELS and REDIS_SENTINEL_MASTER, and REDIS_URL naming the first master: a client that
+knew no sentinel would keep writing there after a failover, and be refused (READONLY) or find nobody."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, Stack, http, wait_until
+from support import memcheck
+from support.services import RedisServer, RedisSentinelSet, free_port
+
+
+@pytest.fixture
+def sentinel_set():
+    s = RedisSentinelSet()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture
+def sentinel_stack(sentinel_set, kafka_broker, test_ca, tmp_path):
+    s = Stack(sentinel_set, kafka_broker, test_ca, str(tmp_path))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def create_when_possible(s, org, url, event_type, timeout=20.0):
+    """POST a webhook until it is taken: right after a failover the first tries may meet the sentinel's stale view
+    (503, never anything else). Returns the webhook."""
+    deadline = time.monotonic() + memcheck.scaled(timeout)
+    while True:
+        status, body = http("POST", s.api.url + "/api/v1/webhooks", {"url": url, "event_type": event_type},
+                            token=s.api.org_token(org))
+        if status == 200:
+            return body
+        assert status == 503 and "message" in body, (status, body)
+        assert time.monotonic() < deadline, (status, body)
+        time.sleep(0.2)
+
+
+def test_webhooks_and_deliveries_follow_a_sentinel_failover(sentinel_stack, sentinel_set):
+    """A failover (SENTINEL FAILOVER): the replica becomes master, the old master its replica. Webhooks created
+    after it are written to the new master, the dispatcher reads the change there and delivers to old and new
+    webhooks alike; nothing is written to the old master."""
+    s = sentinel_stack
+    first = sentinel_set.master()
+    rcv = s.receiver()
+    org = s.new_org()
+    before = s.api.create_webhook(org, rcv.url("/before"), "project.created")
+    d = s.dispatcher().wait_ready()
+    s.api.post_events([{"type": "project.created", "organization_id": org, "data": {"id": 1}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+
+    new = sentinel_set.failover()
+    assert new is not first
+    wait_until(lambda: first.cli("ROLE").split()[0] == "slave", 20, what="the old master demoted")
+    after = create_when_possible(s, org, rcv.url("/after"), "project.created")
+    assert new.cli("HEXISTS", f"hookd:subs:{org}:project.created", str(after["id"])) == "1"
+    wait_until(lambda: d.metrics().get("hookd_dispatcher_subscription_changes_total", 0) >= 1, 15,
+               what="the change read on the new master")
+    s.api.post_events([{"type": "project.created", "organization_id": org, "data": {"id": 2}}])
+    assert rcv.wait_for(lambda reqs: sorted(r.path for r in reqs) == ["/after", "/before", "/before"], 20), \
+        d.proc.tail()
+    status, body = http("GET", f"{s.api.url}/api/v1/webhooks/{before['id']}", token=s.api.org_token(org))
+    assert status == 200 and body["url"].endswith("/before")
+    # the dispatcher's attempts reached the delivery log on the new master too
+    wait_until(lambda: new.cli("LLEN", f"hookd:deliveries:{before['id']}") == "2", 10, what="delivery log")
+    found = [line for line in d.proc.log_lines() if line.get("msg") == "redis master found by the sentinels"]
+    assert found and found[-1]["port"] == new.port, d.proc.tail()
+
+
+def test_a_killed_master_is_replaced_and_hookd_carries_on(sentinel_stack, sentinel_set):
+    """The master dies (SIGKILL). The sentinel sees it down after 1 s and promotes the replica; meanwhile the API
+    answers 503 for what needs Redis, and a cached organization's events are still delivered. Then webhooks are
+    created on the new master and get their events."""
+    s = sentinel_stack
+    old = sentinel_set.master()
+    rcv = s.receiver()
+    org = s.new_org()
+    s.api.create_webhook(org, rcv.url("/kept"), "user.updated")
+    d = s.dispatcher().wait_ready()
+    s.api.post_events([{"type": "user.updated", "organization_id": org, "data": {"id": 1}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    assert old.cli("WAIT", "1", "5000") == "1"  # the replica has every write so far
+
+    old.proc.kill()
+    old.proc.wait()
+    new = next(r for r in sentinel_set.servers if r is not old)
+    s.api.post_events([{"type": "user.updated", "organization_id": org, "data": {"id": 2}}])
+    sentinel_set.wait_for_master(new)
+    assert rcv.wait_for(lambda reqs: len(reqs) == 2, 20)
+    # the dispatcher reaches the new master (until then it uses the subscriber lists it read last, so a webhook
+    # created meanwhile gets events from its next lookup on)
+    wait_until(lambda: d.metrics()["hookd_dispatcher_redis_up"] == 1, memcheck.scaled(15), what="redis up again")
+    hook = create_when_possible(s, org, rcv.url("/new"), "user.updated")
+    assert new.cli("HEXISTS", f"hookd:subs:{org}:user.updated", str(hook["id"])) == "1"
+    s.api.post_events([{"type": "user.updated", "organization_id": org, "data": {"id": 3}}])
+    assert rcv.wait_for(lambda reqs: sorted(r.path for r in reqs) == ["/kept", "/kept", "/kept", "/new"], 30), \
+        (sorted(r.path for r in rcv.requests()), d.story())
+
+
+def test_a_redis_turned_replica_refuses_writes_with_503_and_the_delivery_log_waits(kafka_broker, test_ca,
+                                                                                    tmp_path):
+    """No sentinel: REDIS_URL's Redis is made a replica (REPLICAOF, as an operator's switch-over does, which keeps
+    its clients connected). Its writes are refused with READONLY: the API answers 503 with a JSON error (it tries
+    once more on a new connection first), the dispatcher still delivers to cached subscribers and keeps their
+    delivery-log records instead of dropping them. When it is master again, the records are written and the API
+    works."""
+    primary = RedisServer().start()
+    other = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]).start()
+    s = None
+    try:
+        s = Stack(primary, kafka_broker, test_ca, str(tmp_path))
+        rcv = s.receiver()
+        org = s.new_org()
+        hook = s.api.create_webhook(org, rcv.url("/log"), "time.entry.created")
+        d = s.dispatcher().wait_ready()
+        s.api.post_events([{"type": "time.entry.created", "organization_id": org, "data": {"id": 1}}])
+        assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+        log_key = f"hookd:deliveries:{hook['id']}"
+        wait_until(lambda: primary.cli("LLEN", log_key) == "1", 10, what="the first attempt in the delivery log")
+        RedisSentinelSet.wait_in_sync(other)
+
+        other.cli("REPLICAOF", "NO", "ONE")  # the switch-over: the other one is master, ours its replica
+        primary.cli("REPLICAOF", "127.0.0.1", str(other.port))
+        RedisSentinelSet.wait_in_sync(primary)
+        s.api.post_events([{"type": "time.entry.created", "organization_id": org, "data": {"id": 2}}])
+        assert rcv.wait_for(lambda reqs: len(reqs) == 2, 20)
+        wait_until(lambda: any(line.get("msg", "").startswith("redis refused a write") for line in d.proc.log_lines()),
+                   10, what="the refused delivery-log write")
+        status, body = http("POST", s.api.url + "/api/v1/webhooks",
+                            {"url": rcv.url("/refused"), "event_type": "time.entry.created"},
+                            token=s.api.org_token(org))
+        assert status == 503 and body["message"], (status, body)
+        assert primary.cli("LLEN", log_key) == "1"
+
+        primary.cli("REPLICAOF", "NO", "ONE")  # back: ours is master again (with the other's data, the same)
+        wait_until(lambda: primary.cli("LLEN", log_key) == "2", memcheck.scaled(15),
+                   what=f"the record held while Redis was a replica\n{d.proc.tail()}")
+        create_when_possible(s, org, rcv.url("/taken"), "time.entry.created")
+        assert d.proc.running and s.api.proc.running
+    finally:
+        if s is not None:
+            s.close()
+        for r in (primary, other):
+            r.stop()
+            r.cleanup()
+
+
+def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
+    """REDIS_SENTINELS names a sentinel nobody runs: the dispatcher starts, says why in its log and /readyz says
+    Redis is not ok, as with an unreachable Redis."""
+    metrics = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, REDIS_URL="redis://unused/0", REDIS_SENTINELS=f"127.0.0.1:{free_port()}",
+               REDIS_SENTINEL_MASTER="hookd", METRICS_ADDR=metrics, KAFKA_BROKERS="127.0.0.1:1", LOG_LEVEL="info")
+    log = tmp_path / "dispatcher.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-no-sentinel", str(tmp_path)),
+                             env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "redis master unknown: no sentinel answered" in log.read_text(), memcheck.scaled(20),
+                   what="the reason in the log")
+
+        def readyz():
+            try:
+                return http("GET", f"http://{metrics}/readyz")
+            except OSError:  # not listening yet
+                return None, None
+
+        wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
+        assert readyz()[1]["checks"]["redis"] != "ok"
+    finally:
+        p.terminate()
+        p.wait(timeout=memcheck.scaled(30))
+
+
+@pytest.mark.parametrize("binary", ["producer-api", "dispatcher"])
+@pytest.mark.parametrize("sentinels, master, why", [
+    ("127.0.0.1:26379", None, "REDIS_SENTINEL_MASTER"),
+    ("127.0.0.1:26379,,x:1", "hookd", "REDIS_SENTINELS must be host[:port]"),
+    ("::1:26379", "hookd", "REDIS_SENTINELS must be host[:port]"),
+    ("h:0", "hookd", "REDIS_SENTINELS must be host[:port]"),
+])
+def test_sentinel_settings_are_checked_at_start(binary, sentinels, master, why):
+    env = dict(os.environ, REDIS_URL="redis://unused/0", REDIS_SENTINELS=sentinels, KAFKA_BROKERS="127.0.0.1:1",
+               METRICS_ADDR=f"127.0.0.1:{free_port()}", LISTEN_ADDR=f"127.0.0.1:{free_port()}")
+    env.pop("REDIS_SENTINEL_MASTER", None)
+    if master is not None:
+        env["REDIS_SENTINEL_MASTER"] = master
+    out = subprocess.run([str(BIN / binary)], env=env, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and why in out.stderr, out.stderr
