@@ -169,7 +169,7 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/e2e/test_delivery.py::test_new_connections_resume_the_tls_session \
                   tests/e2e/test_process.py::test_health_ready_and_metrics \
                   tests/e2e/test_redis_tls.py::test_webhooks_and_deliveries_over_a_tls_only_redis \
-                  tests/e2e/test_redis_sentinel.py::test_webhooks_and_deliveries_follow_a_sentinel_failover \
+                  tests/e2e/test_redis_sentinel.py::test_webhooks_and_deliveries_follow_a_sentinel_failover[plain] \
                   tests/e2e/test_redis_sentinel.py::test_a_redis_turned_replica_refuses_writes_with_503_and_the_delivery_log_waits \
                   tests/api/test_webhooks_api.py::test_create_returns_the_webhook_object \
                   tests/api/test_webhooks_api.py::test_list_pages_newest_first \

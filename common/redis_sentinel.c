@@ -109,6 +109,17 @@ const char *redis_sentinels_master(const redis_sentinels *s)
     return s->master;
 }
 
+int redis_sentinels_count(const redis_sentinels *s)
+{
+    return s->count;
+}
+
+const char *redis_sentinels_at(const redis_sentinels *s, int i, int *port)
+{
+    *port = s->at[i].port;
+    return s->at[i].host;
+}
+
 /* Asks sentinel i. Returns 0 with the master's address, or -1 with a reason in errbuf. */
 static int ask(redis_sentinels *s, int i, const redis_tls_files *tls, char *host, size_t hostlen, int *port,
                char *errbuf, size_t errlen)

@@ -41,6 +41,10 @@ void redis_sentinels_free(redis_sentinels *s);
 /* The master name asked about (REDIS_SENTINEL_MASTER). Owned by s. */
 const char *redis_sentinels_master(const redis_sentinels *s);
 
+/* How many sentinels s has, and the i-th one's host (owned by s) and *port, in REDIS_SENTINELS's order. */
+int redis_sentinels_count(const redis_sentinels *s);
+const char *redis_sentinels_at(const redis_sentinels *s, int i, int *port);
+
 /* Asks the sentinels in turn, the one that answered last first, where the master is; tls is NULL for plain
  * connections. Returns 0 with its address in host (hostlen bytes) and *port, or -1 with the last sentinel's reason
  * in errbuf (none reachable, none knows the name, a refused AUTH). */

@@ -15,9 +15,9 @@ from support import memcheck
 from support.services import RedisServer, RedisSentinelSet, free_port
 
 
-@pytest.fixture
-def sentinel_set():
-    s = RedisSentinelSet()
+@pytest.fixture(params=["plain"])
+def sentinel_set(request, test_ca):
+    s = RedisSentinelSet(tls=test_ca if request.param == "tls" else None)
     s.start()
     try:
         yield s
@@ -48,10 +48,12 @@ def create_when_possible(s, org, url, event_type, timeout=20.0):
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("sentinel_set", ["plain", "tls"], indirect=True)
 def test_webhooks_and_deliveries_follow_a_sentinel_failover(sentinel_stack, sentinel_set):
     """A failover (SENTINEL FAILOVER): the replica becomes master, the old master its replica. Webhooks created
     after it are written to the new master, the dispatcher reads the change there and delivers to old and new
-    webhooks alike; nothing is written to the old master."""
+    webhooks alike; nothing is written to the old master. With TLS (rediss://) the sentinels are asked over TLS
+    too, with the same CA."""
     s = sentinel_stack
     first = sentinel_set.master()
     rcv = s.receiver()

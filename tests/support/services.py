@@ -215,17 +215,19 @@ class RedisSentinelSet:
     replica of it and one redis-sentinel watching them (quorum 1, a master is down after 1 s of silence), each a
     private process on loopback. url is the master's redis:// URL as it was at start (what a client that knows no
     sentinel keeps using); client_env() names the sentinel and the master's name, so hookd asks which one is master
-    now. cli() runs on the current master."""
+    now. cli() runs on the current master. With tls (a TestCA) all three take TLS only, replication included, and
+    the URL is rediss://."""
 
     NAME = "hookd"
 
-    def __init__(self):
-        self.first = RedisServer()
+    def __init__(self, tls=None):
+        self.tls = tls
+        self.first = RedisServer(tls=tls)
         self.second: Optional[RedisServer] = None
         self.sentinel_port = free_port()
+        self.dead_sentinel_port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hookd-sentinel-", dir="/tmp"))
         self.proc: Optional[subprocess.Popen] = None
-        self.tls = None
         atexit.register(self.cleanup)
 
     @property
@@ -237,14 +239,21 @@ class RedisSentinelSet:
         return self.first.url
 
     def client_env(self) -> Dict[str, str]:
-        return {"REDIS_SENTINELS": f"127.0.0.1:{self.sentinel_port}", "REDIS_SENTINEL_MASTER": self.NAME}
+        # a sentinel nobody runs comes first: clients must go on to the next one
+        return {"REDIS_SENTINELS": f"127.0.0.1:{self.dead_sentinel_port},127.0.0.1:{self.sentinel_port}",
+                "REDIS_SENTINEL_MASTER": self.NAME, **self.first.client_env()}
 
     def start(self) -> "RedisSentinelSet":
         self.first.start()
-        self.second = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(self.first.port)]).start()
+        self.second = RedisServer(tls=self.tls, extra_args=["--replicaof", "127.0.0.1", str(self.first.port),
+                                                            *(["--tls-replication", "yes"] if self.tls else [])])
+        self.second.start()
         self.wait_in_sync(self.second)
         conf = self.dir / "sentinel.conf"
-        conf.write_text(f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.dir}\n"
+        listen = (f"port 0\ntls-port {self.sentinel_port}\ntls-cert-file {self.tls.server_cert}\n"
+                  f"tls-key-file {self.tls.server_key}\ntls-ca-cert-file {self.tls.ca_cert}\ntls-auth-clients no\n"
+                  f"tls-replication yes\n" if self.tls else f"port {self.sentinel_port}\n")
+        conf.write_text(f"{listen}bind 127.0.0.1\ndir {self.dir}\n"
                         f"sentinel monitor {self.NAME} 127.0.0.1 {self.first.port} 1\n"
                         f"sentinel down-after-milliseconds {self.NAME} 1000\n"
                         f"sentinel failover-timeout {self.NAME} 10000\n")
@@ -276,7 +285,8 @@ class RedisSentinelSet:
         raise RuntimeError(f"replica on {replica.port} did not sync:\n{_tail(replica.log_path)}")
 
     def sentinel_cli(self, *args: str) -> str:
-        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.sentinel_port), *map(str, args)],
+        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.sentinel_port),
+                              *(["--tls", "--cacert", self.tls.ca_cert] if self.tls else []), *map(str, args)],
                              stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=True)
         return out.stdout.decode(errors="replace").strip()
 
