@@ -20,8 +20,8 @@ scenario ran; a subset (FAULT_ONLY) writes build/faults/RELIABILITY-partial.md. 
 pair, failed one of its checks or could not run.
 
 Environment:
-  FAULT_EVENTS   events in scenario 1 (default 8000); scenarios 2, 3, 5, 6 use a quarter, scenario 4 a fortieth
-  FAULT_ONLY     comma-separated scenario numbers to run (default: 1-7; 8, a client that repeats a batch while
+  FAULT_EVENTS   events in scenario 1 (default 8000); scenarios 2, 3, 5, 6, 9 use a quarter, scenario 4 a fortieth
+  FAULT_ONLY     comma-separated scenario numbers to run (default: 1-7 and 9; 8, a client that repeats a batch while
                  Kafka is down, is opt-in for its ~90 s; fixed, docs/RELIABILITY.md finding 1)
   FAULT_SETTLE   seconds to wait for the last deliveries of a scenario (default 180)
   FAULT_SEED     random seed (default: random; printed)
@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.receiver import TestCA  # noqa: E402
-from support.services import AofRedis, KafkaBroker, free_port, kcat_path  # noqa: E402
+from support.services import AofRedis, KafkaBroker, RedisSentinelSet, free_port, kcat_path  # noqa: E402
 from fault_receiver import FaultReceiver  # noqa: E402
 
 BIN = Path(os.environ.get("HOOKD_BIN", REPO / "bin"))
@@ -195,8 +195,9 @@ class World:
 class Stack:
     """One scenario: producer-api with its own topic prefix, a consumer group, webhooks, receivers."""
 
-    def __init__(self, world: World, name: str, retry: bool = True):
+    def __init__(self, world: World, name: str, retry: bool = True, redis=None):
         self.world = world
+        self.redis = redis or world.redis  # a RedisSentinelSet in scenario 9: its client_env() names the sentinels
         self.name = name
         self.workdir = world.dir / name
         self.workdir.mkdir()
@@ -206,7 +207,8 @@ class Stack:
         self.http = requests.Session()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.api_env = dict(os.environ, REDIS_URL=world.redis.url, KAFKA_BROKERS=world.kafka.bootstrap,
+        self.api_env = dict(os.environ, REDIS_URL=self.redis.url, **self.redis.client_env(),
+                            KAFKA_BROKERS=world.kafka.bootstrap,
                             TOPIC_PREFIX=self.prefix, TOPIC_PARTITIONS=str(PARTITIONS),
                             LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn")
         self.api = Proc("producer-api", [str(BIN / "producer-api")], self.api_env, self.workdir)
@@ -330,7 +332,8 @@ class Stack:
     # dispatchers
     def dispatcher(self, name: str, **env: str) -> Proc:
         mport = free_port()
-        e = dict(os.environ, KAFKA_BROKERS=self.world.kafka.bootstrap, REDIS_URL=self.world.redis.url,
+        e = dict(os.environ, KAFKA_BROKERS=self.world.kafka.bootstrap, REDIS_URL=self.redis.url,
+                 **self.redis.client_env(),
                  KAFKA_GROUP=self.group, TOPIC_PREFIX=self.prefix, METRICS_ADDR=f"127.0.0.1:{mport}",
                  RECEIVER_CA_FILE=self.world.ca.ca_cert, ALLOW_PRIVATE_TARGETS="1", DELIVERY_TIMEOUT="10s",
                  SHUTDOWN_GRACE="15s", KAFKA_SESSION_TIMEOUT_MS="6000", KAFKA_HEARTBEAT_INTERVAL_MS="500",
@@ -602,6 +605,52 @@ def s3_redis_restart(world: World, n: int) -> dict:
         s.close()
 
 
+def s9_redis_failover(world: World, n: int) -> dict:
+    """The Redis master is killed -9 mid-run; Redis Sentinel promotes its replica. producer-api and the dispatcher
+    know only the sentinels (REDIS_SENTINELS); events keep being posted through the failover."""
+    sset = RedisSentinelSet().start()
+    s = None
+    try:
+        s = Stack(world, "s9-redis-failover", redis=sset)
+        rcv = s.receiver()
+        rcv.set_mode("ok", 0.01)  # a little slower, so the backlog outlives the failover
+        orgs = s.setup_hooks([(rcv, "a"), (rcv, "b")])
+        d = s.wait_ready(s.dispatcher("d1"))
+        old = sset.master()
+        replicated = old.cli("WAIT", "1", "5000") == "1"  # replication is asynchronous: registrations first
+        s.post(s.events(orgs, n // 2))
+        delivered_progress(s, 0.15, SETTLE, "15% delivered before the master is killed")
+        before = s.delivered_count()
+        t = time.monotonic()
+        old.proc.kill()
+        old.proc.wait()
+        new = next(r for r in sset.servers if r is not old)
+        s.post(s.events(orgs, n - n // 2))  # 503 with Retry-After until a master is there again, then 202
+        posted_after = time.monotonic() - t
+        sset.wait_for_master(new, 60)
+        promoted = time.monotonic() - t
+        during = s.delivered_count() - before
+        survived = 0
+        for wid, org in s.hook_org.items():
+            r = wait_until(lambda: _get_hook(s, org, wid), 30, f"GET webhook {wid}")
+            if r.status_code == 200 and r.json().get("url", "").endswith(s.hook_path[wid]):
+                survived += 1
+        s.settle()
+        notes = [f"master killed; replica promoted {promoted:.1f} s later; the second half accepted "
+                 f"{posted_after:.1f} s after the kill", f"{during} pairs delivered meanwhile",
+                 f"{survived}/{len(s.hook_org)} webhooks read back from the new master"]
+        checks = [("registrations replicated before the kill", replicated),
+                  ("every registration read back from the new master", survived == len(s.hook_org)),
+                  ("no batch given up", not s.post_stats.get("batches given up")),
+                  ("every 503 had Retry-After", not s.post_stats.get("503 without Retry-After")),
+                  ("dispatcher survived", d.running)]
+        return s.row("9. Redis master killed -9, Sentinel fails over mid-run", checks, notes)
+    finally:
+        if s is not None:
+            s.close()
+        sset.cleanup()
+
+
 def _get_hook(s: Stack, org: int, wid: int):
     try:
         r = s.http.get(f"{s.url}/api/v1/webhooks/{wid}", headers={"Authorization": f"Bearer {s.org_token(org)}"},
@@ -802,12 +851,14 @@ def main() -> int:
     plan = [(1, lambda w: s1_kill9(w, n1)), (2, lambda w: s2_kafka_stop(w, nq)),
             (3, lambda w: s3_redis_restart(w, nq)), (4, lambda w: s4_bad_receivers(w, n4, retries)),
             (5, lambda w: s5_group_failover(w, nq)), (6, lambda w: s6_sigterm(w, nq)),
-            (7, lambda w: s7_never_recovers(w, 100)), (8, lambda w: s8_impatient_client(w, 20))]
+            (7, lambda w: s7_never_recovers(w, 100)), (8, lambda w: s8_impatient_client(w, 20)),
+            (9, lambda w: s9_redis_failover(w, nq))]
     titles = {1: "1. kill -9 the dispatcher ×5 mid-run", 2: "2. Kafka broker stopped 10 s mid-run",
               3: "3. Redis (AOF) restarted mid-run", 4: "4. receivers 500 / time out / reset / wrong-name cert",
               5: "5. two dispatchers in a group, one killed -9", 6: "6. SIGTERM during load",
-              7: "7. a receiver that never recovers", 8: "8. (opt-in) impatient client while Kafka is down"}
-    log(f"seed {SEED}; events: scenario 1 {n1}, scenarios 2/3/5/6 {nq}, scenario 4 {n4}; retries "
+              7: "7. a receiver that never recovers", 8: "8. (opt-in) impatient client while Kafka is down",
+              9: "9. Redis master killed -9, Sentinel fails over"}
+    log(f"seed {SEED}; events: scenario 1 {n1}, scenarios 2/3/5/6/9 {nq}, scenario 4 {n4}; retries "
         f"{'on (' + SCHEDULE + ')' if retries else 'NOT in this dispatcher'}")
     world = World()
     rows = []
@@ -834,7 +885,7 @@ def main() -> int:
     elapsed = time.monotonic() - T0
     header = (f"hookd fault injection — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, seed {SEED}, "
               f"{os.cpu_count()} CPUs, {elapsed:.0f} s in all. Sizes: scenario 1 {n1} events "
-              f"(FAULT_EVENTS={n1}), scenarios 2/3/5/6 {nq}, scenario 4 {n4}; "
+              f"(FAULT_EVENTS={n1}), scenarios 2/3/5/6/9 {nq}, scenario 4 {n4}; "
               f"{len(TYPES)} event types × {ORGS} organizations, {HOOKS_PER_TYPE} webhooks per (organization, type) "
               f"(4 in scenario 4, one per faulty receiver); RETRY_SCHEDULE={SCHEDULE}.")
     text = table(rows, header)
