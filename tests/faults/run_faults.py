@@ -585,11 +585,7 @@ def s3_redis_restart(world: World, n: int) -> dict:
         world.redis.start()
         down = time.monotonic() - t
         # registrations made before the restart survive it (and so do the tokens used to read them)
-        survived = 0
-        for wid, org in s.hook_org.items():
-            r = wait_until(lambda: _get_hook(s, org, wid), 30, f"GET webhook {wid}")
-            if r.status_code == 200 and r.json().get("url", "").endswith(s.hook_path[wid]):
-                survived += 1
+        survived = _hooks_read_back(s)
         second = s.events(orgs, n - n // 2)
         s.post(second)
         s.settle()
@@ -630,11 +626,7 @@ def s9_redis_failover(world: World, n: int) -> dict:
         sset.wait_for_master(new, 60)
         promoted = time.monotonic() - t
         during = s.delivered_count() - before
-        survived = 0
-        for wid, org in s.hook_org.items():
-            r = wait_until(lambda: _get_hook(s, org, wid), 30, f"GET webhook {wid}")
-            if r.status_code == 200 and r.json().get("url", "").endswith(s.hook_path[wid]):
-                survived += 1
+        survived = _hooks_read_back(s)
         s.settle()
         notes = [f"master killed; replica promoted {promoted:.1f} s later; the second half accepted "
                  f"{posted_after:.1f} s after the kill", f"{during} pairs delivered meanwhile",
@@ -649,6 +641,17 @@ def s9_redis_failover(world: World, n: int) -> dict:
         if s is not None:
             s.close()
         sset.cleanup()
+
+
+def _hooks_read_back(s: Stack) -> int:
+    """How many of the scenario's webhooks GET /api/v1/webhooks/{id} returns with their URL (each retried for 30 s
+    while the API answers nothing)."""
+    survived = 0
+    for wid, org in s.hook_org.items():
+        r = wait_until(lambda: _get_hook(s, org, wid), 30, f"GET webhook {wid}")
+        if r.status_code == 200 and r.json().get("url", "").endswith(s.hook_path[wid]):
+            survived += 1
+    return survived
 
 
 def _get_hook(s: Stack, org: int, wid: int):

@@ -56,6 +56,18 @@ def kcat_path() -> Optional[str]:
     return shutil.which("kcat") or shutil.which("kafkacat")
 
 
+def terminate(proc: Optional[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM proc and wait for it; SIGKILL after timeout seconds. None or an ended process: nothing to do."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -171,16 +183,9 @@ class RedisServer:
             self.proc.send_signal(signal.SIGCONT)
 
     def _kill(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a frozen server would not act on SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def stop(self) -> None:
@@ -323,13 +328,7 @@ class RedisSentinelSet:
         return new
 
     def cleanup(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         for r in self.servers:
             r.cleanup()
