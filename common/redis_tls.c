@@ -210,6 +210,13 @@ static void note_end(redis_tls *t, int e)
 {
     if (e == SSL_ERROR_ZERO_RETURN)
         return;
+    if (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        /* the server closed TCP without TLS's close_notify, as redis-server does when it stops or restarts (or
+         * kills a client): one line per connection, the next command's reconnect says the rest */
+        ERR_clear_error();
+        log_json(LOG_INFO, "redis TLS connection closed by the server", "{s:s}", "host", t->host);
+        return;
+    }
     char why[200];
     int err = errno;
     ssl_error_text(e == SSL_ERROR_SYSCALL ? (err != 0 ? strerror(err) : "connection closed") : "TLS error", why,

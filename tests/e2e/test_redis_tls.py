@@ -57,8 +57,9 @@ def test_webhooks_and_deliveries_over_a_tls_only_redis(tls_stack, tls_redis):
 
 
 def test_a_restarted_tls_redis_is_reached_again(tls_stack, tls_redis):
-    """A Redis restart closes every TLS connection: each relay ends with its connection, and the next command
-    opens a new one (new TCP connection, new handshake)."""
+    """A Redis restart closes every TLS connection: each relay ends with its connection (redis-server closes
+    without close_notify: logged at info, as the expected end it is), and the next command opens a new one (new
+    TCP connection, new handshake)."""
     s = tls_stack
     rcv = s.receiver()
     d = s.dispatcher().wait_ready()
@@ -71,6 +72,10 @@ def test_a_restarted_tls_redis_is_reached_again(tls_stack, tls_redis):
     wait_until(lambda: http("GET", d.url("/readyz"))[0] == 200, memcheck.scaled(20), what="dispatcher ready again")
     s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 3}}])
     assert rcv.wait_for(lambda reqs: len(reqs) == 1, 30)
+    # the server closed its connections without close_notify: an info line each, not a warning
+    msgs = [line.get("msg") for line in d.proc.log_lines()]
+    assert "redis TLS connection closed by the server" in msgs, d.proc.tail()
+    assert "redis TLS connection ended" not in msgs, d.proc.tail()
 
 
 @pytest.mark.parametrize("ca", ["none", "wrong name"])
