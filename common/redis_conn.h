@@ -32,6 +32,20 @@
 
 typedef struct redis_conn redis_conn;
 
+/* The --help rows (config_var initializers, config.h) of the settings redis_conn_open reads from the environment
+ * besides the URL, for the tables of both binaries. */
+#define REDIS_CONN_CONFIG_VARS \
+    {"REDIS_CA_FILE", "", "PEM file of extra CAs trusted for a rediss:// server, added to the system's"}, \
+    {"REDIS_CLIENT_CERT_FILE", "", \
+     "PEM client certificate (chain allowed) for a rediss:// server that asks for one " \
+     "(with REDIS_CLIENT_KEY_FILE)"}, \
+    {"REDIS_CLIENT_KEY_FILE", "", "PEM private key of REDIS_CLIENT_CERT_FILE (unencrypted)"}, \
+    {"REDIS_SENTINELS", "", \
+     "Redis Sentinel addresses (host[:port],...; port 26379 by default): the master is asked of them " \
+     "at each connect"}, \
+    {"REDIS_SENTINEL_MASTER", "", "name of the master the sentinels monitor (required with REDIS_SENTINELS)"}, \
+    {"REDIS_SENTINEL_PASSWORD", "", "AUTH password of sentinels that require one (empty: none)"},
+
 /* redis_gate — lets the connections that share it fail at once while Redis is known to hang.
  *
  * A Redis that accepts connections but does not answer costs each command a REDIS_CONN_TIMEOUT_MS wait. Where
@@ -55,9 +69,11 @@ int redis_gate_open(redis_gate *gate);
 /* 1 while the gate is closed. */
 int redis_gate_closed(redis_gate *gate);
 
-/* Parses url and connects. Returns NULL with a reason in errbuf only when the URL is invalid (or, for rediss://,
- * REDIS_CA_FILE or the client certificate's files are set but unreadable, or only one of the latter is set); an unreachable server, or one whose certificate does not verify, is not an
- * error here (the first command reports it). The caller frees with redis_conn_close(). */
+/* Parses url and connects. Returns NULL with a reason in errbuf only when a setting is invalid: the URL; for
+ * rediss://, REDIS_CA_FILE or the client certificate's files set but unreadable, or only one of the latter set;
+ * REDIS_SENTINELS malformed or without REDIS_SENTINEL_MASTER. An unreachable server (or sentinel), or one whose
+ * certificate does not verify, is not an error here (the first command reports it). The caller frees with
+ * redis_conn_close(). */
 redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen);
 
 /* Closes the connection and frees conn. NULL is ignored. */

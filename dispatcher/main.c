@@ -7,6 +7,7 @@
  * metrics_server (HTTP on its own thread).
  */
 #include "config.h"
+#include "redis_conn.h"
 #include "consumer.h"
 #include "delivery.h"
 #include "dispatch.h"
@@ -47,14 +48,7 @@ static const config_var vars[] = {
      "1: a Kafka consumer (group member) per event topic, so a fetch names one topic's partitions; 0: one for all"},
     {"REDIS_URL", "redis://127.0.0.1:6379/0",
      "Redis holding the webhook registrations (redis://[[user]:password@]host[:port][/db]; rediss:// for TLS)"},
-    {"REDIS_CA_FILE", "", "PEM file of extra CAs trusted for a rediss:// server, added to the system's"},
-    {"REDIS_CLIENT_CERT_FILE", "",
-     "PEM client certificate (chain allowed) for a rediss:// server that asks for one (with REDIS_CLIENT_KEY_FILE)"},
-    {"REDIS_CLIENT_KEY_FILE", "", "PEM private key of REDIS_CLIENT_CERT_FILE (unencrypted)"},
-    {"REDIS_SENTINELS", "",
-     "Redis Sentinel addresses (host[:port],...; port 26379 by default): the master is asked of them at each connect"},
-    {"REDIS_SENTINEL_MASTER", "", "name of the master the sentinels monitor (required with REDIS_SENTINELS)"},
-    {"REDIS_SENTINEL_PASSWORD", "", "AUTH password of sentinels that require one (empty: none)"},
+    REDIS_CONN_CONFIG_VARS
     {"RECEIVER_CA_FILE", "", "PEM file of extra CAs trusted for receivers, added to the system bundle"},
     {"DELIVERY_TIMEOUT", "10s", "time limit of one delivery attempt (e.g. 500ms, 10s)"},
     {"DELIVERY_THREADS", "2", "threads running the HTTP deliveries (1-64; Kafka and dispatch stay on the main thread)"},

@@ -7,6 +7,7 @@
  */
 #include "api_metrics.h"
 #include "config.h"
+#include "redis_conn.h"
 #include "delivery_http.h"
 #include "event_producer.h"
 #include "events_api.h"
@@ -31,14 +32,7 @@ static const config_var producer_api_vars[] = {
     {"LISTEN_ADDR", "0.0.0.0:8080", "address the HTTP API listens on"},
     {"REDIS_URL", DEFAULT_REDIS_URL,
      "Redis holding webhooks and tokens (redis://[[user]:password@]host[:port][/db]; rediss:// for TLS)"},
-    {"REDIS_CA_FILE", "", "PEM file of extra CAs trusted for a rediss:// server, added to the system's"},
-    {"REDIS_CLIENT_CERT_FILE", "",
-     "PEM client certificate (chain allowed) for a rediss:// server that asks for one (with REDIS_CLIENT_KEY_FILE)"},
-    {"REDIS_CLIENT_KEY_FILE", "", "PEM private key of REDIS_CLIENT_CERT_FILE (unencrypted)"},
-    {"REDIS_SENTINELS", "",
-     "Redis Sentinel addresses (host[:port],...; port 26379 by default): the master is asked of them at each connect"},
-    {"REDIS_SENTINEL_MASTER", "", "name of the master the sentinels monitor (required with REDIS_SENTINELS)"},
-    {"REDIS_SENTINEL_PASSWORD", "", "AUTH password of sentinels that require one (empty: none)"},
+    REDIS_CONN_CONFIG_VARS
     {"KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers"},
     {"TOPIC_PREFIX", "webhooks.", "prefix of the per-event-type topics"},
     {"TOPIC_PARTITIONS", "12", "partitions of the topics producer-api creates"},
