@@ -249,18 +249,17 @@ static int handshake(redisContext *ctx, int argc, const char **argv)
 static int check_master_role(redis_conn *conn, redisContext *ctx)
 {
     redisReply *reply = redisCommand(ctx, "ROLE");
-    int master = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                 reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    const char *role = reply == NULL                    ? ctx->errstr /* no answer */
+                       : reply->type == REDIS_REPLY_ERROR ? reply->str /* e.g. LOADING */
+                       : reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                               reply->element[0]->type == REDIS_REPLY_STRING
+                           ? reply->element[0]->str /* master, slave, sentinel */
+                           : "?";
+    int master = strcmp(role, "master") == 0;
     if (!master)
         log_json(LOG_WARN, "redis server named by the sentinels is not the master (yet): asking again later",
                  "{s:s, s:s, s:i, s:s}", "master", redis_sentinels_master(conn->sentinels), "host", conn->host,
-                 "port", conn->port, "role",
-                 reply == NULL                                   ? ctx->errstr
-                 : reply->type == REDIS_REPLY_ERROR              ? reply->str
-                 : reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                         reply->element[0]->type == REDIS_REPLY_STRING
-                     ? reply->element[0]->str
-                     : "?");
+                 "port", conn->port, "role", role);
     if (reply != NULL)
         freeReplyObject(reply);
     return master ? 0 : -1;

@@ -4,6 +4,7 @@ A real master, its replica and a redis-sentinel (tests/support/services.py, Redi
 the dispatcher get REDIS_SENTINELS and REDIS_SENTINEL_MASTER, and REDIS_URL naming the first master: a client that
 knew no sentinel would keep writing there after a failover, and be refused (READONLY) or find nobody."""
 
+import json
 import os
 import subprocess
 import time
@@ -192,6 +193,57 @@ def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
     finally:
         p.terminate()
         p.wait(timeout=memcheck.scaled(30))
+
+
+def test_a_server_the_sentinel_calls_master_but_that_is_a_replica_is_not_used(tmp_path):
+    """A sentinel's answer can be stale (mid-failover) or wrong (it monitors a replica's address): hookd checks ROLE
+    on every connection it opens through the sentinels, and uses none whose server is not the master: the reason is
+    logged, /readyz says Redis is not ok, and nothing is read from or written to the replica."""
+    master = RedisServer().start()
+    replica = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
+    sentinel_dir = tmp_path / "sentinel"
+    sentinel_dir.mkdir()
+    sentinel_port = free_port()
+    conf = sentinel_dir / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {sentinel_dir}\n"
+                    f"sentinel monitor hookd 127.0.0.1 {replica.port} 1\n")  # the replica's address, as "master"
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = f"127.0.0.1:{free_port()}"
+    log = tmp_path / "dispatcher.log"
+    p = None
+    try:
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(sentinel_port), "SENTINEL",
+                                           "get-master-addr-by-name", "hookd"], capture_output=True,
+                                          text=True).stdout.split()[1:2] == [str(replica.port)], 10,
+                   what="the sentinel naming the replica")
+        env = dict(os.environ, REDIS_URL="redis://unused/0", REDIS_SENTINELS=f"127.0.0.1:{sentinel_port}",
+                   REDIS_SENTINEL_MASTER="hookd", METRICS_ADDR=metrics, KAFKA_BROKERS="127.0.0.1:1",
+                   LOG_LEVEL="info")
+        with open(log, "wb") as out:
+            p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-replica", str(tmp_path)),
+                                 env=env, stdout=out, stderr=subprocess.STDOUT)
+        wait_until(lambda: "is not the master (yet)" in log.read_text(), memcheck.scaled(20), what="the refusal")
+        line = next(json.loads(x) for x in log.read_text().splitlines() if "is not the master (yet)" in x)
+        assert line["role"] == "slave" and line["port"] == replica.port, line
+
+        def readyz():
+            try:
+                return http("GET", f"http://{metrics}/readyz")
+            except OSError:  # not listening yet
+                return None, None
+
+        wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
+        assert readyz()[1]["checks"]["redis"] != "ok"
+    finally:
+        if p is not None:
+            p.terminate()
+            p.wait(timeout=memcheck.scaled(30))
+        sentinel.terminate()
+        sentinel.wait(timeout=10)
+        for r in (replica, master):
+            r.stop()
+            r.cleanup()
 
 
 @pytest.mark.parametrize("binary", ["producer-api", "dispatcher"])
