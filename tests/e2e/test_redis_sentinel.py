@@ -49,6 +49,21 @@ def create_when_possible(s, org, url, event_type, timeout=20.0):
         time.sleep(0.2)
 
 
+def deliver_one_and_replicate(s, master, rcv, org, path, event_type):
+    """Creates a webhook at path, starts a dispatcher, delivers one event to it and waits until that attempt's
+    delivery-log record is on master and on its replica (WAIT): replication is asynchronous, so what a master takes
+    between its replica's promotion and its own demotion is lost with it (as with any Redis failover;
+    min-replicas-to-write bounds that), and a test must not count on it. Returns (webhook, dispatcher, log key)."""
+    hook = s.api.create_webhook(org, rcv.url(path), event_type)
+    d = s.dispatcher().wait_ready()
+    s.api.post_events([{"type": event_type, "organization_id": org, "data": {"id": 1}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
+    log_key = f"hookd:deliveries:{hook['id']}"
+    wait_until(lambda: master.cli("LLEN", log_key) == "1", memcheck.scaled(10), what="the first attempt's record")
+    assert master.cli("WAIT", "1", "5000") == "1"
+    return hook, d, log_key
+
+
 @pytest.mark.parametrize("sentinel_set", ["plain", "tls"], indirect=True)
 def test_webhooks_and_deliveries_follow_a_sentinel_failover(sentinel_stack, sentinel_set):
     """A failover (SENTINEL FAILOVER): the replica becomes master, the old master its replica. Webhooks created
@@ -59,16 +74,7 @@ def test_webhooks_and_deliveries_follow_a_sentinel_failover(sentinel_stack, sent
     first = sentinel_set.master()
     rcv = s.receiver()
     org = s.new_org()
-    before = s.api.create_webhook(org, rcv.url("/before"), "project.created")
-    d = s.dispatcher().wait_ready()
-    s.api.post_events([{"type": "project.created", "organization_id": org, "data": {"id": 1}}])
-    assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
-    # the first attempt's delivery-log record is on the replica before the failover: replication is asynchronous,
-    # so what the old master takes between the replica's promotion and its own demotion is lost (as with any
-    # Redis failover; min-replicas-to-write bounds it)
-    log_key = f"hookd:deliveries:{before['id']}"
-    wait_until(lambda: first.cli("LLEN", log_key) == "1", memcheck.scaled(10), what="the first record")
-    assert first.cli("WAIT", "1", "5000") == "1"
+    before, d, log_key = deliver_one_and_replicate(s, first, rcv, org, "/before", "project.created")
 
     new = sentinel_set.failover()
     assert new is not first
@@ -132,15 +138,8 @@ def test_a_redis_turned_replica_refuses_writes_with_503_and_the_delivery_log_wai
         s = Stack(primary, kafka_broker, test_ca, str(tmp_path))
         rcv = s.receiver()
         org = s.new_org()
-        hook = s.api.create_webhook(org, rcv.url("/log"), "time.entry.created")
-        d = s.dispatcher().wait_ready()
-        s.api.post_events([{"type": "time.entry.created", "organization_id": org, "data": {"id": 1}}])
-        assert rcv.wait_for(lambda reqs: len(reqs) == 1, 20)
-        log_key = f"hookd:deliveries:{hook['id']}"
-        wait_until(lambda: primary.cli("LLEN", log_key) == "1", memcheck.scaled(10),
-                   what="the first attempt in the delivery log")
         RedisSentinelSet.wait_in_sync(other)
-        assert primary.cli("WAIT", "1", "5000") == "1"  # the other one has it all before the switch-over
+        _, d, log_key = deliver_one_and_replicate(s, primary, rcv, org, "/log", "time.entry.created")
 
         other.cli("REPLICAOF", "NO", "ONE")  # the switch-over: the other one is master, ours its replica
         primary.cli("REPLICAOF", "127.0.0.1", str(other.port))
@@ -168,6 +167,18 @@ def test_a_redis_turned_replica_refuses_writes_with_503_and_the_delivery_log_wai
             r.cleanup()
 
 
+def wait_until_redis_not_ready(metrics: str) -> None:
+    """Waits until the dispatcher whose ops port is at metrics answers /readyz 503, saying Redis is not ok."""
+    def readyz():
+        try:
+            return http("GET", f"http://{metrics}/readyz")
+        except OSError:  # not listening yet
+            return None, None
+
+    wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
+    assert readyz()[1]["checks"]["redis"] != "ok"
+
+
 def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
     """REDIS_SENTINELS names a sentinel nobody runs: the dispatcher starts, says why in its log and /readyz says
     Redis is not ok, as with an unreachable Redis."""
@@ -181,15 +192,7 @@ def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
     try:
         wait_until(lambda: "redis master unknown: no sentinel answered" in log.read_text(), memcheck.scaled(20),
                    what="the reason in the log")
-
-        def readyz():
-            try:
-                return http("GET", f"http://{metrics}/readyz")
-            except OSError:  # not listening yet
-                return None, None
-
-        wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
-        assert readyz()[1]["checks"]["redis"] != "ok"
+        wait_until_redis_not_ready(metrics)
     finally:
         p.terminate()
         p.wait(timeout=memcheck.scaled(30))
@@ -226,15 +229,7 @@ def test_a_server_the_sentinel_calls_master_but_that_is_a_replica_is_not_used(tm
         wait_until(lambda: "is not the master (yet)" in log.read_text(), memcheck.scaled(20), what="the refusal")
         line = next(json.loads(x) for x in log.read_text().splitlines() if "is not the master (yet)" in x)
         assert line["role"] == "slave" and line["port"] == replica.port, line
-
-        def readyz():
-            try:
-                return http("GET", f"http://{metrics}/readyz")
-            except OSError:  # not listening yet
-                return None, None
-
-        wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
-        assert readyz()[1]["checks"]["redis"] != "ok"
+        wait_until_redis_not_ready(metrics)
     finally:
         if p is not None:
             p.terminate()
