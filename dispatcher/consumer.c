@@ -26,6 +26,9 @@
 /* the same for each member when the event topics have one each (member_conf) */
 #define MEMBER_QUEUE_MAX_KBYTES "2048"
 #define MEMBER_QUEUE_MAX_MESSAGES "2500"
+/* The most one fetch response may carry (fetch.max.bytes), shared by the members: with a member per event topic
+ * each fetches an eighth of it (member_conf) */
+#define FETCH_MAX_BYTES 4194304L
 /* A member whose queue ran dry without a kick is looked at again after this long, and if it is still dry while its
  * partitions have messages on the broker, kicked then; each such kick doubles the wait, up to the maximum, until a
  * message arrives (kick_fetcher(), recheck_dry()) */
@@ -678,6 +681,21 @@ static long long conf_number(const rd_kafka_conf_t *conf, const char *name, cons
     return atoll(rd_kafka_conf_get(conf, name, value, &len) == RD_KAFKA_CONF_OK ? value : fallback);
 }
 
+/* librdkafka refuses a consumer whose fetch.max.bytes is below its message.max.bytes, although a consumer sends no
+ * message and Kafka returns a record batch larger than fetch.max.bytes when it is the first of a fetch (KIP-74):
+ * KAFKA_MESSAGE_MAX_BYTES, set for the producers' sake, would otherwise stop the dispatcher from starting. The
+ * consumer's own message.max.bytes is lowered to its fetch.max.bytes. Returns 0, or -1 with errbuf. */
+static int consumer_message_max_fits(rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
+{
+    size_t fetch_max = 0, message_max = 0;
+    if (kafka_config_get_size(conf, "fetch.max.bytes", &fetch_max) != 0 ||
+        kafka_config_get_size(conf, "message.max.bytes", &message_max) != 0 || message_max <= fetch_max)
+        return 0;
+    char text[32];
+    snprintf(text, sizeof text, "%zu", fetch_max);
+    return kafka_config_set(conf, "message.max.bytes", text, errbuf, errlen);
+}
+
 /* The librdkafka configuration of member m (client.id suffix: its topic's event type when it has one topic of
  * its own). NULL with errbuf on failure. */
 static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *opts, char *errbuf, size_t errlen)
@@ -696,6 +714,12 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
      * 2026-12-05 06:12). */
     const char *queue_kbytes = c->member_count > 1 ? MEMBER_QUEUE_MAX_KBYTES : QUEUE_MAX_KBYTES;
     const char *queue_messages = c->member_count > 1 ? MEMBER_QUEUE_MAX_MESSAGES : QUEUE_MAX_MESSAGES;
+    /* The members' fetches together carry what one consumer's would. A fetch response is parsed whole into the
+     * local queue, past its limits: each small event costs librdkafka ~500 bytes besides its own, so a 4 MiB
+     * response of lz4-compressed 150-byte events took ~30 MiB, and eight backlogged topics with 4 MiB each held
+     * 276 MiB (an eighth each: 130 MiB; docs/BENCHMARKS.md, 2026-12-07 06:23). */
+    char fetch_bytes[32];
+    snprintf(fetch_bytes, sizeof fetch_bytes, "%ld", FETCH_MAX_BYTES / c->member_count);
     /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */
     if (kafka_config_set(conf, "group.id", opts->group, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
@@ -729,8 +753,9 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
         kafka_config_set(conf, "queued.max.messages.kbytes", queue_kbytes, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "queued.min.messages", queue_messages, errbuf, errlen) != 0 ||
         /* and bounded fetch responses (defaults 50 MiB per fetch, 1 MiB per partition): halves the RSS with a
-         * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput */
-        kafka_config_set(conf, "fetch.max.bytes", "4194304", errbuf, errlen) != 0 ||
+         * backlog (memory row 168 -> 82 MiB) for about 9 % of the dispatch row's throughput; a member's share of
+         * fetch.max.bytes above */
+        kafka_config_set(conf, "fetch.max.bytes", fetch_bytes, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "max.partition.fetch.bytes", KAFKA_RECORD_BATCH_MAX_BYTES, errbuf, errlen) != 0 ||
         /* The tier consumer names every tier's partitions (120 by default) in each fetch, and each retry record
          * produced would complete its fetch at once: a hanging receiver's refusals (1,000 records/s in the
@@ -738,7 +763,7 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
          * latency tail of everyone else (consumer.h, "Members"). Its records are due seconds later, so the broker
          * may collect them for up to fetch.wait.max.ms (500 ms) first. */
         (c->retry_only && kafka_config_set(conf, "fetch.min.bytes", RETRY_FETCH_MIN_BYTES, errbuf, errlen) != 0) ||
-        kafka_config_from_env(conf, errbuf, errlen) != 0) {
+        kafka_config_from_env(conf, errbuf, errlen) != 0 || consumer_message_max_fits(conf, errbuf, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

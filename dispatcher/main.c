@@ -24,6 +24,7 @@
 #include "webhook_store.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,17 @@ static int run(app *a)
     return 0;
 }
 
+/* glibc gives each thread that allocates an arena of its own, up to eight per core, and an arena keeps the high
+ * mark of what its threads held. The dispatcher's allocating threads are the delivery threads and the broker
+ * thread of each of its nine librdkafka clients, which parses every fetch response: with a backlog on every event
+ * topic the arenas held 130 MiB, 104 MiB with as many arenas as delivery threads (at least two), and the dispatch
+ * rows were not slower (docs/BENCHMARKS.md, 2026-12-07 06:23). MALLOC_ARENA_MAX, when set, is left to glibc. */
+static void limit_malloc_arenas(long delivery_threads)
+{
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, delivery_threads > 2 ? (int)delivery_threads : 2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "replay") == 0) {
@@ -335,6 +347,7 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "invalid configuration", "{s:s}", "error", err);
         return 2;
     }
+    limit_malloc_arenas(a.cfg.delivery_threads); /* before any thread */
     a.signal_fd = loop_signalfd_new(); /* before any thread: every thread inherits the blocked mask */
     if (a.signal_fd < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_json(LOG_ERROR, "start-up failed (signalfd / curl_global_init)", NULL);

@@ -185,6 +185,26 @@ def test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered(sta
     assert not [line for line in d.proc.log_lines() if line.get("msg") == "retry record not queued; trying again"]
 
 
+def test_a_message_max_bytes_above_the_consumers_fetch_size_does_not_stop_the_dispatcher(stack):
+    """KAFKA_MESSAGE_MAX_BYTES is set alike for both services to take larger events (README). librdkafka refuses a
+    consumer whose fetch.max.bytes is below its message.max.bytes, and the dispatcher's consumers fetch at most
+    4 MiB (a member per event topic 512 KiB): with 5,000,000 the dispatcher exited at start ("`fetch.max.bytes`
+    must be >= `message.max.bytes`"). Its consumers now keep their fetch size, and an event larger than it still
+    arrives whole, because Kafka returns the first record batch of a fetch however large
+    (test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered sends ~1 MB through 512 KiB
+    fetches)."""
+    rcv = stack.receiver()
+    org = stack.new_org()
+    stack.api.create_webhook(org, rcv.url("/roomy"), "project.created")
+    d = stack.dispatcher(KAFKA_MESSAGE_MAX_BYTES="5000000").wait_ready()
+    big = {"type": "project.created", "organization_id": org, "data": {"id": 8, "pad": "q" * 700_000}}
+    (eid,) = stack.api.post_events([big])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 1, 20), d.proc.tail()
+    (req,) = rcv.requests()
+    assert req.headers["webhook-id"] == eid and len(json.loads(req.body)["data"]["pad"]) == 700_000
+    assert d.proc.running
+
+
 def test_a_retry_record_kafka_cannot_take_is_given_up_once_not_retried_forever(stack):
     """A retry record larger than the retry producer's message.max.bytes (here the dispatcher's limit is set below
     what producer-api accepts; in production, an event a backend wrote to Kafka past producer-api's limit) was
