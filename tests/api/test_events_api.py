@@ -290,7 +290,7 @@ def record_batches(partition_dir):
 
 
 def test_big_requests_are_written_in_batches_a_fetch_takes_whole(client, org, kafka_broker):
-    """producer-api's record batches stay within the dispatcher's max.partition.fetch.bytes (256 KiB): Kafka
+    """producer-api's record batches stay within the dispatcher's max.partition.fetch.bytes (128 KiB): Kafka
     returns a bigger batch only for the first partition of a fetch, and a backlog of them was consumed one
     partition at a time (common/kafka_config.h). Random text compresses little, so ~900 KiB of events in one
     request are ~900 KiB on disk, one partition (one organization): librdkafka's default would write one batch."""
@@ -307,7 +307,7 @@ def test_big_requests_are_written_in_batches_a_fetch_takes_whole(client, org, ka
     ours = [b for b in record_batches(kafka_broker.dir / "logs" / f"{topic('project.created')}-{msgs[0][2]}")
             if b[1] >= first and b[0] <= last]
     assert sum(b[2] for b in ours) > 800 * 1024, ours  # the payload did not compress away
-    assert max(b[2] for b in ours) <= 256 * 1024, ours
+    assert max(b[2] for b in ours) <= 128 * 1024, ours
 
 
 # --------------------------------------------------------------------------- validation

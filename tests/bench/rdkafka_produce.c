@@ -1,7 +1,7 @@
 /* tests/bench/rdkafka_produce.c — the librdkafka producer alone, for `make bench`.
  *
  * Writes COUNT hookd envelopes to one topic with the producer settings of producer-api
- * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=0.3, batch.size=262144,
+ * (producer-api/event_producer.c: enable.idempotence, acks=all, lz4, linger.ms=0.3, batch.size=131072,
  * murmur2_random), waits for every delivery report and prints one line of JSON:
  *     {"count": N, "delivered": N, "failed": 0, "seconds": S, "per_second": R}
  * Used as the baseline of the "ingress batch" row and to pre-load events for the dispatch, fan-out and
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
     set(conf, "enable.idempotence", "true");
     set(conf, "acks", "all");
     set(conf, "linger.ms", "0.3");
-    set(conf, "batch.size", "262144");
+    set(conf, "batch.size", "131072");
     set(conf, "socket.nagle.disable", "true");
     set(conf, "compression.type", "lz4");
     set(conf, "partitioner", "murmur2_random");
