@@ -314,21 +314,19 @@ int redis_conn_ensure(redis_conn *conn)
     const char *auth_user[] = {"AUTH", conn->username, conn->password};
     const char *auth_default[] = {"AUTH", conn->password};
     const char *select[] = {"SELECT", db_text};
+    conn->ctx = ctx; /* from here a refusal drops it with redis_conn_reset */
     if ((conn->password[0] != '\0' &&
          (conn->username[0] != '\0' ? handshake(ctx, 3, auth_user) : handshake(ctx, 2, auth_default)) != 0) ||
         (conn->db != 0 && handshake(ctx, 2, select) != 0)) {
-        redis_undial(ctx, conn->relay);
-        conn->relay = NULL;
+        redis_conn_reset(conn);
         conn->next_attempt_ms = now + 2000;
         return -1;
     }
     if (conn->sentinels != NULL && check_master_role(conn, ctx) != 0) {
-        redis_undial(ctx, conn->relay);
-        conn->relay = NULL;
+        redis_conn_reset(conn);
         connect_failed(conn, now);
         return -1;
     }
-    conn->ctx = ctx;
     conn->backoff_ms = 50;
     conn->next_attempt_ms = 0;
     return 0;
