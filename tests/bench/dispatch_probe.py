@@ -6,7 +6,7 @@
 runs the dispatcher over it several times from scratch (a fresh consumer group each run), cycling through the
 configurations given, so that every configuration meets the same stack in the same minutes:
 
-    python3 tests/bench/dispatch_probe.py [--fanout] [--runs N] [--config "K=V,K=V"]... [--sockets] [--syscalls]
+    python3 tests/bench/dispatch_probe.py [--fanout] [--runs N] [--config "K=V,K=V"]... [--sockets] [--syscalls] [--keep]
 
 --config    dispatcher environment for one configuration (e.g. "MAX_IN_FLIGHT=8000"); BIN=dir runs another
             build's dispatcher (a directory holding `dispatcher`). Run i uses configuration i mod count; none given:
@@ -20,6 +20,8 @@ configurations given, so that every configuration meets the same stack in the sa
             the dispatcher's in-flight and queued deliveries and events consumed (/metrics read every 25 ms).
 --syscalls  one more run, with the first configuration, with `strace -c -f` attached to the dispatcher for 1.5 s:
             its system call counts (strace slows the dispatcher a lot: compare counts per delivery, not times).
+--keep      leaves the work directory (the broker's and Redis's data, every process's log) in $TMPDIR or /tmp;
+            without it the directory is removed at the end (each run's is ~70-90 MiB of Kafka data).
 
 Per run it prints deliveries/s (first to last delivery nginx logged), how busy the machine was, each busy
 dispatcher thread's share of a core with its voluntary and involuntary context switches per delivery, nginx's and
@@ -31,6 +33,7 @@ import argparse
 import calendar
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,6 +268,7 @@ def main() -> int:
     ap.add_argument("--timeline", action="store_true", help="deliveries per 100 ms of each run")
     ap.add_argument("--syscalls", action="store_true", help="one more run under strace -c")
     ap.add_argument("--smoke", action="store_true", help="5,000 deliveries per run")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (Kafka's and Redis's data, the logs)")
     args = ap.parse_args()
     if args.syscalls and not subprocess.run(["which", "strace"], capture_output=True).stdout:
         ap.error("--syscalls needs strace")
@@ -273,7 +277,8 @@ def main() -> int:
     orgs = list(range(2001, 2005)) if args.fanout else list(range(1001, 1009))
     n_events = (5000 if args.smoke else 100000) // hooks
     bench.build_tool()
-    st = bench.Stack(Path(tempfile.mkdtemp(prefix="hookd-probe-", dir=os.environ.get("TMPDIR", "/tmp"))))
+    workdir = Path(tempfile.mkdtemp(prefix="hookd-probe-", dir=os.environ.get("TMPDIR", "/tmp")))
+    st = bench.Stack(workdir)
     try:
         st.start()
         st.start_api(f"{key}.", "producer-api")
@@ -295,6 +300,8 @@ def main() -> int:
         return 1
     finally:
         st.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

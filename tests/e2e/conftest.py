@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -343,8 +344,13 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(scope="session")
 def test_ca():
+    """The session's CA and receiver certificate, in a directory removed when the session ends (it holds two private
+    keys; every run used to leave one behind in /tmp)."""
     d = tempfile.mkdtemp(prefix="hookd-ca-", dir="/tmp")
-    return TestCA.create(d)
+    try:
+        yield TestCA.create(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
