@@ -27,8 +27,8 @@
 #define MEMBER_QUEUE_MAX_KBYTES "2048"
 #define MEMBER_QUEUE_MAX_MESSAGES "2500"
 /* The most one fetch response may carry (fetch.max.bytes), shared by the members: with a member per event topic
- * each fetches an eighth of it (member_conf) */
-#define FETCH_MAX_BYTES 4194304L
+ * each fetches an eighth of it, 256 KiB (member_conf) */
+#define FETCH_MAX_BYTES 2097152L
 /* A member whose queue ran dry without a kick is looked at again after this long, and if it is still dry while its
  * partitions have messages on the broker, kicked then; each such kick doubles the wait, up to the maximum, until a
  * message arrives (kick_fetcher(), recheck_dry()) */
@@ -717,7 +717,8 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
     /* The members' fetches together carry what one consumer's would. A fetch response is parsed whole into the
      * local queue, past its limits: each small event costs librdkafka ~500 bytes besides its own, so a 4 MiB
      * response of lz4-compressed 150-byte events took ~30 MiB, and eight backlogged topics with 4 MiB each held
-     * 276 MiB (an eighth each: 130 MiB; docs/BENCHMARKS.md, 2026-12-07 06:23). */
+     * 276 MiB (512 KiB each: ~110 MiB; 256 KiB: ~80 MiB, with the dispatch benchmark as fast; 128 KiB: ~66 MiB,
+     * but 7-10 % slower; docs/BENCHMARKS.md, 2026-12-07 06:23 and 09:00). */
     char fetch_bytes[32];
     snprintf(fetch_bytes, sizeof fetch_bytes, "%ld", FETCH_MAX_BYTES / c->member_count);
     /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */

@@ -188,10 +188,10 @@ def test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered(sta
 def test_a_message_max_bytes_above_the_consumers_fetch_size_does_not_stop_the_dispatcher(stack):
     """KAFKA_MESSAGE_MAX_BYTES is set alike for both services to take larger events (README). librdkafka refuses a
     consumer whose fetch.max.bytes is below its message.max.bytes, and the dispatcher's consumers fetch at most
-    4 MiB (a member per event topic 512 KiB): with 5,000,000 the dispatcher exited at start ("`fetch.max.bytes`
+    2 MiB (a member per event topic 256 KiB): with 5,000,000 the dispatcher exited at start ("`fetch.max.bytes`
     must be >= `message.max.bytes`"). Its consumers now keep their fetch size, and an event larger than it still
     arrives whole, because Kafka returns the first record batch of a fetch however large
-    (test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered sends ~1 MB through 512 KiB
+    (test_the_largest_event_producer_api_accepts_is_retried_and_dead_lettered sends ~1 MB through 256 KiB
     fetches)."""
     rcv = stack.receiver()
     org = stack.new_org()
