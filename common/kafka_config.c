@@ -22,6 +22,23 @@ static void log_to_json(const rd_kafka_t *rk, int level, const char *facility, c
              message);
 }
 
+const char *kafka_unready_reason(int last_failure)
+{
+    switch (last_failure) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        return "authentication failed";
+    case RD_KAFKA_RESP_ERR__SSL:
+        return "TLS handshake failed";
+    default:
+        return "unreachable";
+    }
+}
+
+int kafka_error_is_connection_failure(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL;
+}
+
 int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen)
 {
     char reason[256];

@@ -32,6 +32,15 @@
  * the variable librdkafka refused. conf stays owned by the caller. */
 int kafka_config_from_env(rd_kafka_conf_t *conf, char *errbuf, size_t errlen);
 
+/* What /readyz says of Kafka when no broker is up, from the last connection failure librdkafka reported for the
+ * client (its error_cb; 0 for none): "authentication failed" for RD_KAFKA_RESP_ERR__AUTHENTICATION (wrong SASL
+ * credentials or mechanism), "TLS handshake failed" for RD_KAFKA_RESP_ERR__SSL (e.g. a broker certificate that
+ * KAFKA_SSL_CA_LOCATION does not verify), else "unreachable". A static string. */
+const char *kafka_unready_reason(int last_failure);
+
+/* 1 when an error_cb error is one kafka_unready_reason names (worth keeping as the client's last failure). */
+int kafka_error_is_connection_failure(int err);
+
 /* Sets one property; returns 0 or -1 with librdkafka's reason in errbuf. */
 int kafka_config_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen);
 

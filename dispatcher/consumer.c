@@ -82,6 +82,7 @@ typedef struct consumer_member {
     rd_kafka_queue_t *queue;   /* owned: the consumer queue (main queue forwarded to it) */
     int slot_lo, slot_hi;      /* its topics */
     int healthy;               /* its last statistics: a broker up and its group steady */
+    int last_failure;          /* its last authentication or TLS error since a broker was up, 0 none (/readyz) */
     long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
     int64_t recheck_at_ms;     /* when its dry queue is looked at again (recheck_dry); 0: not armed */
     int recheck_wait_ms;       /* the wait before the next recheck: DRY_RECHECK_MS, doubled by each recheck kick */
@@ -614,9 +615,13 @@ static void publish_health(consumer *c)
 {
     if (c->retry_only)
         return;
-    int ok = 1;
-    for (int i = 0; i < c->member_count; i++)
+    int ok = 1, failure = 0;
+    for (int i = 0; i < c->member_count; i++) {
         ok = ok && c->members[i].healthy;
+        if (!c->members[i].healthy && failure == 0)
+            failure = c->members[i].last_failure;
+    }
+    atomic_store(&c->dm->kafka_failure, failure);
     atomic_store(&c->dm->kafka_ok, ok);
     metric_gauge_set(c->dm->kafka_up, ok);
 }
@@ -625,7 +630,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     consumer_member *m = opaque;
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    if (kafka_error_is_connection_failure(err))
+        m->last_failure = err; /* /readyz says why: "authentication failed", "TLS handshake failed" */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || kafka_error_is_connection_failure(err)) {
         m->healthy = 0;
         publish_health(m->c);
     }
@@ -667,6 +674,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     if (kafka_stats_read(json, json_len, &health, on_partition_lag, m->c) != 0)
         return 0;
     m->healthy = health.brokers_up > 0 && health.group_steady;
+    if (health.brokers_up > 0)
+        m->last_failure = 0;
     publish_health(m->c);
     return 0; /* librdkafka frees json */
 }

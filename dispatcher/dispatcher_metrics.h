@@ -58,6 +58,8 @@ typedef struct dispatcher_metrics {
     metric_series *retry_messages_malformed;                /* retry-tier messages that failed to decode */
     atomic_int redis_ok;                                    /* last Redis call succeeded */
     atomic_int kafka_ok;                                    /* a broker is up and the group is joined */
+    atomic_int kafka_failure;                               /* while not kafka_ok: a member's last authentication
+                                                             * or TLS error, 0 none (kafka_unready_reason) */
     atomic_int stopping;                                    /* shutdown began */
 } dispatcher_metrics;
 

@@ -2,6 +2,7 @@
 #include "metrics_server.h"
 
 #include "http_server.h"
+#include "kafka_config.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,8 +37,8 @@ static void readiness(const dispatcher_metrics *dm, api_reply *reply)
     int stopping = atomic_load(&dm->stopping);
     int ready = kafka && redis && !stopping;
     /* same shape as producer-api's /readyz */
-    json_t *checks = json_pack("{s:s, s:s}", "kafka", kafka ? "ok" : "unreachable", "redis",
-                               redis ? "ok" : "unreachable");
+    const char *kafka_check = kafka ? "ok" : kafka_unready_reason(atomic_load(&dm->kafka_failure));
+    json_t *checks = json_pack("{s:s, s:s}", "kafka", kafka_check, "redis", redis ? "ok" : "unreachable");
     if (checks != NULL && stopping)
         json_object_set_new(checks, "shutdown", json_string("in progress"));
     api_reply_json(reply, ready ? 200 : 503,

@@ -28,6 +28,8 @@ struct event_producer {
     pthread_t poller;                            /* creates topics; serves reports nobody else served */
     atomic_int stopping;                         /* set by destroy: the poller exits */
     atomic_int topics_ready;                     /* the eight topics exist */
+    atomic_int last_failure;                     /* authentication or TLS error since the last ready check, 0 none
+                                                  * (on_error, librdkafka's thread; kafka_unready_reason) */
 };
 
 static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque)
@@ -42,8 +44,10 @@ static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *message
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    (void)opaque;
+    event_producer *producer = opaque;
     char fatal[256];
+    if (kafka_error_is_connection_failure(err))
+        atomic_store(&producer->last_failure, err);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         log_json(LOG_ERROR, "kafka producer fatal error", "{s:s, s:s}", "error", rd_kafka_err2name(code), "reason",
@@ -314,7 +318,13 @@ int event_producer_ready(event_producer *producer, int timeout_ms)
         return 0;
     int ok = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_metadata_destroy(metadata);
+    atomic_store(&producer->last_failure, 0); /* a broker answered */
     return ok && atomic_load(&producer->topics_ready);
+}
+
+const char *event_producer_unready_reason(event_producer *producer)
+{
+    return kafka_unready_reason(atomic_load(&producer->last_failure));
 }
 
 void event_producer_destroy(event_producer *producer)

@@ -63,6 +63,10 @@ void event_producer_flush(event_producer *producer, int timeout_ms);
 /* Returns 1 when a broker answered a metadata request within timeout_ms and the topics exist, else 0. */
 int event_producer_ready(event_producer *producer, int timeout_ms);
 
+/* Why event_producer_ready said 0, for /readyz: "authentication failed" or "TLS handshake failed" when librdkafka
+ * reported that since a broker last answered, else "unreachable" (kafka_unready_reason). A static string. */
+const char *event_producer_unready_reason(event_producer *producer);
+
 /* Flushes (bounded by the produce timeout), stops the poller and frees everything. NULL is ignored. */
 void event_producer_destroy(event_producer *producer);
 

@@ -21,7 +21,8 @@ int health_ready(api_request *req, api_reply *reply)
     int ready = redis_ok && kafka_ok;
     api_reply_json(reply, ready ? 200 : 503,
                    json_pack("{s:s, s:{s:s, s:s}}", "status", ready ? "ok" : "unavailable", "checks", "redis",
-                             redis_ok ? "ok" : "unreachable", "kafka", kafka_ok ? "ok" : "unreachable"));
+                             redis_ok ? "ok" : "unreachable", "kafka",
+                             kafka_ok ? "ok" : event_producer_unready_reason(req->api->producer)));
     return API_DONE;
 }
 
