@@ -158,7 +158,7 @@ class Api:
         self.env = dict(os.environ, REDIS_URL=redis_server.url, KAFKA_BROKERS=kafka_broker.bootstrap,
                         TOPIC_PREFIX=self.prefix, TOPIC_PARTITIONS=str(PARTITIONS),
                         LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn",
-                        **redis_server.client_env())
+                        **redis_server.client_env(), **kafka_broker.client_env())
         self.proc = Process("producer-api", [str(BIN / "producer-api")], self.env, workdir)
         wait_until(lambda: self._ready(), memcheck.scaled(60), what=f"producer-api ready\n{self.proc.tail()}")
         self.service_token = self._token("--service")
@@ -220,7 +220,8 @@ class Dispatcher:
 
     def __init__(self, stack: "Stack", name: str, env: Dict[str, str]):
         self.metrics_port = free_port()
-        self.env = dict(os.environ, **stack.api.redis.client_env(), KAFKA_BROKERS=stack.api.kafka.bootstrap,
+        self.env = dict(os.environ, **stack.api.redis.client_env(), **stack.api.kafka.client_env(),
+                        KAFKA_BROKERS=stack.api.kafka.bootstrap,
                         REDIS_URL=stack.api.redis.url,
                         KAFKA_GROUP=stack.group, TOPIC_PREFIX=stack.api.prefix,
                         METRICS_ADDR=f"127.0.0.1:{self.metrics_port}", RECEIVER_CA_FILE=stack.ca.ca_cert,

@@ -21,7 +21,11 @@
 #       tests/support/services.py when kcat is not installed.
 #
 # Environment: BROKER_JVM_OPTS, the broker JVM's heap and GC options (default: -Xms256m -Xmx512m
-# -XX:+UseSerialGC).
+# -XX:+UseSerialGC). A secured listener besides the PLAINTEXT one, as managed Kafka services have
+# (tests/e2e/test_kafka_security.py): BROKER_SASL_SSL_PORT, its port (SASL_SSL, advertised as
+# localhost:PORT); BROKER_SSL_PEM, a PEM file with its unencrypted PKCS#8 private key and certificate
+# chain; BROKER_SASL_USERS, "NAME:PASSWORD ..." accepted by PLAIN and by SCRAM-SHA-256/512 (SCRAM
+# credentials are written when DATA_DIR is formatted, at its first start).
 # Logs: DATA_DIR/kafka.log (log4j, WARN and up, plus the "Kafka Server started" line) and
 # DATA_DIR/kafka.out (JVM stdout/stderr).
 set -eu
@@ -123,16 +127,35 @@ start() {
     fi
     rm -f "$pidfile"
 
+    listeners="PLAINTEXT://127.0.0.1:$port"
+    advertised="PLAINTEXT://127.0.0.1:$port"
+    protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    plain_users=""
+    scram_args=""
+    if [ -n "${BROKER_SASL_SSL_PORT:-}" ]; then
+        [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SSL_PEM (a readable PEM file)"
+        [ -n "${BROKER_SASL_USERS:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SASL_USERS"
+        listeners="$listeners,SASL_SSL://127.0.0.1:$BROKER_SASL_SSL_PORT"
+        advertised="$advertised,SASL_SSL://localhost:$BROKER_SASL_SSL_PORT"
+        protocols="$protocols,SASL_SSL:SASL_SSL"
+        for user in $BROKER_SASL_USERS; do
+            name=${user%%:*} password=${user#*:}
+            plain_users="$plain_users user_$name=\"$password\""
+            scram_args="$scram_args SCRAM-SHA-256=[name=$name,password=$password]"
+            scram_args="$scram_args SCRAM-SHA-512=[name=$name,password=$password]"
+        done
+    fi
+
     cat >"$data/server.properties" <<EOF
 # written by tests/support/kafka.sh
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data/logs
 num.partitions=1
 default.replication.factor=1
@@ -153,6 +176,16 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 EOF
+    if [ -n "$plain_users" ]; then
+        cat >>"$data/server.properties" <<EOF
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$BROKER_SSL_PEM
+EOF
+    fi
 
     cat >"$data/log4j.properties" <<EOF
 # written by tests/support/kafka.sh: WARN and up to kafka.log, plus the startup line.
@@ -170,8 +203,12 @@ EOF
 
     if [ ! -f "$data/logs/meta.properties" ]; then
         id=$(random_cluster_id)
+        set --
+        for credential in $scram_args; do
+            set -- "$@" --add-scram "$credential"
+        done
         "$JAVA" -Xmx256m -XX:+UseSerialGC "$jvm_log" -cp "$cp" kafka.tools.StorageTool \
-            format -t "$id" -c "$data/server.properties" >"$data/format.out" 2>&1 </dev/null ||
+            format -t "$id" -c "$data/server.properties" "$@" >"$data/format.out" 2>&1 </dev/null ||
             { cat "$data/format.out" >&2; die "storage format failed in $data"; }
     fi
 

@@ -359,7 +359,9 @@ class KafkaBroker:
     """
 
     def __init__(self, data_dir: Optional[str] = None, port: Optional[int] = None,
-                 controller_port: Optional[int] = None):
+                 controller_port: Optional[int] = None, env: Optional[Dict[str, str]] = None):
+        """env: kafka.sh's BROKER_* settings, e.g. a SASL_SSL listener (tests/support/kafka.sh)."""
+        self._env = dict(os.environ, **(env or {}))
         self._fixed_ports = port is not None
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
@@ -396,8 +398,12 @@ class KafkaBroker:
             return False
         return True
 
+    def client_env(self) -> Dict[str, str]:
+        """The KAFKA_* settings hookd's services need besides KAFKA_BROKERS: none for the PLAINTEXT listener."""
+        return {}
+
     def _kafka_sh(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
-        return subprocess.run(["sh", str(KAFKA_SH), *args], stdin=subprocess.DEVNULL,
+        return subprocess.run(["sh", str(KAFKA_SH), *args], stdin=subprocess.DEVNULL, env=self._env,
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self, timeout: float = 120.0) -> "KafkaBroker":
