@@ -1,9 +1,10 @@
-"""End-to-end: a Kafka broker that takes clients over TLS with SASL only, as managed services (Confluent Cloud,
-MSK, Aiven) and Strimzi listeners do. The broker of this module has a SASL_SSL listener (certificate from the
-tests' CA, PLAIN and SCRAM-SHA-256/512 users; tests/support/kafka.sh) besides its PLAINTEXT one, and hookd's
-services are given only the secured one, with the README's KAFKA_<PROPERTY> settings: every client they make
-(producer-api's producer and topic creation, the dispatcher's consumers, its retry producer and retry-tier
-consumer) has to authenticate, and a wrong password or an unverifiable broker certificate is what /readyz says."""
+"""End-to-end: a Kafka broker that takes clients over TLS with SASL, or with a client certificate, only, as managed
+services (Confluent Cloud, MSK, Aiven) and Strimzi listeners do. The broker of this module has a SASL_SSL listener
+(certificate from the tests' CA, PLAIN and SCRAM-SHA-256/512 users) and an SSL listener that requires a client
+certificate of the tests' CA (tests/support/kafka.sh), besides its PLAINTEXT one, and hookd's services are given
+only a secured one, with the README's KAFKA_<PROPERTY> settings: every client they make (producer-api's producer
+and topic creation, the dispatcher's consumers, its retry producer and retry-tier consumer) has to authenticate,
+and a wrong password or an unverifiable broker certificate is what /readyz says."""
 
 import os
 
@@ -17,49 +18,59 @@ USER, PASSWORD = "hookd", "kafka-s3cret"
 
 
 class SecuredListener:
-    """The broker's SASL_SSL listener as hookd's services see it: KAFKA_BROKERS and the KAFKA_* settings."""
+    """A secured listener of the broker as hookd's services see it: KAFKA_BROKERS and the KAFKA_* settings.
+    mechanism: a SASL mechanism (the SASL_SSL listener), or "mTLS" (the SSL listener, with a client certificate)."""
 
-    def __init__(self, broker: KafkaBroker, port: int, ca_file: str, mechanism: str, password: str = PASSWORD):
-        self.broker, self.port, self.ca_file = broker, port, ca_file
-        self.mechanism, self.password = mechanism, password
+    def __init__(self, ports, ca, mechanism: str, password: str = PASSWORD):  # ca: the tests' TestCA
+        self.port = ports["SSL" if mechanism == "mTLS" else "SASL_SSL"]
+        self.ca, self.ca_file, self.mechanism, self.password = ca, ca.ca_cert, mechanism, password
+        self.client_certificate = mechanism == "mTLS"
 
     @property
     def bootstrap(self) -> str:
         return f"localhost:{self.port}"  # the name the certificate carries (DNS:localhost, IP:127.0.0.1)
 
     def client_env(self):
-        return dict(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM=self.mechanism,
-                    KAFKA_SASL_USERNAME=USER, KAFKA_SASL_PASSWORD=self.password, KAFKA_SSL_CA_LOCATION=self.ca_file)
+        env = dict(KAFKA_SSL_CA_LOCATION=self.ca_file)
+        if self.mechanism == "mTLS":
+            env.update(KAFKA_SECURITY_PROTOCOL="SSL")
+            if self.client_certificate:
+                env.update(KAFKA_SSL_CERTIFICATE_LOCATION=self.ca.client_cert(),
+                           KAFKA_SSL_KEY_LOCATION=self.ca.client_key())
+        else:
+            env.update(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM=self.mechanism,
+                       KAFKA_SASL_USERNAME=USER, KAFKA_SASL_PASSWORD=self.password)
+        return env
 
 
 @pytest.fixture(scope="module")
 def secured_broker(test_ca):
-    """A second broker (the session's stays PLAINTEXT-only) with a SASL_SSL listener; yields (broker, its port)."""
-    port = free_port()
-    broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(port), BROKER_SASL_USERS=f"{USER}:{PASSWORD}"))
-    pem = broker.dir / "listener.pem"  # the listener's key (PKCS#8) and certificate, as Kafka's PEM keystore wants
+    """A second broker (the session's stays PLAINTEXT-only) with a SASL_SSL and an SSL (client certificate)
+    listener; yields their ports, {"SASL_SSL": port, "SSL": port}."""
+    ports = {"SASL_SSL": free_port(), "SSL": free_port()}
+    while ports["SSL"] == ports["SASL_SSL"]:
+        ports["SSL"] = free_port()
+    broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(ports["SASL_SSL"]), BROKER_SSL_PORT=str(ports["SSL"]),
+                                  BROKER_SASL_USERS=f"{USER}:{PASSWORD}", BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
+    pem = broker.dir / "listener.pem"  # the listeners' key (PKCS#8) and certificate, as Kafka's PEM keystore wants
     with open(test_ca.server_key) as key, open(test_ca.server_cert) as cert:
         pem.write_text(key.read() + cert.read())
     broker._env["BROKER_SSL_PEM"] = str(pem)
     broker.start()
     try:
-        yield broker, port
+        yield ports
     finally:
         broker.cleanup()
 
 
-def secured_stack(secured_broker, redis_server, test_ca, tmp_path, mechanism):
-    broker, port = secured_broker
-    return Stack(redis_server, SecuredListener(broker, port, test_ca.ca_cert, mechanism), test_ca, str(tmp_path))
-
-
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN"])
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN", "mTLS"])
 def test_events_are_delivered_and_retried_through_a_broker_that_requires_tls_and_sasl(
         secured_broker, redis_server, test_ca, tmp_path, mechanism):
-    """SCRAM-SHA-512 (Strimzi, MSK) and PLAIN over TLS (Confluent Cloud): producer-api creates its topics and
-    writes an event, the dispatcher's consumer reads it, the receiver's 500 sends it through the retry producer to
-    a retry tier, whose consumer delivers it again, all on the secured listener only."""
-    s = secured_stack(secured_broker, redis_server, test_ca, tmp_path, mechanism)
+    """SCRAM-SHA-512 (Strimzi, MSK) and PLAIN over TLS (Confluent Cloud), and TLS with a client certificate
+    (Strimzi's "tls" users): producer-api creates its topics and writes an event, the dispatcher's consumer reads
+    it, the receiver's 500 sends it through the retry producer to a retry tier, whose consumer delivers it again,
+    all on the secured listener only."""
+    s = Stack(redis_server, SecuredListener(secured_broker, test_ca, mechanism), test_ca, str(tmp_path))
     try:
         rcv = s.receiver()
         rcv.configure("/secured", status=500)
@@ -91,22 +102,26 @@ def start_producer_api(listener: SecuredListener, redis_server, workdir: str):
     return Process("producer-api-bad-kafka", [str(BIN / "producer-api")], env, workdir), f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("wrong", ["password", "certificate"])
+@pytest.mark.parametrize("wrong", ["password", "certificate", "client certificate"])
 def test_a_wrong_kafka_password_or_an_unverifiable_broker_is_what_readyz_says(
         secured_broker, redis_server, test_ca, tmp_path, wrong):
     """Both services stay up and not ready, and /readyz names the cause instead of "unreachable": "authentication
     failed" for a wrong SASL password, "TLS handshake failed" for a broker certificate KAFKA_SSL_CA_LOCATION does
-    not verify (here: the system CAs, which do not know the tests' CA). An event is refused with 503, not taken."""
-    broker, port = secured_broker
-    listener = SecuredListener(broker, port, test_ca.ca_cert, "SCRAM-SHA-512")
+    not verify (here: the system CAs, which do not know the tests' CA). Without the client certificate a broker
+    requires, "unreachable": under TLS 1.3 the broker refuses it after the handshake and librdkafka 2.0 reports
+    a dropped connection (the alert, when it read it, is in the log). An event is refused with 503, not taken."""
+    listener = SecuredListener(secured_broker, test_ca, "mTLS" if wrong == "client certificate" else "SCRAM-SHA-512")
     if wrong == "password":
         listener.password = "not-" + PASSWORD
         expected = "authentication failed"
-    else:
+    elif wrong == "certificate":
         listener.ca_file = "/etc/ssl/certs/ca-certificates.crt"
         expected = "TLS handshake failed"
+    else:
+        listener.client_certificate = False
+        expected = "unreachable"
     api, url = start_producer_api(listener, redis_server, str(tmp_path))
-    good = SecuredListener(broker, port, test_ca.ca_cert, "SCRAM-SHA-512")
+    good = SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512")
     s = Stack(redis_server, good, test_ca, str(tmp_path))  # a working producer-api for the token and a webhook
     try:
         def api_says():
@@ -130,8 +145,11 @@ def test_a_wrong_kafka_password_or_an_unverifiable_broker_is_what_readyz_says(
                 return http("GET", d.url("/readyz"), timeout=3)
             except OSError:
                 return None, None
-        wait_until(lambda: (dispatcher_says()[1] or {}).get("checks", {}).get("kafka") == expected,
-                   memcheck.scaled(30), what="dispatcher /readyz")
+        try:
+            wait_until(lambda: (dispatcher_says()[1] or {}).get("checks", {}).get("kafka") == expected,
+                       memcheck.scaled(30), what="dispatcher /readyz")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {dispatcher_says()}\n{d.story(20)}") from None
         status, body = http("GET", d.url("/readyz"))
         assert status == 503 and body["status"] == "unavailable", body
         assert d.proc.running

@@ -25,7 +25,9 @@
 # (tests/e2e/test_kafka_security.py): BROKER_SASL_SSL_PORT, its port (SASL_SSL, advertised as
 # localhost:PORT); BROKER_SSL_PEM, a PEM file with its unencrypted PKCS#8 private key and certificate
 # chain; BROKER_SASL_USERS, "NAME:PASSWORD ..." accepted by PLAIN and by SCRAM-SHA-256/512 (SCRAM
-# credentials are written when DATA_DIR is formatted, at its first start).
+# credentials are written when DATA_DIR is formatted, at its first start). BROKER_SSL_PORT: an SSL
+# listener (advertised as localhost:PORT, the same BROKER_SSL_PEM) that requires a client certificate
+# issued by the CA certificates in BROKER_SSL_CLIENT_CA (mutual TLS, Strimzi's "tls" authentication).
 # Logs: DATA_DIR/kafka.log (log4j, WARN and up, plus the "Kafka Server started" line) and
 # DATA_DIR/kafka.out (JVM stdout/stderr).
 set -eu
@@ -132,6 +134,13 @@ start() {
     protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     plain_users=""
     scram_args=""
+    if [ -n "${BROKER_SSL_PORT:-}" ]; then
+        [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_SSL_PORT needs BROKER_SSL_PEM (a readable PEM file)"
+        [ -r "${BROKER_SSL_CLIENT_CA:-}" ] || die "BROKER_SSL_PORT needs BROKER_SSL_CLIENT_CA (a readable PEM file)"
+        listeners="$listeners,SSL://127.0.0.1:$BROKER_SSL_PORT"
+        advertised="$advertised,SSL://localhost:$BROKER_SSL_PORT"
+        protocols="$protocols,SSL:SSL"
+    fi
     if [ -n "${BROKER_SASL_SSL_PORT:-}" ]; then
         [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SSL_PEM (a readable PEM file)"
         [ -n "${BROKER_SASL_USERS:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SASL_USERS"
@@ -184,6 +193,15 @@ listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.se
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$BROKER_SSL_PEM
+EOF
+    fi
+    if [ -n "${BROKER_SSL_PORT:-}" ]; then
+        cat >>"$data/server.properties" <<EOF
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$BROKER_SSL_PEM
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$BROKER_SSL_CLIENT_CA
+listener.name.ssl.ssl.client.auth=required
 EOF
     fi
 
