@@ -9,7 +9,8 @@ k8s: both Deployments have liveness /healthz and readiness /readyz probes on the
 the hardened securityContext, enableServiceLinks false (KAFKA_* service links would reach librdkafka),
 terminationGracePeriodSeconds above SHUTDOWN_GRACE, envFrom a ConfigMap and a Secret that exist; PDBs select
 them; the producer-api HPA is CPU-based; the KEDA ScaledObject uses the dispatcher's group, one trigger per topic
-<TOPIC_PREFIX><event type>, and maxReplicaCount <= TOPIC_PARTITIONS.
+<TOPIC_PREFIX><event type>, and maxReplicaCount <= TOPIC_PARTITIONS; every absolute *_FILE / *_LOCATION path of
+a container's environment lies on one of its volume mounts (the root filesystem is read-only) or in /etc/ssl/.
 """
 import re
 import sys
@@ -97,6 +98,18 @@ def check_k8s(paths):
         if kinds != {"ConfigMap", "Secret"}:
             err(f"{name}: envFrom needs a ConfigMap and a Secret")
         env[component] = values
+        # a file setting (KAFKA_SSL_CA_LOCATION, REDIS_CA_FILE, ...) must point into a mounted volume (the root
+        # filesystem is read-only and holds no such file), or at the image's own CA store
+        declared = {v["name"] for v in pod.get("volumes", [])}
+        mounts = []
+        for m in c.get("volumeMounts", []):
+            if m["name"] not in declared:
+                err(f"{name}: volumeMount {m['name']} has no volume")
+            mounts.append(m["mountPath"].rstrip("/") + "/")
+        for key, value in sorted(values.items()):
+            if (key.endswith("_FILE") or key.endswith("_LOCATION")) and str(value).startswith("/"):
+                if not str(value).startswith("/etc/ssl/") and not any(str(value).startswith(m) for m in mounts):
+                    err(f"{name}: {key}={value} is on no mounted volume")
         grace = seconds(values.get("SHUTDOWN_GRACE", "20s"))
         pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
         pre_sleep = int(pre[1]) if pre[:1] == ["sleep"] else 0

@@ -7,8 +7,9 @@
 #   2. kustomize build of deploy/k8s/base and deploy/k8s/overlays/example | kubeconform -strict against the
 #      schemas stored in deploy/schemas/ (Kubernetes v1.33 and the KEDA ScaledObject CRD; regenerate with
 #      tests/deploy/gen_schemas.py), then the semantic checks of tests/deploy/check_manifests.py.
-#   3. helm lint, helm template (default values and variants) | kubeconform, the same semantic checks, and the
-#      chart's guard rails (bad values must fail to render).
+#   3. helm lint, helm template (default values, variants, examples/kafka-tls.yaml) | kubeconform, the same
+#      semantic checks, and the chart's guard rails (bad values must fail to render; the Kafka TLS example
+#      without producer-api's CA mount must fail the semantic checks).
 #   4. negative controls: kubeconform must reject a misspelt field, or the schemas are not doing their job.
 #   5. docker-compose.yml and the Dockerfiles (tests/deploy/check_manifests.py, tests/deploy/image_check.sh).
 #   6. deploy/prometheus/alerts.yaml and deploy/grafana/hookd-dashboard.json through promcheck.
@@ -69,6 +70,7 @@ variants=(
     "no-keda-no-hpa|--set dispatcher.keda.enabled=false --set producerApi.hpa.enabled=false"
     "existing-secret|--set secret.create=false --set secret.existingSecret=hookd-prod --set image.registry=registry.example.com"
     "production|--set producerApi.config.TOPIC_REPLICATION=3 --set dispatcher.keda.authenticationRef=hookd-kafka --set-string secret.env.KAFKA_SASL_USERNAME=hookd"
+    "kafka-tls|-f deploy/helm/hookd/examples/kafka-tls.yaml"
 )
 for v in "${variants[@]}"; do
     name=${v%%|*}; read -r -a args <<<"${v#*|}"
@@ -76,13 +78,19 @@ for v in "${variants[@]}"; do
     check "helm template ($name)" quiet "${HT[@]}" "${args[@]}" --output-dir "$out/render-$name"
     find "$out/render-$name" -name '*.yaml' -print0 | sort -z | xargs -0 cat >"$f"
     check "kubeconform helm ($name)" conform "$f"
-    if [ "$name" = defaults ] || [ "$name" = production ] || [ "$name" = existing-secret ]; then
+    if [ "$name" != no-keda-no-hpa ]; then
         check "semantics helm ($name)" python3 tests/deploy/check_manifests.py k8s "$f"
     fi
 done
 expect_fail "chart refuses maxReplicaCount > TOPIC_PARTITIONS" "${HT[@]}" --set dispatcher.keda.maxReplicaCount=13
 expect_fail "chart refuses grace <= SHUTDOWN_GRACE" "${HT[@]}" --set dispatcher.terminationGracePeriodSeconds=20
 expect_fail "chart refuses secret.create=false without a name" "${HT[@]}" --set secret.create=false
+# the example without producer-api's CA mount: its KAFKA_SSL_CA_LOCATION would point at nothing
+if "${HT[@]}" -f deploy/helm/hookd/examples/kafka-tls.yaml --set producerApi.extraVolumeMounts=null >"$out/unmounted.yaml"; then
+    expect_fail "semantics catch a *_LOCATION path on no volume" python3 tests/deploy/check_manifests.py k8s "$out/unmounted.yaml"
+else
+    echo "FAIL helm template (kafka-tls without producer-api's mount)" >&2; fail=1
+fi
 
 # 4. negative controls for the schemas
 sed 's/readinessProbe:/readinesProbe:/' "$out/kustomize-base.yaml" >"$out/typo.yaml"
