@@ -116,6 +116,15 @@ show_logs() {
     done
 }
 
+# add_tls_listener PROTOCOL PORT: one more listener in start()'s lists, on 127.0.0.1 and advertised as localhost
+# (the name BROKER_SSL_PEM's certificate carries)
+add_tls_listener() {
+    [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_$1_PORT needs BROKER_SSL_PEM (a readable PEM file)"
+    listeners="$listeners,$1://127.0.0.1:$2"
+    advertised="$advertised,$1://localhost:$2"
+    protocols="$protocols,$1:$1"
+}
+
 start() {
     [ $# -eq 3 ] || usage
     data=$1 port=$2 cport=$3
@@ -135,18 +144,12 @@ start() {
     plain_users=""
     scram_args=""
     if [ -n "${BROKER_SSL_PORT:-}" ]; then
-        [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_SSL_PORT needs BROKER_SSL_PEM (a readable PEM file)"
         [ -r "${BROKER_SSL_CLIENT_CA:-}" ] || die "BROKER_SSL_PORT needs BROKER_SSL_CLIENT_CA (a readable PEM file)"
-        listeners="$listeners,SSL://127.0.0.1:$BROKER_SSL_PORT"
-        advertised="$advertised,SSL://localhost:$BROKER_SSL_PORT"
-        protocols="$protocols,SSL:SSL"
+        add_tls_listener SSL "$BROKER_SSL_PORT"
     fi
     if [ -n "${BROKER_SASL_SSL_PORT:-}" ]; then
-        [ -r "${BROKER_SSL_PEM:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SSL_PEM (a readable PEM file)"
         [ -n "${BROKER_SASL_USERS:-}" ] || die "BROKER_SASL_SSL_PORT needs BROKER_SASL_USERS"
-        listeners="$listeners,SASL_SSL://127.0.0.1:$BROKER_SASL_SSL_PORT"
-        advertised="$advertised,SASL_SSL://localhost:$BROKER_SASL_SSL_PORT"
-        protocols="$protocols,SASL_SSL:SASL_SSL"
+        add_tls_listener SASL_SSL "$BROKER_SASL_SSL_PORT"
         for user in $BROKER_SASL_USERS; do
             name=${user%%:*} password=${user#*:}
             plain_users="$plain_users user_$name=\"$password\""
