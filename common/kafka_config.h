@@ -23,9 +23,9 @@
  * with data in a fetch (KIP-74): with librdkafka's default batches (1 MB) a backlog came one partition per fetch,
  * so the dispatcher worked one to three webhooks at a time (docs/BENCHMARKS.md, 2026-12-06 11:39). batch.size
  * counts uncompressed bytes, so a batch on disk is at most this. 128 KiB since each event topic's consumer fetches
- * 256 KiB at a time (dispatcher/consumer.c, FETCH_MAX_BYTES): a fetch carries two partitions' batches however
- * little they compress, and four or more of JSON events (lz4: 2-3x), where 256 KiB batches with 512 KiB fetches
- * gave two and the dispatch benchmark's receivers fewer deliveries in flight (2026-12-07 06:23 and 09:00). */
+ * 256 KiB at a time (dispatcher/consumer.c, FETCH_MAX_BYTES): a fetch carries batches of at least two partitions
+ * however little they compress, where 256 KiB batches with 512 KiB fetches came two partitions per fetch and the
+ * dispatch benchmark's receivers had fewer deliveries in flight (2026-12-07 06:23 and 09:00). */
 #define KAFKA_RECORD_BATCH_MAX_BYTES "131072"
 
 /* Sets bootstrap.servers and applies the passthrough variables to conf. Returns 0, or -1 with errbuf naming

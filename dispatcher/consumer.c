@@ -632,11 +632,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     (void)rk;
     /* /readyz says why it is not ready: "authentication failed", "TLS handshake failed". Only the reason: one
      * broker of several refusing a connection does not make the member unhealthy (its statistics say). */
-    if (kafka_error_is_connection_failure(err))
+    int refused = kafka_error_is_connection_failure(err);
+    if (refused)
         m->last_failure = err;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         m->healthy = 0;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || kafka_error_is_connection_failure(err))
+    if (refused || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         publish_health(m->c);
     /* connection failures are already logged by librdkafka's own log lines: keep them at debug here */
     log_level level = err == RD_KAFKA_RESP_ERR__FATAL                                              ? LOG_ERROR
