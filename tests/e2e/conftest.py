@@ -147,9 +147,10 @@ class Process:
 
 
 class Api:
-    """bin/producer-api on a free port with its own topic prefix, and its tokens."""
+    """bin/producer-api on a free port with its own topic prefix, and its tokens. wait_ready=False: returns once
+    the process runs (a test of a producer-api that is never ready; tokens need only Redis)."""
 
-    def __init__(self, redis_server, kafka_broker, workdir: str):
+    def __init__(self, redis_server, kafka_broker, workdir: str, wait_ready: bool = True):
         self.redis = redis_server
         self.kafka = kafka_broker
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
@@ -160,7 +161,8 @@ class Api:
                         LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn",
                         **redis_server.client_env(), **kafka_broker.client_env())
         self.proc = Process("producer-api", [str(BIN / "producer-api")], self.env, workdir)
-        wait_until(lambda: self._ready(), memcheck.scaled(60), what=f"producer-api ready\n{self.proc.tail()}")
+        if wait_ready:
+            wait_until(lambda: self._ready(), memcheck.scaled(60), what=f"producer-api ready\n{self.proc.tail()}")
         self.service_token = self._token("--service")
         self._org_tokens: Dict[int, str] = {}
 

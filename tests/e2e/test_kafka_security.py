@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from conftest import BIN, Process, Stack, http, wait_until
+from conftest import Api, Stack, http, wait_until
 from support import memcheck
 from support.services import KafkaBroker, free_port
 
@@ -50,12 +50,12 @@ def secured_broker(test_ca):
     ports = {"SASL_SSL": free_port(), "SSL": free_port()}
     while ports["SSL"] == ports["SASL_SSL"]:
         ports["SSL"] = free_port()
+    pem = os.path.join(test_ca.dir, "kafka-listener.pem")  # key (PKCS#8) and certificate: Kafka's PEM keystore
+    with open(test_ca.server_key) as key, open(test_ca.server_cert) as cert, open(pem, "w") as out:
+        out.write(key.read() + cert.read())
     broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(ports["SASL_SSL"]), BROKER_SSL_PORT=str(ports["SSL"]),
-                                  BROKER_SASL_USERS=f"{USER}:{PASSWORD}", BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
-    pem = broker.dir / "listener.pem"  # the listeners' key (PKCS#8) and certificate, as Kafka's PEM keystore wants
-    with open(test_ca.server_key) as key, open(test_ca.server_cert) as cert:
-        pem.write_text(key.read() + cert.read())
-    broker._env["BROKER_SSL_PEM"] = str(pem)
+                                  BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD}",
+                                  BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
     broker.start()
     try:
         yield ports
@@ -94,12 +94,22 @@ def test_events_are_delivered_and_retried_through_a_broker_that_requires_tls_and
         s.close()
 
 
-def start_producer_api(listener: SecuredListener, redis_server, workdir: str):
-    """producer-api that may never be ready (Api waits for /readyz): its Process and URL."""
-    port = free_port()
-    env = dict(os.environ, REDIS_URL=redis_server.url, KAFKA_BROKERS=listener.bootstrap, TOPIC_PREFIX="sec-bad.",
-               LISTEN_ADDR=f"127.0.0.1:{port}", LOG_LEVEL="info", **redis_server.client_env(), **listener.client_env())
-    return Process("producer-api-bad-kafka", [str(BIN / "producer-api")], env, workdir), f"http://127.0.0.1:{port}"
+def readyz_naming(url: str, proc, cause: str):
+    """Waits until GET url/readyz gives cause as Kafka's check, while proc keeps running; returns (status, body)."""
+    def readyz():
+        try:
+            return http("GET", url + "/readyz", timeout=3)
+        except OSError:  # not listening yet
+            return None, {}
+
+    def answer():
+        assert proc.running, proc.tail()
+        status, body = readyz()
+        return (status, body) if body.get("checks", {}).get("kafka") == cause else None
+    try:
+        return wait_until(answer, memcheck.scaled(30), what=f"{proc.name} /readyz naming {cause!r}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {readyz()}\n{proc.tail(20)}") from None
 
 
 @pytest.mark.parametrize("wrong", ["password", "certificate", "client certificate"])
@@ -120,42 +130,23 @@ def test_a_wrong_kafka_password_or_an_unverifiable_broker_is_what_readyz_says(
     else:
         listener.client_certificate = False
         expected = "unreachable"
-    api, url = start_producer_api(listener, redis_server, str(tmp_path))
-    good = SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512")
-    s = Stack(redis_server, good, test_ca, str(tmp_path))  # a working producer-api for the token and a webhook
+    api = Api(redis_server, listener, str(tmp_path), wait_ready=False)
+    s = Stack(redis_server, SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512"), test_ca, str(tmp_path))
     try:
-        def api_says():
-            try:
-                return http("GET", url + "/readyz", timeout=3)
-            except OSError:
-                return None, None
-        wait_until(lambda: api_says()[0] == 503 and api_says()[1]["checks"]["kafka"] == expected,
-                   memcheck.scaled(30), what=f"producer-api /readyz: {api_says()}\n{api.tail()}")
-        assert api_says()[1]["checks"]["redis"] == "ok"
-        status, body = http("POST", url + "/api/v1/events",
+        status, body = readyz_naming(api.url, api.proc, expected)
+        assert status == 503 and body["status"] == "unavailable" and body["checks"]["redis"] == "ok", body
+        status, body = http("POST", api.url + "/api/v1/events",
                             {"type": "user.created", "organization_id": 5, "data": {"id": 1}},
-                            token=s.api.service_token, timeout=30)
+                            token=api.service_token, timeout=30)
         assert status == 503 and "message" in body, (status, body)
 
         d = s.dispatcher(**listener.client_env())
-
-        def dispatcher_says():
-            assert d.proc.running, d.story()
-            try:
-                return http("GET", d.url("/readyz"), timeout=3)
-            except OSError:
-                return None, None
-        try:
-            wait_until(lambda: (dispatcher_says()[1] or {}).get("checks", {}).get("kafka") == expected,
-                       memcheck.scaled(30), what="dispatcher /readyz")
-        except AssertionError as e:
-            raise AssertionError(f"{e}: {dispatcher_says()}\n{d.story(20)}") from None
-        status, body = http("GET", d.url("/readyz"))
-        assert status == 503 and body["status"] == "unavailable", body
+        status, body = readyz_naming(d.url(""), d.proc, expected)
+        assert status == 503 and body["status"] == "unavailable" and body["checks"]["redis"] == "ok", body
         assert d.proc.running
     finally:
-        code = api.stop(timeout=30)
-        problems = api.memcheck_problems()
+        code = api.proc.stop(timeout=30)
+        problems = api.proc.memcheck_problems()
         s.close()
-    assert code == 0, api.tail()
+    assert code == 0, api.proc.tail()
     assert not problems, problems
