@@ -2,6 +2,7 @@
 #include "consumer.h"
 
 #include "event_types.h"
+#include "group_handover.h"
 #include "kafka_config.h"
 #include "kafka_stats.h"
 #include "log.h"
@@ -18,6 +19,9 @@
 #include <unistd.h>
 
 #define TOPIC_MAX 256
+#define GROUP_MAX 256
+/* how long an assignment may wait for the committed offsets of the other consumer layout (group_handover.h) */
+#define HANDOVER_TIMEOUT_MS 3000
 /* the local queue's limits (librdkafka properties; why these: consumer_new) */
 #define QUEUE_MAX_KBYTES "8192"
 #define QUEUE_MAX_MESSAGES "10000"
@@ -81,6 +85,7 @@ typedef struct consumer_member {
     rd_kafka_t *rk;            /* owned */
     rd_kafka_queue_t *queue;   /* owned: the consumer queue (main queue forwarded to it) */
     int slot_lo, slot_hi;      /* its topics */
+    char group[GROUP_MAX];     /* its consumer group: KAFKA_GROUP, or KAFKA_GROUP.<type> for a topic of its own */
     int healthy;               /* its last statistics: a broker up and its group steady */
     int last_failure;          /* its last authentication or TLS error since a broker was up, 0 none (/readyz) */
     long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
@@ -100,6 +105,7 @@ struct consumer {
     void *ctx;
     consumer_room_fn room;       /* may be NULL */
     char topics[CONSUMER_SLOTS][TOPIC_MAX];
+    char group[GROUP_MAX];     /* KAFKA_GROUP (the retry-tier consumer: its own group) */
     int topic_count;           /* EVENT_TYPE_COUNT + extra topics */
     partition_row rows[CONSUMER_SLOTS];
     int hold_fd;               /* owned timerfd (LOOP_TAG_HOLD) */
@@ -540,6 +546,53 @@ void consumer_on_hold_timer(consumer *c)
 
 /* ---- librdkafka callbacks ------------------------------------------------------------------------------- */
 
+/* Partitions just assigned to event member m start where the other consumer layout's group left them, when that
+ * is further than m's own group got (group_handover.h): a member of its topic's group reads KAFKA_GROUP's offsets,
+ * the one consumer of all eight topics those of the eight topic groups. Blocks the event loop for the read, a
+ * round trip to the group coordinators (at most HANDOVER_TIMEOUT_MS), once per assignment. */
+static void handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts)
+{
+    consumer *c = m->c;
+    if (c->retry_only || parts->cnt == 0)
+        return;
+    char groups[EVENT_TYPE_COUNT][GROUP_MAX];
+    const char *others[EVENT_TYPE_COUNT];
+    int count = 0;
+    if (c->member_count > 1) {
+        others[count++] = c->group;
+    } else {
+        for (int t = 0; t < EVENT_TYPE_COUNT; t++)
+            if (group_handover_topic_group(c->group, event_type_name(t), groups[t], sizeof groups[t]) == 0)
+                others[count++] = groups[t];
+    }
+    const char **from = calloc((size_t)parts->cnt, sizeof *from);
+    char err[512];
+    int64_t started = time_monotonic_us();
+    int carried = from == NULL ? -1
+                               : group_handover_offsets(m->rk, m->group, others, count, parts, HANDOVER_TIMEOUT_MS,
+                                                        from, err, sizeof err);
+    log_json(LOG_DEBUG, "committed offsets of both layouts compared", "{s:s, s:i, s:i, s:f}", "group", m->group,
+             "partitions", parts->cnt, "carried", carried, "ms", (double)(time_monotonic_us() - started) / 1000.0);
+    if (carried < 0) {
+        log_json(LOG_WARN, "committed offsets of the other consumer layout not read", "{s:s, s:s, s:s}", "group",
+                 m->group, "topic", parts->elems[0].topic, "error", from == NULL ? "out of memory" : err);
+    } else if (carried > 0) {
+        /* a line per topic (the one consumer of the eight topics takes them from eight groups) */
+        for (int i = 0; i < parts->cnt; i++) {
+            int first = from[i] != NULL, count_here = 0;
+            for (int j = 0; first && j < i; j++)
+                first = from[j] == NULL || strcmp(parts->elems[j].topic, parts->elems[i].topic) != 0;
+            for (int j = i; first && j < parts->cnt; j++)
+                count_here += from[j] != NULL && strcmp(parts->elems[j].topic, parts->elems[i].topic) == 0;
+            if (first)
+                log_json(LOG_INFO, "partitions start where another consumer group left them",
+                         "{s:s, s:s, s:s, s:i}", "group", m->group, "from", from[i], "topic", parts->elems[i].topic,
+                         "partitions", count_here);
+        }
+    }
+    free(from);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
@@ -550,6 +603,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        handover(m, parts);
         for (int i = 0; i < parts->cnt; i++)
             table_attach(m, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)
@@ -709,8 +763,8 @@ static int consumer_message_max_fits(rd_kafka_conf_t *conf, char *errbuf, size_t
 }
 
 /* The librdkafka configuration of member m (client.id suffix: its topic's event type when it has one topic of
- * its own). NULL with errbuf on failure. */
-static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *opts, char *errbuf, size_t errlen)
+ * its own; group.id: its group). NULL with errbuf on failure. */
+static rd_kafka_conf_t *member_conf(consumer_member *m, char *errbuf, size_t errlen)
 {
     consumer *c = m->c;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -734,7 +788,7 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
     char fetch_bytes[32];
     snprintf(fetch_bytes, sizeof fetch_bytes, "%ld", FETCH_MAX_BYTES / c->member_count);
     /* hookd's settings first; KAFKA_<PROPERTY> passthrough (applied by kafka_config_from_env) may override */
-    if (kafka_config_set(conf, "group.id", opts->group, errbuf, errlen) != 0 ||
+    if (kafka_config_set(conf, "group.id", m->group, errbuf, errlen) != 0 ||
         kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
         /* the retry-tier consumer uses eager round-robin: librdkafka 2.0's sticky assignor asserts when a member
          * that joined with nothing to assign (tier topics not created yet) is destroyed */
@@ -794,10 +848,10 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, const consumer_options *
 
 /* Creates member m's client, wires its queue to the consumer's eventfd and subscribes it to its topics. Returns 0,
  * or -1 with errbuf (m->rk is then NULL or still to be destroyed by the caller). */
-static int member_start(consumer_member *m, const consumer_options *opts, char *errbuf, size_t errlen)
+static int member_start(consumer_member *m, char *errbuf, size_t errlen)
 {
     consumer *c = m->c;
-    rd_kafka_conf_t *conf = member_conf(m, opts, errbuf, errlen);
+    rd_kafka_conf_t *conf = member_conf(m, errbuf, errlen);
     if (conf == NULL)
         return -1;
     char kerr[512];
@@ -915,12 +969,26 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
         c->members[0] = (consumer_member){.slot_lo = 0, .slot_hi = EVENT_TYPE_COUNT};
         c->member_count = 1;
     }
+    /* each event topic's members form a group of their own: librdkafka 2.0's cooperative-sticky assignor can loop
+     * for ever in a group whose members subscribe to different topics (group_handover.h) */
+    int named = snprintf(c->group, sizeof c->group, "%s", opts->group) < (int)sizeof c->group;
     for (int i = 0; i < c->member_count; i++) {
-        c->members[i].c = c;
-        c->members[i].recheck_wait_ms = DRY_RECHECK_MS;
+        consumer_member *m = &c->members[i];
+        m->c = c;
+        m->recheck_wait_ms = DRY_RECHECK_MS;
+        if (c->member_count > 1)
+            named = named && group_handover_topic_group(opts->group, event_type_name(m->slot_lo), m->group,
+                                                        sizeof m->group) == 0;
+        else
+            snprintf(m->group, sizeof m->group, "%s", c->group);
+    }
+    if (!named) {
+        snprintf(errbuf, errlen, "KAFKA_GROUP is too long");
+        consumer_discard(c);
+        return NULL;
     }
     for (int i = 0; i < c->member_count; i++) {
-        if (member_start(&c->members[i], opts, errbuf, errlen) != 0) {
+        if (member_start(&c->members[i], errbuf, errlen) != 0) {
             consumer_discard(c);
             return NULL;
         }

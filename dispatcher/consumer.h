@@ -1,7 +1,7 @@
 /*
- * consumer — the Kafka side: librdkafka consumers in group KAFKA_GROUP subscribed to the eight event topics, with
- * cooperative-sticky assignment, auto commit of offsets that this module stores itself, and the consumer queues
- * wired to the event loop through one eventfd (rd_kafka_queue_io_event_enable).
+ * consumer — the Kafka side: librdkafka consumers of the eight event topics in consumer groups named after
+ * KAFKA_GROUP ("Groups" below), with cooperative-sticky assignment, auto commit of offsets that this module stores
+ * itself, and the consumer queues wired to the event loop through one eventfd (rd_kafka_queue_io_event_enable).
  *
  * Members: by default (CONSUMER_PER_TOPIC=1) each event topic has a librdkafka client of its own, eight members of
  * the group per process, drained in turn. librdkafka 2.0 names every partition a client holds on a broker in each
@@ -10,7 +10,12 @@
  * latency row's tail (docs/BENCHMARKS.md, 2026-12-04 23:51 and 2026-12-05 06:12). One client per topic makes it a
  * 12-partition fetch, and the partitions still spread over as many replicas as before. The price: eight group
  * members and broker connections per process. CONSUMER_PER_TOPIC=0 keeps one client. The retry-tier consumer is
- * always one client.
+ * always one client, in group KAFKA_GROUP.retry.
+ *
+ * Groups: each event topic's clients are a group of their own, KAFKA_GROUP.<type>; the one client of
+ * CONSUMER_PER_TOPIC=0 is in KAFKA_GROUP. Not one group for the eight topics' clients: librdkafka 2.0's
+ * cooperative-sticky assignor loops for ever when a group's members subscribe to different topics. Partitions
+ * assigned start at the highest offset their own group or the other layout's committed (group_handover.h).
  *
  * Offsets: every assigned partition has a partition_state with an offset_tracker. The dispatcher tracks each
  * message it takes on (consumer_track) and completes it when all its deliveries finished (consumer_complete);

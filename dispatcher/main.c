@@ -43,7 +43,9 @@
 
 static const config_var vars[] = {
     {"KAFKA_BROKERS", KAFKA_DEFAULT_BROKERS, "Kafka bootstrap servers"},
-    {"KAFKA_GROUP", "hookd-dispatcher", "consumer group id"},
+    {"KAFKA_GROUP", "hookd-dispatcher",
+     "consumer group id; with CONSUMER_PER_TOPIC=1 each event topic's consumers are group <KAFKA_GROUP>.<event_type>, "
+     "the retry tiers' <KAFKA_GROUP>.retry"},
     {"TOPIC_PREFIX", "webhooks.", "topic name prefix; topics are <prefix><event_type>"},
     {"CONSUMER_PER_TOPIC", "1",
      "1: a Kafka consumer (group member) per event topic, so a fetch names one topic's partitions; 0: one for all"},

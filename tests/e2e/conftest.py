@@ -250,6 +250,12 @@ class Dispatcher:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.metrics_port}{path}"
 
+    def group_of(self, event_type: str) -> str:
+        """The consumer group that commits the event topic's offsets: one per topic, KAFKA_GROUP itself when
+        the dispatcher has one consumer for the eight topics (dispatcher/group_handover.h)."""
+        group = self.env["KAFKA_GROUP"]
+        return group if self.env.get("CONSUMER_PER_TOPIC") == "0" else f"{group}.{event_type}"
+
     def metrics(self) -> Dict[str, float]:
         """Prometheus samples: {'name{labels}': value}."""
         with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:

@@ -338,7 +338,7 @@ def test_malformed_message_is_skipped(stack, kafka_broker):
     wait_until(lambda: d.metrics()["hookd_dispatcher_events_malformed_total"] == 2, 10, what="2 malformed")
     # the malformed offsets completed too: everything on partition 0 is committed after a stop
     assert d.proc.stop() == 0
-    offsets = kafka_broker.group_offsets(stack.group)
+    offsets = kafka_broker.group_offsets(d.group_of("project.created"))
     assert offsets[(topic, 0)] == 3
 
 
