@@ -143,10 +143,13 @@ def check_k8s(paths):
     if prefix != env["producer-api"].get("TOPIC_PREFIX", "webhooks."):
         err("TOPIC_PREFIX differs between producer-api and dispatcher")
     topics = []
+    per_topic = env["dispatcher"].get("CONSUMER_PER_TOPIC", "1") != "0"
     for t in so["triggers"]:
         md = t["metadata"]
-        if t["type"] != "kafka" or md.get("consumerGroup") != group or "lagThreshold" not in md:
-            err(f"ScaledObject trigger {t} must be kafka, consumerGroup {group}, with lagThreshold")
+        # each event topic's consumers are a group of their own: KAFKA_GROUP.<type> (dispatcher/group_handover.h)
+        want = f"{group}.{md.get('topic', '')[len(prefix):]}" if per_topic else group
+        if t["type"] != "kafka" or md.get("consumerGroup") != want or "lagThreshold" not in md:
+            err(f"ScaledObject trigger {t} must be kafka, consumerGroup {want}, with lagThreshold")
         if md.get("bootstrapServers") != env["dispatcher"].get("KAFKA_BROKERS"):
             err(f"ScaledObject bootstrapServers {md.get('bootstrapServers')} != dispatcher KAFKA_BROKERS")
         topics.append(md.get("topic"))
