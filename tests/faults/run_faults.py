@@ -195,7 +195,8 @@ class World:
 class Stack:
     """One scenario: producer-api with its own topic prefix, a consumer group, webhooks, receivers."""
 
-    def __init__(self, world: World, name: str, retry: bool = True, redis=None):
+    def __init__(self, world: World, name: str, retry: bool = True, redis=None,
+                 api_env: Optional[Dict[str, str]] = None):
         self.world = world
         self.redis = redis or world.redis  # a RedisSentinelSet in scenario 9: its client_env() names the sentinels
         self.name = name
@@ -211,6 +212,7 @@ class Stack:
                             KAFKA_BROKERS=world.kafka.bootstrap,
                             TOPIC_PREFIX=self.prefix, TOPIC_PARTITIONS=str(PARTITIONS),
                             LISTEN_ADDR=f"127.0.0.1:{self.port}", ALLOW_PRIVATE_TARGETS="1", LOG_LEVEL="warn")
+        self.api_env.update(api_env or {})
         self.api = Proc("producer-api", [str(BIN / "producer-api")], self.api_env, self.workdir)
         wait_until(self._api_ready, 90, "producer-api ready")
         self.service_token = self._token("--service")
@@ -449,7 +451,7 @@ class Stack:
         lost = len(self.expected - delivered_set - (dead or set()))
         if unexpected:
             notes.append(f"{unexpected} deliveries of pairs never 202'd")
-        for k in ("503", "503 without Retry-After", "batches given up", "malformed dead letters"):
+        for k in ("503", "503 without Retry-After", "batches given up", "malformed dead letters", "malformed events"):
             if self.post_stats.get(k):
                 notes.append(f"{k}: {self.post_stats[k]}")
         errs = {k: v for k, v in self.post_stats.items() if k.startswith("error")}
@@ -641,6 +643,71 @@ def s9_redis_failover(world: World, n: int) -> dict:
         if s is not None:
             s.close()
         sset.cleanup()
+
+
+def s10_partitions_added(world: World, n: int) -> dict:
+    """The runbook's scale-out, mid-run: the event topics' partitions are doubled (kafka-topics --alter) while
+    events are posted, and a second dispatcher joins the group. producer-api starts writing to the new partitions at
+    its next metadata refresh (librdkafka's 5 min by default, 1 s here through KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS),
+    possibly before any dispatcher owns them: those events must be read from the partitions' beginning."""
+    s = Stack(world, "s10-partitions-added", api_env={"KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS": "1000"})
+    try:
+        rcv = s.receiver()
+        rcv.set_mode("ok", 0.005)
+        orgs = s.setup_hooks([(rcv, "a"), (rcv, "b")])
+        d1 = s.wait_ready(s.dispatcher("d1"))
+        wait_until(lambda: s.assigned(d1) > 0, 90, "d1 holds the event topics' partitions")
+        time.sleep(1)
+        before = s.assigned(d1)
+        batches = 20
+        size = max(1, n // batches)
+        altered_at = rng.randrange(3, 7)   # batches posted before the alteration: delivery is under way by then
+        d2: List[Proc] = []
+
+        def between(bi: int) -> None:
+            if bi == altered_at:
+                for t in TYPES:
+                    world.kafka.add_partitions(s.prefix + t, 2 * PARTITIONS)
+            elif bi == altered_at + 2:
+                d2.append(s.dispatcher("d2"))  # joins while the group still takes in the new partitions
+
+        s.post(s.events(orgs, size * batches), pause=0.25, between=between, batch=size)
+        s.wait_ready(d2[0])
+        after = before + len(TYPES) * PARTITIONS
+        took = wait_until(lambda: s.assigned(d1) + s.assigned(d2[0]) == after and time.monotonic(), 90,
+                          "the new partitions assigned")
+        split = (s.assigned(d1), s.assigned(d2[0]))
+        s.settle()
+        on_new = _events_on_partitions(s, range(PARTITIONS, 2 * PARTITIONS))
+        got = set(s.ok_pairs())
+        new_pairs = {(eid, path) for (eid, path) in s.expected if eid in on_new}
+        notes = [f"partitions {PARTITIONS} → {2 * PARTITIONS} after batch {altered_at} of {batches}; "
+                 f"{len(on_new)} events written to the new partitions, {len(new_pairs & got)}/{len(new_pairs)} "
+                 f"of their pairs delivered; d1+d2 then held {split[0]}+{split[1]}/{after} partitions"]
+        checks = [("events were written to the new partitions", len(on_new) > 0),
+                  ("every pair of those events delivered", bool(new_pairs) and new_pairs <= got),
+                  ("the new partitions assigned, split between both dispatchers",
+                   bool(took) and split[0] > 0 and split[1] > 0),
+                  ("both dispatchers survived", d1.running and d2[0].running)]
+        return s.row("10. partitions doubled mid-run, a second dispatcher joins", checks, notes)
+    finally:
+        s.close()
+
+
+def _events_on_partitions(s: Stack, partitions) -> Set[str]:
+    """Ids of the scenario's events that Kafka holds in the given partitions of its event topics (read with kcat)."""
+    ids: Set[str] = set()
+    for t in TYPES:
+        for p in partitions:
+            r = subprocess.run([s.world.kcat, "-b", s.world.kafka.bootstrap, "-C", "-t", s.prefix + t, "-p", str(p),
+                                "-o", "beginning", "-e", "-q", "-f", "%s\n"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=60)
+            for line in r.stdout.splitlines():
+                try:
+                    ids.add(json.loads(line)["id"])
+                except (ValueError, KeyError, TypeError):
+                    s.post_stats["malformed events"] += 1
+    return ids
 
 
 def _hooks_read_back(s: Stack) -> int:
@@ -855,13 +922,14 @@ def main() -> int:
             (3, lambda w: s3_redis_restart(w, nq)), (4, lambda w: s4_bad_receivers(w, n4, retries)),
             (5, lambda w: s5_group_failover(w, nq)), (6, lambda w: s6_sigterm(w, nq)),
             (7, lambda w: s7_never_recovers(w, 100)), (8, lambda w: s8_impatient_client(w, 20)),
-            (9, lambda w: s9_redis_failover(w, nq))]
+            (9, lambda w: s9_redis_failover(w, nq)), (10, lambda w: s10_partitions_added(w, nq))]
     titles = {1: "1. kill -9 the dispatcher ×5 mid-run", 2: "2. Kafka broker stopped 10 s mid-run",
               3: "3. Redis (AOF) restarted mid-run", 4: "4. receivers 500 / time out / reset / wrong-name cert",
               5: "5. two dispatchers in a group, one killed -9", 6: "6. SIGTERM during load",
               7: "7. a receiver that never recovers", 8: "8. (opt-in) impatient client while Kafka is down",
-              9: "9. Redis master killed -9, Sentinel fails over"}
-    log(f"seed {SEED}; events: scenario 1 {n1}, scenarios 2/3/5/6/9 {nq}, scenario 4 {n4}; retries "
+              9: "9. Redis master killed -9, Sentinel fails over",
+              10: "10. partitions doubled mid-run, a second dispatcher joins"}
+    log(f"seed {SEED}; events: scenario 1 {n1}, scenarios 2/3/5/6/9/10 {nq}, scenario 4 {n4}; retries "
         f"{'on (' + SCHEDULE + ')' if retries else 'NOT in this dispatcher'}")
     world = World()
     rows = []
@@ -888,7 +956,7 @@ def main() -> int:
     elapsed = time.monotonic() - T0
     header = (f"hookd fault injection — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, seed {SEED}, "
               f"{os.cpu_count()} CPUs, {elapsed:.0f} s in all. Sizes: scenario 1 {n1} events "
-              f"(FAULT_EVENTS={n1}), scenarios 2/3/5/6/9 {nq}, scenario 4 {n4}; "
+              f"(FAULT_EVENTS={n1}), scenarios 2/3/5/6/9/10 {nq}, scenario 4 {n4}; "
               f"{len(TYPES)} event types × {ORGS} organizations, {HOOKS_PER_TYPE} webhooks per (organization, type) "
               f"(4 in scenario 4, one per faulty receiver); RETRY_SCHEDULE={SCHEDULE}.")
     text = table(rows, header)

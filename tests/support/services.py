@@ -486,6 +486,11 @@ class KafkaBroker:
             args += ["--config", f"{k}={v}"]
         self.run_class(TOPIC_COMMAND, *args)
 
+    def add_partitions(self, name: str, partitions: int) -> None:
+        """Raise a topic's partition count to `partitions` (kafka-topics --alter), as an operator scaling out does."""
+        self.run_class(TOPIC_COMMAND, "--bootstrap-server", self.bootstrap, "--alter", "--topic", name,
+                       "--partitions", str(partitions))
+
     def delete_topic(self, name: str) -> None:
         self.run_class(TOPIC_COMMAND, "--bootstrap-server", self.bootstrap, "--delete",
                        "--if-exists", "--topic", name)
