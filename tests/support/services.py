@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -37,9 +38,38 @@ TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (ip_local_port_range; 32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's range for outgoing connections: a
+    port from that range (the kernel's own pick for bind(0)) can be taken by any client's connect() before the
+    service that was given it listens (a dispatcher's ops port once went to a connection that way: "Address
+    already in use", 2026-12-07). Random in [10000, that range), not handed out before by this process."""
+    rng = random.SystemRandom()
+    high = _ephemeral_low()
+    for _ in range(100):
+        port = rng.randrange(10000, high) if high > 10001 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # the kernel's pick, as before
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
