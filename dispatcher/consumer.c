@@ -739,14 +739,6 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 
 /* ---- lifecycle ------------------------------------------------------------------------------------------ */
 
-/* A numeric property of conf as librdkafka holds it, or fallback (a numeral) when it cannot be read. */
-static long long conf_number(const rd_kafka_conf_t *conf, const char *name, const char *fallback)
-{
-    char value[32];
-    size_t len = sizeof value;
-    return atoll(rd_kafka_conf_get(conf, name, value, &len) == RD_KAFKA_CONF_OK ? value : fallback);
-}
-
 /* librdkafka refuses a consumer whose fetch.max.bytes is below its message.max.bytes, although a consumer sends no
  * message and Kafka returns a record batch larger than fetch.max.bytes when it is the first of a fetch (KIP-74):
  * KAFKA_MESSAGE_MAX_BYTES, set for the producers' sake, would otherwise stop the dispatcher from starting. The
@@ -839,10 +831,15 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, char *errbuf, size_t err
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
-    /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's); the same for every member */
-    c->queue_max_bytes = conf_number(conf, "queued.max.messages.kbytes", queue_kbytes) * 1024;
-    c->queue_max_msgs = conf_number(conf, "queued.min.messages", queue_messages);
-    c->fetch_waits = conf_number(conf, "fetch.min.bytes", "1") > 1;
+    /* the limits in force (KAFKA_<PROPERTY> may have overridden hookd's); the same for every member. Each was set
+     * above, so librdkafka holds a value; hookd's own stays if one could not be read. */
+    size_t kbytes = strtoull(queue_kbytes, NULL, 10), messages = strtoull(queue_messages, NULL, 10), min_bytes = 1;
+    (void)kafka_config_get_size(conf, "queued.max.messages.kbytes", &kbytes);
+    (void)kafka_config_get_size(conf, "queued.min.messages", &messages);
+    (void)kafka_config_get_size(conf, "fetch.min.bytes", &min_bytes);
+    c->queue_max_bytes = (long long)kbytes * 1024;
+    c->queue_max_msgs = (long long)messages;
+    c->fetch_waits = min_bytes > 1;
     return conf;
 }
 
