@@ -647,9 +647,9 @@ def s9_redis_failover(world: World, n: int) -> dict:
 
 def s10_partitions_added(world: World, n: int) -> dict:
     """The runbook's scale-out, mid-run: the event topics' partitions are doubled (kafka-topics --alter) while
-    events are posted, and a second dispatcher joins the group. producer-api starts writing to the new partitions at
-    its next metadata refresh (librdkafka's 5 min by default, 1 s here through KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS),
-    possibly before any dispatcher owns them: those events must be read from the partitions' beginning."""
+    events are posted, and a second dispatcher joins. producer-api starts writing to the new partitions at its next
+    metadata refresh (librdkafka's 5 min by default, 1 s here: KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS), possibly
+    before any dispatcher owns them: those events must be read from the partitions' beginning."""
     s = Stack(world, "s10-partitions-added", api_env={"KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS": "1000"})
     try:
         rcv = s.receiver()
