@@ -546,6 +546,16 @@ void consumer_on_hold_timer(consumer *c)
 
 /* ---- librdkafka callbacks ------------------------------------------------------------------------------- */
 
+/* Whether one of the first `before` partitions of parts, of topic, was given a start by the handover (from). */
+static int carried_before(const rd_kafka_topic_partition_list_t *parts, const char *const *from, int before,
+                          const char *topic)
+{
+    for (int j = 0; j < before; j++)
+        if (from[j] != NULL && strcmp(parts->elems[j].topic, topic) == 0)
+            return 1;
+    return 0;
+}
+
 /* Partitions just assigned to event member m start where the other consumer layout's group left them, when that
  * is further than m's own group got (group_handover.h): a member of its topic's group reads KAFKA_GROUP's offsets,
  * the one consumer of all eight topics those of the eight topic groups. Blocks the event loop for the read, a
@@ -579,15 +589,13 @@ static void handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts)
     } else if (carried > 0) {
         /* a line per topic (the one consumer of the eight topics takes them from eight groups) */
         for (int i = 0; i < parts->cnt; i++) {
-            int first = from[i] != NULL, count_here = 0;
-            for (int j = 0; first && j < i; j++)
-                first = from[j] == NULL || strcmp(parts->elems[j].topic, parts->elems[i].topic) != 0;
-            for (int j = i; first && j < parts->cnt; j++)
-                count_here += from[j] != NULL && strcmp(parts->elems[j].topic, parts->elems[i].topic) == 0;
-            if (first)
-                log_json(LOG_INFO, "partitions start where another consumer group left them",
-                         "{s:s, s:s, s:s, s:i}", "group", m->group, "from", from[i], "topic", parts->elems[i].topic,
-                         "partitions", count_here);
+            if (from[i] == NULL || carried_before(parts, from, i, parts->elems[i].topic))
+                continue;
+            int here = 0;
+            for (int j = i; j < parts->cnt; j++)
+                here += from[j] != NULL && strcmp(parts->elems[j].topic, parts->elems[i].topic) == 0;
+            log_json(LOG_INFO, "partitions start where another consumer group left them", "{s:s, s:s, s:s, s:i}",
+                     "group", m->group, "from", from[i], "topic", parts->elems[i].topic, "partitions", here);
         }
     }
     free(from);
