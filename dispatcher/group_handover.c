@@ -76,23 +76,19 @@ static int read_offsets(rd_kafka_t *rk, const char *const *names, int name_count
 {
     rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-    rd_kafka_topic_partition_list_t *asked = rd_kafka_topic_partition_list_new(parts->cnt);
-    if (queue == NULL || options == NULL || asked == NULL) {
+    if (queue == NULL || options == NULL) {
         snprintf(errbuf, errlen, "listing committed offsets: out of memory");
         if (queue != NULL)
             rd_kafka_queue_destroy(queue);
         if (options != NULL)
             rd_kafka_AdminOptions_destroy(options);
-        if (asked != NULL)
-            rd_kafka_topic_partition_list_destroy(asked);
         return -1;
     }
-    for (int i = 0; i < parts->cnt; i++)
-        rd_kafka_topic_partition_list_add(asked, parts->elems[i].topic, parts->elems[i].partition);
     int64_t wait = deadline_ms - time_monotonic_ms();
     rd_kafka_AdminOptions_set_request_timeout(options, wait > 1 ? (int)wait : 1, NULL, 0);
     for (int g = 0; g < name_count; g++) {
-        rd_kafka_ListConsumerGroupOffsets_t *request = rd_kafka_ListConsumerGroupOffsets_new(names[g], asked);
+        /* the request copies the list and reads only its topics and partitions */
+        rd_kafka_ListConsumerGroupOffsets_t *request = rd_kafka_ListConsumerGroupOffsets_new(names[g], parts);
         rd_kafka_ListConsumerGroupOffsets(rk, &request, 1, options, queue);
         rd_kafka_ListConsumerGroupOffsets_destroy(request);
     }
@@ -118,7 +114,6 @@ static int read_offsets(rd_kafka_t *rk, const char *const *names, int name_count
         }
         rd_kafka_event_destroy(ev);
     }
-    rd_kafka_topic_partition_list_destroy(asked);
     rd_kafka_AdminOptions_destroy(options);
     rd_kafka_queue_destroy(queue); /* answers still to come are dropped with it */
     return rc;
