@@ -56,7 +56,7 @@ def test_a_dispatcher_in_the_other_layout_repeats_nothing(stack, before, after):
     handed = [line for line in d2.proc.log_lines() if line["msg"] == STARTED_ELSEWHERE]
     assert {line["topic"][len(stack.api.prefix):] for line in handed} >= set(TYPES), handed
     if after == "1":
-        assert all(line["group"] == f"{stack.group}.{line['topic'][len(stack.api.prefix):]}" and
+        assert all(line["group"] == d2.group_of(line["topic"][len(stack.api.prefix):]) and
                    line["from"] == stack.group for line in handed), handed
     else:
         assert all(line["group"] == stack.group and line["from"].startswith(stack.group + ".") for line in handed), \
@@ -67,8 +67,8 @@ def test_each_event_topic_is_consumed_in_a_group_of_its_own(stack, kafka_broker)
     """The default layout's groups, as Kafka sees them: KAFKA_GROUP.<type> for each event topic, KAFKA_GROUP.retry
     for the retry tiers, and no member in KAFKA_GROUP itself (members of one group that subscribe to different topics
     can send librdkafka 2.0's cooperative-sticky assignor into an endless loop)."""
-    stack.dispatcher("d1").wait_ready()
+    d = stack.dispatcher("d1", CONSUMER_PER_TOPIC="1").wait_ready()  # the default layout, under valgrind too
     r = kafka_broker.run_class(GROUP_COMMAND, "--bootstrap-server", kafka_broker.bootstrap, "--list")
     groups = {line.strip() for line in r.stdout.splitlines() if line.strip().startswith(stack.group)}
-    assert groups >= {f"{stack.group}.{t}" for t in EVENT_TYPES}, groups
+    assert groups >= {d.group_of(t) for t in EVENT_TYPES}, groups
     assert stack.group not in groups
