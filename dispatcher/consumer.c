@@ -20,8 +20,12 @@
 
 #define TOPIC_MAX 256
 #define GROUP_MAX 256
-/* how long an assignment may wait for the committed offsets of the other consumer layout (group_handover.h) */
-#define HANDOVER_TIMEOUT_MS 3000
+/* Partitions whose committed offsets could not be read at their assignment (awaiting the handover, handover()) are
+ * read again after HANDOVER_RETRY_MS, the wait doubling after each failed read up to HANDOVER_RETRY_MAX_MS; each
+ * read waits at least HANDOVER_RETRY_TIMEOUT_MS for its answer (HANDOVER_TIMEOUT if longer) */
+#define HANDOVER_RETRY_MS 1000
+#define HANDOVER_RETRY_MAX_MS 30000
+#define HANDOVER_RETRY_TIMEOUT_MS 3000
 /* the local queue's limits (librdkafka properties; why these: consumer_new) */
 #define QUEUE_MAX_KBYTES "8192"
 #define QUEUE_MAX_MESSAGES "10000"
@@ -58,6 +62,9 @@ struct partition_state {
     int held;                  /* waiting for its head message (paused, seeked back to hold_offset) */
     int64_t hold_offset;       /* the head message it waits for */
     int64_t hold_until_ms;     /* monotonic: resumed then at the latest */
+    int awaiting_handover;     /* held since its assignment because the groups' committed offsets could not be read:
+                                * resumed once a read succeeds (retry_handover), not by the hold timer */
+    int64_t dropped_from;      /* awaiting: the first offset served and dropped meanwhile, -1 none */
     int64_t first_taken;       /* first offset tracked, -1 none yet */
     int64_t next_offset;       /* after the last message served (or the head a hold waits for), -1 none yet */
     partition_state *previous; /* owned reference or NULL: this partition's state when this consumer lost it last
@@ -91,6 +98,9 @@ typedef struct consumer_member {
     long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
     int64_t recheck_at_ms;     /* when its dry queue is looked at again (recheck_dry); 0: not armed */
     int recheck_wait_ms;       /* the wait before the next recheck: DRY_RECHECK_MS, doubled by each recheck kick */
+    int64_t handover_at_ms;    /* when its partitions awaiting the handover are read again; 0: none await */
+    int handover_wait_ms;      /* the wait after the next read if it fails too (HANDOVER_RETRY_MS, doubled each time) */
+    int handover_failures;     /* reads failed since its partitions began awaiting */
 } consumer_member;
 
 struct consumer {
@@ -110,6 +120,8 @@ struct consumer {
     partition_row rows[CONSUMER_SLOTS];
     int hold_fd;               /* owned timerfd (LOOP_TAG_HOLD) */
     int retry_only;            /* the retry-tier consumer */
+    int handover_timeout_ms;   /* HANDOVER_TIMEOUT: how long an assignment waits for the committed offsets */
+    int awaiting_count;        /* event partitions awaiting the handover (gauge) */
     int assigned_count;        /* event-topic partitions */
     int retry_assigned_count;  /* retry-tier partitions */
     int dirty;                 /* some completion may have advanced a commit point */
@@ -278,6 +290,7 @@ static int table_attach(consumer_member *m, const char *topic, int partition)
     ps->stored = -1;
     ps->first_taken = -1;
     ps->next_offset = -1;
+    ps->dropped_from = -1;
     ps->assigned = 1;
     ps->previous = departed_take(c, type, partition);
     ps->lag = c->retry_only ? NULL : dm_lag_series(c->dm, topic, partition); /* event topics only */
@@ -297,6 +310,8 @@ static void table_detach(consumer *c, const char *topic, int partition)
     if (ps == NULL)
         return;
     c->rows[type].parts[partition] = NULL;
+    if (ps->awaiting_handover)
+        c->awaiting_count--;
     if (type < EVENT_TYPE_COUNT)
         c->assigned_count--;
     else
@@ -452,18 +467,21 @@ int consumer_partition_slot(const partition_state *ps)
     return ps->type;
 }
 
-/* Arms the hold timer for the earliest held partition or dry-queue recheck (disarms when none). */
+/* Arms the hold timer for the earliest held partition, dry-queue recheck or handover read (disarms when none). */
 static void hold_rearm(consumer *c)
 {
     int64_t earliest = -1;
     for (int t = 0; t < c->topic_count; t++)
         for (int p = 0; p < c->rows[t].cap; p++) {
             partition_state *ps = c->rows[t].parts[p];
-            if (ps != NULL && ps->held && (earliest < 0 || ps->hold_until_ms < earliest))
+            if (ps != NULL && ps->held && !ps->awaiting_handover && (earliest < 0 || ps->hold_until_ms < earliest))
                 earliest = ps->hold_until_ms;
         }
     for (int i = 0; i < c->member_count; i++) {
         int64_t at = c->members[i].recheck_at_ms;
+        if (at > 0 && (earliest < 0 || at < earliest))
+            earliest = at;
+        at = c->members[i].handover_at_ms;
         if (at > 0 && (earliest < 0 || at < earliest))
             earliest = at;
     }
@@ -510,7 +528,7 @@ static void resume_held(consumer_member *m, rd_kafka_topic_partition_list_t *lis
 void consumer_release(partition_state *ps)
 {
     consumer *c = ps->c;
-    if (!ps->held || !ps->assigned || c == NULL)
+    if (!ps->held || ps->awaiting_handover || !ps->assigned || c == NULL)
         return;
     ps->held = 0;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
@@ -521,6 +539,7 @@ void consumer_release(partition_state *ps)
 }
 
 static void recheck_dry(consumer_member *m, int64_t now);
+static void retry_handover(consumer_member *m, int64_t now);
 
 void consumer_on_hold_timer(consumer *c)
 {
@@ -529,11 +548,12 @@ void consumer_on_hold_timer(consumer *c)
     for (int i = 0; i < c->member_count; i++) {
         consumer_member *m = &c->members[i];
         recheck_dry(m, now);
+        retry_handover(m, now);
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
         for (int t = m->slot_lo; t < m->slot_hi; t++)
             for (int p = 0; p < c->rows[t].cap; p++) {
                 partition_state *ps = c->rows[t].parts[p];
-                if (ps != NULL && ps->held && ps->hold_until_ms <= now) {
+                if (ps != NULL && ps->held && !ps->awaiting_handover && ps->hold_until_ms <= now) {
                     ps->held = 0;
                     rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->hold_offset;
                 }
@@ -556,15 +576,47 @@ static int carried_before(const rd_kafka_topic_partition_list_t *parts, const ch
     return 0;
 }
 
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* Writes member m's client.id into out: hookd-dispatcher-<host>-<pid>, then -<event type> when it has a topic of its
+ * own, then -<role> when role is not NULL (a client working for it). */
+static void client_id_of(const consumer_member *m, const char *role, char *out, size_t outlen)
+{
+    char hostname[128] = "host";
+    gethostname(hostname, sizeof hostname - 1);
+    snprintf(out, outlen, "hookd-dispatcher-%s-%d%s%s%s%s", hostname, (int)getpid(), m->c->member_count > 1 ? "-" : "",
+             m->c->member_count > 1 ? event_type_name(m->slot_lo) : "", role != NULL ? "-" : "",
+             role != NULL ? role : "");
+}
+
+/* The configuration the handover's readers of other groups' offsets are made from (group_handover.h): the brokers
+ * and security of KAFKA_* like the members', a client.id of their own. NULL with errbuf. */
+static rd_kafka_conf_t *reader_conf(consumer_member *m, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char client_id[256];
+    client_id_of(m, "handover", client_id, sizeof client_id);
+    if (kafka_config_set(conf, "client.id", client_id, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "socket.nagle.disable", "true", errbuf, errlen) != 0 ||
+        kafka_config_from_env(conf, errbuf, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+}
+
 /* Partitions just assigned to event member m start where the other consumer layout's group left them, when that
  * is further than m's own group got (group_handover.h): a member of its topic's group reads KAFKA_GROUP's offsets,
- * the one consumer of all eight topics those of the eight topic groups. Blocks the event loop for the read, a
- * round trip to the group coordinators (at most HANDOVER_TIMEOUT_MS), once per assignment. */
-static void handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts)
+ * the one consumer of all eight topics those of the eight topic groups. Sets the offsets of parts (offsets
+ * RD_KAFKA_OFFSET_INVALID) that start elsewhere than at the own group's offset. Blocks the event loop for the read,
+ * a round trip to the group coordinators (at most timeout_ms), once per assignment. Returns 0, or -1 when the
+ * offsets could not be read (logged): parts is then unchanged. */
+static int handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts, int timeout_ms)
 {
     consumer *c = m->c;
     if (c->retry_only || parts->cnt == 0)
-        return;
+        return 0;
     char groups[EVENT_TYPE_COUNT][GROUP_MAX];
     const char *others[EVENT_TYPE_COUNT];
     int count = 0;
@@ -576,29 +628,120 @@ static void handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts)
                 others[count++] = groups[t];
     }
     const char **from = calloc((size_t)parts->cnt, sizeof *from);
-    char err[512];
+    const char *refused = NULL;
+    char err[512] = "out of memory";
     int64_t started = time_monotonic_us();
-    int carried = from == NULL ? -1
-                               : group_handover_offsets(m->rk, m->group, others, count, parts, HANDOVER_TIMEOUT_MS,
-                                                        from, err, sizeof err);
+    rd_kafka_conf_t *readers = from == NULL ? NULL : reader_conf(m, err, sizeof err);
+    int carried = readers == NULL ? -1
+                                  : group_handover_offsets(m->rk, readers, m->group, others, count, parts, timeout_ms,
+                                                           from, &refused, err, sizeof err);
+    if (readers != NULL)
+        rd_kafka_conf_destroy(readers);
     log_json(LOG_DEBUG, "committed offsets of both layouts compared", "{s:s, s:i, s:i, s:f}", "group", m->group,
              "partitions", parts->cnt, "carried", carried, "ms", (double)(time_monotonic_us() - started) / 1000.0);
     if (carried < 0) {
-        log_json(LOG_WARN, "committed offsets of the other consumer layout not read", "{s:s, s:s, s:s}", "group",
-                 m->group, "topic", parts->elems[0].topic, "error", from == NULL ? "out of memory" : err);
-    } else if (carried > 0) {
-        /* a line per topic (the one consumer of the eight topics takes them from eight groups) */
-        for (int i = 0; i < parts->cnt; i++) {
-            if (from[i] == NULL || carried_before(parts, from, i, parts->elems[i].topic))
-                continue;
-            int here = 0;
-            for (int j = i; j < parts->cnt; j++)
-                here += from[j] != NULL && strcmp(parts->elems[j].topic, parts->elems[i].topic) == 0;
-            log_json(LOG_INFO, "partitions start where another consumer group left them", "{s:s, s:s, s:s, s:i}",
-                     "group", m->group, "from", from[i], "topic", parts->elems[i].topic, "partitions", here);
-        }
+        log_json(LOG_WARN, "committed offsets of the consumer groups not read: the partitions wait", "{s:s, s:s, s:i, s:s}",
+                 "group", m->group, "topic", parts->elems[0].topic, "partitions", parts->cnt, "error", err);
+        free(from);
+        return -1;
+    }
+    if (refused != NULL)
+        log_json(LOG_WARN, "committed offsets of the other consumer layout's group not authorized: not compared",
+                 "{s:s, s:s, s:s}", "group", m->group, "other", refused, "topic", parts->elems[0].topic);
+    /* a line per topic (the one consumer of the eight topics takes them from eight groups) */
+    for (int i = 0; carried > 0 && i < parts->cnt; i++) {
+        if (from[i] == NULL || carried_before(parts, from, i, parts->elems[i].topic))
+            continue;
+        int here = 0;
+        for (int j = i; j < parts->cnt; j++)
+            here += from[j] != NULL && strcmp(parts->elems[j].topic, parts->elems[i].topic) == 0;
+        log_json(LOG_INFO, "partitions start where another consumer group left them", "{s:s, s:s, s:s, s:i}",
+                 "group", m->group, "from", from[i], "topic", parts->elems[i].topic, "partitions", here);
     }
     free(from);
+    return 0;
+}
+
+/* Awaiting the handover: parts were just assigned to m and their committed offsets could not be read. Started at
+ * their own group's offset, which on the first start after a change of consumer layout is none (the topic's
+ * earliest), they could deliver the topic's whole retention again. So they stay paused (held, skipping what a fetch
+ * already brought) until retry_handover reads the offsets: after HANDOVER_RETRY_MS, then at doubling waits. */
+static void await_handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts)
+{
+    consumer *c = m->c;
+    apply_pause(m->rk, parts, 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        partition_state *ps = table_find(c, topic_type(c, parts->elems[i].topic), parts->elems[i].partition);
+        if (ps == NULL || ps->awaiting_handover)
+            continue;
+        ps->held = 1;
+        ps->awaiting_handover = 1;
+        ps->dropped_from = -1;
+        ps->hold_until_ms = INT64_MAX; /* not the hold timer's: retry_handover resumes it */
+        c->awaiting_count++;
+    }
+    if (m->handover_at_ms == 0) {
+        m->handover_failures = 1;
+        m->handover_wait_ms = HANDOVER_RETRY_MS;
+        m->handover_at_ms = time_monotonic_ms() + HANDOVER_RETRY_MS;
+    }
+    metric_gauge_set(c->dm->awaiting_handover, c->awaiting_count);
+    hold_rearm(c);
+}
+
+/* Reads the committed offsets of m's partitions awaiting the handover again when due (from the hold timer). Once
+ * read, each resumes where the handover says, else where it was dropped, else (nothing fetched yet) where its own
+ * group left it; otherwise the next read is due after twice the last wait (at most HANDOVER_RETRY_MAX_MS). While
+ * consumption as a whole is paused the read waits for its end. */
+static void retry_handover(consumer_member *m, int64_t now)
+{
+    consumer *c = m->c;
+    if (m->handover_at_ms == 0 || m->handover_at_ms > now)
+        return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (int t = m->slot_lo; t < m->slot_hi; t++)
+        for (int p = 0; p < c->rows[t].cap; p++) {
+            partition_state *ps = c->rows[t].parts[p];
+            if (ps != NULL && ps->awaiting_handover)
+                rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition); /* offset RD_KAFKA_OFFSET_INVALID */
+        }
+    if (list->cnt == 0) { /* revoked meanwhile */
+        m->handover_at_ms = 0;
+    } else if (c->pause_reasons != 0) {
+        m->handover_at_ms = now + HANDOVER_RETRY_MS;
+    } else if (handover(m, list, c->handover_timeout_ms > HANDOVER_RETRY_TIMEOUT_MS ? c->handover_timeout_ms
+                                                                                     : HANDOVER_RETRY_TIMEOUT_MS) != 0) {
+        m->handover_failures++;
+        m->handover_at_ms = time_monotonic_ms() + m->handover_wait_ms;
+        m->handover_wait_ms = m->handover_wait_ms * 2 < HANDOVER_RETRY_MAX_MS ? m->handover_wait_ms * 2
+                                                                              : HANDOVER_RETRY_MAX_MS;
+    } else {
+        m->handover_at_ms = 0;
+        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(list->cnt);
+        int unfetched = 0;
+        for (int i = 0; i < list->cnt; i++) {
+            partition_state *ps = table_find(c, topic_type(c, list->elems[i].topic), list->elems[i].partition);
+            ps->awaiting_handover = 0;
+            ps->held = 0;
+            c->awaiting_count--;
+            int64_t start = list->elems[i].offset >= 0 ? list->elems[i].offset : ps->dropped_from;
+            if (start >= 0)
+                rd_kafka_topic_partition_list_add(seek, ps->topic, ps->partition)->offset = start;
+            else
+                unfetched = 1;
+        }
+        apply_pause(m->rk, list, 0);
+        if (seek->cnt > 0)
+            seek_to(m->rk, seek, "handover"); /* after the resume: a seek also wakes the fetcher */
+        if (unfetched)
+            kick_one(m, 0);
+        log_json(LOG_INFO, "partitions awaiting the handover resumed", "{s:s, s:s, s:i, s:i}", "group", m->group,
+                 "topic", list->elems[0].topic, "partitions", list->cnt, "failed_reads", m->handover_failures);
+        m->handover_failures = 0;
+        rd_kafka_topic_partition_list_destroy(seek);
+        metric_gauge_set(c->dm->awaiting_handover, c->awaiting_count);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
@@ -611,14 +754,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        handover(m, parts);
+        int awaiting = handover(m, parts, c->handover_timeout_ms) != 0;
         for (int i = 0; i < parts->cnt; i++)
             table_attach(m, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, parts);
-        if (c->pause_reasons != 0)
+        if (awaiting)
+            await_handover(m, parts);
+        else if (c->pause_reasons != 0)
             apply_pause(rk, parts, 1);
         log_json(LOG_INFO, "partitions assigned", "{s:i, s:i, s:s, s:s}", "count", parts->cnt, "total",
                  c->assigned_count, "protocol", protocol != NULL ? protocol : "NONE", "topic",
@@ -768,13 +913,8 @@ static rd_kafka_conf_t *member_conf(consumer_member *m, char *errbuf, size_t err
 {
     consumer *c = m->c;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char hostname[128] = "host", client_id[256];
-    gethostname(hostname, sizeof hostname - 1);
-    if (c->member_count > 1)
-        snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d-%s", hostname, (int)getpid(),
-                 event_type_name(m->slot_lo));
-    else
-        snprintf(client_id, sizeof client_id, "hookd-dispatcher-%s-%d", hostname, (int)getpid());
+    char client_id[256];
+    client_id_of(m, NULL, client_id, sizeof client_id);
     /* With a member per event topic, each one's prefetch is a quarter of the single consumer's: eight busy topics
      * hold at most twice what one consumer held, one busy topic a quarter of it (docs/BENCHMARKS.md,
      * 2026-12-05 06:12). */
@@ -935,6 +1075,7 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     c->ctx = ctx;
     c->hold_fd = -1;
     c->retry_only = opts->retry_only;
+    c->handover_timeout_ms = opts->handover_timeout_ms;
     for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
         if (event_type_topic(opts->topic_prefix, i, c->topics[i], sizeof c->topics[i]) != 0) {
             snprintf(errbuf, errlen, "TOPIC_PREFIX is too long");
@@ -1123,7 +1264,10 @@ static void serve_message(consumer *c, rd_kafka_message_t *msg)
     if (ps != NULL && !ps->held)
         ps->next_offset = msg->offset + 1;
     if (ps == NULL || ps->held) {
-        /* a held partition was seeked back: this one comes again */
+        /* a held partition was seeked back: this one comes again; one awaiting the handover, from where its read
+         * says (retry_handover), at the latest from the first one dropped */
+        if (ps != NULL && ps->awaiting_handover && ps->dropped_from < 0)
+            ps->dropped_from = msg->offset;
     } else if (ps->previous != NULL && (seen = lost_state_of(ps, msg->offset)) != OFFSET_UNSEEN) {
         if (seen == OFFSET_FINISHED) {
             if (consumer_track(ps, msg->offset) == 0)

@@ -65,6 +65,9 @@ typedef struct consumer_options {
     int retry_only;            /* subscribe to extra_topics only (the retry-tier consumer, tag LOOP_TAG_KAFKA_RETRY);
                                 * it leaves the readiness flag and the event-partition gauge alone */
     int member_per_topic;      /* CONSUMER_PER_TOPIC: a librdkafka client per event topic (ignored with retry_only) */
+    int handover_timeout_ms;   /* HANDOVER_TIMEOUT: how long an assignment waits for the committed offsets of the
+                                * groups (group_handover.h); not read in time, its partitions wait paused and the read
+                                * is tried again (ignored with retry_only) */
 } consumer_options;
 
 #define CONSUMER_MAX_MEMBERS EVENT_TYPE_COUNT

@@ -77,6 +77,9 @@ dispatcher_metrics *dm_new(void)
                                "1 while partitions are paused (backpressure, Redis outage or shutdown).", NULL);
     dm->partitions = metrics_gauge(r, "hookd_dispatcher_assigned_partitions", "Event-topic partitions assigned to this member.",
                                    NULL);
+    dm->awaiting_handover = metrics_gauge(r, "hookd_dispatcher_partitions_awaiting_handover",
+                                          "Assigned event-topic partitions paused because the committed offsets of "
+                                          "the consumer groups could not be read yet (HANDOVER_TIMEOUT).", NULL);
     dm->retry_partitions = metrics_gauge(r, "hookd_dispatcher_assigned_retry_partitions",
                                          "Retry-tier partitions assigned to this member.", NULL);
     dm->cache_hits = metrics_counter(r, "hookd_dispatcher_subscriber_cache_hits_total", "Subscriber cache hits.",

@@ -46,6 +46,7 @@ typedef struct dispatcher_metrics {
     metric_series *pending_events;                          /* events waiting for Redis */
     metric_series *paused;                                  /* 1 while consumption is paused */
     metric_series *partitions;                              /* assigned event-topic partitions */
+    metric_series *awaiting_handover;                       /* of them, paused until their groups' offsets are read */
     metric_series *retry_partitions;                        /* assigned retry-tier partitions */
     metric_series *cache_hits, *cache_stale_hits, *cache_misses, *cache_flushes, *subscription_changes, *cache_refreshes;
     metric_series *cache_evictions;

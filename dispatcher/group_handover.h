@@ -23,8 +23,12 @@
  * Everything below an offset a group committed was finished by that group's dispatchers, so the highest committed
  * offset of the groups is where nothing is skipped and the least is repeated.
  *
+ * When the offsets cannot be read (no answer in time, a coordinator moving), the dispatcher does not start the
+ * partitions at their own group's offset, which on the first start after a layout change is the topic's earliest:
+ * they stay paused, and the read is tried again (consumer.c, "awaiting the handover").
+ *
  * Thread contract: any thread that may block for up to the timeout (the dispatcher calls it from its rebalance
- * callback, on the event loop, only when partitions are assigned). Ownership: borrows everything.
+ * callback and its hold timer, on the event loop). Ownership: borrows everything.
  */
 #ifndef HOOKD_GROUP_HANDOVER_H
 #define HOOKD_GROUP_HANDOVER_H
@@ -35,15 +39,24 @@
 #define GROUP_HANDOVER_MAX_GROUPS 16
 
 /* For parts (topic and partition set; offsets RD_KAFKA_OFFSET_INVALID as librdkafka hands an assignment over), reads
- * the offsets committed by own_group and by each of other_groups (ListConsumerGroupOffsets through client rk, all
- * at once, waiting at most timeout_ms), and sets parts->elems[i].offset to the highest offset an other group
- * committed where that is above own_group's (or own_group has none); the other partitions keep their offset
- * (librdkafka then starts at own_group's committed offset). from (may be NULL; parts->cnt entries) gets, for each
- * partition, the group its offset came from (one of other_groups, borrowed) or NULL. Returns how many partitions
- * were set, or -1 with errbuf when a group's offsets could not be read: parts is then left as it was. */
-int group_handover_offsets(rd_kafka_t *rk, const char *own_group, const char *const *other_groups, int other_count,
-                           rd_kafka_topic_partition_list_t *parts, int timeout_ms, const char **from, char *errbuf,
-                           size_t errlen);
+ * the offsets committed by own_group, through rk (a consumer in that group: rd_kafka_committed), and by each of
+ * other_groups, each through a reader made for the read from reader_conf (brokers and security; the reader is
+ * given the group.id, never subscribes nor commits, and is destroyed before this returns), waiting at most
+ * timeout_ms in all. Sets parts->elems[i].offset to the highest offset an other group committed where that is
+ * above own_group's (or own_group has none); the other partitions keep their offset (librdkafka then starts at
+ * own_group's committed offset). from (may be NULL; parts->cnt entries) gets, for each partition, the group its
+ * offset came from (one of other_groups, borrowed) or NULL. An other group whose offsets the broker is not
+ * authorized to show counts as one with none, and *refused is set to its name (borrowed; NULL when none was
+ * refused): that answer will not change by asking again. Returns how many partitions were set, or -1 with errbuf
+ * when a group's offsets could not be read (no answer within timeout_ms, a coordinator error): parts is then left
+ * as it was.
+ *
+ * Why not the Admin API's ListConsumerGroupOffsets, which reads any group through rk itself: librdkafka (2.0.2, and
+ * still open upstream: issues #3663 and #4605) aborts the process on an assertion (`eonce->refcnt > 0`) when such a
+ * coordinator request fails or times out; this module used it until a test with a read that times out showed it. */
+int group_handover_offsets(rd_kafka_t *rk, const rd_kafka_conf_t *reader_conf, const char *own_group,
+                           const char *const *other_groups, int other_count, rd_kafka_topic_partition_list_t *parts,
+                           int timeout_ms, const char **from, const char **refused, char *errbuf, size_t errlen);
 
 /* Writes "<group>.<type_name>", the group of one event topic's consumers, into out. Returns 0, or -1 when it does
  * not fit. */

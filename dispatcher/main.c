@@ -49,6 +49,9 @@ static const config_var vars[] = {
     {"TOPIC_PREFIX", "webhooks.", "topic name prefix; topics are <prefix><event_type>"},
     {"CONSUMER_PER_TOPIC", "1",
      "1: a Kafka consumer (group member) per event topic, so a fetch names one topic's partitions; 0: one for all"},
+    {"HANDOVER_TIMEOUT", "3s",
+     "how long a partition assignment waits for the committed offsets of both consumer layouts' groups; not read by "
+     "then, the partitions stay paused and the read is tried again after 1 s, 2 s, 4 s ... (at most 30 s)"},
     {"REDIS_URL", "redis://127.0.0.1:6379/0",
      "Redis holding the webhook registrations (redis://[[user]:password@]host[:port][/db]; rediss:// for TLS)"},
     REDIS_CONN_CONFIG_VARS
@@ -84,7 +87,7 @@ static const config_var vars[] = {
 /* Settings read from the environment. */
 typedef struct settings {
     const char *group, *topic_prefix, *redis_url, *ca_file, *metrics_addr;
-    long long timeout_ms, grace_ms, cache_max_age_ms;
+    long long timeout_ms, grace_ms, cache_max_age_ms, handover_timeout_ms;
     long max_in_flight, cache_max_entries, delivery_threads, partitions, replication, per_webhook_in_flight, per_webhook_queue,
         breaker_failures;
     int allow_private;
@@ -102,6 +105,7 @@ static int read_settings(settings *s, char *err, size_t errlen)
     s->metrics_addr = config_string("METRICS_ADDR", "0.0.0.0:9090");
     if (config_duration_ms("DELIVERY_TIMEOUT", "10s", 1, 3600000, &s->timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SHUTDOWN_GRACE", "20s", 0, 3600000, &s->grace_ms, err, errlen) != 0 ||
+        config_duration_ms("HANDOVER_TIMEOUT", "3s", 0, 600000, &s->handover_timeout_ms, err, errlen) != 0 ||
         config_duration_ms("SUBSCRIBER_CACHE_MAX_AGE", SUBSCRIBER_CACHE_DEFAULT_MAX_AGE, 100, 86400000,
                            &s->cache_max_age_ms, err, errlen) != 0 ||
         config_long("MAX_IN_FLIGHT", 1000, 1, 10000000, &s->max_in_flight, err, errlen) != 0 ||
@@ -406,7 +410,8 @@ int main(int argc, char **argv)
         log_json(LOG_ERROR, "metrics server", "{s:s}", "error", err);
         goto out;
     }
-    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix, NULL, 0, 0, a.cfg.consumer_per_topic};
+    consumer_options copts = {a.cfg.group, a.cfg.topic_prefix, NULL, 0, 0, a.cfg.consumer_per_topic,
+                              (int)a.cfg.handover_timeout_ms};
     if ((a.consumer = consumer_new(&copts, a.loop, a.dm, dispatch_on_message, a.dispatch, err, sizeof err)) ==
         NULL) {
         log_json(LOG_ERROR, "kafka consumer", "{s:s}", "error", err);
@@ -418,7 +423,7 @@ int main(int argc, char **argv)
     if (retry_stage_tier_count(a.retry) > 0) {
         snprintf(a.retry_group, sizeof a.retry_group, "%s.retry", a.cfg.group);
         consumer_options ropts2 = {a.retry_group, a.cfg.topic_prefix, retry_stage_tier_topics(a.retry),
-                                   retry_stage_tier_count(a.retry), 1, 0};
+                                   retry_stage_tier_count(a.retry), 1, 0, 0};
         if ((a.retry_consumer = consumer_new(&ropts2, a.loop, a.dm, dispatch_on_message, a.dispatch, err,
                                              sizeof err)) == NULL) {
             log_json(LOG_ERROR, "kafka retry consumer", "{s:s}", "error", err);

@@ -20,7 +20,7 @@ def test_version_and_help():
     assert out.returncode == 0
     for var in ("KAFKA_BROKERS", "KAFKA_GROUP", "TOPIC_PREFIX", "REDIS_URL", "RECEIVER_CA_FILE", "DELIVERY_TIMEOUT",
                 "MAX_IN_FLIGHT", "SHUTDOWN_GRACE", "ALLOW_PRIVATE_TARGETS", "METRICS_ADDR", "LOG_LEVEL",
-                "LOG_ATTEMPTS", "KAFKA_<PROPERTY>"):
+                "LOG_ATTEMPTS", "HANDOVER_TIMEOUT", "KAFKA_<PROPERTY>"):
         assert var in out.stdout
 
 
@@ -28,7 +28,7 @@ def test_invalid_configuration_exits_2(tmp_path):
     for bad in ({"MAX_IN_FLIGHT": "0"}, {"DELIVERY_TIMEOUT": "soon"}, {"REDIS_URL": "http://x"},
                 {"RECEIVER_CA_FILE": str(tmp_path / "missing.pem")}, {"LOG_ATTEMPTS": "some"},
                 {"REDIS_URL": "rediss://127.0.0.1:1/0", "REDIS_CA_FILE": str(tmp_path / "missing.pem")},
-                {"SUBSCRIBER_CACHE_MAX_ENTRIES": "0"}):
+                {"SUBSCRIBER_CACHE_MAX_ENTRIES": "0"}, {"HANDOVER_TIMEOUT": "soon"}):
         env = dict(os.environ, METRICS_ADDR=f"127.0.0.1:{free_port()}", **bad)
         out = subprocess.run([str(BIN / "dispatcher")], env=env, capture_output=True, text=True, timeout=20)
         assert out.returncode == 2, (bad, out.stderr)
