@@ -95,7 +95,9 @@ def test_events_are_delivered_and_retried_through_a_broker_that_requires_tls_and
 
 
 def readyz_naming(url: str, proc, cause: str):
-    """Waits until GET url/readyz gives cause as Kafka's check, while proc keeps running; returns (status, body)."""
+    """Waits until GET url/readyz gives cause as Kafka's check and Redis's is "ok", while proc keeps running; returns
+    (status, body). Redis's too: "unreachable" is also what a service says of Kafka before its first look, and a
+    dispatcher asked that early had not looked at Redis yet either (seen once in CI, 2026-12-07)."""
     def readyz():
         try:
             return http("GET", url + "/readyz", timeout=3)
@@ -105,7 +107,8 @@ def readyz_naming(url: str, proc, cause: str):
     def answer():
         assert proc.running, proc.tail()
         status, body = readyz()
-        return (status, body) if body.get("checks", {}).get("kafka") == cause else None
+        checks = body.get("checks", {})
+        return (status, body) if checks.get("kafka") == cause and checks.get("redis") == "ok" else None
     try:
         return wait_until(answer, memcheck.scaled(30), what=f"{proc.name} /readyz naming {cause!r}")
     except AssertionError as e:
