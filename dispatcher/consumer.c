@@ -811,10 +811,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     } else if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_json(LOG_ERROR, "assign failed", "{s:s}", "error", rd_kafka_err2str(rerr));
     }
-    if (c->retry_only)
+    if (c->retry_only) {
         metric_gauge_set(c->dm->retry_partitions, c->retry_assigned_count);
-    else
+    } else {
         metric_gauge_set(c->dm->partitions, c->assigned_count);
+        metric_gauge_set(c->dm->awaiting_handover, c->awaiting_count); /* revoked ones no longer await */
+    }
 }
 
 /* Kafka is healthy for /readyz while every member's last word says so (an event consumer only). */
