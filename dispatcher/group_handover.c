@@ -3,6 +3,7 @@
  */
 #include "group_handover.h"
 
+#include "kafka_config.h"
 #include "timeutil.h"
 
 #include <stdint.h>
@@ -55,14 +56,16 @@ static int read_committed(rd_kafka_t *rk, const char *group, const rd_kafka_topi
 static rd_kafka_t *reader_new(const rd_kafka_conf_t *reader_conf, const char *group, char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(reader_conf);
-    char kerr[256];
-    if (conf == NULL || rd_kafka_conf_set(conf, "group.id", group, kerr, sizeof kerr) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-        snprintf(errbuf, errlen, "reader of group %s: %s", group, conf == NULL ? "out of memory" : kerr);
-        if (conf != NULL)
-            rd_kafka_conf_destroy(conf);
+    if (conf == NULL) {
+        snprintf(errbuf, errlen, "reader of group %s: out of memory", group);
         return NULL;
     }
+    if (kafka_config_set(conf, "group.id", group, errbuf, errlen) != 0 ||
+        kafka_config_set(conf, "enable.auto.commit", "false", errbuf, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char kerr[256];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
     if (rk == NULL) {
         snprintf(errbuf, errlen, "reader of group %s: %s", group, kerr);
