@@ -146,14 +146,25 @@ class Process:
             return b"".join(f.readlines()[-n:]).decode(errors="replace")
 
 
+def new_topic_prefix() -> str:
+    """A TOPIC_PREFIX no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+def new_group() -> str:
+    """A KAFKA_GROUP no other test uses."""
+    return f"hookd-test-{uuid.uuid4().hex[:8]}"
+
+
 class Api:
     """bin/producer-api on a free port with its own topic prefix, and its tokens. wait_ready=False: returns once
     the process runs (a test of a producer-api that is never ready; tokens need only Redis)."""
 
-    def __init__(self, redis_server, kafka_broker, workdir: str, wait_ready: bool = True):
+    def __init__(self, redis_server, kafka_broker, workdir: str, wait_ready: bool = True,
+                 prefix: Optional[str] = None):
         self.redis = redis_server
         self.kafka = kafka_broker
-        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.prefix = prefix or new_topic_prefix()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, REDIS_URL=redis_server.url, KAFKA_BROKERS=kafka_broker.bootstrap,
@@ -300,11 +311,13 @@ class Dispatcher:
 class Stack:
     """Per-test world: a producer-api with a fresh topic prefix, a consumer group name, the test CA."""
 
-    def __init__(self, redis_server, kafka_broker, ca: TestCA, workdir: str):
+    def __init__(self, redis_server, kafka_broker, ca: TestCA, workdir: str, prefix: Optional[str] = None,
+                 group: Optional[str] = None):
+        """prefix, group: the TOPIC_PREFIX and KAFKA_GROUP (new ones by default)."""
         self.workdir = workdir
         self.ca = ca
-        self.group = f"hookd-test-{uuid.uuid4().hex[:8]}"
-        self.api = Api(redis_server, kafka_broker, workdir)
+        self.group = group or new_group()
+        self.api = Api(redis_server, kafka_broker, workdir, prefix=prefix)
         self.partitions_total = PARTITIONS * 8
         self._receivers: List[Receiver] = []
         self._dispatchers: List[Dispatcher] = []

@@ -28,6 +28,10 @@
 # credentials are written when DATA_DIR is formatted, at its first start). BROKER_SSL_PORT: an SSL
 # listener (advertised as localhost:PORT, the same BROKER_SSL_PEM) that requires a client certificate
 # issued by the CA certificates in BROKER_SSL_CLIENT_CA (mutual TLS, Strimzi's "tls" authentication).
+# BROKER_SUPER_USERS: "User:NAME;User:NAME ...": turns on Kafka's ACL authorizer (StandardAuthorizer)
+# with these principals as super users; every other principal needs ACLs (run-class
+# kafka.admin.AclCommand), none means refused. The PLAINTEXT and controller listeners' principal,
+# User:ANONYMOUS, is always one of them (the broker's own requests and the tests' tools use it).
 # Logs: DATA_DIR/kafka.log (log4j, WARN and up, plus the "Kafka Server started" line) and
 # DATA_DIR/kafka.out (JVM stdout/stderr).
 set -eu
@@ -205,6 +209,14 @@ listener.name.ssl.ssl.keystore.location=$BROKER_SSL_PEM
 listener.name.ssl.ssl.truststore.type=PEM
 listener.name.ssl.ssl.truststore.location=$BROKER_SSL_CLIENT_CA
 listener.name.ssl.ssl.client.auth=required
+EOF
+    fi
+
+    if [ -n "${BROKER_SUPER_USERS:-}" ]; then
+        cat >>"$data/server.properties" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;$BROKER_SUPER_USERS
+allow.everyone.if.no.acl.found=false
 EOF
     fi
 
