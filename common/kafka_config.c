@@ -29,6 +29,10 @@ const char *kafka_unready_reason(int last_failure)
         return "authentication failed";
     case RD_KAFKA_RESP_ERR__SSL:
         return "TLS handshake failed";
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+        return "consumer group not authorized";
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        return "topic not authorized";
     default:
         return "unreachable";
     }

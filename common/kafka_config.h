@@ -35,7 +35,9 @@ int kafka_config_from_env(rd_kafka_conf_t *conf, char *errbuf, size_t errlen);
 /* What /readyz says of Kafka when no broker is up, from the last connection failure librdkafka reported for the
  * client (its error_cb; 0 for none): "authentication failed" for RD_KAFKA_RESP_ERR__AUTHENTICATION (wrong SASL
  * credentials or mechanism), "TLS handshake failed" for RD_KAFKA_RESP_ERR__SSL (e.g. a broker certificate that
- * KAFKA_SSL_CA_LOCATION does not verify), else "unreachable". A static string. */
+ * KAFKA_SSL_CA_LOCATION does not verify), "consumer group not authorized" and "topic not authorized" for the
+ * broker's ACL refusals (RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, ..._TOPIC_AUTHORIZATION_FAILED, which the
+ * dispatcher's consumers report), else "unreachable". A static string. */
 const char *kafka_unready_reason(int last_failure);
 
 /* 1 when an error_cb error is one kafka_unready_reason names (worth keeping as the client's last failure). */

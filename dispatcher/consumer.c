@@ -46,6 +46,10 @@
 #define LOST_MEMORY_MS 120000
 /* A message whose delivery that state still has in flight holds its partition this long, then is looked at again */
 #define LOST_IN_FLIGHT_RECHECK_MS 100
+/* A member whose fetches of a topic were refused (TOPIC_AUTHORIZATION_FAILED) is not ready for this long after the
+ * last refusal; the refusal is logged at most once per topic in this long too. librdkafka repeats a refused fetch
+ * every fetch.error.backoff.ms (500 ms), so an ACL granted again makes the member ready within this long. */
+#define TOPIC_REFUSED_MS 10000
 
 /* See consumer.h. Owned by the consumer's table (one ref) and by each message in progress (one ref each). */
 struct partition_state {
@@ -94,7 +98,10 @@ typedef struct consumer_member {
     int slot_lo, slot_hi;      /* its topics */
     char group[GROUP_MAX];     /* its consumer group: KAFKA_GROUP, or KAFKA_GROUP.<type> for a topic of its own */
     int healthy;               /* its last statistics: a broker up and its group steady */
-    int last_failure;          /* its last authentication or TLS error since a broker was up, 0 none (/readyz) */
+    int last_failure;          /* its last authentication or TLS error since a broker was up, or its group's
+                                * refusal, 0 none (/readyz) */
+    int group_refused;         /* the broker refused it its group (GROUP_AUTHORIZATION_FAILED) since it was steady */
+    int64_t topic_refused_ms;  /* when the broker last refused it a fetch (TOPIC_AUTHORIZATION_FAILED), 0 never */
     long long dry_bytes, dry_msgs; /* consumed since its queue last ran dry or its fetcher was last kicked */
     int64_t recheck_at_ms;     /* when its dry queue is looked at again (recheck_dry); 0: not armed */
     int recheck_wait_ms;       /* the wait before the next recheck: DRY_RECHECK_MS, doubled by each recheck kick */
@@ -127,6 +134,7 @@ struct consumer {
     int dirty;                 /* some completion may have advanced a commit point */
     unsigned pause_reasons;
     int unknown_topic_logged[CONSUMER_SLOTS];
+    int64_t topic_refused_logged_ms[CONSUMER_SLOTS]; /* when a topic's refused fetch was last logged, 0 never */
     long long queue_max_bytes;  /* queued.max.messages.kbytes, in bytes (the fetch stops at it) */
     long long queue_max_msgs;   /* queued.min.messages (the fetch stops at it too) */
     int fetch_waits;            /* fetch.min.bytes > 1: a fetch waits at the broker while messages are there */
@@ -819,16 +827,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
 }
 
-/* Kafka is healthy for /readyz while every member's last word says so (an event consumer only). */
+/* Kafka is healthy for /readyz while every member's last word says so and no fetch of its topics was refused in the
+ * last TOPIC_REFUSED_MS (an event consumer only). */
 static void publish_health(consumer *c)
 {
     if (c->retry_only)
         return;
     int ok = 1, failure = 0;
+    int64_t now = time_monotonic_ms();
     for (int i = 0; i < c->member_count; i++) {
-        ok = ok && c->members[i].healthy;
-        if (!c->members[i].healthy && failure == 0)
-            failure = c->members[i].last_failure;
+        const consumer_member *m = &c->members[i];
+        int refused = m->topic_refused_ms != 0 && now - m->topic_refused_ms < TOPIC_REFUSED_MS;
+        ok = ok && m->healthy && !refused;
+        if (failure == 0 && !m->healthy)
+            failure = m->last_failure;
+        if (failure == 0 && refused)
+            failure = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
     }
     atomic_store(&c->dm->kafka_failure, failure);
     atomic_store(&c->dm->kafka_ok, ok);
@@ -886,8 +900,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     if (kafka_stats_read(json, json_len, &health, on_partition_lag, m->c) != 0)
         return 0;
     m->healthy = health.brokers_up > 0 && health.group_steady;
+    if (health.group_steady)
+        m->group_refused = 0;
     if (health.brokers_up > 0)
-        m->last_failure = 0;
+        m->last_failure = m->group_refused ? RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED : 0;
     publish_health(m->c);
     return 0; /* librdkafka frees json */
 }
@@ -1144,12 +1160,37 @@ consumer *consumer_new(const consumer_options *opts, event_loop *loop, dispatche
     return c;
 }
 
-/* A consumer error delivered as a message. */
-static void message_error(consumer *c, const rd_kafka_message_t *m)
+/* A consumer error delivered as a message to member mb. The broker's refusals (its ACLs) are named in the log and
+ * in /readyz (publish_health): without Read on its group a member never joins it; without Read on a topic (Describe
+ * alone lets it join and be assigned the topic's partitions) every fetch of it is refused. */
+static void message_error(consumer *c, consumer_member *mb, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
     const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "";
+    if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        if (!mb->group_refused) /* librdkafka reports it once, and again after a success */
+            log_json(LOG_ERROR, "consumer group not authorized: the broker's ACLs must allow Read on it", "{s:s, s:s}",
+                     "group", mb->group, "reason", rd_kafka_message_errstr(m));
+        mb->group_refused = 1;
+        mb->last_failure = m->err;
+        publish_health(c);
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED && m->rkt != NULL) {
+        int type = topic_type(c, topic);
+        int64_t now = time_monotonic_ms();
+        int64_t logged = type >= 0 ? c->topic_refused_logged_ms[type] : 0;
+        if (logged == 0 || now - logged >= TOPIC_REFUSED_MS) {
+            log_json(LOG_ERROR, "topic not authorized: the broker's ACLs must allow Describe and Read on it",
+                     "{s:s, s:s, s:s}", "topic", topic, "group", mb->group, "reason", rd_kafka_message_errstr(m));
+            if (type >= 0)
+                c->topic_refused_logged_ms[type] = now;
+        }
+        mb->topic_refused_ms = now;
+        publish_health(c);
+        return;
+    }
     if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
         m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
         int type = topic_type(c, topic);
@@ -1255,10 +1296,10 @@ static void recheck_dry(consumer_member *m, int64_t now)
 }
 
 /* Hands one message (or consumer error) of member m to the dispatcher. */
-static void serve_message(consumer *c, rd_kafka_message_t *msg)
+static void serve_message(consumer *c, consumer_member *m, rd_kafka_message_t *msg)
 {
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        message_error(c, msg);
+        message_error(c, m, msg);
         return;
     }
     partition_state *ps = table_find(c, topic_type(c, rd_kafka_topic_name(msg->rkt)), (int)msg->partition);
@@ -1321,7 +1362,7 @@ int consumer_drain(consumer *c, int max, int64_t budget_us)
         m->recheck_wait_ms = DRY_RECHECK_MS;
         m->dry_msgs++;
         m->dry_bytes += (long long)msg->len;
-        serve_message(c, msg);
+        serve_message(c, m, msg);
         rd_kafka_message_destroy(msg);
     }
     return 1;

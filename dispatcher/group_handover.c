@@ -17,10 +17,30 @@ int group_handover_topic_group(const char *group, const char *type_name, char *o
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-/* Reads the committed offsets of parts through rk (a consumer of the group to read) into row (parts->cnt cells,
- * -1 where none), waiting until deadline_ms (monotonic). Returns 0, 1 when the broker refuses to show the group's
- * offsets (GROUP_AUTHORIZATION_FAILED), or -1 with errbuf. */
-static int read_committed(rd_kafka_t *rk, const char *group, const rd_kafka_topic_partition_list_t *parts,
+/* How long one rd_kafka_committed call of a reader waits before the reader's queue is looked at for a refusal */
+#define READER_SLICE_MS 100
+
+/* 1 when reader's queue holds the broker's refusal of its group (GROUP_AUTHORIZATION_FAILED). A reader that may
+ * not see its group never gets an answer to rd_kafka_committed: librdkafka reports the refused FindCoordinator
+ * request on the consumer queue and keeps asking, so the read would only time out. Drains the queue (a reader is
+ * assigned nothing: it holds only errors). */
+static int reader_refused(rd_kafka_t *reader)
+{
+    int refused = 0;
+    rd_kafka_message_t *msg;
+    while ((msg = rd_kafka_consumer_poll(reader, 0)) != NULL) {
+        if (msg->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+            refused = 1;
+        rd_kafka_message_destroy(msg);
+    }
+    return refused;
+}
+
+/* Reads the committed offsets of parts through rk (a consumer of the group to read; reader: 1 when rk is one of
+ * reader_new's, whose queue may be drained) into row (parts->cnt cells, -1 where none), waiting until deadline_ms
+ * (monotonic). Returns 0, 1 when the broker refuses to show the group's offsets (GROUP_AUTHORIZATION_FAILED), or
+ * -1 with errbuf. */
+static int read_committed(rd_kafka_t *rk, int reader, const char *group, const rd_kafka_topic_partition_list_t *parts,
                           int64_t *row, int64_t deadline_ms, char *errbuf, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *got = rd_kafka_topic_partition_list_copy(parts);
@@ -28,10 +48,22 @@ static int read_committed(rd_kafka_t *rk, const char *group, const rd_kafka_topi
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
-    int64_t wait = deadline_ms - time_monotonic_ms();
-    rd_kafka_resp_err_t err = rd_kafka_committed(rk, got, wait > 0 ? (int)wait : 0);
+    rd_kafka_resp_err_t err;
+    int refused = 0;
+    for (;;) {
+        int64_t wait = deadline_ms - time_monotonic_ms();
+        if (wait < 0)
+            wait = 0;
+        if (reader && wait > READER_SLICE_MS)
+            wait = READER_SLICE_MS;
+        err = rd_kafka_committed(rk, got, (int)wait);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || !reader)
+            break;
+        if ((refused = reader_refused(rk)) != 0 || time_monotonic_ms() >= deadline_ms)
+            break;
+    }
     int rc = 0;
-    if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+    if (refused || err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
         rc = 1;
     } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errbuf, errlen, "committed offsets of group %s: %s", group, rd_kafka_err2str(err));
@@ -101,9 +133,9 @@ int group_handover_offsets(rd_kafka_t *rk, const rd_kafka_conf_t *reader_conf, c
         if ((readers[g] = reader_new(reader_conf, other_groups[g], errbuf, errlen)) == NULL)
             rc = -1;
     if (rc == 0)
-        rc = read_committed(rk, own_group, parts, offsets, deadline_ms, errbuf, errlen) == 0 ? 0 : -1;
+        rc = read_committed(rk, 0, own_group, parts, offsets, deadline_ms, errbuf, errlen) == 0 ? 0 : -1;
     for (int g = 0; rc == 0 && g < other_count; g++) {
-        int got = read_committed(readers[g], other_groups[g], parts, offsets + (size_t)(g + 1) * (size_t)parts->cnt,
+        int got = read_committed(readers[g], 1, other_groups[g], parts, offsets + (size_t)(g + 1) * (size_t)parts->cnt,
                                  deadline_ms, errbuf, errlen);
         if (got < 0)
             rc = -1;

@@ -47,7 +47,9 @@
  * own_group's committed offset). from (may be NULL; parts->cnt entries) gets, for each partition, the group its
  * offset came from (one of other_groups, borrowed) or NULL. An other group whose offsets the broker is not
  * authorized to show counts as one with none, and *refused is set to its name (borrowed; NULL when none was
- * refused): that answer will not change by asking again. Returns how many partitions were set, or -1 with errbuf
+ * refused): that answer will not change by asking again. librdkafka gives a reader no answer when its group is
+ * refused (it reports the refused FindCoordinator on the reader's queue and keeps asking), so a reader's read waits
+ * in short slices and looks at that queue between them. Returns how many partitions were set, or -1 with errbuf
  * when a group's offsets could not be read (no answer within timeout_ms, a coordinator error): parts is then left
  * as it was.
  *

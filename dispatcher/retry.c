@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "kafka_config.h"
+#include "kafka_topics.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -236,9 +237,15 @@ static void serve_admin(retry_stage *rs)
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &count);
         for (size_t i = 0; i < count; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-                log_json(LOG_INFO, "topic created", "{s:s}", "topic", rd_kafka_topic_result_name(res[i]));
-            else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            const char *name = rd_kafka_topic_result_name(res[i]);
+            char why[256] = "";
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                log_json(LOG_INFO, "topic created", "{s:s}", "topic", name);
+            } else if (kafka_topics_refused(e) && kafka_topics_exists(rs->rk, name, 1000, why, sizeof why) == 1) {
+                /* created by the cluster's operators, who gave the dispatcher no Create ACL (kafka_topics.h); a
+                 * metadata round trip on the event loop, once per topic and start */
+                log_json(LOG_INFO, "topic exists (not created: no Create ACL)", "{s:s}", "topic", name);
+            } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 ok = 0;
                 log_json(LOG_WARN, "creating a retry topic failed; trying again", "{s:s, s:s}", "topic",
                          rd_kafka_topic_result_name(res[i]), "error", rd_kafka_topic_result_error_string(res[i]));

@@ -4,26 +4,32 @@ services (Confluent Cloud, MSK, Aiven) and Strimzi listeners do. The broker of t
 certificate of the tests' CA (tests/support/kafka.sh), besides its PLAINTEXT one, and hookd's services are given
 only a secured one, with the README's KAFKA_<PROPERTY> settings: every client they make (producer-api's producer
 and topic creation, the dispatcher's consumers, its retry producer and retry-tier consumer) has to authenticate,
-and a wrong password or an unverifiable broker certificate is what /readyz says."""
+and a wrong password or an unverifiable broker certificate is what /readyz says. The broker runs Kafka's ACL
+authorizer: the tests' users above are super users, and a user held to ACLs shows that the ACLs the README lists are
+enough, and that a missing one is named, not silent."""
 
 import os
+from typing import List
 
 import pytest
 
-from conftest import Api, Stack, http, wait_until
+from conftest import Api, Stack, http, new_group, new_topic_prefix, wait_until
 from support import memcheck
 from support.services import KafkaBroker, free_port
 
 USER, PASSWORD = "hookd", "kafka-s3cret"
+# A user the broker's authorizer holds to its ACLs (USER and the client certificate's are super users)
+ACL_USER, ACL_PASSWORD = "hookd-acl", "acl-s3cret"
 
 
 class SecuredListener:
     """A secured listener of the broker as hookd's services see it: KAFKA_BROKERS and the KAFKA_* settings.
     mechanism: a SASL mechanism (the SASL_SSL listener), or "mTLS" (the SSL listener, with a client certificate)."""
 
-    def __init__(self, ports, ca, mechanism: str, password: str = PASSWORD):  # ca: the tests' TestCA
-        self.port = ports["SSL" if mechanism == "mTLS" else "SASL_SSL"]
-        self.ca, self.ca_file, self.mechanism, self.password = ca, ca.ca_cert, mechanism, password
+    def __init__(self, broker, ca, mechanism: str, password: str = PASSWORD, user: str = USER):
+        # broker: the secured_broker fixture's; ca: the tests' TestCA
+        self.port = broker.ports["SSL" if mechanism == "mTLS" else "SASL_SSL"]
+        self.ca, self.ca_file, self.mechanism, self.password, self.user = ca, ca.ca_cert, mechanism, password, user
         self.client_certificate = mechanism == "mTLS"
 
     @property
@@ -39,14 +45,16 @@ class SecuredListener:
                            KAFKA_SSL_KEY_LOCATION=self.ca.client_key())
         else:
             env.update(KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM=self.mechanism,
-                       KAFKA_SASL_USERNAME=USER, KAFKA_SASL_PASSWORD=self.password)
+                       KAFKA_SASL_USERNAME=self.user, KAFKA_SASL_PASSWORD=self.password)
         return env
 
 
 @pytest.fixture(scope="module")
 def secured_broker(test_ca):
     """A second broker (the session's stays PLAINTEXT-only) with a SASL_SSL and an SSL (client certificate)
-    listener; yields their ports, {"SASL_SSL": port, "SSL": port}."""
+    listener and Kafka's ACL authorizer; yields the KafkaBroker, with its secured listeners' ports in .ports
+    ({"SASL_SSL": port, "SSL": port}). USER and the client certificate are super users; ACL_USER has what ACLs
+    a test gives it (acl_add: on its PLAINTEXT listener, whose anonymous principal is a super user too)."""
     ports = {"SASL_SSL": free_port(), "SSL": free_port()}
     while ports["SSL"] == ports["SASL_SSL"]:
         ports["SSL"] = free_port()
@@ -54,11 +62,13 @@ def secured_broker(test_ca):
     with open(test_ca.server_key) as key, open(test_ca.server_cert) as cert, open(pem, "w") as out:
         out.write(key.read() + cert.read())
     broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(ports["SASL_SSL"]), BROKER_SSL_PORT=str(ports["SSL"]),
-                                  BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD}",
+                                  BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD} {ACL_USER}:{ACL_PASSWORD}",
+                                  BROKER_SUPER_USERS=f"User:{USER};User:CN=hookd test client",
                                   BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
     broker.start()
     try:
-        yield ports
+        broker.ports = ports
+        yield broker
     finally:
         broker.cleanup()
 
@@ -153,3 +163,139 @@ def test_a_wrong_kafka_password_or_an_unverifiable_broker_is_what_readyz_says(
         s.close()
     assert code == 0, api.proc.tail()
     assert not problems, problems
+
+
+ACL_COMMAND = "kafka.admin.AclCommand"
+
+
+def grant(broker, resource: str, names, *operations: str, pattern: str = "prefixed") -> None:
+    """Allows ACL_USER operations on the topics or groups (resource "topic" or "group") named names (a name or a
+    list), or whose names begin with them (pattern "prefixed"), as kafka-acls.sh --add does."""
+    args = ["--bootstrap-server", broker.bootstrap, "--add", "--allow-principal", f"User:{ACL_USER}",
+            "--resource-pattern-type", pattern]
+    for name in [names] if isinstance(names, str) else names:
+        args += [f"--{resource}", name]
+    for op in operations:
+        args += ["--operation", op]
+    broker.run_class(ACL_COMMAND, *args)
+
+
+EVENT_TYPES = ["project.created", "project.updated", "time.entry.created", "time.entry.updated", "user.created",
+               "user.updated", "assignment.created", "assignment.updated"]
+
+
+def acl_listener(broker, ca) -> SecuredListener:
+    """The SASL_SSL listener as ACL_USER (SCRAM-SHA-512): what hookd may do there is what the test granted."""
+    return SecuredListener(broker, ca, "SCRAM-SHA-512", password=ACL_PASSWORD, user=ACL_USER)
+
+
+def log_messages(proc) -> List[str]:
+    return [line.get("msg", "") for line in proc.log_lines()]
+
+
+def deliver_and_retry(s: Stack, d, path: str) -> None:
+    """An event whose first attempt the receiver answers 500 and its retry 204: it goes through producer-api's
+    producer, an event topic's consumer group, the retry producer and the retry tier's consumer group."""
+    rcv = s.receiver()
+    rcv.configure(path, status=500)
+    org = s.new_org()
+    s.api.create_webhook(org, rcv.url(path), "user.created")
+    d.wait_ready()
+    [event_id] = s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 7}}])
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 1, memcheck.scaled(30)), d.story()
+    rcv.configure(path, status=204)
+    assert rcv.wait_for(lambda reqs: len(reqs) >= 2, memcheck.scaled(30)), d.story()
+    assert [r.headers["webhook-id"] for r in rcv.requests(path)] == [event_id, event_id]
+
+
+@pytest.mark.parametrize("grants, layout", [("prefixed", "per topic"), ("literal groups, no Create", "per topic"),
+                                            ("literal groups, no Create", "one consumer")])
+def test_the_acls_the_readme_lists_are_enough(secured_broker, redis_server, test_ca, tmp_path, grants, layout):
+    """hookd's user with only the ACLs the README lists (Kafka's authorizer refuses everything else): producer-api
+    writes an event, the dispatcher delivers it, retries it through a tier. "prefixed": Describe, Read, Write and
+    Create on the topics whose names begin with TOPIC_PREFIX, Read on the groups beginning with KAFKA_GROUP.
+    "literal groups, no Create", a stricter operator: the topics made by the operator (hookd may not create them)
+    and Read on each group the dispatcher joins, by name: the eight "KAFKA_GROUP.<type>" (CONSUMER_PER_TOPIC=1) or
+    KAFKA_GROUP (=0), and "KAFKA_GROUP.retry". Not on the other layout's groups, whose offsets the handover reads at
+    every assignment (group_handover.h): the broker refuses the read, which counts as no offsets."""
+    prefix, group = new_topic_prefix(), new_group()
+    per_topic = layout == "per topic"
+    topic_groups = [f"{group}.{t}" for t in EVENT_TYPES]
+    if grants == "prefixed":
+        grant(secured_broker, "topic", prefix, "Describe", "Read", "Write", "Create")
+        grant(secured_broker, "group", group, "Read")
+    else:
+        # the operator's topics: producer-api run as a super user makes the event topics, TopicCommand the rest
+        Api(redis_server, SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512"), str(tmp_path),
+            prefix=prefix).stop()
+        for name in ("retry.1s", "dead"):
+            secured_broker.create_topic(prefix + name, partitions=2)
+        grant(secured_broker, "topic", prefix, "Describe", "Read", "Write")
+        grant(secured_broker, "group", (topic_groups if per_topic else [group]) + [group + ".retry"], "Read",
+              pattern="literal")
+    s = Stack(redis_server, acl_listener(secured_broker, test_ca), test_ca, str(tmp_path), prefix=prefix, group=group)
+    try:
+        # under valgrind the readers' TLS and SCRAM handshakes take several times HANDOVER_TIMEOUT's 3 s
+        d = s.dispatcher(RETRY_SCHEDULE="1s", CONSUMER_PER_TOPIC="1" if per_topic else "0",
+                         HANDOVER_TIMEOUT=f"{int(memcheck.scaled(3))}s")
+        deliver_and_retry(s, d, "/acl")
+        wait_until(lambda: len(d.attempts()) >= 2, memcheck.scaled(10), what="the second attempt logged")
+        assert [(a["attempt"], a["status"]) for a in d.attempts()] == [(1, 500), (2, 204)], d.story()
+        api_log, dispatcher_log = log_messages(s.api.proc), log_messages(d.proc)
+        assert "creating topic failed" not in api_log, s.api.proc.tail()
+        assert not [m for m in dispatcher_log if m.startswith("creating")], d.story()
+        assert d.metrics().get("hookd_dispatcher_partitions_awaiting_handover", 0) == 0, d.story()
+        if grants == "prefixed":
+            assert "topic created" in dispatcher_log
+            assert not [m for m in dispatcher_log if "not authorized" in m], d.story()
+        else:
+            # producer-api is ready (Stack waited for it): its eight topics count as there (its log is at warn)
+            assert dispatcher_log.count("topic exists (not created: no Create ACL)") == 2, d.story()
+            refused = {line["other"] for line in d.proc.log_lines()
+                       if line.get("msg") == "committed offsets of the other consumer layout's group not authorized: "
+                                             "not compared"}
+            # the one consumer reads the eight groups one after another and names the first it was refused
+            assert refused == ({group} if per_topic else {topic_groups[0]}), d.story()
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("missing", ["group", "topic"])
+def test_a_missing_acl_is_named_and_nothing_is_lost_once_granted(
+        secured_broker, redis_server, test_ca, tmp_path, missing):
+    """The dispatcher's user lacks Read on its consumer groups ("group": it can join none), or on the event topics
+    ("topic": with Describe alone it joins and is assigned their partitions, and every fetch is refused). It keeps
+    running, not ready, and /readyz and an error line name the refusal. Once the ACL is granted, the event written
+    meanwhile is delivered and the dispatcher is ready."""
+    prefix, group = new_topic_prefix(), new_group()
+    grant(secured_broker, "topic", prefix, *(["Describe", "Write", "Create"] if missing == "topic" else
+                                             ["Describe", "Read", "Write", "Create"]))
+    if missing == "topic":
+        grant(secured_broker, "group", group, "Read")
+    # producer-api as the super user: only the dispatcher's ACLs are under test
+    s = Stack(redis_server, SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512"), test_ca, str(tmp_path),
+              prefix=prefix, group=group)
+    try:
+        rcv = s.receiver()
+        org = s.new_org()
+        s.api.create_webhook(org, rcv.url("/late"), "user.created")
+        [event_id] = s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 9}}])
+        d = s.dispatcher(**acl_listener(secured_broker, test_ca).client_env())
+        cause, line = (("consumer group not authorized", "consumer group not authorized: the broker's ACLs must allow "
+                                                          "Read on it") if missing == "group" else
+                       ("topic not authorized", "topic not authorized: the broker's ACLs must allow Describe and "
+                                                "Read on it"))
+        status, body = readyz_naming(d.url(""), d.proc, cause)
+        assert status == 503 and body["status"] == "unavailable", body
+        # the refusal of the event's own group or topic is named too (/readyz names the first one it met)
+        name_key, name = ("group", f"{group}.user.created") if missing == "group" else ("topic", prefix + "user.created")
+        wait_until(lambda: name in {ln.get(name_key) for ln in d.proc.log_lines() if ln.get("msg") == line},
+                   memcheck.scaled(15), what=f"an error line naming {name}\n{d.story()}")
+        assert rcv.requests("/late") == []
+        grant(secured_broker, "topic" if missing == "topic" else "group", prefix if missing == "topic" else group,
+              "Read")
+        assert rcv.wait_for(lambda reqs: len(reqs) >= 1, memcheck.scaled(60)), d.story()
+        assert [r.headers["webhook-id"] for r in rcv.requests("/late")] == [event_id]
+        d.wait_ready(timeout=30)
+    finally:
+        s.close()
