@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 
 import pytest
 
@@ -257,10 +258,15 @@ def test_a_receiver_without_session_resumption_holds_a_first_burst_250_ms_at_mos
     costs its first burst that wait once, and nothing is stuck."""
     d, connections = first_burst(stack, "/noresume", 0.5, 6, tickets=False)
     assert len(connections) == 6 and not any(c.tls_resumed for c in connections)
-    waited = [round(c.at - connections[0].at, 3) for c in connections[1:]]
-    assert all(0.15 < w < 0.45 for w in waited), waited
     wait_until(lambda: len(d.attempts()) >= 6, 10, what="six attempts logged")
     assert {a["outcome"] for a in d.attempts()} == {"success"}
+    # When each attempt started, as the dispatcher logged it (its end less its latency): the receiver's arrival
+    # times would also count the scout's own handshake, which on a loaded machine took ~280 ms, as long as the hold
+    # (CI, 2026-12-07: the six requests arrived within 29 ms although the five started 277 ms after the scout).
+    starts = sorted(datetime.strptime(a["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp() - a["latency_ms"] / 1000
+                    for a in d.attempts())
+    waited = [round(t - starts[0], 3) for t in starts[1:]]
+    assert all(0.15 < w < 0.45 for w in waited), waited
 
 
 def test_ssrf_guard_refuses_private_address_at_connect(stack):
