@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,9 @@ static void limit_malloc_arenas(long delivery_threads)
 
 int main(int argc, char **argv)
 {
+    /* a peer that closed its end makes a write fail with EPIPE, not kill the process (the replay command too,
+     * which writes to Redis and Kafka without the event loop that also sets this) */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && strcmp(argv[1], "replay") == 0) {
         if (log_init("dispatcher", config_string("LOG_LEVEL", "info")) != 0)
             log_json(LOG_WARN, "LOG_LEVEL not recognised; using info", NULL);
