@@ -115,6 +115,10 @@ dispatcher_metrics *dm_new(void)
     dm->dead_gone = metrics_counter(r, "hookd_dispatcher_dead_lettered_total",
                                     "Deliveries written to the dead-letter topic, by reason.", "reason=\"gone\"");
     dm->dead_exhausted = metrics_counter(r, "hookd_dispatcher_dead_lettered_total", NULL, "reason=\"exhausted\"");
+    dm->retry_write_failures = metrics_counter(r, "hookd_dispatcher_retry_write_failures_total",
+                                               "Writes of retry and dead-letter records that failed (Kafka down, a "
+                                               "missing Write ACL): each is tried again, its event held meanwhile.",
+                                               NULL);
     dm->retry_too_large = metrics_counter(r, "hookd_dispatcher_retry_records_too_large_total",
                                           "Retry and dead-letter records larger than the retry producer's "
                                           "message.max.bytes: given up, logged with their webhook (an event "

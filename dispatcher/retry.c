@@ -20,6 +20,14 @@
 #define CREATE_RETRY_MS 5000
 #define DEAD_TIER (-1)
 #define PARK_MAX_DELAY_MS 60000
+/* Failed writes of retry records are logged one line per this long: the first at once, the ones after it counted
+ * into the next line (note_write_failure). A refused ACL fails every pending record at every tick (TICK_MS). */
+#define WRITE_FAILURE_LOG_MS 10000
+/* A producer that met a fatal error (librdkafka's idempotent producer: its producer id refused, e.g. without the
+ * IdempotentWrite that Write on some topic implies) takes no more writes, ever: it is replaced by a new one, first
+ * at the next tick, then after each further fatal error after twice the wait before, up to the maximum. */
+#define PRODUCER_REPLACE_MS 1000
+#define PRODUCER_REPLACE_MAX_MS 60000
 
 /* One record written and not acknowledged yet. Owned by the stage (listed in rs->pending). */
 typedef struct pending {
@@ -40,6 +48,10 @@ struct retry_stage {
     dispatcher_metrics *dm;               /* borrowed */
     event_loop *loop;                     /* borrowed, may be NULL */
     rd_kafka_t *rk;                       /* owned producer */
+    rd_kafka_conf_t *conf;                /* owned: rk's configuration, for its replacement (replace_producer) */
+    int producer_fatal;                   /* rk met a fatal error (error_cb): to be replaced */
+    int64_t replace_at_ms;                /* not before then (monotonic) */
+    int replace_wait_ms;                  /* the wait after the next replacement, if it fails too */
     size_t max_message_bytes;             /* its message.max.bytes (allow_record_headroom) */
     rd_kafka_queue_t *main_queue;         /* owned reference to the main queue */
     rd_kafka_queue_t *admin_queue;        /* owned: CreateTopics results */
@@ -54,6 +66,11 @@ struct retry_stage {
     pending *pending;
     size_t pending_count;
     pending *redo_head;                   /* writes to produce again */
+    int64_t write_failure_logged_ms;      /* when a failed write was last logged, 0 never (monotonic) */
+    long long write_failures_unlogged;    /* failed writes since then */
+    char write_failure_topic[TOPIC_MAX];  /* the last of them: its topic and error */
+    char write_failure_error[128];
+    int writes_failing;                   /* the last write failed: the next that succeeds says so */
     uint64_t rng;
 };
 
@@ -91,6 +108,42 @@ static const char *topic_of(const retry_stage *rs, const pending *p)
 
 static void pending_written(retry_stage *rs, pending *p);
 
+/* Logs the failed writes counted since the last line, if any, once WRITE_FAILURE_LOG_MS has passed (or force). */
+static void log_write_failures(retry_stage *rs, int64_t now, int force)
+{
+    if (rs->write_failures_unlogged == 0 ||
+        (!force && rs->write_failure_logged_ms != 0 && now - rs->write_failure_logged_ms < WRITE_FAILURE_LOG_MS))
+        return;
+    log_json(LOG_WARN, "retry record writes failed; trying again", "{s:I, s:s, s:s}", "failures",
+             (json_int_t)rs->write_failures_unlogged, "topic", rs->write_failure_topic, "error",
+             rs->write_failure_error);
+    rs->write_failures_unlogged = 0;
+    rs->write_failure_logged_ms = now;
+}
+
+/* One failed write of p (error: why), which is tried again: counted, and logged at most one line per
+ * WRITE_FAILURE_LOG_MS (its event stays held, so nothing is lost; the log must not flood meanwhile). */
+static void note_write_failure(retry_stage *rs, const pending *p, const char *error)
+{
+    metric_counter_add(rs->dm->retry_write_failures, 1);
+    snprintf(rs->write_failure_topic, sizeof rs->write_failure_topic, "%s", topic_of(rs, p));
+    snprintf(rs->write_failure_error, sizeof rs->write_failure_error, "%s", error);
+    rs->write_failures_unlogged++;
+    rs->writes_failing = 1;
+    log_write_failures(rs, time_monotonic_ms(), 0);
+}
+
+/* A write succeeded: after failures, their last count and one line saying so. */
+static void note_write_success(retry_stage *rs)
+{
+    if (!rs->writes_failing)
+        return;
+    rs->writes_failing = 0;
+    int64_t now = time_monotonic_ms();
+    log_write_failures(rs, now, 1);
+    log_json(LOG_INFO, "retry record writes succeed again", NULL);
+}
+
 /* Hands p to librdkafka; on a local refusal it waits for the next tick. A record larger than message.max.bytes
  * would be refused at every tick, and its event's offset never committed: it is given up, loudly. */
 static void produce(retry_stage *rs, pending *p)
@@ -110,8 +163,7 @@ static void produce(retry_stage *rs, pending *p)
         pending_written(rs, p);
         return;
     }
-    log_json(LOG_WARN, "retry record not queued; trying again", "{s:s, s:s}", "topic", topic_of(rs, p), "error",
-             rd_kafka_err2str(err));
+    note_write_failure(rs, p, rd_kafka_err2str(err));
     p->redo_next = rs->redo_head;
     rs->redo_head = p;
 }
@@ -151,12 +203,13 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     p->queued = 0;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_json(LOG_WARN, "retry record write failed; trying again", "{s:s, s:s}", "topic", topic_of(rs, p),
-                 "error", rd_kafka_err2str(m->err));
+        if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            note_write_failure(rs, p, rd_kafka_err2str(m->err)); /* not retry_stage_free's purge */
         p->redo_next = rs->redo_head;
         rs->redo_head = p;
         return;
     }
+    note_write_success(rs);
     if (p->tier == DEAD_TIER)
         metric_counter_add(p->dead_gone ? rs->dm->dead_gone : rs->dm->dead_exhausted, 1);
     else if (!p->parked) /* parked deliveries are counted when parked (dispatch) */
@@ -177,7 +230,9 @@ static void pending_written(retry_stage *rs, pending *p)
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
-    (void)opaque;
+    retry_stage *rs = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        rs->producer_fatal = 1; /* served on the loop thread (rd_kafka_poll): replaced at the next tick */
     log_level level = err == RD_KAFKA_RESP_ERR__FATAL ? LOG_ERROR
                       : err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? LOG_DEBUG
                                                                                                       : LOG_WARN;
@@ -286,6 +341,8 @@ static int allow_record_headroom(retry_stage *rs, rd_kafka_conf_t *conf, char *e
     return kafka_config_set(conf, "message.max.bytes", text, errbuf, errlen);
 }
 
+static void attach_queues(retry_stage *rs);
+
 retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispatcher_metrics *dm, char *errbuf,
                              size_t errlen)
 {
@@ -339,16 +396,18 @@ retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispat
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    rs->replace_wait_ms = PRODUCER_REPLACE_MS;
+    rs->conf = rd_kafka_conf_dup(conf);
     char kerr[512];
-    rs->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    rs->rk = rs->conf == NULL ? NULL : rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
     if (rs->rk == NULL) {
-        snprintf(errbuf, errlen, "kafka producer: %s", kerr);
+        snprintf(errbuf, errlen, "kafka producer: %s", rs->conf == NULL ? "out of memory" : kerr);
         rd_kafka_conf_destroy(conf);
+        if (rs->conf != NULL)
+            rd_kafka_conf_destroy(rs->conf);
         free(rs);
         return NULL;
     }
-    rs->admin_queue = rd_kafka_queue_new(rs->rk);
-    rs->main_queue = rd_kafka_queue_get_main(rs->rk);
     if (loop != NULL) {
         rs->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (rs->event_fd < 0 || event_loop_add(loop, rs->event_fd, EPOLLIN, LOOP_TAG_PRODUCER) != 0) {
@@ -356,17 +415,77 @@ retry_stage *retry_stage_new(const retry_options *opts, event_loop *loop, dispat
             retry_stage_free(rs);
             return NULL;
         }
+    }
+    attach_queues(rs);
+    create_topics(rs);
+    return rs;
+}
+
+/* Takes rk's main queue (its delivery reports, woken through event_fd) and a queue for CreateTopics results. */
+static void attach_queues(retry_stage *rs)
+{
+    rs->admin_queue = rd_kafka_queue_new(rs->rk);
+    rs->main_queue = rd_kafka_queue_get_main(rs->rk);
+    if (rs->event_fd >= 0) {
         static const uint64_t one = 1;
         rd_kafka_queue_io_event_enable(rs->main_queue, rs->event_fd, &one, sizeof one);
     }
-    create_topics(rs);
-    return rs;
+}
+
+/* Replaces a producer that met a fatal error with a new one of the same configuration. Its records still queued
+ * are purged and written again through the new one (one that reached Kafka before the error may then be there
+ * twice: its retry comes twice, as after a crash). No record is lost: each stays pending until a report says
+ * written. */
+static void replace_producer(retry_stage *rs)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(rs->conf);
+    char kerr[512] = "out of memory";
+    rd_kafka_t *fresh = conf == NULL ? NULL : rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (fresh == NULL) {
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
+        log_json(LOG_ERROR, "retry producer not replaced; trying again", "{s:s}", "error", kerr);
+        rs->replace_at_ms = time_monotonic_ms() + rs->replace_wait_ms;
+        return;
+    }
+    char fatal[256] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(rs->rk, fatal, sizeof fatal);
+    rd_kafka_purge(rs->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    /* the purged records' reports: written again (dr_msg_cb); at most ~100 ms on the loop, once per replacement */
+    for (int i = 0; i < 10 && rd_kafka_outq_len(rs->rk) > 0; i++)
+        rd_kafka_poll(rs->rk, 10);
+    rd_kafka_poll(rs->rk, 0);
+    for (pending *p = rs->pending; p != NULL; p = p->next) {
+        if (p->queued) { /* its report did not come: the new producer writes it */
+            p->queued = 0;
+            p->redo_next = rs->redo_head;
+            rs->redo_head = p;
+        }
+    }
+    if (rs->event_fd >= 0)
+        rd_kafka_queue_io_event_enable(rs->main_queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(rs->main_queue);
+    rd_kafka_queue_destroy(rs->admin_queue);
+    rd_kafka_destroy(rs->rk);
+    rs->rk = fresh;
+    attach_queues(rs);
+    if (rs->creating) { /* its result went with the old producer's queue */
+        rs->creating = 0;
+        rs->next_create_ms = 0;
+    }
+    rs->producer_fatal = 0;
+    log_json(LOG_ERROR, "retry producer failed for good: replaced by a new one", "{s:s, s:s, s:I}", "error",
+             rd_kafka_err2name(code), "reason", fatal, "pending", (json_int_t)rs->pending_count);
+    rs->replace_at_ms = time_monotonic_ms() + rs->replace_wait_ms; /* a fatal error again: not before then */
+    rs->replace_wait_ms = rs->replace_wait_ms * 2 > PRODUCER_REPLACE_MAX_MS ? PRODUCER_REPLACE_MAX_MS
+                                                                             : rs->replace_wait_ms * 2;
 }
 
 void retry_stage_free(retry_stage *rs)
 {
     if (rs == NULL)
         return;
+    log_write_failures(rs, time_monotonic_ms(), 1);
     if (rs->main_queue != NULL) {
         rd_kafka_queue_io_event_enable(rs->main_queue, -1, NULL, 0);
         rd_kafka_queue_destroy(rs->main_queue);
@@ -381,6 +500,8 @@ void retry_stage_free(retry_stage *rs)
         rd_kafka_poll(rs->rk, 100);
         rd_kafka_destroy(rs->rk);
     }
+    if (rs->conf != NULL)
+        rd_kafka_conf_destroy(rs->conf);
     while (rs->pending != NULL) {
         pending *p = rs->pending;
         pending_unlink(rs, p);
@@ -425,6 +546,8 @@ void retry_stage_serve(retry_stage *rs)
 void retry_stage_tick(retry_stage *rs)
 {
     retry_stage_serve(rs);
+    if (rs->producer_fatal && time_monotonic_ms() >= rs->replace_at_ms)
+        replace_producer(rs);
     pending *redo = rs->redo_head;
     rs->redo_head = NULL;
     while (redo != NULL) {
@@ -437,6 +560,7 @@ void retry_stage_tick(retry_stage *rs)
         serve_admin(rs);
     else if (!rs->topics_ready && time_monotonic_ms() >= rs->next_create_ms)
         create_topics(rs);
+    log_write_failures(rs, time_monotonic_ms(), 0);
 }
 
 int retry_stage_wait_topics(retry_stage *rs, int timeout_ms)

@@ -20,6 +20,8 @@ from support.services import KafkaBroker, free_port
 USER, PASSWORD = "hookd", "kafka-s3cret"
 # A user the broker's authorizer holds to its ACLs (USER and the client certificate's are super users)
 ACL_USER, ACL_PASSWORD = "hookd-acl", "acl-s3cret"
+# Another, for the one test that needs a user never granted Write on any topic (ACLs outlive a test)
+WRITELESS_USER = "hookd-writeless"
 
 
 class SecuredListener:
@@ -62,7 +64,8 @@ def secured_broker(test_ca):
     with open(test_ca.server_key) as key, open(test_ca.server_cert) as cert, open(pem, "w") as out:
         out.write(key.read() + cert.read())
     broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(ports["SASL_SSL"]), BROKER_SSL_PORT=str(ports["SSL"]),
-                                  BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD} {ACL_USER}:{ACL_PASSWORD}",
+                                  BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD} {ACL_USER}:{ACL_PASSWORD} "
+                                                    f"{WRITELESS_USER}:{ACL_PASSWORD}",
                                   BROKER_SUPER_USERS=f"User:{USER};User:CN=hookd test client",
                                   BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
     broker.start()
@@ -168,10 +171,10 @@ def test_a_wrong_kafka_password_or_an_unverifiable_broker_is_what_readyz_says(
 ACL_COMMAND = "kafka.admin.AclCommand"
 
 
-def grant(broker, resource: str, names, *operations: str, pattern: str = "prefixed") -> None:
-    """Allows ACL_USER operations on the topics or groups (resource "topic" or "group") named names (a name or a
+def grant(broker, resource: str, names, *operations: str, pattern: str = "prefixed", user: str = ACL_USER) -> None:
+    """Allows user operations on the topics or groups (resource "topic" or "group") named names (a name or a
     list), or whose names begin with them (pattern "prefixed"), as kafka-acls.sh --add does."""
-    args = ["--bootstrap-server", broker.bootstrap, "--add", "--allow-principal", f"User:{ACL_USER}",
+    args = ["--bootstrap-server", broker.bootstrap, "--add", "--allow-principal", f"User:{user}",
             "--resource-pattern-type", pattern]
     for name in [names] if isinstance(names, str) else names:
         args += [f"--{resource}", name]
@@ -184,9 +187,9 @@ EVENT_TYPES = ["project.created", "project.updated", "time.entry.created", "time
                "user.updated", "assignment.created", "assignment.updated"]
 
 
-def acl_listener(broker, ca) -> SecuredListener:
-    """The SASL_SSL listener as ACL_USER (SCRAM-SHA-512): what hookd may do there is what the test granted."""
-    return SecuredListener(broker, ca, "SCRAM-SHA-512", password=ACL_PASSWORD, user=ACL_USER)
+def acl_listener(broker, ca, user: str = ACL_USER) -> SecuredListener:
+    """The SASL_SSL listener as user (SCRAM-SHA-512): what hookd may do there is what the test granted."""
+    return SecuredListener(broker, ca, "SCRAM-SHA-512", password=ACL_PASSWORD, user=user)
 
 
 def log_messages(proc) -> List[str]:
@@ -297,5 +300,58 @@ def test_a_missing_acl_is_named_and_nothing_is_lost_once_granted(
         assert rcv.wait_for(lambda reqs: len(reqs) >= 1, memcheck.scaled(60)), d.story()
         assert [r.headers["webhook-id"] for r in rcv.requests("/late")] == [event_id]
         d.wait_ready(timeout=30)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("write", ["none", "dead-letter topic only"])
+def test_retry_records_the_broker_refuses_are_held_and_written_once_granted(
+        secured_broker, redis_server, test_ca, tmp_path, write):
+    """The dispatcher's user may read its topics but not write the retry tiers. A failed delivery's retry record is
+    refused: it is held, not lost (its event's offset waits for it), counted in
+    hookd_dispatcher_retry_write_failures_total and logged once per 10 s with the count, not a line per record per
+    200 ms tick. Once Write is granted, the record is written and the retry delivered.
+    "dead-letter topic only": each write is refused (TOPIC_AUTHORIZATION_FAILED). "none", Write on no topic at
+    all: the broker refuses the idempotent retry producer its producer id (IdempotentWrite comes with Write on any
+    topic), a fatal error after which librdkafka takes no write, ever (the retry was held until a restart): the
+    producer is replaced by a new one, after 1 s, 2 s, 4 s ... while it keeps failing."""
+    prefix, group = new_topic_prefix(), new_group()
+    user = WRITELESS_USER if write == "none" else ACL_USER
+    grant(secured_broker, "topic", prefix, "Describe", "Read", "Create", user=user)
+    grant(secured_broker, "group", group, "Read", user=user)
+    if write != "none":
+        grant(secured_broker, "topic", prefix + "dead", "Write", pattern="literal", user=user)
+    s = Stack(redis_server, SecuredListener(secured_broker, test_ca, "SCRAM-SHA-512"), test_ca, str(tmp_path),
+              prefix=prefix, group=group)
+    try:
+        rcv = s.receiver()
+        rcv.configure("/held", status=500)
+        org = s.new_org()
+        s.api.create_webhook(org, rcv.url("/held"), "user.created")
+        d = s.dispatcher(RETRY_SCHEDULE="1s", **acl_listener(secured_broker, test_ca, user).client_env()).wait_ready()
+        [event_id] = s.api.post_events([{"type": "user.created", "organization_id": org, "data": {"id": 3}}])
+        assert rcv.wait_for(lambda reqs: len(reqs) >= 1, memcheck.scaled(30)), d.story()
+        rcv.configure("/held", status=204)
+        wait_until(lambda: d.metrics().get("hookd_dispatcher_retry_write_failures_total", 0) >= 10,
+                   memcheck.scaled(20), what="ten refused writes of the retry record")
+        lines = [ln for ln in d.proc.log_lines() if ln.get("msg") == "retry record writes failed; trying again"]
+        assert len(lines) == 1 and lines[0]["failures"] == 1 and lines[0]["topic"] == prefix + "retry.1s", lines
+        replaced = [ln for ln in d.proc.log_lines()
+                    if ln.get("msg") == "retry producer failed for good: replaced by a new one"]
+        if write == "none":
+            assert lines[0]["error"] == "Local: Fatal error", lines
+            assert replaced and "authorization" in replaced[0]["reason"].lower(), d.story()
+        else:
+            assert lines[0]["error"] == "Broker: Topic authorization failed" and not replaced, d.story()
+        assert len(rcv.requests("/held")) == 1  # the retry waits for its record
+        grant(secured_broker, "topic", prefix, "Write", user=user)
+        assert rcv.wait_for(lambda reqs: len(reqs) >= 2, memcheck.scaled(60)), d.story()
+        assert [r.headers["webhook-id"] for r in rcv.requests("/held")] == [event_id, event_id]
+        wait_until(lambda: "retry record writes succeed again" in log_messages(d.proc), memcheck.scaled(10),
+                   what="the recovery logged")
+        lines = [ln for ln in d.proc.log_lines() if ln.get("msg") == "retry record writes failed; trying again"]
+        # the first failure's line, one per 10 s since, and the rest counted when a write succeeded
+        assert 2 <= len(lines) <= 10 and sum(ln["failures"] for ln in lines) == \
+            d.metrics()["hookd_dispatcher_retry_write_failures_total"], lines
     finally:
         s.close()
