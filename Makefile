@@ -128,7 +128,8 @@ bench-smoke: all
 		--sockets $(if $(shell command -v strace),--syscalls)
 
 # --- fuzzing and memory checks (tests/fuzz/README.md) ------------------------------------------------------------
-# make fuzz                 build every libFuzzer harness (clang) into build-fuzz/ and run each FUZZ_SECONDS
+# make fuzz                 build every libFuzzer harness (clang) into build-fuzz/ and run each FUZZ_SECONDS, FUZZ_JOBS
+#                           (default: the cores) at a time
 # make test-fuzz-replay     replay every kept corpus/regression input under ASan+UBSan (no fuzzing; for make test)
 # make test-valgrind-unit   every plain unit test binary under valgrind; fails on errors and definite leaks
 FUZZ_SECONDS ?= 60
@@ -190,8 +191,7 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_http_hostile.py::test_request_trickled_past_the_request_timeout_gets_408 \
                   tests/e2e/test_delivery.py::test_receivers_get_data_as_the_client_wrote_it_less_whitespace \
                   tests/e2e/test_process.py::test_ops_port_refuses_bad_requests_with_json_and_keeps_serving \
-                  tests/e2e/test_retries.py::test_refusals_of_a_down_receiver_are_summed_in_the_log_and_none_is_lost \
-                  "tests/e2e/test_kafka_security.py::test_the_acls_the_readme_lists_are_enough[literal groups, no Create-one consumer]"
+                  tests/e2e/test_retries.py::test_refusals_of_a_down_receiver_are_summed_in_the_log_and_none_is_lost
 .PHONY: test-valgrind test-valgrind-e2e
 test-valgrind: test-valgrind-unit test-valgrind-e2e
 

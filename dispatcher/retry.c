@@ -51,7 +51,8 @@ struct retry_stage {
     rd_kafka_conf_t *conf;                /* owned: rk's configuration, for its replacement (replace_producer) */
     int producer_fatal;                   /* rk met a fatal error (error_cb): to be replaced */
     int64_t replace_at_ms;                /* not before then (monotonic) */
-    int replace_wait_ms;                  /* the wait after the next replacement, if it fails too */
+    int replace_wait_ms;                  /* the wait after the next replacement, if it fails too (reset by a
+                                           * write that succeeds after failures) */
     size_t max_message_bytes;             /* its message.max.bytes (allow_record_headroom) */
     rd_kafka_queue_t *main_queue;         /* owned reference to the main queue */
     rd_kafka_queue_t *admin_queue;        /* owned: CreateTopics results */
@@ -133,12 +134,14 @@ static void note_write_failure(retry_stage *rs, const pending *p, const char *er
     log_write_failures(rs, time_monotonic_ms(), 0);
 }
 
-/* A write succeeded: after failures, their last count and one line saying so. */
+/* A write succeeded: after failures, their last count and one line saying so, and the producer's replacement wait
+ * back to its first step. */
 static void note_write_success(retry_stage *rs)
 {
     if (!rs->writes_failing)
         return;
     rs->writes_failing = 0;
+    rs->replace_wait_ms = PRODUCER_REPLACE_MS; /* a producer works again: a later fatal error starts afresh */
     int64_t now = time_monotonic_ms();
     log_write_failures(rs, now, 1);
     log_json(LOG_INFO, "retry record writes succeed again", NULL);

@@ -167,4 +167,6 @@ def test_a_receiver_that_never_ends_its_body_is_read_only_so_far(client, receive
     hook = create(client, receiver.url("/endless"))
     r = client.post(f"{WEBHOOKS}/{hook['id']}/test", expect=200).body
     assert r["delivered"] is True and r["status"] == 200, r
-    assert r["latency_ms"] < TIMEOUT_S * 1000 / 2, r
+    # read until DELIVERY_TIMEOUT, the attempt would take all of it; under valgrind the first TLS connection alone
+    # took 3.7 s of the 6 (clean-clone CI, 2026-12-07), so the bound is the timeout less a margin, not half of it
+    assert r["latency_ms"] < TIMEOUT_S * 1000 * 0.8, r
