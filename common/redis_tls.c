@@ -319,9 +319,13 @@ redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *fi
     }
     t->tcp_fd = t->relay_fd = -1;
     snprintf(t->host, sizeof t->host, "%s", host);
+    if ((t->ctx = client_context(files, errbuf, errlen)) == NULL)
+        goto fail;
+    /* the timeout is the network's: it starts once the context is built, since building it is local work that
+     * can take long (OpenSSL's first use in the process, and the system CA bundle parsed at each connect: under
+     * valgrind on a busy machine that alone took the whole 2 s, and the connect then "timed out" at once) */
     int64_t deadline_ms = time_monotonic_ms() + timeout_ms;
-    if ((t->ctx = client_context(files, errbuf, errlen)) == NULL ||
-        (t->tcp_fd = tcp_connect(host, port, deadline_ms, errbuf, errlen)) < 0)
+    if ((t->tcp_fd = tcp_connect(host, port, deadline_ms, errbuf, errlen)) < 0)
         goto fail;
     keep_alive(t->tcp_fd);
     if (handshake(t, host, deadline_ms, errbuf, errlen) != 0)

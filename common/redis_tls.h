@@ -18,7 +18,8 @@
  * for the relay's thread (it ends as soon as either side closes) and frees everything.
  *
  * Thread contract: start and stop on the thread that owns the redis_conn; the relay's thread touches only its own
- * relay.
+ * relay. The process must ignore SIGPIPE (both mains do, first thing): OpenSSL writes to the server's socket with
+ * write(2), and a server that has gone would otherwise end the process.
  */
 #ifndef HOOKD_REDIS_TLS_H
 #define HOOKD_REDIS_TLS_H
@@ -34,7 +35,8 @@ typedef struct redis_tls_files {
     const char *key_file;  /* REDIS_CLIENT_KEY_FILE: its private key (PEM, unencrypted) */
 } redis_tls_files;
 
-/* Connects to host:port over TCP and completes the TLS handshake within timeout_ms, then starts the relay.
+/* Connects to host:port over TCP and completes the TLS handshake within timeout_ms (counted from the TCP connect:
+ * building the TLS context from files comes first and is not counted), then starts the relay.
  * Returns the relay with *fd set, or NULL with a reason in errbuf (unreachable, refused, timed out, a certificate
  * that does not verify, or files that cannot be used). */
 redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *files, int timeout_ms, int *fd,
