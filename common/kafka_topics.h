@@ -14,11 +14,10 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* 1 when err, a CreateTopics result's error for one topic, is the broker's ACL refusal. */
-int kafka_topics_refused(rd_kafka_resp_err_t err);
-
-/* 1 when topic exists on the cluster rk talks to (its metadata, within timeout_ms), 0 when the broker says it does
- * not or will not describe it, -1 when no answer came (errbuf says why). */
-int kafka_topics_exists(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errbuf, size_t errlen);
+/* For one topic of a CreateTopics result whose error is err: 1 when the broker refused it for lack of ACLs and
+ * the topic exists all the same (a metadata request on rk, waiting up to timeout_ms), logged at info as
+ * "topic exists (not created: no Create ACL)"; the caller then counts it as there. 0 otherwise (another error, a
+ * topic that does not exist, or no answer in time): the caller reports err as a failure and tries again. */
+int kafka_topics_exists_though_refused(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t err, int timeout_ms);
 
 #endif

@@ -1177,10 +1177,11 @@ static void message_error(consumer *c, consumer_member *mb, const rd_kafka_messa
         publish_health(c);
         return;
     }
-    if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED && m->rkt != NULL) {
+    if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
         int type = topic_type(c, topic);
         int64_t now = time_monotonic_ms();
-        int64_t logged = type >= 0 ? c->topic_refused_logged_ms[type] : 0;
+        /* a refusal that names no topic of ours: logged again only after TOPIC_REFUSED_MS without one */
+        int64_t logged = type >= 0 ? c->topic_refused_logged_ms[type] : mb->topic_refused_ms;
         if (logged == 0 || now - logged >= TOPIC_REFUSED_MS) {
             log_json(LOG_ERROR, "topic not authorized: the broker's ACLs must allow Describe and Read on it",
                      "{s:s, s:s, s:s}", "topic", topic, "group", mb->group, "reason", rd_kafka_message_errstr(m));
@@ -1191,8 +1192,7 @@ static void message_error(consumer *c, consumer_member *mb, const rd_kafka_messa
         publish_health(c);
         return;
     }
-    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
         int type = topic_type(c, topic);
         /* topics appear when producer-api creates them: say so once per topic, at debug level */
         if (type < 0 || !c->unknown_topic_logged[type])

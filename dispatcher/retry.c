@@ -296,17 +296,15 @@ static void serve_admin(retry_stage *rs)
         for (size_t i = 0; i < count; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
             const char *name = rd_kafka_topic_result_name(res[i]);
-            char why[256] = "";
             if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 log_json(LOG_INFO, "topic created", "{s:s}", "topic", name);
-            } else if (kafka_topics_refused(e) && kafka_topics_exists(rs->rk, name, 1000, why, sizeof why) == 1) {
-                /* created by the cluster's operators, who gave the dispatcher no Create ACL (kafka_topics.h); a
-                 * metadata round trip on the event loop, once per topic and start */
-                log_json(LOG_INFO, "topic exists (not created: no Create ACL)", "{s:s}", "topic", name);
-            } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS &&
+                       /* or created by the cluster's operators, who gave the dispatcher no Create ACL
+                        * (kafka_topics.h): a metadata round trip on the event loop, once per topic and start */
+                       !kafka_topics_exists_though_refused(rs->rk, name, e, 1000)) {
                 ok = 0;
-                log_json(LOG_WARN, "creating a retry topic failed; trying again", "{s:s, s:s}", "topic",
-                         rd_kafka_topic_result_name(res[i]), "error", rd_kafka_topic_result_error_string(res[i]));
+                log_json(LOG_WARN, "creating a retry topic failed; trying again", "{s:s, s:s}", "topic", name,
+                         "error", rd_kafka_topic_result_error_string(res[i]));
             }
         }
     }

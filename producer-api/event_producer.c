@@ -59,17 +59,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
              reason);
 }
 
-/* 1 when the broker refused to create topic (err: its ACLs, kafka_topics.h) but the topic exists: created by the
- * cluster's operators, who gave producer-api no Create ACL. Logged once per topic and start. */
-static int exists_though_refused(event_producer *producer, const char *topic, rd_kafka_resp_err_t err)
-{
-    char why[256] = "";
-    if (!kafka_topics_refused(err) || kafka_topics_exists(producer->rk, topic, 5000, why, sizeof why) != 1)
-        return 0;
-    log_json(LOG_INFO, "topic exists (not created: no Create ACL)", "{s:s}", "topic", topic);
-    return 1;
-}
-
 /* One attempt at creating the topics that do not exist. Returns 0 when all eight exist afterwards. */
 static int create_topics(event_producer *producer)
 {
@@ -107,7 +96,8 @@ static int create_topics(event_producer *producer)
             const char *name = rd_kafka_topic_result_name(results[i]);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 log_json(LOG_INFO, "topic created", "{s:s}", "topic", name);
-            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && !exists_though_refused(producer, name, err)) {
+            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && 
+                     !kafka_topics_exists_though_refused(producer->rk, name, err, 5000)) {
                 log_json(LOG_WARN, "creating topic failed", "{s:s, s:s}", "topic", name, "error",
                          rd_kafka_err2str(err));
                 rc = -1;
