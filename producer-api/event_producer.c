@@ -18,20 +18,58 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The first replacement of a producer that met a fatal error waits this long after it (ticks of 100 ms), each
+ * further one twice the wait before, up to the maximum; a write that succeeds starts the waits afresh. */
+#define REPLACE_FIRST_TICKS 10
+#define REPLACE_MAX_TICKS 600
+
+/* One librdkafka producer and its handles. The current one takes every send; one replaced after a fatal error
+ * is retired: its messages are purged (each request told "not written"), and the poller frees it once no thread
+ * uses it and it holds nothing. Owned by its event_producer. */
+typedef struct producer_instance {
+    rd_kafka_t *rk;                              /* owned */
+    rd_kafka_topic_t *topics[EVENT_TYPE_COUNT];  /* owned */
+    rd_kafka_queue_t *reports;                   /* the main queue (delivery reports, errors), a reference */
+    int users;                                   /* threads using it now (under the producer's lock) */
+    struct producer_instance *next;              /* the retired list */
+} producer_instance;
+
 struct event_producer {
-    rd_kafka_t *rk;                              /* producer handle, owned */
+    pthread_mutex_t lock;                        /* guards current, retired and every instance's users */
+    producer_instance *current;                  /* takes sends; replaced only by the poller thread */
+    producer_instance *retired;                  /* replaced ones, freed by the poller when drained */
+    rd_kafka_conf_t *conf;                       /* owned: the configuration, for replacements */
     size_t max_message_bytes;                    /* librdkafka's message.max.bytes (KAFKA_MESSAGE_MAX_BYTES) */
-    rd_kafka_topic_t *topics[EVENT_TYPE_COUNT];  /* topic handles, owned */
     char topic_names[EVENT_TYPE_COUNT][128];     /* prefix + event type */
     event_producer_options options;              /* copy; topic_prefix points at the environment */
-    rd_kafka_queue_t *reports;                   /* the main queue (delivery reports, errors), a reference */
     int reports_fd;                              /* eventfd, owned: librdkafka writes it when reports queue up */
     pthread_t poller;                            /* creates topics; serves reports nobody else served */
     atomic_int stopping;                         /* set by destroy: the poller exits */
     atomic_int topics_ready;                     /* the eight topics exist */
     atomic_int last_failure;                     /* authentication or TLS error since the last ready check, 0 none
                                                   * (on_error, librdkafka's thread; kafka_unready_reason) */
+    atomic_int fatal;                            /* the current instance met a fatal error: the poller replaces it */
+    atomic_int written;                          /* a write succeeded since the last replacement */
+    long long replace_wait_ticks;                /* poller only: the wait after the next replacement */
+    long long replace_at_tick;                   /* poller only: no replacement before this tick */
 };
+
+/* The current instance, marked used until release(): a replaced instance is not freed under a thread using it. */
+static producer_instance *acquire(event_producer *producer)
+{
+    pthread_mutex_lock(&producer->lock);
+    producer_instance *instance = producer->current;
+    instance->users++;
+    pthread_mutex_unlock(&producer->lock);
+    return instance;
+}
+
+static void release(event_producer *producer, producer_instance *instance)
+{
+    pthread_mutex_lock(&producer->lock);
+    instance->users--;
+    pthread_mutex_unlock(&producer->lock);
+}
 
 static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque)
 {
@@ -40,6 +78,8 @@ static void on_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *message
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_json(LOG_WARN, "kafka write failed", "{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt),
                  "error", rd_kafka_err2str(message->err));
+    else
+        atomic_store(&producer->written, 1);
     producer->options.delivered(message->_private, message->err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
@@ -53,20 +93,130 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         log_json(LOG_ERROR, "kafka producer fatal error", "{s:s, s:s}", "error", rd_kafka_err2name(code), "reason",
                  fatal);
+        pthread_mutex_lock(&producer->lock);
+        if (producer->current != NULL && producer->current->rk == rk) /* not one already retired */
+            atomic_store(&producer->fatal, 1);
+        pthread_mutex_unlock(&producer->lock);
         return;
     }
     log_json(LOG_WARN, "kafka", "{s:s, s:s}", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "reason",
              reason);
 }
 
+/* A new instance from producer->conf (a copy: rd_kafka_new takes it), its reports signalled on reports_fd. NULL
+ * with errbuf. */
+static producer_instance *instance_new(event_producer *producer, char *errbuf, size_t errlen)
+{
+    producer_instance *instance = calloc(1, sizeof *instance);
+    rd_kafka_conf_t *conf = instance != NULL ? rd_kafka_conf_dup(producer->conf) : NULL;
+    if (conf == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(instance);
+        return NULL;
+    }
+    char reason[512];
+    instance->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
+    if (instance->rk == NULL) {
+        snprintf(errbuf, errlen, "kafka producer: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        free(instance);
+        return NULL;
+    }
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        instance->topics[i] = rd_kafka_topic_new(instance->rk, producer->topic_names[i], NULL);
+    instance->reports = rd_kafka_queue_get_main(instance->rk);
+    /* librdkafka writes the 8-byte value whenever the queue goes from empty to not empty */
+    static const uint64_t one = 1;
+    rd_kafka_queue_io_event_enable(instance->reports, producer->reports_fd, &one, sizeof one);
+    return instance;
+}
+
+/* Frees an instance no thread uses, after serving what its queue still holds. */
+static void instance_free(producer_instance *instance)
+{
+    rd_kafka_queue_io_event_enable(instance->reports, -1, NULL, 0);
+    rd_kafka_poll(instance->rk, 0);
+    rd_kafka_queue_destroy(instance->reports);
+    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
+        rd_kafka_topic_destroy(instance->topics[i]);
+    rd_kafka_destroy(instance->rk);
+    free(instance);
+}
+
+/* The poller's replacement of a current instance that met a fatal error (an idempotent producer whose producer id
+ * the broker refused, e.g. a user with Write on no topic, or a broken sequence): librdkafka takes no write from it
+ * ever again, and every event would be answered 503 until a restart. A new instance of the same configuration
+ * takes the sends from now on; the old one's queued and in-flight messages are purged, so their requests are
+ * answered 503 at once (the client sends them again; one that had reached Kafka may then be there twice). */
+static void replace_instance(event_producer *producer, long long tick)
+{
+    char errbuf[512];
+    producer_instance *fresh = instance_new(producer, errbuf, sizeof errbuf);
+    if (fresh == NULL) {
+        log_json(LOG_ERROR, "kafka producer not replaced; trying again", "{s:s}", "error", errbuf);
+        producer->replace_at_tick = tick + producer->replace_wait_ticks;
+        return;
+    }
+    pthread_mutex_lock(&producer->lock);
+    producer_instance *old = producer->current;
+    producer->current = fresh;
+    old->next = producer->retired;
+    producer->retired = old;
+    atomic_store(&producer->fatal, 0);
+    atomic_store(&producer->written, 0);
+    pthread_mutex_unlock(&producer->lock);
+    char fatal[256] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(old->rk, fatal, sizeof fatal);
+    int outstanding = rd_kafka_outq_len(old->rk);
+    /* its reports are served here, by the poller, not on the HTTP loop's eventfd */
+    rd_kafka_queue_io_event_enable(old->reports, -1, NULL, 0);
+    rd_kafka_purge(old->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(old->rk, 0);
+    log_json(LOG_ERROR, "kafka producer failed for good: replaced by a new one", "{s:s, s:s, s:i, s:I}", "error",
+             rd_kafka_err2name(code), "reason", fatal, "outstanding", outstanding, "next_in_ms",
+             (json_int_t)(producer->replace_wait_ticks * 100));
+    producer->replace_at_tick = tick + producer->replace_wait_ticks;
+    producer->replace_wait_ticks = producer->replace_wait_ticks * 2 > REPLACE_MAX_TICKS
+                                       ? REPLACE_MAX_TICKS
+                                       : producer->replace_wait_ticks * 2;
+}
+
+/* Serves the retired instances' reports and frees those no thread uses and that hold nothing more. */
+static void drain_retired(event_producer *producer)
+{
+    pthread_mutex_lock(&producer->lock);
+    producer_instance **link = &producer->retired;
+    producer_instance *done = NULL;
+    while (*link != NULL) {
+        producer_instance *instance = *link;
+        if (instance->users == 0 && rd_kafka_outq_len(instance->rk) == 0) {
+            *link = instance->next;
+            instance->next = done;
+            done = instance;
+        } else {
+            link = &instance->next;
+        }
+    }
+    producer_instance *waiting = producer->retired; /* only the poller unlinks: these stay valid below */
+    pthread_mutex_unlock(&producer->lock);
+    for (producer_instance *instance = waiting; instance != NULL; instance = instance->next)
+        rd_kafka_poll(instance->rk, 0);
+    while (done != NULL) {
+        producer_instance *next = done->next;
+        instance_free(done);
+        done = next;
+    }
+}
+
 /* One attempt at creating the topics that do not exist. Returns 0 when all eight exist afterwards. */
 static int create_topics(event_producer *producer)
 {
+    rd_kafka_t *rk = producer->current->rk; /* on the poller, which alone replaces it */
     char errstr[256];
     rd_kafka_NewTopic_t *new_topics[EVENT_TYPE_COUNT] = {0};
     int rc = -1;
-    rd_kafka_queue_t *queue = rd_kafka_queue_new(producer->rk);
-    rd_kafka_AdminOptions_t *admin = rd_kafka_AdminOptions_new(producer->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *admin = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(admin, 10000, errstr, sizeof errstr);
     rd_kafka_AdminOptions_set_operation_timeout(admin, 10000, errstr, sizeof errstr);
     for (int i = 0; i < EVENT_TYPE_COUNT; i++) {
@@ -77,7 +227,7 @@ static int create_topics(event_producer *producer)
             goto done;
         }
     }
-    rd_kafka_CreateTopics(producer->rk, new_topics, EVENT_TYPE_COUNT, admin, queue);
+    rd_kafka_CreateTopics(rk, new_topics, EVENT_TYPE_COUNT, admin, queue);
     /* wait in short slices so that shutdown is never held up by an unreachable cluster */
     rd_kafka_event_t *event = NULL;
     for (int waited = 0; event == NULL && waited < 15000 && !atomic_load(&producer->stopping); waited += 200)
@@ -97,7 +247,7 @@ static int create_topics(event_producer *producer)
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 log_json(LOG_INFO, "topic created", "{s:s}", "topic", name);
             else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && 
-                     !kafka_topics_exists_though_refused(producer->rk, name, err, 5000)) {
+                     !kafka_topics_exists_though_refused(rk, name, err, 5000)) {
                 log_json(LOG_WARN, "creating topic failed", "{s:s, s:s}", "topic", name, "error",
                          rd_kafka_err2str(err));
                 rc = -1;
@@ -120,8 +270,10 @@ void event_producer_serve_reports(void *arg)
     uint64_t count;
     ssize_t n = read(producer->reports_fd, &count, sizeof count); /* first: a report queued after it writes again */
     (void)n;
-    for (int i = 0; i < 64 && rd_kafka_poll(producer->rk, 0) > 0; i++)
+    producer_instance *instance = acquire(producer);
+    for (int i = 0; i < 64 && rd_kafka_poll(instance->rk, 0) > 0; i++)
         ;
+    release(producer, instance);
 }
 
 /* The poller: creates the topics (retrying every 2 s until it works). Reports are served by whoever watches
@@ -142,25 +294,35 @@ static void *poller_main(void *arg)
             }
             next_topic_attempt = tick + 20; /* 20 ticks of 100 ms */
         }
+        if (atomic_load(&producer->written))
+            producer->replace_wait_ticks = REPLACE_FIRST_TICKS; /* it works again: a later failure starts afresh */
+        if (atomic_load(&producer->fatal) && tick >= producer->replace_at_tick)
+            replace_instance(producer, tick);
         nanosleep(&tick_length, NULL);
-        rd_kafka_poll(producer->rk, 0);
+        rd_kafka_poll(producer->current->rk, 0); /* the poller's own read of current: it alone replaces it */
+        if (producer->retired != NULL)
+            drain_retired(producer);
         tick++;
     }
     return NULL;
 }
 
-/* Frees what create made once rd_kafka_new() succeeded (the poller thread is not running): the report eventfd,
- * the queue reference, the topic handles, the librdkafka handle and the struct. */
+/* Frees what create made (the poller thread is not running): the instances, the report eventfd, the
+ * configuration, the lock and the struct. */
 static void free_handles(event_producer *producer)
 {
-    if (producer->reports_fd >= 0) {
-        rd_kafka_queue_io_event_enable(producer->reports, -1, NULL, 0);
-        close(producer->reports_fd);
+    while (producer->retired != NULL) {
+        producer_instance *next = producer->retired->next;
+        instance_free(producer->retired);
+        producer->retired = next;
     }
-    rd_kafka_queue_destroy(producer->reports);
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
-        rd_kafka_topic_destroy(producer->topics[i]);
-    rd_kafka_destroy(producer->rk);
+    if (producer->current != NULL)
+        instance_free(producer->current);
+    if (producer->reports_fd >= 0)
+        close(producer->reports_fd);
+    if (producer->conf != NULL)
+        rd_kafka_conf_destroy(producer->conf);
+    pthread_mutex_destroy(&producer->lock);
     free(producer);
 }
 
@@ -215,26 +377,16 @@ event_producer *event_producer_create(const event_producer_options *options, cha
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, producer);
-    char reason[512];
-    producer->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof reason);
-    if (producer->rk == NULL) {
-        snprintf(errbuf, errlen, "kafka producer: %s", reason);
-        rd_kafka_conf_destroy(conf);
-        free(producer);
-        return NULL;
-    }
-    conf = NULL; /* owned by rk now */
-    for (int i = 0; i < EVENT_TYPE_COUNT; i++)
-        producer->topics[i] = rd_kafka_topic_new(producer->rk, producer->topic_names[i], NULL);
-    producer->reports = rd_kafka_queue_get_main(producer->rk);
+    producer->conf = conf;
+    producer->replace_wait_ticks = REPLACE_FIRST_TICKS;
+    pthread_mutex_init(&producer->lock, NULL);
     producer->reports_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (producer->reports_fd < 0) {
         snprintf(errbuf, errlen, "cannot create an eventfd for kafka delivery reports");
         goto fail;
     }
-    /* librdkafka writes the 8-byte value whenever the queue goes from empty to not empty */
-    static const uint64_t one = 1;
-    rd_kafka_queue_io_event_enable(producer->reports, producer->reports_fd, &one, sizeof one);
+    if ((producer->current = instance_new(producer, errbuf, errlen)) == NULL)
+        goto fail;
     if (pthread_create(&producer->poller, NULL, poller_main, producer) != 0) {
         snprintf(errbuf, errlen, "cannot start the kafka poller thread");
         goto fail;
@@ -298,11 +450,14 @@ int event_producer_send(event_producer *producer, const envelope *env, void *opa
         return -1;
     char key[32];
     int key_len = snprintf(key, sizeof key, "%lld", env->organization_id);
-    int rc = rd_kafka_produce(producer->topics[env->type], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, value, len,
+    producer_instance *instance = acquire(producer);
+    int rc = rd_kafka_produce(instance->topics[env->type], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, value, len,
                               key, (size_t)key_len, opaque);
+    release(producer, instance);
     if (rc != 0) {
-        log_json(LOG_WARN, "kafka queue refused a message", "{s:s}", "error",
-                 rd_kafka_err2str(rd_kafka_last_error()));
+        rd_kafka_resp_err_t err = rd_kafka_last_error();
+        if (err != RD_KAFKA_RESP_ERR__FATAL) /* that one is logged once, and the producer replaced (poller) */
+            log_json(LOG_WARN, "kafka queue refused a message", "{s:s}", "error", rd_kafka_err2str(err));
         free(value);
         return -1;
     }
@@ -311,13 +466,18 @@ int event_producer_send(event_producer *producer, const envelope *env, void *opa
 
 void event_producer_flush(event_producer *producer, int timeout_ms)
 {
-    rd_kafka_flush(producer->rk, timeout_ms);
+    producer_instance *instance = acquire(producer);
+    rd_kafka_flush(instance->rk, timeout_ms);
+    release(producer, instance);
 }
 
 int event_producer_ready(event_producer *producer, int timeout_ms)
 {
     const struct rd_kafka_metadata *metadata = NULL;
-    if (rd_kafka_metadata(producer->rk, 0, producer->topics[0], &metadata, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    producer_instance *instance = acquire(producer);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(instance->rk, 0, instance->topics[0], &metadata, timeout_ms);
+    release(producer, instance);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
     int ok = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_metadata_destroy(metadata);
@@ -334,9 +494,8 @@ void event_producer_destroy(event_producer *producer)
 {
     if (producer == NULL)
         return;
-    rd_kafka_flush(producer->rk, (int)producer->options.produce_timeout_ms + 1000); /* serves reports itself */
+    event_producer_flush(producer, (int)producer->options.produce_timeout_ms + 1000); /* serves reports itself */
     atomic_store(&producer->stopping, 1);
     pthread_join(producer->poller, NULL);
-    rd_kafka_poll(producer->rk, 0);
-    free_handles(producer);
+    free_handles(producer); /* instance_free serves what each instance still holds */
 }

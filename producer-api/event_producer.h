@@ -10,6 +10,13 @@
  * a report reaches the request it resumes without a thread of its own in between); the poller serves whatever
  * is left every 100 ms, and flush/destroy serve the rest on the caller's thread.
  *
+ * A librdkafka producer that met a fatal error (its idempotent producer id refused, e.g. a user with Write on no
+ * topic, or a broken sequence) takes no write ever again. The poller then replaces it with a new one of the same
+ * configuration (at its next tick, then 1 s, 2 s, 4 s ... up to 60 s apart while the new ones fail too; a write
+ * that succeeds starts the waits afresh), logged as "kafka producer failed for good: replaced by a new one". The
+ * old one's queued and in-flight messages are purged: their callbacks say ok = 0, at once. Sends that meet the
+ * failed producer before that are refused (-1). The old producer is freed once no thread uses it.
+ *
  * Thread contract: send/ready/serve_reports may be called from any thread; create/destroy from the main thread.
  */
 #ifndef HOOKD_EVENT_PRODUCER_H

@@ -9,6 +9,7 @@ authorizer: the tests' users above are super users, and a user held to ACLs show
 enough, and that a missing one is named, not silent."""
 
 import os
+import time
 from typing import List
 
 import pytest
@@ -20,8 +21,9 @@ from support.services import KafkaBroker, free_port
 USER, PASSWORD = "hookd", "kafka-s3cret"
 # A user the broker's authorizer holds to its ACLs (USER and the client certificate's are super users)
 ACL_USER, ACL_PASSWORD = "hookd-acl", "acl-s3cret"
-# Another, for the one test that needs a user never granted Write on any topic (ACLs outlive a test)
+# Others, for the tests that need a user never granted Write on any topic (ACLs outlive a test): one each
 WRITELESS_USER = "hookd-writeless"
+WRITELESS_API_USER = "hookd-writeless-api"
 
 
 class SecuredListener:
@@ -65,7 +67,7 @@ def secured_broker(test_ca):
         out.write(key.read() + cert.read())
     broker = KafkaBroker(env=dict(BROKER_SASL_SSL_PORT=str(ports["SASL_SSL"]), BROKER_SSL_PORT=str(ports["SSL"]),
                                   BROKER_SSL_PEM=pem, BROKER_SASL_USERS=f"{USER}:{PASSWORD} {ACL_USER}:{ACL_PASSWORD} "
-                                                    f"{WRITELESS_USER}:{ACL_PASSWORD}",
+                                                    f"{WRITELESS_USER}:{ACL_PASSWORD} {WRITELESS_API_USER}:{ACL_PASSWORD}",
                                   BROKER_SUPER_USERS=f"User:{USER};User:CN=hookd test client",
                                   BROKER_SSL_CLIENT_CA=test_ca.ca_cert))
     broker.start()
@@ -353,5 +355,62 @@ def test_retry_records_the_broker_refuses_are_held_and_written_once_granted(
         # the first failure's line, one per 10 s since, and the rest counted when a write succeeded
         assert 2 <= len(lines) <= 10 and sum(ln["failures"] for ln in lines) == \
             d.metrics()["hookd_dispatcher_retry_write_failures_total"], lines
+    finally:
+        s.close()
+
+
+def test_a_producer_api_whose_kafka_producer_failed_for_good_gets_a_new_one(
+        secured_broker, redis_server, test_ca, tmp_path):
+    """producer-api's user may create and describe its topics but write none: the broker refuses its idempotent
+    producer a producer id (IdempotentWrite comes with Write on any topic), a fatal error after which librdkafka
+    takes no write, ever. Every event was answered 503 until a restart, even once Write was granted. The producer
+    is now replaced by a new one (at once, then after 1 s, 2 s, 4 s ... while it keeps failing): events are 503
+    while the ACL is missing, and once it is granted they are 202 and delivered, with no restart."""
+    prefix = new_topic_prefix()
+    user = WRITELESS_API_USER
+    grant(secured_broker, "topic", prefix, "Describe", "Create", user=user)
+    s = Stack(redis_server, acl_listener(secured_broker, test_ca, user), test_ca, str(tmp_path), prefix=prefix)
+    try:
+        rcv = s.receiver()
+        org = s.new_org()
+        s.api.create_webhook(org, rcv.url("/fresh"), "user.created")
+        # the dispatcher on the broker's PLAINTEXT listener (a super user there): only producer-api's ACLs are under
+        # test, and a SASL_SSL dispatcher is slow under valgrind
+        d = s.dispatcher(KAFKA_BROKERS=secured_broker.bootstrap, KAFKA_SECURITY_PROTOCOL=None, KAFKA_SASL_MECHANISM=None,
+                         KAFKA_SASL_USERNAME=None, KAFKA_SASL_PASSWORD=None, KAFKA_SSL_CA_LOCATION=None).wait_ready()
+        replaced_line = "kafka producer failed for good: replaced by a new one"
+        wait_until(lambda: replaced_line in log_messages(s.api.proc), memcheck.scaled(20),
+                   what=f"the producer replaced\n{s.api.proc.tail()}")
+        replaced = [ln for ln in s.api.proc.log_lines() if ln.get("msg") == replaced_line]
+        assert "authorization" in replaced[0]["reason"].lower(), replaced
+
+        def post(n: int):
+            return http("POST", s.api.url + "/api/v1/events",
+                        {"type": "user.created", "organization_id": org, "data": {"id": n}}, token=s.api.service_token)
+
+        status, body = post(0)
+        assert status == 503 and body.get("message"), (status, body)
+        granted_at = time.monotonic()
+        grant(secured_broker, "topic", prefix, "Write", user=user)
+        accepted = []
+
+        def accepted_once() -> bool:
+            st, b = post(len(accepted) + 1)
+            if st == 202:
+                accepted.append(b["id"])
+                return True
+            assert st == 503, (st, b)
+            return False
+        wait_until(accepted_once, memcheck.scaled(90), interval=1.0,
+                   what=f"an event accepted after the grant\n{s.api.proc.tail()}")
+        took = time.monotonic() - granted_at
+        assert rcv.wait_for(lambda reqs: len(reqs) >= 1, memcheck.scaled(30)), d.story()
+        time.sleep(1)
+        # only the accepted event: the refused ones were never written
+        assert [r.headers["webhook-id"] for r in rcv.requests("/fresh")] == accepted
+        # replacements spaced 1 s, 2 s, 4 s ...: a handful over the test, not one per 100 ms tick
+        replaced = [ln for ln in s.api.proc.log_lines() if ln.get("msg") == replaced_line]
+        assert 1 <= len(replaced) <= 8, (len(replaced), took)
+        assert [ln["next_in_ms"] for ln in replaced[:3]] == [1000, 2000, 4000][:len(replaced[:3])], replaced
     finally:
         s.close()
