@@ -655,7 +655,10 @@ static int handover(consumer_member *m, rd_kafka_topic_partition_list_t *parts, 
     }
     if (refused != NULL)
         log_json(LOG_WARN, "committed offsets of the other consumer layout's group not authorized: not compared",
-                 "{s:s, s:s, s:s}", "group", m->group, "other", refused, "topic", parts->elems[0].topic);
+                 "{s:s, s:s, s:s, s:s}", "group", m->group, "other", refused, "topic", parts->elems[0].topic, "risk",
+                 "if CONSUMER_PER_TOPIC was just changed, the offsets of the other group are not carried over: "
+                 "its partitions start from this group's (the topic's earliest when none): grant Read on the other "
+                 "group for that upgrade");
     /* a line per topic (the one consumer of the eight topics takes them from eight groups) */
     for (int i = 0; carried > 0 && i < parts->cnt; i++) {
         if (from[i] == NULL || carried_before(parts, from, i, parts->elems[i].topic))

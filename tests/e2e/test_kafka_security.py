@@ -256,9 +256,12 @@ def test_the_acls_the_readme_lists_are_enough(secured_broker, redis_server, test
         else:
             # producer-api is ready (Stack waited for it): its eight topics count as there (its log is at warn)
             assert dispatcher_log.count("topic exists (not created: no Create ACL)") == 2, d.story()
-            refused = {line["other"] for line in d.proc.log_lines()
-                       if line.get("msg") == "committed offsets of the other consumer layout's group not authorized: "
-                                             "not compared"}
+            refused_lines = [line for line in d.proc.log_lines()
+                             if line.get("msg") == "committed offsets of the other consumer layout's group not "
+                                                   "authorized: not compared"]
+            refused = {line["other"] for line in refused_lines}
+            # the line says what it risks: a layout change without Read on the other group starts from its own
+            assert all("CONSUMER_PER_TOPIC" in line["risk"] for line in refused_lines), refused_lines
             # the one consumer reads the eight groups one after another and names the first it was refused
             assert refused == ({group} if per_topic else {topic_groups[0]}), d.story()
     finally:
