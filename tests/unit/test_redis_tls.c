@@ -20,14 +20,11 @@
 #include <netinet/in.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "redis_conn.h"
 #include "redis_tls.h"
+#include "self_signed_server.h"
 #include "timeutil.h"
 
 /* What one test's server does with the one connection it accepts. */
@@ -46,37 +43,6 @@ typedef struct test_server {
     char dir[64];       /* a temporary directory holding cert.pem */
     char cert_file[96]; /* the server's certificate (PEM), which clients trust as their CA file */
 } test_server;
-
-/* A self-signed P-256 certificate for IP address 127.0.0.1, written to path; its key goes into *key_out. */
-static X509 *make_certificate(EVP_PKEY **key_out, const char *path)
-{
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *cert = X509_new();
-    assert_non_null(key);
-    assert_non_null(cert);
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC, (const unsigned char *)"redis", -1,
-                               -1, 0);
-    X509_set_issuer_name(cert, X509_get_subject_name(cert));
-    X509_set_pubkey(cert, key);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
-    X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
-    assert_non_null(san);
-    X509_add_ext(cert, san, -1);
-    X509_EXTENSION_free(san);
-    assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_X509(f, cert), 1);
-    fclose(f);
-    *key_out = key;
-    return cert;
-}
 
 static void *serve(void *arg)
 {
@@ -112,14 +78,7 @@ static void server_start(test_server *s, server_mode mode)
     snprintf(s->dir, sizeof s->dir, "/tmp/hookd-redis-tls-XXXXXX");
     assert_non_null(mkdtemp(s->dir));
     snprintf(s->cert_file, sizeof s->cert_file, "%s/cert.pem", s->dir);
-    EVP_PKEY *key = NULL;
-    X509 *cert = make_certificate(&key, s->cert_file);
-    s->ctx = SSL_CTX_new(TLS_server_method());
-    assert_non_null(s->ctx);
-    assert_int_equal(SSL_CTX_use_certificate(s->ctx, cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(s->ctx, key), 1);
-    X509_free(cert);
-    EVP_PKEY_free(key);
+    s->ctx = self_signed_server_context("redis", "IP:127.0.0.1", s->cert_file);
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(s->listen_fd >= 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

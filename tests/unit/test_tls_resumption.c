@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "delivery_http.h"
+#include "self_signed_server.h"
 
 /* The client's session cache, as libcurl's: the latest session its connections were given (one receiver). */
 static SSL_SESSION *cached;
@@ -35,26 +36,8 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *session)
 /* A server context with a fresh self-signed P-256 certificate; version is the highest it speaks. */
 static SSL_CTX *server_ctx(int version)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *cert = X509_new();
-    assert_non_null(key);
-    assert_non_null(cert);
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC, (const unsigned char *)"receiver",
-                               -1, -1, 0);
-    X509_set_issuer_name(cert, X509_get_subject_name(cert));
-    X509_set_pubkey(cert, key);
-    assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    assert_non_null(ctx);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    SSL_CTX *ctx = self_signed_server_context("receiver", NULL, NULL);
     SSL_CTX_set_max_proto_version(ctx, version);
-    X509_free(cert);
-    EVP_PKEY_free(key);
     return ctx;
 }
 
