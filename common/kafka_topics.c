@@ -13,7 +13,7 @@ static int refused(rd_kafka_resp_err_t err)
 
 /* 1 when topic exists on the cluster rk talks to (its metadata, within timeout_ms), 0 when the broker says it does
  * not or will not describe it, -1 when no answer came (errbuf says why). */
-static int exists(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errbuf, size_t errlen)
+static int topic_exists(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errbuf, size_t errlen)
 {
     /* a topic handle so that the request names this topic alone; the broker cannot create it on the way (automatic
      * creation takes the Create ACL this path lacks) */
@@ -43,7 +43,7 @@ int kafka_topics_exists_though_refused(rd_kafka_t *rk, const char *topic, rd_kaf
     if (!refused(err))
         return 0;
     char why[256] = "";
-    int found = exists(rk, topic, timeout_ms, why, sizeof why);
+    int found = topic_exists(rk, topic, timeout_ms, why, sizeof why);
     if (found == 1)
         log_json(LOG_INFO, "topic exists (not created: no Create ACL)", "{s:s}", "topic", topic);
     else if (found < 0)

@@ -246,7 +246,7 @@ static int create_topics(event_producer *producer)
             const char *name = rd_kafka_topic_result_name(results[i]);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 log_json(LOG_INFO, "topic created", "{s:s}", "topic", name);
-            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && 
+            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS &&
                      !kafka_topics_exists_though_refused(rk, name, err, 5000)) {
                 log_json(LOG_WARN, "creating topic failed", "{s:s, s:s}", "topic", name, "error",
                          rd_kafka_err2str(err));
