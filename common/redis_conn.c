@@ -30,7 +30,13 @@ struct redis_conn {
     char key_file[512];       /* REDIS_CLIENT_KEY_FILE at open: its key */
     redis_tls *relay;         /* owned while connected over TLS, else NULL */
     redis_sentinels *sentinels; /* owned; REDIS_SENTINELS at open: host and port come from them (NULL: from the URL) */
+    const char *failure;      /* static: why the last command or connect failed (redis_conn_failure), NULL after one
+                               * that succeeded */
 };
+
+/* The readiness reasons redis_conn_failure gives besides the TLS ones (redis_tls.h), one place for their text. */
+#define FAILURE_UNREACHABLE "unreachable"
+#define FAILURE_NOT_ANSWERING "not answering"
 
 int redis_gate_close(redis_gate *gate)
 {
@@ -232,15 +238,65 @@ void redis_undial(redisContext *ctx, redis_tls *relay)
     redis_tls_stop(relay); /* after redisFree closed its socket: the relay sees that and ends */
 }
 
-/* Sends a command on a fresh context during the handshake; returns 0 when the reply is not an error. */
-static int handshake(redisContext *ctx, int argc, const char **argv)
+/* Whether the command that just failed on ctx ran out of REDIS_CONN_TIMEOUT_MS (the socket timeout), given the
+ * errno it left. hiredis 0.14 reports that as an I/O error with EAGAIN; hiredis 1.x has an error code of its own. */
+static int command_timed_out(const redisContext *ctx, int err)
+{
+#ifdef REDIS_ERR_TIMEOUT
+    if (ctx->err == REDIS_ERR_TIMEOUT)
+        return 1;
+#endif
+    return ctx->err == REDIS_ERR_IO && (err == EAGAIN || err == EWOULDBLOCK);
+}
+
+/* The readiness reason for a command on conn's context that got no reply (timed_out: command_timed_out's answer):
+ * what the TLS relay heard from the server if anything, else a timeout or a lost connection. */
+static const char *no_reply_failure(const redis_conn *conn, int timed_out)
+{
+    const char *tls = redis_tls_failure(conn->relay);
+    return tls != NULL ? tls : timed_out ? FAILURE_NOT_ANSWERING : "connection lost";
+}
+
+/* The readiness reason for an error reply, by its first word (Redis's error codes), else NULL for one that says
+ * nothing about the server's state (a wrong type, a syntax error): the command ran. */
+static const char *error_reply_failure(const redisReply *reply)
+{
+    static const struct {
+        const char *code, *failure;
+    } known[] = {
+        {"NOAUTH ", "authentication required"},   /* REDIS_URL has no password, the server wants one */
+        {"WRONGPASS ", "authentication refused"}, /* Redis 6+: wrong user or password */
+        {"NOPERM ", "command not permitted by the ACL"},
+        {"LOADING ", "loading its dataset"},
+        {"BUSY ", "busy running a script"},
+        {"MASTERDOWN ", "replica without its master"},
+    };
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || reply->str == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strncmp(reply->str, known[i].code, strlen(known[i].code)) == 0)
+            return known[i].failure;
+    return NULL;
+}
+
+/* Sends a command on conn's fresh context ctx during the handshake; returns 0 when the reply is not an error, else
+ * -1 with conn->failure set (refusal when Redis answered an error without a code error_reply_failure knows). */
+static int handshake(redis_conn *conn, redisContext *ctx, int argc, const char **argv, const char *refusal)
 {
     redisReply *reply = redisCommandArgv(ctx, argc, argv, NULL);
-    int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
-    if (reply != NULL && !ok)
+    if (reply == NULL) {
+        conn->failure = no_reply_failure(conn, command_timed_out(ctx, errno));
+        log_json(LOG_WARN, "redis handshake failed", "{s:s, s:s, s:s}", "command", argv[0], "error", ctx->errstr,
+                 "reason", conn->failure);
+        return -1;
+    }
+    int ok = reply->type != REDIS_REPLY_ERROR;
+    if (!ok) {
+        const char *known = error_reply_failure(reply);
+        conn->failure = known != NULL ? known : refusal;
         log_json(LOG_ERROR, "redis handshake refused", "{s:s, s:s}", "command", argv[0], "error", reply->str);
-    if (reply != NULL)
-        freeReplyObject(reply);
+    }
+    freeReplyObject(reply);
     return ok ? 0 : -1;
 }
 
@@ -290,6 +346,7 @@ int redis_conn_ensure(redis_conn *conn)
                                         sizeof error) != 0) {
             log_json(LOG_WARN, "redis master unknown: no sentinel answered", "{s:s, s:s, s:i}", "master",
                      redis_sentinels_master(conn->sentinels), "error", error, "retry_in_ms", conn->backoff_ms);
+            conn->failure = "no sentinel answered";
             connect_failed(conn, now);
             return -1;
         }
@@ -306,6 +363,8 @@ int redis_conn_ensure(redis_conn *conn)
     if (ctx == NULL) {
         log_json(LOG_WARN, "redis unreachable", "{s:s, s:i, s:s, s:i}", "host", conn->host, "port", conn->port,
                  "error", error, "retry_in_ms", conn->backoff_ms);
+        const char *tls_kind = conn->tls ? redis_tls_failure_kind(error) : NULL;
+        conn->failure = tls_kind != NULL ? tls_kind : FAILURE_UNREACHABLE;
         connect_failed(conn, now);
         return -1;
     }
@@ -314,15 +373,17 @@ int redis_conn_ensure(redis_conn *conn)
     const char *auth_user[] = {"AUTH", conn->username, conn->password};
     const char *auth_default[] = {"AUTH", conn->password};
     const char *select[] = {"SELECT", db_text};
+    const char **auth = conn->username[0] != '\0' ? auth_user : auth_default;
+    int auth_argc = conn->username[0] != '\0' ? 3 : 2;
     conn->ctx = ctx; /* from here a refusal drops it with redis_conn_reset */
-    if ((conn->password[0] != '\0' &&
-         (conn->username[0] != '\0' ? handshake(ctx, 3, auth_user) : handshake(ctx, 2, auth_default)) != 0) ||
-        (conn->db != 0 && handshake(ctx, 2, select) != 0)) {
+    if ((conn->password[0] != '\0' && handshake(conn, ctx, auth_argc, auth, "authentication refused") != 0) ||
+        (conn->db != 0 && handshake(conn, ctx, 2, select, "database refused (SELECT)") != 0)) {
         redis_conn_reset(conn);
         conn->next_attempt_ms = now + 2000;
         return -1;
     }
     if (conn->sentinels != NULL && check_master_role(conn, ctx) != 0) {
+        conn->failure = "not the master";
         redis_conn_reset(conn);
         connect_failed(conn, now);
         return -1;
@@ -345,22 +406,13 @@ void redis_conn_note_readonly(redis_conn *conn)
     redis_conn_reset(conn);
 }
 
-/* Whether the command that just failed on ctx ran out of REDIS_CONN_TIMEOUT_MS (the socket timeout), given the
- * errno it left. hiredis 0.14 reports that as an I/O error with EAGAIN; hiredis 1.x has an error code of its own. */
-static int command_timed_out(const redisContext *ctx, int err)
-{
-#ifdef REDIS_ERR_TIMEOUT
-    if (ctx->err == REDIS_ERR_TIMEOUT)
-        return 1;
-#endif
-    return ctx->err == REDIS_ERR_IO && (err == EAGAIN || err == EWOULDBLOCK);
-}
-
 redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, const size_t *argvlen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (conn->gate != NULL && redis_gate_closed(conn->gate))
+        if (conn->gate != NULL && redis_gate_closed(conn->gate)) {
+            conn->failure = FAILURE_NOT_ANSWERING;
             return NULL; /* Redis hangs: fail now rather than wait for it */
+        }
         if (redis_conn_ensure(conn) != 0)
             return NULL;
         redisReply *reply = redisCommandArgv(conn->ctx, argc, argv, argvlen);
@@ -371,9 +423,12 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
             redis_conn_note_readonly(conn);
             continue;
         }
-        if (reply != NULL)
+        if (reply != NULL) {
+            conn->failure = error_reply_failure(reply); /* NULL for an answer, or an error that says nothing of Redis */
             return reply;
+        }
         int timed_out = command_timed_out(conn->ctx, errno);
+        conn->failure = no_reply_failure(conn, timed_out); /* before the reset ends the relay */
         log_json(LOG_WARN, timed_out ? "redis command timed out" : "redis command failed", "{s:s, s:s}", "command",
                  argv[0], "error", conn->ctx->errstr);
         redis_conn_reset(conn); /* the reply of a timed-out command could still arrive: never reuse the connection */
@@ -384,6 +439,11 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
         /* else a stale connection (server restarted, connection reset): try once more on a new one */
     }
     return NULL;
+}
+
+const char *redis_conn_failure(const redis_conn *conn)
+{
+    return conn->failure != NULL ? conn->failure : FAILURE_UNREACHABLE;
 }
 
 redisReply *redis_conn_commandv(redis_conn *conn, int argc, const char **argv)

@@ -87,6 +87,15 @@ redisReply *redis_conn_command(redis_conn *conn, int argc, const char **argv, co
 /* Like redis_conn_command with argv of NUL-terminated strings. */
 redisReply *redis_conn_commandv(redis_conn *conn, int argc, const char **argv);
 
+/* Why conn's last command (or the connect before it) failed, for /readyz: "unreachable" (the TCP connect or the name
+ * lookup), "connection lost", "not answering" (a command timed out, or the gate is closed), "no sentinel answered",
+ * "not the master", "authentication required" / "authentication refused" (NOAUTH; AUTH refused), "database
+ * refused (SELECT)", "command not permitted by the ACL" (NOPERM), "loading its dataset", "busy running a script",
+ * "replica without its master", or a TLS one (redis_tls.h: "TLS: server certificate not trusted", "TLS: client
+ * certificate refused", "TLS handshake failed"). "unreachable" too when nothing failed yet. A static string;
+ * read it on the thread that uses conn, right after the failure. */
+const char *redis_conn_failure(const redis_conn *conn);
+
 /* The underlying context (connected or NULL), for subscribe loops that need the fd. Owned by conn. */
 redisContext *redis_conn_context(redis_conn *conn);
 

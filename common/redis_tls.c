@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,12 @@ struct redis_tls {
     pthread_t thread;
     int thread_started;
     char host[256];      /* for the relay's log line */
+    atomic_int client_certificate_refused; /* set by the relay before it ends: the server's alert said so */
 };
+
+/* The text redis_tls_start's errbuf and the relay's log line use for a server that refused the client's
+ * certificate (or its absence); redis_tls_failure_kind looks for it. */
+#define CLIENT_CERTIFICATE_REFUSED "client certificate refused"
 
 static void tls_free(redis_tls *t)
 {
@@ -57,6 +63,24 @@ static void ssl_error_text(const char *fallback, char *out, size_t outlen)
     else
         snprintf(out, outlen, "%s", fallback);
     ERR_clear_error();
+}
+
+/* 1 when the OpenSSL error e is an alert from the server about the client's certificate: none was sent (TLS 1.3's
+ * certificate_required), or the one sent was refused (bad, unknown, unsupported, expired, revoked, unknown CA). */
+static int is_client_certificate_alert(unsigned long e)
+{
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* Waits until fd is ready for events or deadline (monotonic ms) passes. Returns 1 ready, 0 timed out, -1 error. */
@@ -192,11 +216,15 @@ static int handshake(redis_tls *t, const char *host, int64_t deadline_ms, char *
             return -1;
         }
         long verify = SSL_get_verify_result(t->ssl);
-        char why[200];
-        if (verify != X509_V_OK)
+        char why[200], ssl_text[160];
+        if (verify != X509_V_OK) {
             snprintf(why, sizeof why, "certificate not trusted: %s", X509_verify_cert_error_string(verify));
-        else
+        } else if (e == SSL_ERROR_SSL && is_client_certificate_alert(ERR_peek_error())) {
+            ssl_error_text("", ssl_text, sizeof ssl_text); /* TLS 1.2: the server refuses it in the handshake */
+            snprintf(why, sizeof why, CLIENT_CERTIFICATE_REFUSED ": %s", ssl_text);
+        } else {
             ssl_error_text(e == SSL_ERROR_SYSCALL ? "connection closed" : "handshake failed", why, sizeof why);
+        }
         snprintf(errbuf, errlen, "TLS handshake with %s: %s", host, why);
         ERR_clear_error();
         return -1;
@@ -219,9 +247,33 @@ static void note_end(redis_tls *t, int e)
     }
     char why[200];
     int err = errno;
+    int refused = e == SSL_ERROR_SSL && is_client_certificate_alert(ERR_peek_error());
     ssl_error_text(e == SSL_ERROR_SYSCALL ? (err != 0 ? strerror(err) : "connection closed") : "TLS error", why,
                    sizeof why);
+    if (refused) {
+        /* before the relay closes hiredis's end: the command that then fails finds the flag set */
+        atomic_store(&t->client_certificate_refused, 1);
+        log_json(LOG_WARN, "redis TLS connection ended", "{s:s, s:s, s:s}", "host", t->host, "error", why, "reason",
+                 CLIENT_CERTIFICATE_REFUSED);
+        return;
+    }
     log_json(LOG_WARN, "redis TLS connection ended", "{s:s, s:s}", "host", t->host, "error", why);
+}
+
+const char *redis_tls_failure(const redis_tls *t)
+{
+    return t != NULL && atomic_load(&t->client_certificate_refused) ? "TLS: " CLIENT_CERTIFICATE_REFUSED : NULL;
+}
+
+const char *redis_tls_failure_kind(const char *error)
+{
+    if (strncmp(error, "TLS handshake with ", 19) != 0)
+        return NULL; /* the network (or the relay's own resources), not TLS */
+    if (strstr(error, ": certificate not trusted: ") != NULL)
+        return "TLS: server certificate not trusted";
+    if (strstr(error, ": " CLIENT_CERTIFICATE_REFUSED ": ") != NULL)
+        return "TLS: " CLIENT_CERTIFICATE_REFUSED;
+    return "TLS handshake failed";
 }
 
 /* The relay: bytes from hiredis (relay_fd) go out through SSL_write, records SSL_read comes back to it. Both
@@ -318,6 +370,7 @@ redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *fi
         return NULL;
     }
     t->tcp_fd = t->relay_fd = -1;
+    atomic_init(&t->client_certificate_refused, 0);
     snprintf(t->host, sizeof t->host, "%s", host);
     if ((t->ctx = client_context(files, errbuf, errlen)) == NULL)
         goto fail;

@@ -47,6 +47,18 @@ redis_tls *redis_tls_start(const char *host, int port, const redis_tls_files *fi
  * alert, or unasked bytes) the relay has not taken yet is looked for there too. */
 int redis_tls_socket(const redis_tls *t);
 
+/* Why the relay's TLS connection ended, when the server said why: "TLS: client certificate refused" (its alert
+ * after a TLS 1.3 handshake: no certificate sent, or one it does not accept), else NULL. A static string. Set by
+ * the relay before it closes hiredis's end, so a command that failed on the connection can ask before
+ * redis_tls_stop. t NULL: NULL. */
+const char *redis_tls_failure(const redis_tls *t);
+
+/* The kind of failure a redis_tls_start error text (errbuf) describes, for readiness checks: "TLS: server
+ * certificate not trusted", "TLS: client certificate refused" (TLS 1.2 refuses it in the handshake), "TLS handshake
+ * failed" (anything else in the handshake, a timeout included), or NULL when the TCP connect (or the name lookup)
+ * failed. A static string. */
+const char *redis_tls_failure_kind(const char *error);
+
 /* Waits for the relay to end (the caller closed the descriptor start gave it) and frees it. NULL is ignored. */
 void redis_tls_stop(redis_tls *t);
 

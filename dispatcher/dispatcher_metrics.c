@@ -172,3 +172,14 @@ void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, d
     if (outcome != DM_BREAKER_OPEN && outcome != DM_BACKLOG_FULL)
         metric_histogram_observe(dm->latency, latency_seconds);
 }
+
+void dm_set_redis_failure(dispatcher_metrics *dm, const char *failure)
+{
+    atomic_store(&dm->redis_failure, failure);
+}
+
+const char *dm_redis_failure(const dispatcher_metrics *dm)
+{
+    const char *failure = atomic_load(&dm->redis_failure);
+    return failure != NULL ? failure : "unreachable";
+}

@@ -59,6 +59,8 @@ typedef struct dispatcher_metrics {
     metric_series *retries_dropped;                         /* due retries whose webhook no longer exists */
     metric_series *retry_messages_malformed;                /* retry-tier messages that failed to decode */
     atomic_int redis_ok;                                    /* last Redis call succeeded */
+    _Atomic(const char *) redis_failure;                    /* static: why the last Redis call failed, for /readyz
+                                                             * while not redis_ok (dm_set_redis_failure) */
     atomic_int kafka_ok;                                    /* a broker is up and the group is joined */
     atomic_int kafka_failure;                               /* while not kafka_ok: a member's last authentication
                                                              * or TLS error, 0 none (kafka_unready_reason) */
@@ -83,6 +85,13 @@ void dm_count_attempt(dispatcher_metrics *dm, dm_outcome outcome, long status, d
 
 /* Counts the TLS handshake of a new connection an attempt opened (resumed: 1 when it resumed a session). */
 void dm_count_tls_handshake(dispatcher_metrics *dm, int resumed);
+
+/* Notes why Redis last failed (failure: a static string, redis_conn_failure's; NULL reads as "unreachable"), for
+ * /readyz while redis_ok is 0. */
+void dm_set_redis_failure(dispatcher_metrics *dm, const char *failure);
+
+/* Why Redis last failed (dm_set_redis_failure), "unreachable" when not known. A static string. */
+const char *dm_redis_failure(const dispatcher_metrics *dm);
 
 /* The outcome label text. */
 const char *dm_outcome_name(dm_outcome outcome);

@@ -180,15 +180,20 @@ static void app_free(app *a)
 static void redis_take_results(app *a)
 {
     int ok = 0;
+    const char *failure = NULL;
     subscription_changes changes = {0};
     size_t refreshed_count = 0;
     int64_t done_ms = 0, now = time_monotonic_ms();
-    if (redis_worker_poll_result(a->redis, &ok, &changes, &done_ms, a->refreshed, &refreshed_count)) {
+    if (redis_worker_poll_result(a->redis, &ok, &failure, &changes, &done_ms, a->refreshed, &refreshed_count)) {
+        if (!ok)
+            dm_set_redis_failure(a->dm, failure);
         subscriber_cache_apply_changes(a->cache, ok, &changes, done_ms);
         subscription_changes_free(&changes);
         subscriber_cache_apply_refreshes(a->cache, a->refreshed, refreshed_count); /* after the changes read with them */
-    } else if (redis_worker_stalled(a->redis, now))
+    } else if (redis_worker_stalled(a->redis, now)) {
+        dm_set_redis_failure(a->dm, "not answering");
         subscriber_cache_note_stall(a->cache);
+    }
 }
 
 /* The tick's Redis part, none of which waits for Redis: takes the Redis thread's results and hands it the
@@ -439,7 +444,8 @@ int main(int argc, char **argv)
     consumer_set_room(a.consumer, dispatch_has_room);
     if (a.retry_consumer != NULL)
         consumer_set_room(a.retry_consumer, dispatch_has_room);
-    subscriber_cache_poll(a.cache);
+    if (subscriber_cache_poll(a.cache) != 0)
+        dm_set_redis_failure(a.dm, redis_conn_failure(webhook_store_conn(a.store)));
     log_json(LOG_INFO, "dispatcher started", "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:s}",
              "version",
              HOOKD_VERSION, "group", a.cfg.group, "topic_prefix", a.cfg.topic_prefix, "metrics_addr",

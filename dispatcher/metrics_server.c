@@ -38,7 +38,8 @@ static void readiness(const dispatcher_metrics *dm, api_reply *reply)
     int ready = kafka && redis && !stopping;
     /* same shape as producer-api's /readyz */
     const char *kafka_check = kafka ? "ok" : kafka_unready_reason(atomic_load(&dm->kafka_failure));
-    json_t *checks = json_pack("{s:s, s:s}", "kafka", kafka_check, "redis", redis ? "ok" : "unreachable");
+    json_t *checks = json_pack("{s:s, s:s}", "kafka", kafka_check, "redis",
+                             redis ? "ok" : dm_redis_failure(dm));
     if (checks != NULL && stopping)
         json_object_set_new(checks, "shutdown", json_string("in progress"));
     api_reply_json(reply, ready ? 200 : 503,

@@ -26,6 +26,7 @@ struct redis_worker {
     int drop_held;                /* set by the hand-over when held + inbox passed REDIS_WORKER_LOG_MAX */
     uint64_t log_dropped;
     int have_result, result_ok;   /* what the reads since the loop's last take found, until it takes it */
+    const char *result_failure;   /* static: why the last read failed (redis_conn_failure), NULL when it did not */
     subscription_changes result;  /* their changes merged (result.since: the version the loop's last take had) */
     int64_t result_done_ms;
     subscription_key *refresh_asked; /* keys whose subscribers the loop asked to read, for the next rounds (a FIFO
@@ -44,7 +45,8 @@ struct redis_worker {
  * round (*changes; *ok 0 when Redis did not answer). Runs on the worker's thread with the lock released. When Redis
  * cannot be reached, nothing is sent and batch keeps its records for the next round; when the connection fails
  * during the write, they are lost (*lost: how many), since sending them again could log them twice. */
-static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, subscription_changes *changes,
+static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, const char **failure,
+                         subscription_changes *changes,
                          size_t *lost, const subscription_key *refresh, size_t refresh_count,
                          subscriber_refresh *refreshed, size_t *refreshed_count)
 {
@@ -69,6 +71,7 @@ static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, su
         webhook_log_buffer_free(batch);
     *ok = webhook_store_changes_since(w->store, w->read_version, REDIS_WORKER_CHANGES_MAX, changes) == STORE_OK;
     w->read_version = *ok ? changes->version : -1;
+    *failure = *ok ? NULL : redis_conn_failure(webhook_store_conn(w->store));
     /* after the changes read: a list read here is at least as new as the changes the loop applies with it */
     *refreshed_count = 0;
     json_t *items[REDIS_WORKER_REFRESH_MAX];
@@ -106,8 +109,8 @@ static int listed(const subscription_changes *changes, subscription_key key)
  * not taken yet stay unless this round's changes may be newer than them (their key changed, or the changes could
  * not be listed): the loop applies all the changes before all the lists. The round's lists are added (those past
  * REDIS_WORKER_REFRESH_QUEUE released: the cache asks again). */
-static void merge_result(redis_worker *w, int ok, subscription_changes *round, subscriber_refresh *refreshed,
-                         size_t refreshed_count)
+static void merge_result(redis_worker *w, int ok, const char *failure, subscription_changes *round,
+                         subscriber_refresh *refreshed, size_t refreshed_count)
 {
     size_t kept = 0;
     for (size_t i = 0; i < w->refreshed_count; i++) {
@@ -139,6 +142,7 @@ static void merge_result(redis_worker *w, int ok, subscription_changes *round, s
     }
     w->have_result = 1;
     w->result_ok = ok;
+    w->result_failure = failure;
     w->result_done_ms = time_monotonic_ms();
 }
 
@@ -170,13 +174,14 @@ static void *worker_main(void *arg)
         memmove(w->refresh_asked, w->refresh_asked + refresh_count, w->refresh_count * sizeof *refresh);
         pthread_mutex_unlock(&w->lock);
         int ok = 0;
+        const char *failure = NULL;
         subscription_changes round = {0};
         size_t lost = 0, refreshed_count = 0;
-        worker_round(w, &batch, &ok, &round, &lost, refresh, refresh_count, refreshed, &refreshed_count);
+        worker_round(w, &batch, &ok, &failure, &round, &lost, refresh, refresh_count, refreshed, &refreshed_count);
         pthread_mutex_lock(&w->lock);
         w->held = batch.len;
         w->log_dropped += lost;
-        merge_result(w, ok, &round, refreshed, refreshed_count);
+        merge_result(w, ok, failure, &round, refreshed, refreshed_count);
         if (refreshed_count > 0) { /* the loop takes them now, not at its next tick: events wait for them */
             uint64_t one = 1;
             ssize_t written = write(w->ready_fd, &one, sizeof one);
@@ -302,14 +307,15 @@ void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log)
                  "{s:I}", "dropped", (json_int_t)dropped);
 }
 
-int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms,
-                             subscriber_refresh *refreshed, size_t *refreshed_count)
+int redis_worker_poll_result(redis_worker *w, int *ok, const char **failure, subscription_changes *changes,
+                             int64_t *done_ms, subscriber_refresh *refreshed, size_t *refreshed_count)
 {
     pthread_mutex_lock(&w->lock);
     int have = w->have_result;
     *refreshed_count = 0;
     if (have) {
         *ok = w->result_ok;
+        *failure = w->result_failure;
         subscription_changes_free(changes);
         *changes = w->result;
         w->result = (subscription_changes){0};

@@ -54,13 +54,13 @@ void redis_worker_stop(redis_worker *w);
 void redis_worker_hand_log(redis_worker *w, webhook_log_buffer *log);
 
 /* What the subscription reads completed since the last call found: returns 1 with *ok (0: the last read got no
- * answer from Redis), when ok *changes (its previous keys freed; the caller frees the new ones with
+ * answer from Redis; *failure then says why, redis_conn_failure's static string, else NULL), when ok *changes (its previous keys freed; the caller frees the new ones with
  * subscription_changes_free: changes->since is the version of the previous call's result, -1 when unknown), and
  * the monotonic ms the last read completed at in *done_ms, and the subscriber lists read since (at most
  * REDIS_WORKER_REFRESH_QUEUE, copied to refreshed, the lists owned by the caller: subscriber_cache_apply_refreshes)
  * in *refreshed_count; returns 0 when no read completed since (*refreshed_count 0). */
-int redis_worker_poll_result(redis_worker *w, int *ok, subscription_changes *changes, int64_t *done_ms,
-                             subscriber_refresh *refreshed, size_t *refreshed_count);
+int redis_worker_poll_result(redis_worker *w, int *ok, const char **failure, subscription_changes *changes,
+                             int64_t *done_ms, subscriber_refresh *refreshed, size_t *refreshed_count);
 
 /* Asks for the subscribers of key to be read, in a round that starts at once (the shape subscriber_cache_set_refresher
  * takes; ctx is the redis_worker). Past REDIS_WORKER_REFRESH_QUEUE waiting, the request is dropped. */

@@ -10,7 +10,7 @@ import zlib
 
 from conftest import BIN, PARTITIONS, http, wait_until
 from support import memcheck
-from support.services import free_port
+from support.services import RedisServer, free_port
 
 
 def test_version_and_help():
@@ -106,6 +106,37 @@ def test_without_kafka_not_ready_no_spin_and_clean_exit(redis_server, tmp_path):
         if p.poll() is None:
             p.kill()
         log.close()
+
+
+def test_without_the_redis_password_not_ready_and_says_why(tmp_path):
+    """A Redis that wants a password REDIS_URL does not give: the dispatcher runs, not ready, and /readyz says
+    "authentication required" (its NOAUTH answer), as a Kafka check names a refused login; given up by the server
+    (requirepass cleared), Redis reads "ok" again."""
+    redis = RedisServer(tmpdir=str(tmp_path / "redis")).start()
+    metrics = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, REDIS_URL=redis.url, METRICS_ADDR=metrics, KAFKA_BROKERS="127.0.0.1:1")
+    redis.cli("CONFIG", "SET", "requirepass", "s3cret")
+    with open(tmp_path / "dispatcher.log", "wb") as out:
+        p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-noauth", str(tmp_path)), env=env,
+                             stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def redis_check():
+            try:
+                status, body = http("GET", f"http://{metrics}/readyz")
+            except OSError:  # not listening yet
+                return None
+            assert status == 503, body  # Kafka is a closed port
+            return body["checks"]["redis"]
+
+        wait_until(lambda: redis_check() == "authentication required", memcheck.scaled(20),
+                   what="/readyz naming the missing password")
+        subprocess.run(["redis-cli", "-p", str(redis.port), "--no-auth-warning", "-a", "s3cret", "CONFIG", "SET",
+                        "requirepass", ""], check=True, capture_output=True, timeout=10)
+        wait_until(lambda: redis_check() == "ok", memcheck.scaled(20), what="/readyz redis ok again")
+    finally:
+        p.terminate()
+        p.wait(timeout=memcheck.scaled(30))
+        redis.stop()
 
 
 def test_ops_port_refuses_bad_requests_with_json_and_keeps_serving(redis_server, tmp_path):

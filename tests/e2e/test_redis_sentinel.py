@@ -177,8 +177,9 @@ def test_a_redis_turned_replica_refuses_writes_with_503_and_the_delivery_log_wai
             r.cleanup()
 
 
-def wait_until_redis_not_ready(metrics: str) -> None:
-    """Waits until the dispatcher whose ops port is at metrics answers /readyz 503, saying Redis is not ok."""
+def wait_until_redis_not_ready(metrics: str, reason: str) -> None:
+    """Waits until the dispatcher whose ops port is at metrics answers /readyz 503, saying Redis is not ok because
+    of reason (the check's text)."""
     def readyz():
         try:
             return http("GET", f"http://{metrics}/readyz")
@@ -186,12 +187,12 @@ def wait_until_redis_not_ready(metrics: str) -> None:
             return None, None
 
     wait_until(lambda: readyz()[0] == 503, memcheck.scaled(20), what="/readyz 503")
-    assert readyz()[1]["checks"]["redis"] != "ok"
+    assert readyz()[1]["checks"]["redis"] == reason
 
 
 def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
     """REDIS_SENTINELS names a sentinel nobody runs: the dispatcher starts, says why in its log and /readyz says
-    Redis is not ok, as with an unreachable Redis."""
+    Redis is not ok: "no sentinel answered"."""
     metrics = f"127.0.0.1:{free_port()}"
     env = dict(os.environ, REDIS_URL="redis://unused/0", REDIS_SENTINELS=f"127.0.0.1:{free_port()}",
                REDIS_SENTINEL_MASTER="hookd", METRICS_ADDR=metrics, KAFKA_BROKERS="127.0.0.1:1", LOG_LEVEL="info")
@@ -202,7 +203,7 @@ def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
     try:
         wait_until(lambda: "redis master unknown: no sentinel answered" in log.read_text(), memcheck.scaled(20),
                    what="the reason in the log")
-        wait_until_redis_not_ready(metrics)
+        wait_until_redis_not_ready(metrics, "no sentinel answered")
     finally:
         p.terminate()
         p.wait(timeout=memcheck.scaled(30))
@@ -211,7 +212,7 @@ def test_without_an_answering_sentinel_the_dispatcher_is_not_ready(tmp_path):
 def test_a_server_the_sentinel_calls_master_but_that_is_a_replica_is_not_used(tmp_path):
     """A sentinel's answer can be stale (mid-failover) or wrong (it monitors a replica's address): hookd checks ROLE
     on every connection it opens through the sentinels, and uses none whose server is not the master: the reason is
-    logged, /readyz says Redis is not ok, and nothing is read from or written to the replica."""
+    logged, /readyz says Redis is "not the master", and nothing is read from or written to the replica."""
     master = RedisServer().start()
     replica = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
     sentinel_dir = tmp_path / "sentinel"
@@ -239,7 +240,7 @@ def test_a_server_the_sentinel_calls_master_but_that_is_a_replica_is_not_used(tm
         wait_until(lambda: "is not the master (yet)" in log.read_text(), memcheck.scaled(20), what="the refusal")
         line = next(json.loads(x) for x in log.read_text().splitlines() if "is not the master (yet)" in x)
         assert line["role"] == "slave" and line["port"] == replica.port, line
-        wait_until_redis_not_ready(metrics)
+        wait_until_redis_not_ready(metrics, "not the master")
     finally:
         if p is not None:
             p.terminate()

@@ -81,7 +81,7 @@ def test_a_restarted_tls_redis_is_reached_again(tls_stack, tls_redis):
 @pytest.mark.parametrize("ca", ["none", "wrong name"])
 def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp_path, ca):
     """Without the CA the server's certificate does not verify; with it but a host name the certificate does not
-    name, neither: nothing is sent, /readyz says Redis is not ok, and the log says why."""
+    name, neither: nothing is sent, /readyz says why Redis is not ok, and so does the log."""
     url = tls_redis.url if ca == "none" else tls_redis.url.replace("127.0.0.1", "127.0.0.2")
     env = dict(os.environ, REDIS_URL=url, METRICS_ADDR=f"127.0.0.1:{free_port()}", KAFKA_BROKERS="127.0.0.1:1",
                LOG_LEVEL="info")
@@ -105,8 +105,15 @@ def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp
                 return False
 
         wait_until(serving, memcheck.scaled(20), what="the ops port")
-        status, body = http("GET", f"http://{metrics}/readyz")
-        assert status == 503 and body["checks"]["redis"] != "ok", body
+
+        def redis_check():
+            status, body = http("GET", f"http://{metrics}/readyz")
+            assert status == 503, body
+            return body["checks"]["redis"]
+
+        # "unreachable" until the loop has taken the first failed read's result (at its next 200 ms tick)
+        wait_until(lambda: redis_check() == "TLS: server certificate not trusted", memcheck.scaled(10),
+                   what="/readyz naming the untrusted certificate")
     finally:
         p.terminate()
         p.wait(timeout=memcheck.scaled(30))
@@ -149,7 +156,7 @@ def test_a_tls_redis_that_asks_for_a_client_certificate_gets_one(test_ca, kafka_
     """redis-server with TLS asks every client for a certificate by default (tls-auth-clients yes). Given one
     (REDIS_CLIENT_CERT_FILE, REDIS_CLIENT_KEY_FILE), producer-api and the dispatcher present it and work as usual;
     without it, the server refuses it (in TLS 1.3 after the client's side of the handshake is done: the relay logs
-    the server's alert) and nothing is stored."""
+    the server's alert), nothing is stored, and a dispatcher's /readyz says "TLS: client certificate refused"."""
     server = RedisServer(tls=test_ca, client_certs=True)
     server.start()
     try:
@@ -176,6 +183,31 @@ def test_a_tls_redis_that_asks_for_a_client_certificate_gets_one(test_ca, kafka_
         assert "redis TLS connection ended" in out.stderr and ("certificate required" in out.stderr or
                                                                "Connection reset by peer" in out.stderr), out.stderr
         assert server.cli("DBSIZE") == keys_before  # the token was not stored
+        # a dispatcher without it: not ready, and /readyz says why (each reconnect, every 2 s at most, hears the
+        # alert again, unless the server's reset overtakes it: then "connection lost" until the next one)
+        metrics = f"127.0.0.1:{free_port()}"
+        log = tmp_path / "dispatcher-no-cert.log"
+        denv = dict(os.environ, REDIS_URL=server.url, REDIS_CA_FILE=test_ca.ca_cert, METRICS_ADDR=metrics,
+                    KAFKA_BROKERS="127.0.0.1:1")
+        for name in ("REDIS_CLIENT_CERT_FILE", "REDIS_CLIENT_KEY_FILE"):
+            denv.pop(name, None)
+        with open(log, "wb") as out:
+            p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-no-cert", str(tmp_path)),
+                                 env=denv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            def redis_check():
+                try:
+                    status, body = http("GET", f"http://{metrics}/readyz")
+                except OSError:  # not listening yet
+                    return None
+                assert status == 503, body
+                return body["checks"]["redis"]
+
+            wait_until(lambda: redis_check() == "TLS: client certificate refused", memcheck.scaled(20),
+                       what="/readyz naming the refused certificate")
+        finally:
+            p.terminate()
+            p.wait(timeout=memcheck.scaled(30))
     finally:
         server.stop()
         server.cleanup()

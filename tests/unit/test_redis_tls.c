@@ -31,6 +31,8 @@
 typedef enum server_mode {
     SERVE_ECHO,    /* TLS handshake, then echo every byte until the client ends */
     SERVE_SILENT,  /* accept the TCP connection and say nothing until the client ends */
+    SERVE_CLIENT_CERT_REQUIRED,       /* as ECHO, but wants a client certificate it trusts (it trusts none) */
+    SERVE_CLIENT_CERT_REQUIRED_TLS12, /* the same, at most TLS 1.2: refused inside the handshake */
 } server_mode;
 
 /* One test's server: a listening socket on 127.0.0.1 and the thread that serves its first connection. */
@@ -79,6 +81,10 @@ static void server_start(test_server *s, server_mode mode)
     assert_non_null(mkdtemp(s->dir));
     snprintf(s->cert_file, sizeof s->cert_file, "%s/cert.pem", s->dir);
     s->ctx = self_signed_server_context("redis", "IP:127.0.0.1", s->cert_file);
+    if (mode == SERVE_CLIENT_CERT_REQUIRED || mode == SERVE_CLIENT_CERT_REQUIRED_TLS12) /* no CA: any cert fails */
+        SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if (mode == SERVE_CLIENT_CERT_REQUIRED_TLS12)
+        assert_int_equal(SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION), 1);
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(s->listen_fd >= 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -141,7 +147,85 @@ static void test_an_untrusted_certificate_is_refused(void **state)
     assert_null(t);
     assert_int_equal(fd, -1);
     assert_non_null(strstr(error, "certificate not trusted"));
+    assert_string_equal(redis_tls_failure_kind(error), "TLS: server certificate not trusted");
     server_stop(&s);
+}
+
+/* TLS 1.3 (redis-server's default): the server refuses a client without a certificate after the client's side of
+ * the handshake is done, so redis_tls_start succeeds; the relay hears the server's alert, ends hiredis's side, and
+ * redis_tls_failure names it (what /readyz says). */
+static void test_a_refused_client_certificate_is_named_after_the_handshake(void **state)
+{
+    (void)state;
+    test_server s;
+    server_start(&s, SERVE_CLIENT_CERT_REQUIRED);
+    redis_tls_files files = {s.cert_file, NULL, NULL};
+    char error[256] = "";
+    int fd = -1;
+    redis_tls *t = redis_tls_start("127.0.0.1", s.port, &files, REDIS_CONN_TIMEOUT_MS, &fd, error, sizeof error);
+    if (t == NULL)
+        fail_msg("redis_tls_start: %s", error);
+    char buf[16];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) < 0 && errno == EINTR) {
+    }
+    assert_int_equal(n, 0); /* the relay ended the connection */
+    const char *failure = redis_tls_failure(t);
+    assert_non_null(failure);
+    assert_string_equal(failure, "TLS: client certificate refused");
+    close(fd);
+    redis_tls_stop(t);
+    server_stop(&s);
+}
+
+/* Writes a self-signed certificate and its key to cert_path and key_path: a client certificate no server trusts. */
+static void write_client_certificate(const char *cert_path, const char *key_path)
+{
+    SSL_CTX *ctx = self_signed_server_context("hookd-client", NULL, cert_path);
+    FILE *f = fopen(key_path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, SSL_CTX_get0_privatekey(ctx), NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    SSL_CTX_free(ctx);
+}
+
+/* TLS 1.2: the server refuses the certificate presented inside the handshake, so redis_tls_start fails, and its
+ * reason reads as a refused client certificate, not as an untrusted server. */
+static void test_a_refused_client_certificate_is_named_in_a_tls12_handshake(void **state)
+{
+    (void)state;
+    test_server s;
+    server_start(&s, SERVE_CLIENT_CERT_REQUIRED_TLS12);
+    char cert[128], key[128];
+    snprintf(cert, sizeof cert, "%s/client.pem", s.dir);
+    snprintf(key, sizeof key, "%s/client.key", s.dir);
+    write_client_certificate(cert, key);
+    redis_tls_files files = {s.cert_file, cert, key};
+    char error[256] = "";
+    int fd = -1;
+    redis_tls *t = redis_tls_start("127.0.0.1", s.port, &files, REDIS_CONN_TIMEOUT_MS, &fd, error, sizeof error);
+    assert_null(t);
+    assert_non_null(strstr(error, "client certificate refused"));
+    assert_string_equal(redis_tls_failure_kind(error), "TLS: client certificate refused");
+    unlink(cert);
+    unlink(key);
+    server_stop(&s);
+}
+
+/* A connect refused by the port (nobody listens) is the network's failure, not TLS's. */
+static void test_a_refused_connect_is_not_a_tls_failure(void **state)
+{
+    (void)state;
+    test_server s;
+    server_start(&s, SERVE_SILENT);
+    int port = s.port;
+    server_stop(&s); /* the port is closed now */
+    redis_tls_files files = {NULL, NULL, NULL};
+    char error[256] = "";
+    int fd = -1;
+    assert_null(redis_tls_start("127.0.0.1", port, &files, REDIS_CONN_TIMEOUT_MS, &fd, error, sizeof error));
+    assert_non_null(strstr(error, "onnection refused"));
+    assert_null(redis_tls_failure_kind(error));
 }
 
 /* A server that takes the TCP connection and never answers the handshake costs timeout_ms, then "timed out". */
@@ -158,6 +242,7 @@ static void test_a_silent_server_times_out(void **state)
     int64_t took = time_monotonic_ms() - start;
     assert_null(t);
     assert_non_null(strstr(error, "timed out"));
+    assert_string_equal(redis_tls_failure_kind(error), "TLS handshake failed");
     assert_true(took >= 300);
     assert_true(took < 10000);
     server_stop(&s);
@@ -229,6 +314,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_relay_carries_bytes_both_ways),
         cmocka_unit_test(test_an_untrusted_certificate_is_refused),
+        cmocka_unit_test(test_a_refused_client_certificate_is_named_after_the_handshake),
+        cmocka_unit_test(test_a_refused_client_certificate_is_named_in_a_tls12_handshake),
+        cmocka_unit_test(test_a_refused_connect_is_not_a_tls_failure),
         cmocka_unit_test(test_a_silent_server_times_out),
         cmocka_unit_test(test_the_timeout_does_not_count_building_the_tls_context),
     };
