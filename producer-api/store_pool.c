@@ -26,8 +26,9 @@ struct store_pool {
     int stop;
 };
 
-/* PINGs Redis every STORE_POOL_PROBE_MS (a PING may wait REDIS_CONN_TIMEOUT_MS): an answer opens the gate, a
- * PING that waited REDIS_GATE_SLOW_MS or more for nothing closes it; the gauge says which. */
+/* PINGs Redis every STORE_POOL_PROBE_MS (a PING may wait REDIS_CONN_TIMEOUT_MS): an answer (an error reply
+ * included) opens the gate, a PING that waited REDIS_GATE_SLOW_MS or more for nothing closes it; the gauge says
+ * whether PING succeeded. */
 static void *prober_main(void *arg)
 {
     store_pool *pool = arg;
@@ -44,10 +45,18 @@ static void *prober_main(void *arg)
             break;
         pthread_mutex_unlock(&pool->lock);
         int64_t start = time_monotonic_ms();
-        int ok = webhook_store_ping(pool->prober) == 0;
-        if (ok && redis_gate_open(&pool->gate))
+        const char *ping[] = {"PING"};
+        redisReply *reply = redis_conn_commandv(webhook_store_conn(pool->prober), 1, ping);
+        /* an error reply (NOAUTH, WRONGPASS, LOADING) is an answer too: Redis does not hang, so the gate opens and
+         * the pool's commands meet that error themselves (and /readyz names it). Counted as a hang, a slow refusal
+         * closed the gate for good: a wrong password read "not answering" on a slow machine (valgrind) */
+        int answered = reply != NULL;
+        int ok = answered && reply->type != REDIS_REPLY_ERROR;
+        if (reply != NULL)
+            freeReplyObject(reply);
+        if (answered && redis_gate_open(&pool->gate))
             log_json(LOG_INFO, "redis answers again: commands go through", NULL);
-        else if (!ok && time_monotonic_ms() - start >= REDIS_GATE_SLOW_MS && redis_gate_close(&pool->gate))
+        else if (!answered && time_monotonic_ms() - start >= REDIS_GATE_SLOW_MS && redis_gate_close(&pool->gate))
             log_json(LOG_WARN, "redis hangs: commands fail at once until it answers again", NULL);
         if (pool->redis_up != NULL)
             metric_gauge_set(pool->redis_up, ok);

@@ -5,6 +5,7 @@ server does not have, an ACL that forbids the check, a server that is gone. Each
 Kafka is a closed port here, so /readyz is 503 throughout; only its Redis check is read.
 """
 
+import socket
 import subprocess
 import time
 
@@ -107,3 +108,29 @@ def test_a_server_that_is_gone_then_back(redis):
         api.stop()
         api.cleanup()
 
+
+def test_a_redis_that_hung_and_came_back_wanting_a_password_reads_as_such(tmp_path):
+    """A Redis that hangs closes producer-api's gate (commands fail at once until its prober hears an answer). One
+    that then answers every command with an error (here NOAUTH: a password set during the hang) is answering:
+    the gate opens, /readyz says "authentication required" and the API's requests meet that error, instead of
+    the gate staying shut and /readyz saying "not answering" for as long as the password is wrong."""
+    redis = RedisServer(tmpdir=str(tmp_path / "redis"), extra_args=["--enable-debug-command", "local"]).start()
+    api = started(redis.url)
+    try:
+        wait_for_check(api, "ok")
+        # one write: DEBUG SLEEP holds the server 3 s (past the 2 s command timeout), and the CONFIG SET behind it
+        # in the same client's buffer runs before any other client's command
+        with socket.create_connection(("127.0.0.1", redis.port), timeout=10) as s:
+            s.sendall(b"DEBUG SLEEP 3\r\nCONFIG SET requirepass s3cret\r\n")
+            time.sleep(0.3)
+            assert redis_check(api) == "not answering"  # the check's PING timed out: the gate is shut
+            got = b""
+            while got.count(b"+OK\r\n") < 2:
+                got += s.recv(100)
+        wait_for_check(api, "authentication required")
+        cli_as(redis, "s3cret", "CONFIG", "SET", "requirepass", "")
+        wait_for_check(api, "ok")
+    finally:
+        api.stop()
+        api.cleanup()
+        redis.stop()
