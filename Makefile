@@ -177,7 +177,14 @@ VALGRIND_TESTS ?= tests/e2e/test_delivery.py::test_fan_out_headers_body_signatur
                   tests/api/test_webhooks_api.py::test_get_own_webhook \
                   tests/api/test_webhooks_api.py::test_delete_returns_the_object_then_404 \
                   tests/api/test_webhooks_api.py::test_sigterm_exits_zero \
-                  tests/api/test_webhook_test_endpoint.py \
+                  tests/api/test_webhook_test_endpoint.py::test_delivers_a_signed_synthetic_event \
+                  tests/api/test_webhook_test_endpoint.py::test_reports_a_failing_receiver \
+                  tests/api/test_webhook_test_endpoint.py::test_reports_a_timeout_without_blocking_the_api \
+                  tests/api/test_webhook_test_endpoint.py::test_both_signatures_during_rotation \
+                  tests/api/test_webhook_test_endpoint.py::test_unknown_and_foreign_webhooks_are_not_found \
+                  tests/api/test_webhook_test_endpoint.py::test_the_process_runs_at_most_sixty_four_tests_at_once \
+                  tests/api/test_webhook_test_endpoint.py::test_a_receiver_that_never_ends_its_body_is_read_only_so_far \
+                  tests/api/test_redis_readiness.py::test_a_password_redis_wants_and_does_not_get \
                   tests/api/test_token_cache.py::test_revocation_reaches_a_warm_cache_within_the_refresh \
                   tests/api/test_token_cache.py::test_cached_tokens_are_not_honoured_while_redis_is_unreachable \
                   tests/api/test_redis_stall.py \

@@ -1009,12 +1009,12 @@ class Cfg:
         self.dispatch_n = 5000 if smoke else 100000
         self.dispatch_timeout = 12 if smoke else 25
         self.rate = 1000
-        self.latency_s = 10 if smoke else 60
+        self.latency_s = 5 if smoke else 60
         self.windows = 1 if smoke else 3
         self.warmup_s = 3
         self.api_warmup_s = 3 if smoke else 30
-        self.backlog_n = 100000 if smoke else 1000000
-        self.backlog_s = 10 if smoke else 30
+        self.backlog_n = 50000 if smoke else 1000000
+        self.backlog_s = 5 if smoke else 30
 
 
 def build_tool():
