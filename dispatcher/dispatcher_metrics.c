@@ -119,6 +119,10 @@ dispatcher_metrics *dm_new(void)
                                                "Writes of retry and dead-letter records that failed (Kafka down, a "
                                                "missing Write ACL): each is tried again, its event held meanwhile.",
                                                NULL);
+    dm->retry_producer_replacements =
+        metrics_counter(r, "hookd_dispatcher_retry_producer_replacements_total",
+                        "Retry producers replaced after a fatal error (e.g. a producer id refused for want of "
+                        "Write); the records it held are written again by the new one.", NULL);
     dm->retry_too_large = metrics_counter(r, "hookd_dispatcher_retry_records_too_large_total",
                                           "Retry and dead-letter records larger than the retry producer's "
                                           "message.max.bytes: given up, logged with their webhook (an event "

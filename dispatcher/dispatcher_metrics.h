@@ -56,6 +56,7 @@ typedef struct dispatcher_metrics {
     metric_series *dead_gone, *dead_exhausted;              /* dead-lettered{reason="gone"|"exhausted"} */
     metric_series *retry_too_large;                         /* retry records Kafka can never take */
     metric_series *retry_write_failures;                    /* failed writes of retry records (tried again) */
+    metric_series *retry_producer_replacements;             /* retry producers replaced after a fatal error */
     metric_series *retries_dropped;                         /* due retries whose webhook no longer exists */
     metric_series *retry_messages_malformed;                /* retry-tier messages that failed to decode */
     atomic_int redis_ok;                                    /* last Redis call succeeded */

@@ -475,6 +475,7 @@ static void replace_producer(retry_stage *rs)
         rs->next_create_ms = 0;
     }
     rs->producer_fatal = 0;
+    metric_counter_add(rs->dm->retry_producer_replacements, 1);
     log_json(LOG_ERROR, "retry producer failed for good: replaced by a new one", "{s:s, s:s, s:I}", "error",
              rd_kafka_err2name(code), "reason", fatal, "pending", (json_int_t)rs->pending_count);
     rs->replace_at_ms = time_monotonic_ms() + rs->replace_wait_ms; /* a fatal error again: not before then */

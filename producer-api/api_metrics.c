@@ -41,8 +41,13 @@ int api_metrics_init(api_metrics *m, metrics_registry *reg)
                                 "answer (then requests that need it get 503; at once while it hangs)", NULL);
     if (m->redis_up != NULL)
         metric_gauge_set(m->redis_up, 1);
+    m->producer_replacements =
+        metrics_counter(reg, "hookd_kafka_producer_replacements_total",
+                        "Kafka producers replaced after a fatal error (e.g. a producer id refused for want of Write); "
+                        "each replacement answered its outstanding events 503",
+                        NULL);
     return m->events_accepted != NULL && m->events_unavailable != NULL && m->token_cache_hits != NULL &&
-                   m->token_cache_misses != NULL && m->redis_up != NULL
+                   m->token_cache_misses != NULL && m->redis_up != NULL && m->producer_replacements != NULL
                ? 0
                : -1;
 }

@@ -6,6 +6,8 @@
  *   hookd_events_accepted_total                events answered 202 (client-id repeats included)
  *   hookd_events_unavailable_total             events answered 503 because Kafka did not acknowledge in time
  *   hookd_token_cache_lookups_total{result}    token_cache answers: hit, or miss (then Redis is asked)
+ *   hookd_api_redis_up                         1 when Redis answered the prober's last PING
+ *   hookd_kafka_producer_replacements_total    Kafka producers replaced after a fatal error (event_producer.h)
  * Thread contract: api_metrics_record() from any worker thread.
  */
 #ifndef HOOKD_API_METRICS_H
@@ -25,6 +27,7 @@ typedef struct api_metrics {
     metric_series *token_cache_hits;
     metric_series *token_cache_misses;
     metric_series *redis_up;                 /* set by the store pool's prober (store_pool.h) */
+    metric_series *producer_replacements;    /* counted by event_producer.c */
 } api_metrics;
 
 /* Registers every series in reg. Returns 0, or -1 on allocation failure. */

@@ -172,6 +172,8 @@ static void replace_instance(event_producer *producer, long long tick)
     rd_kafka_queue_io_event_enable(old->reports, -1, NULL, 0);
     rd_kafka_purge(old->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(old->rk, 0);
+    if (producer->options.replacements != NULL)
+        metric_counter_add(producer->options.replacements, 1);
     log_json(LOG_ERROR, "kafka producer failed for good: replaced by a new one", "{s:s, s:s, s:i, s:I}", "error",
              rd_kafka_err2name(code), "reason", fatal, "outstanding", outstanding, "next_in_ms",
              (json_int_t)(producer->replace_wait_ticks * 100));

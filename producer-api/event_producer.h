@@ -23,6 +23,7 @@
 #define HOOKD_EVENT_PRODUCER_H
 
 #include "envelope.h"
+#include "metrics.h"
 
 #include <stddef.h>
 
@@ -34,6 +35,7 @@ typedef struct event_producer_options {
     int partitions;               /* TOPIC_PARTITIONS, for topics it creates */
     int replication;              /* TOPIC_REPLICATION, for topics it creates */
     event_delivered_fn delivered; /* called once per message, on the thread serving reports */
+    metric_series *replacements;  /* borrowed, NULL for none: counts producers replaced after a fatal error */
 } event_producer_options;
 
 typedef struct event_producer event_producer;

@@ -157,6 +157,7 @@ int main(int argc, char **argv)
         .partitions = (int)partitions,
         .replication = (int)replication,
         .delivered = events_delivered,
+        .replacements = series.producer_replacements,
     };
     api.producer = event_producer_create(&options, errbuf, sizeof errbuf);
     if (api.producer == NULL) {

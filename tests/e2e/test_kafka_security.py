@@ -9,6 +9,7 @@ authorizer: the tests' users above are super users, and a user held to ACLs show
 enough, and that a missing one is named, not silent."""
 
 import os
+import re
 import time
 from typing import List
 
@@ -358,6 +359,10 @@ def test_retry_records_the_broker_refuses_are_held_and_written_once_granted(
         # the first failure's line, one per 10 s since, and the rest counted when a write succeeded
         assert 2 <= len(lines) <= 10 and sum(ln["failures"] for ln in lines) == \
             d.metrics()["hookd_dispatcher_retry_write_failures_total"], lines
+        # every replacement is counted (none after the write that succeeded)
+        replaced = [ln for ln in d.proc.log_lines()
+                    if ln.get("msg") == "retry producer failed for good: replaced by a new one"]
+        assert d.metrics()["hookd_dispatcher_retry_producer_replacements_total"] == len(replaced), d.story()
     finally:
         s.close()
 
@@ -415,5 +420,9 @@ def test_a_producer_api_whose_kafka_producer_failed_for_good_gets_a_new_one(
         replaced = [ln for ln in s.api.proc.log_lines() if ln.get("msg") == replaced_line]
         assert 1 <= len(replaced) <= 8, (len(replaced), took)
         assert [ln["next_in_ms"] for ln in replaced[:3]] == [1000, 2000, 4000][:len(replaced[:3])], replaced
+        # and counted (none after the write that succeeded)
+        status, text = http("GET", s.api.url + "/metrics")
+        counted = re.search(r"^hookd_kafka_producer_replacements_total (\S+)$", text, re.M)
+        assert counted and float(counted.group(1)) == len(replaced), text[-2000:]
     finally:
         s.close()
