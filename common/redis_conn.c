@@ -126,7 +126,8 @@ redis_conn *redis_conn_open(const char *url, char *errbuf, size_t errlen)
     const char *sentinels = getenv("REDIS_SENTINELS");
     if (sentinels != NULL && sentinels[0] != '\0' &&
         (conn->sentinels = redis_sentinels_new(sentinels, getenv("REDIS_SENTINEL_MASTER"),
-                                               getenv("REDIS_SENTINEL_PASSWORD"), errbuf, errlen)) == NULL)
+                                               getenv("REDIS_SENTINEL_USERNAME"), getenv("REDIS_SENTINEL_PASSWORD"),
+                                               errbuf, errlen)) == NULL)
         goto err;
     if (copy_part(u, CURLUPART_HOST, conn->host, sizeof conn->host, 0) != 0 || conn->host[0] == '\0' ||
         copy_part(u, CURLUPART_PORT, port, sizeof port, 0) != 0 ||

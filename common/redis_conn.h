@@ -5,7 +5,7 @@
  * for TLS: then the context's socket leads to a redis_tls relay (redis_tls.h) that holds the TLS connection, and
  * the extra CAs of REDIS_CA_FILE (read from the environment at open) are trusted besides the system's, and the
  * client certificate of REDIS_CLIENT_CERT_FILE / REDIS_CLIENT_KEY_FILE is presented when set. With REDIS_SENTINELS
- * (and REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD; read at open) every connect first asks Redis Sentinel where
+ * (and REDIS_SENTINEL_MASTER, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD; read at open) every connect first asks Redis Sentinel where
  * the master is (redis_sentinel.h) and checks with ROLE that it is the master; the URL then gives only the scheme,
  * credentials and database. A write refused with READONLY (the server became a replica: a failover) drops the
  * connection and is tried once more on a new one, which the sentinels (or the URL's name, re-resolved) lead to the
@@ -44,6 +44,8 @@ typedef struct redis_conn redis_conn;
      "Redis Sentinel addresses (host[:port],...; port 26379 by default): the master is asked of them " \
      "at each connect"}, \
     {"REDIS_SENTINEL_MASTER", "", "name of the master the sentinels monitor (required with REDIS_SENTINELS)"}, \
+    {"REDIS_SENTINEL_USERNAME", "", \
+     "ACL user of sentinels that require one (Redis 6.2+; with REDIS_SENTINEL_PASSWORD; empty: the default user)"}, \
     {"REDIS_SENTINEL_PASSWORD", "", "AUTH password of sentinels that require one (empty: none)"},
 
 /* redis_gate — lets the connections that share it fail at once while Redis is known to hang.

@@ -16,6 +16,7 @@ struct redis_sentinels {
     int count;
     int first;        /* index asked first: the one that answered last */
     char master[128]; /* REDIS_SENTINEL_MASTER */
+    char username[128]; /* REDIS_SENTINEL_USERNAME, "" for AUTH with the password alone */
     char password[256];
 };
 
@@ -59,8 +60,8 @@ static int parse_one(redis_sentinels *s, const char *text, size_t len)
     return 0;
 }
 
-redis_sentinels *redis_sentinels_new(const char *list, const char *master, const char *password, char *errbuf,
-                                     size_t errlen)
+redis_sentinels *redis_sentinels_new(const char *list, const char *master, const char *username, const char *password,
+                                     char *errbuf, size_t errlen)
 {
     if (master == NULL || master[0] == '\0' || strlen(master) >= sizeof ((redis_sentinels *)0)->master) {
         snprintf(errbuf, errlen, "REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the sentinels monitor "
@@ -69,6 +70,14 @@ redis_sentinels *redis_sentinels_new(const char *list, const char *master, const
     }
     if (password != NULL && strlen(password) >= sizeof ((redis_sentinels *)0)->password) {
         snprintf(errbuf, errlen, "REDIS_SENTINEL_PASSWORD is too long");
+        return NULL;
+    }
+    if (username != NULL && strlen(username) >= sizeof ((redis_sentinels *)0)->username) {
+        snprintf(errbuf, errlen, "REDIS_SENTINEL_USERNAME is too long");
+        return NULL;
+    }
+    if (username != NULL && username[0] != '\0' && (password == NULL || password[0] == '\0')) {
+        snprintf(errbuf, errlen, "REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD, the user's password");
         return NULL;
     }
     redis_sentinels *s = calloc(1, sizeof *s);
@@ -95,6 +104,7 @@ redis_sentinels *redis_sentinels_new(const char *list, const char *master, const
         p = comma != NULL ? comma + 1 : NULL;
     }
     strcpy(s->master, master);
+    snprintf(s->username, sizeof s->username, "%s", username != NULL ? username : "");
     snprintf(s->password, sizeof s->password, "%s", password != NULL ? password : "");
     return s;
 }
@@ -133,8 +143,9 @@ static int ask(redis_sentinels *s, int i, const redis_tls_files *tls, char *host
     if (ctx == NULL)
         goto done;
     if (s->password[0] != '\0') {
-        const char *auth[] = {"AUTH", s->password};
-        reply = redisCommandArgv(ctx, 2, auth, NULL);
+        const char *auth_user[] = {"AUTH", s->username, s->password}, *auth_default[] = {"AUTH", s->password};
+        reply = s->username[0] != '\0' ? redisCommandArgv(ctx, 3, auth_user, NULL)
+                                        : redisCommandArgv(ctx, 2, auth_default, NULL);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             snprintf(why, sizeof why, "AUTH: %s", reply != NULL ? reply->str : ctx->errstr);
             goto done;

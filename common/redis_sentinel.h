@@ -12,7 +12,9 @@
  * a write refused with READONLY drops the connection too (redis_conn.c), so the next command asks again.
  *
  * Sentinels are reached like the server: plainly for redis://, over TLS (same CA and client certificate) for
- * rediss://. REDIS_SENTINEL_PASSWORD is sent with AUTH to sentinels that require one (requirepass in sentinel.conf).
+ * rediss://. REDIS_SENTINEL_PASSWORD is sent with AUTH to sentinels that require one (requirepass in sentinel.conf),
+ * as the password of REDIS_SENTINEL_USERNAME when that is set (a Redis 6.2+ sentinel's ACL user, e.g. one allowed
+ * only the SENTINEL command).
  *
  * Ownership: redis_sentinels_new returns a value the caller frees with redis_sentinels_free. Thread contract: one
  * thread at a time (each redis_conn owns its own).
@@ -29,11 +31,11 @@
 
 typedef struct redis_sentinels redis_sentinels;
 
-/* Parses list ("host[:port],host[:port]", IPv6 literals in brackets) and keeps master and password (NULL or ""
- * for none). Returns NULL with a reason in errbuf when the list is empty, malformed or longer than
- * REDIS_SENTINELS_MAX, or master is empty. */
-redis_sentinels *redis_sentinels_new(const char *list, const char *master, const char *password, char *errbuf,
-                                     size_t errlen);
+/* Parses list ("host[:port],host[:port]", IPv6 literals in brackets) and keeps master, username and password
+ * (each NULL or "" for none). Returns NULL with a reason in errbuf when the list is empty, malformed or longer than
+ * REDIS_SENTINELS_MAX, master is empty, or a username comes without a password. */
+redis_sentinels *redis_sentinels_new(const char *list, const char *master, const char *username, const char *password,
+                                     char *errbuf, size_t errlen);
 
 /* Frees s. NULL is ignored. */
 void redis_sentinels_free(redis_sentinels *s);

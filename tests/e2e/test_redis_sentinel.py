@@ -252,6 +252,63 @@ def test_a_server_the_sentinel_calls_master_but_that_is_a_replica_is_not_used(tm
             r.cleanup()
 
 
+def test_sentinels_that_check_an_acl_user_are_asked_as_that_user(tmp_path):
+    """A Redis 6.2+ sentinel with ACL users (here its default user off): hookd asks it as REDIS_SENTINEL_USERNAME
+    with REDIS_SENTINEL_PASSWORD, finds the master and is ready; with the password alone (AUTH as the default user)
+    the sentinel refuses it, and /readyz says "no sentinel answered"."""
+    master = RedisServer().start()
+    sentinel_dir = tmp_path / "sentinel"
+    sentinel_dir.mkdir()
+    sentinel_port = free_port()
+    conf = sentinel_dir / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {sentinel_dir}\n"
+                    f"sentinel monitor hookd 127.0.0.1 {master.port} 1\n"
+                    "user default off\nuser hookd-sentinel on >s3ntinel allchannels +@all\n")
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = []
+    try:
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(sentinel_port), "--user", "hookd-sentinel",
+                                           "--pass", "s3ntinel", "--no-auth-warning", "SENTINEL",
+                                           "get-master-addr-by-name", "hookd"], capture_output=True,
+                                          text=True).stdout.split()[1:2] == [str(master.port)], 10,
+                   what="the sentinel naming the master")
+
+        def dispatcher(name, **env):
+            metrics = f"127.0.0.1:{free_port()}"
+            full = dict(os.environ, REDIS_URL="redis://unused/0", REDIS_SENTINELS=f"127.0.0.1:{sentinel_port}",
+                        REDIS_SENTINEL_MASTER="hookd", METRICS_ADDR=metrics, KAFKA_BROKERS="127.0.0.1:1", **env)
+            with open(tmp_path / f"{name}.log", "wb") as out:
+                procs.append(subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], name, str(tmp_path)),
+                                              env=full, stdout=out, stderr=subprocess.STDOUT))
+            return metrics
+
+        def redis_check(metrics):
+            try:
+                status, body = http("GET", f"http://{metrics}/readyz")
+            except OSError:  # not listening yet
+                return None
+            return body["checks"]["redis"]
+
+        as_user = dispatcher("dispatcher-sentinel-user", REDIS_SENTINEL_USERNAME="hookd-sentinel",
+                             REDIS_SENTINEL_PASSWORD="s3ntinel")
+        as_default = dispatcher("dispatcher-sentinel-default", REDIS_SENTINEL_PASSWORD="s3ntinel")
+        wait_until(lambda: redis_check(as_user) == "ok", memcheck.scaled(20), what="Redis ok through the sentinel")
+        wait_until(lambda: redis_check(as_default) == "no sentinel answered", memcheck.scaled(20),
+                   what="the default user refused")
+        refused = [json.loads(x) for x in (tmp_path / "dispatcher-sentinel-default.log").read_text().splitlines()
+                   if "no sentinel answered" in x]
+        assert refused and "AUTH" in refused[0]["error"], refused[:1]
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=memcheck.scaled(30))
+        sentinel.terminate()
+        sentinel.wait(timeout=10)
+        master.stop()
+        master.cleanup()
+
+
 @pytest.mark.parametrize("binary", ["producer-api", "dispatcher"])
 @pytest.mark.parametrize("sentinels, master, why", [
     ("127.0.0.1:26379", None, "REDIS_SENTINEL_MASTER"),

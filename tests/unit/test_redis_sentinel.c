@@ -23,7 +23,7 @@ static void a_list_keeps_its_order_and_defaults_the_port(void **state)
     (void)state;
     char err[256] = "";
     redis_sentinels *s =
-        redis_sentinels_new("sentinel-0:26380, sentinel-1 ,[fd00::1]:5000,[::1],10.0.0.7", "mymaster", NULL, err,
+        redis_sentinels_new("sentinel-0:26380, sentinel-1 ,[fd00::1]:5000,[::1],10.0.0.7", "mymaster", NULL, NULL, err,
                             sizeof err);
     assert_non_null(s);
     assert_int_equal(redis_sentinels_count(s), 5);
@@ -56,7 +56,7 @@ static void malformed_lists_are_refused_with_a_reason(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
-        redis_sentinels *s = redis_sentinels_new(bad[i], "mymaster", "", err, sizeof err);
+        redis_sentinels *s = redis_sentinels_new(bad[i], "mymaster", NULL, "", err, sizeof err);
         if (s != NULL)
             fail_msg("accepted REDIS_SENTINELS=\"%s\"", bad[i]);
         assert_non_null(strstr(err, "REDIS_SENTINELS must be host[:port]"));
@@ -69,12 +69,12 @@ static void at_most_sixteen_sentinels(void **state)
     char list[1024] = "", err[256] = "";
     for (int i = 0; i < REDIS_SENTINELS_MAX; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%ss%d", i ? "," : "", i);
-    redis_sentinels *s = redis_sentinels_new(list, "m", NULL, err, sizeof err);
+    redis_sentinels *s = redis_sentinels_new(list, "m", NULL, NULL, err, sizeof err);
     assert_non_null(s);
     assert_int_equal(redis_sentinels_count(s), REDIS_SENTINELS_MAX);
     redis_sentinels_free(s);
     strcat(list, ",one-more");
-    assert_null(redis_sentinels_new(list, "m", NULL, err, sizeof err));
+    assert_null(redis_sentinels_new(list, "m", NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "at most 16"));
 }
 
@@ -82,22 +82,40 @@ static void the_master_name_is_required(void **state)
 {
     (void)state;
     char err[256] = "";
-    assert_null(redis_sentinels_new("s:26379", NULL, NULL, err, sizeof err));
+    assert_null(redis_sentinels_new("s:26379", NULL, NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "REDIS_SENTINEL_MASTER"));
     err[0] = '\0';
-    assert_null(redis_sentinels_new("s:26379", "", NULL, err, sizeof err));
+    assert_null(redis_sentinels_new("s:26379", "", NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "REDIS_SENTINEL_MASTER"));
     char long_password[300];
     memset(long_password, 'p', sizeof long_password - 1);
     long_password[sizeof long_password - 1] = '\0';
-    assert_null(redis_sentinels_new("s:26379", "m", long_password, err, sizeof err));
+    assert_null(redis_sentinels_new("s:26379", "m", NULL, long_password, err, sizeof err));
     assert_non_null(strstr(err, "REDIS_SENTINEL_PASSWORD"));
+}
+
+static void a_username_needs_a_password(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_null(redis_sentinels_new("s:26379", "m", "hookd", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD"));
+    err[0] = '\0';
+    assert_null(redis_sentinels_new("s:26379", "m", "hookd", "", err, sizeof err));
+    assert_non_null(strstr(err, "REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD"));
+    redis_sentinels *s = redis_sentinels_new("s:26379", "m", "hookd", "pw", err, sizeof err);
+    assert_non_null(s);
+    redis_sentinels_free(s);
+    s = redis_sentinels_new("s:26379", "m", "", "pw", err, sizeof err); /* the default user */
+    assert_non_null(s);
+    redis_sentinels_free(s);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_list_keeps_its_order_and_defaults_the_port),
+        cmocka_unit_test(a_username_needs_a_password),
         cmocka_unit_test(malformed_lists_are_refused_with_a_reason),
         cmocka_unit_test(at_most_sixteen_sentinels),
         cmocka_unit_test(the_master_name_is_required),
