@@ -76,6 +76,16 @@ def http(method: str, url: str, body=None, token: Optional[str] = None, timeout:
         return status, raw.decode(errors="replace")
 
 
+def readyz_check(addr: str, check: str = "redis"):
+    """(status, the named check) of GET /readyz on the ops port at addr ("host:port"), or None while nothing listens
+    there yet: for waiting until a check reads what a test expects, e.g. (503, "not answering")."""
+    try:
+        status, body = http("GET", f"http://{addr}/readyz")
+    except OSError:  # not listening yet
+        return None
+    return status, body["checks"][check]
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Stack, http, wait_until
+from conftest import BIN, Stack, http, readyz_check, wait_until
 from support import memcheck
 from support.services import RedisServer, free_port
 
@@ -106,13 +106,8 @@ def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp
 
         wait_until(serving, memcheck.scaled(20), what="the ops port")
 
-        def redis_check():
-            status, body = http("GET", f"http://{metrics}/readyz")
-            assert status == 503, body
-            return body["checks"]["redis"]
-
         # "unreachable" until the loop has taken the first failed read's result (at its next 200 ms tick)
-        wait_until(lambda: redis_check() == "TLS: server certificate not trusted", memcheck.scaled(10),
+        wait_until(lambda: readyz_check(metrics) == (503, "TLS: server certificate not trusted"), memcheck.scaled(10),
                    what="/readyz naming the untrusted certificate")
     finally:
         p.terminate()
@@ -195,15 +190,7 @@ def test_a_tls_redis_that_asks_for_a_client_certificate_gets_one(test_ca, kafka_
             p = subprocess.Popen(memcheck.wrap([str(BIN / "dispatcher")], "dispatcher-no-cert", str(tmp_path)),
                                  env=denv, stdout=out, stderr=subprocess.STDOUT)
         try:
-            def redis_check():
-                try:
-                    status, body = http("GET", f"http://{metrics}/readyz")
-                except OSError:  # not listening yet
-                    return None
-                assert status == 503, body
-                return body["checks"]["redis"]
-
-            wait_until(lambda: redis_check() == "TLS: client certificate refused", memcheck.scaled(20),
+            wait_until(lambda: readyz_check(metrics) == (503, "TLS: client certificate refused"), memcheck.scaled(20),
                        what="/readyz naming the refused certificate")
         finally:
             p.terminate()
