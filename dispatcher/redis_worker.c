@@ -42,13 +42,13 @@ struct redis_worker {
 };
 
 /* One round: write the delivery-log records in batch, then read what changed in the subscriptions since the last
- * round (*changes; *ok 0 when Redis did not answer). Runs on the worker's thread with the lock released. When Redis
- * cannot be reached, nothing is sent and batch keeps its records for the next round; when the connection fails
- * during the write, they are lost (*lost: how many), since sending them again could log them twice. */
+ * round (*changes; *ok 0 when Redis did not answer, *failure then saying why: redis_conn_failure). Runs on the
+ * worker's thread with the lock released. When Redis cannot be reached, nothing is sent and batch keeps its records
+ * for the next round; when the connection fails during the write, they are lost (*lost: how many), since sending
+ * them again could log them twice. */
 static void worker_round(redis_worker *w, webhook_log_buffer *batch, int *ok, const char **failure,
-                         subscription_changes *changes,
-                         size_t *lost, const subscription_key *refresh, size_t refresh_count,
-                         subscriber_refresh *refreshed, size_t *refreshed_count)
+                         subscription_changes *changes, size_t *lost, const subscription_key *refresh,
+                         size_t refresh_count, subscriber_refresh *refreshed, size_t *refreshed_count)
 {
     atomic_store(&w->busy_since_ms, time_monotonic_ms());
     *lost = 0;
