@@ -23,8 +23,9 @@ def redis_check(api) -> str:
     return r.json()["checks"]["redis"]
 
 
-def wait_for_check(api, want: str, limit_s: float = 5.0) -> None:
-    """Polls /readyz until its Redis check reads want (the connection's backoff after a refused AUTH is 2 s)."""
+def wait_for_check(api, want: str, limit_s: float = 10.0) -> None:
+    """Polls /readyz until its Redis check reads want (the connection's backoff after a refused AUTH is 2 s, and
+    each /readyz waits up to 1 s for the closed Kafka port's metadata)."""
     deadline = time.monotonic() + memcheck.scaled(limit_s)
     seen = None
     while time.monotonic() < deadline:
