@@ -21,6 +21,7 @@ dispatcher_metrics *dm_new(void)
         return NULL;
     }
     metrics_registry *r = dm->reg;
+    atomic_init(&dm->redis_failure, "not checked yet"); /* until the first read's result reaches the loop */
     dm->events_consumed = metrics_counter(r, "hookd_dispatcher_events_consumed_total",
                                           "Events (Kafka messages) consumed.", NULL);
     dm->fetch_kicks = metrics_counter(r, "hookd_dispatcher_fetch_kicks_total",

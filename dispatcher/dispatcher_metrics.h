@@ -91,7 +91,8 @@ void dm_count_tls_handshake(dispatcher_metrics *dm, int resumed);
  * /readyz while redis_ok is 0. */
 void dm_set_redis_failure(dispatcher_metrics *dm, const char *failure);
 
-/* Why Redis last failed (dm_set_redis_failure), "unreachable" when not known. A static string. */
+/* Why Redis last failed (dm_set_redis_failure): "not checked yet" until the first read's result reaches the loop,
+ * "unreachable" when a failure came without a reason. A static string. */
 const char *dm_redis_failure(const dispatcher_metrics *dm);
 
 /* The outcome label text. */

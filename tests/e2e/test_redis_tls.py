@@ -106,7 +106,7 @@ def test_a_tls_redis_that_cannot_be_verified_is_not_used(tls_redis, test_ca, tmp
 
         wait_until(serving, memcheck.scaled(20), what="the ops port")
 
-        # "unreachable" until the loop has taken the first failed read's result (at its next 200 ms tick)
+        # "not checked yet" until the loop has taken the first failed read's result (at its next 200 ms tick)
         wait_until(lambda: readyz_check(metrics) == (503, "TLS: server certificate not trusted"), memcheck.scaled(10),
                    what="/readyz naming the untrusted certificate")
     finally:
